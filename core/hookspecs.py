@@ -1,0 +1,155 @@
+"""Every hook a mailcall plugin can implement, documented where it is declared.
+
+Built-in plugins (``mailcall.plugins.*``) implement these exactly like
+third-party ones and are found the same way, through the ``mailcall``
+entry-point group. Plugins decorate their functions with
+``mailcall.core.hookspecs.hookimpl``.
+
+Hooks that return a list are called on every plugin and their results are
+concatenated (pluggy's default); hooks marked *firstresult* stop at the first
+plugin that returns something other than None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import argparse
+
+    from .model import Policy
+    from .runtime import Depositor, Runtime
+
+PROJECT = "mailcall"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def mailcall_directory_users(organisation: Mapping[str, Any]) -> Iterable[Mapping[str, Any]] | None:
+    """Where users come from, besides the policy file (LDAP, HR exports, ...).
+
+    Called once each time a policy is loaded, before validation, with the
+    policy's raw ``[organisation]`` table. Return user tables of the same shape
+    as ``[users.ID]`` in the policy, each with an extra ``"id"`` key, or None.
+    They are validated like users written in the file; an id that the file
+    already defines is an error, so a directory can never silently replace a
+    user the administrator wrote by hand.
+    """
+
+
+@hookspec
+def mailcall_call_rules() -> list[Any]:
+    """Routing rules that build a call plan, one rule per object.
+
+    Called once when the plugin manager is created. Return a list of objects
+    with ``name: str``, ``description: str``, ``order: int`` and
+    ``apply(ctx: mailcall.core.routing.CallContext) -> None``; ``apply`` adds
+    steps and explanation lines to the context, or marks it finished.
+    Rules run in ascending ``order``; built-in rules use multiples of 100 so a
+    plugin can slot an extra routing step between two of them.
+    """
+
+
+@hookspec
+def mailcall_notification_channels(runtime: Runtime) -> list[Any]:
+    """Ways to reach a mobile: SMS gateway, webhook, file, ...
+
+    Called once when ``mailcall serve`` starts. Return a list of objects with
+    ``medium: str`` (the name users pick as ``preferred_medium``) and
+    ``async send(notification: mailcall.core.plans.Notify, subject: str,
+    text: str) -> None``, which raises on failure so the caller can retry.
+    """
+
+
+@hookspec
+def mailcall_audio_encoders() -> list[Any]:
+    """Audio formats voicemail can be attached in.
+
+    Called once per process. Return a list of objects with ``format: str``
+    ("opus", "mp3", ...), ``mime_type: str``, ``extension: str`` and a blocking
+    ``encode(wav_path: str, out_path: str) -> None`` (it is run off the event
+    loop). A format named in a profile but offered by no encoder is a policy
+    error reported by ``mailcall check`` of a running server.
+    """
+
+
+@hookspec
+def mailcall_speech_engines() -> list[Any]:
+    """Text-to-speech and speech-to-text engines for greetings and transcription.
+
+    Called once per process. Return a list of objects with ``name: str``, and
+    either or both of ``synthesize(text: str, language: str, out_path: str) ->
+    bool`` (write a WAV greeting; False when the language is not supported) and
+    ``transcribe(wav_path: str, language: str) -> str | None``. Both block and
+    are run off the event loop.
+    """
+
+
+@hookspec
+def mailcall_after_decision(kind: str, request: Any, decision: Any) -> None:
+    """An event after each decision, for audit logs, metrics or CTI pop-ups.
+
+    Called after every decision the core makes: ``kind`` is "call", "mail" or
+    "deposit", ``request`` the request dataclass and ``decision`` the plan
+    returned. Implementations must be fast and must not raise: an exception is
+    logged and swallowed so that a broken audit plugin never blocks a call.
+    The return value is ignored.
+    """
+
+
+@hookspec
+def mailcall_agi_handlers(runtime: Runtime) -> Mapping[str, Callable[..., Awaitable[Any]]]:
+    """FastAGI scripts: ``agi://host/NAME`` is dispatched to ``handlers[NAME]``.
+
+    Called once when the AGI server starts. Return a mapping of script name to
+    ``async handler(session: mailcall.agi.session.AgiSession, runtime) -> str``
+    returning the outcome written to the session's log line. The same name
+    offered by two plugins is a start-up error naming both plugins.
+    """
+
+
+@hookspec(firstresult=True)
+def mailcall_depositor(runtime: Runtime) -> Depositor | None:
+    """Who accepts voicemail and fax deposits (the durable spool by default).
+
+    *firstresult*. Called once when ``mailcall serve`` starts; the object
+    returned is used by ``runtime.deposit(message)``. Return None to leave the
+    choice to another plugin.
+    """
+
+
+@hookspec
+def mailcall_services(runtime: Runtime) -> list[Any]:
+    """Long-running parts of ``mailcall serve``: AGI server, Sieve bridge, spool worker.
+
+    Called once when ``mailcall serve`` starts, after ``mailcall_depositor``.
+    Return a list of objects with ``name: str``, ``async start() -> None``
+    (returns once listening) and ``async stop(grace: float) -> None`` (lets
+    work in progress finish for at most ``grace`` seconds).
+    """
+
+
+@hookspec
+def mailcall_register_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Extra ``mailcall`` sub-commands (``spool``, ``sieve``, ...).
+
+    Called once when the command line is parsed. Add a parser with
+    ``subparsers.add_parser(...)`` and ``set_defaults(handler=func)``, where
+    ``func(args: argparse.Namespace, policy_loader) -> int`` returns the exit
+    status and ``policy_loader()`` loads the policy named by ``--policy``.
+    Return value ignored.
+    """
+
+
+@hookspec
+def mailcall_policy_checks(policy: Policy) -> list[str]:
+    """Extra validation of a compiled policy that needs a plugin's knowledge.
+
+    Called by ``mailcall check`` and on every load by ``mailcall serve``.
+    Return a list of problems as "key.path: what is wrong, what to do", or an
+    empty list.
+    """

@@ -1,0 +1,67 @@
+"""The one object a running `mailcall serve` hands to every adapter.
+
+It holds the current policy snapshot (swapped whole on reload), the plugin
+manager and the command-line overrides. Adapters receive it as an argument;
+nothing is kept in module globals, so tests can run several runtimes side by side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import pluggy
+
+from .deposits import Deposit
+from .model import Policy
+
+
+class Depositor(Protocol):
+    async def accept(self, message: Deposit) -> str:
+        """Make `message` durable (on disk, fsynced) and return its spool id."""
+        ...
+
+
+class Runtime:
+    """Shared state of one mailcall process."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        pm: pluggy.PluginManager,
+        *,
+        policy_path: Path | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._policy = policy
+        self.pm = pm
+        self.policy_path = policy_path
+        self.overrides = dict(overrides or {})
+        self.depositor: Depositor | None = None
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        """Where "now" comes from; tests replace it to decide at a chosen time."""
+
+    def now(self) -> datetime:
+        """The current time, aware, in the organisation's time zone."""
+        return self.clock().astimezone(self._policy.organisation.timezone)
+
+    @property
+    def policy(self) -> Policy:
+        return self._policy
+
+    def replace_policy(self, policy: Policy) -> None:
+        """Swap in a new snapshot; decisions under way keep the one they started with."""
+        self._policy = policy
+
+    def setting(self, name: str) -> Any:
+        """A server setting: the command-line override if given, else the policy's [server] value."""
+        if self.overrides.get(name) is not None:
+            return self.overrides[name]
+        return getattr(self._policy.server, name)
+
+    async def deposit(self, message: Deposit) -> str:
+        if self.depositor is None:
+            raise RuntimeError("no deposit service is running (is the deposit plugin loaded?)")
+        return await self.depositor.accept(message)
