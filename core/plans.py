@@ -35,6 +35,9 @@ class Ring:
     why: str
     own: bool = False
     """True when this rings the callee themself: its dial status picks the greeting."""
+    after: tuple[str, ...] = ()
+    """Take this step only if the callee's own ring ended in one of these outcomes
+    ("busy", "no-answer", "unavailable"); empty: whatever happened before."""
     kind: str = field(default="ring", init=False)
 
 

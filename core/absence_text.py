@@ -1,0 +1,56 @@
+"""The words of an absence auto-reply, in the user's language.
+
+The phone side says the same thing with the absence greeting; both read the
+dates and the backup from the one Absence record in the policy.
+"""
+
+from __future__ import annotations
+
+from .model import Absence, Policy
+
+_TEXT = {
+    "en": {
+        "subject": "Away until {until}: {name}",
+        "body": "Hello,\n\n{name} is away until {until} and will read your message on return.\n"
+                "{backup}{message}\n-- \n{org}\n",
+        "backup": "For anything urgent, please contact {who}.\n",
+        "date": "%A %d %B %Y",
+    },
+    "fr": {
+        "subject": "Absent(e) jusqu'au {until} : {name}",
+        "body": "Bonjour,\n\n{name} est absent(e) jusqu'au {until} et lira votre message à son "
+                "retour.\n{backup}{message}\n-- \n{org}\n",
+        "backup": "Pour toute urgence, contactez {who}.\n",
+        "date": "%d/%m/%Y",
+    },
+}
+
+
+def backup_contact(policy: Policy, ref: str | None) -> str:
+    """"Bernard Petit <bernard@…>, 202" for a user, the group's name and extension for a group."""
+    if not ref:
+        return ""
+    if ref.startswith("@"):
+        group = policy.groups[ref[1:]]
+        ext = f", {group.extensions[0]}" if group.extensions else ""
+        return f"{group.name}{ext}"
+    user = policy.users[ref]
+    ext = f", {user.extensions[0]}" if user.extensions else ""
+    return f"{user.name} <{user.email}>{ext}"
+
+
+def auto_reply_text(policy: Policy, user_id: str, absence: Absence) -> tuple[str, str]:
+    user = policy.users[user_id]
+    t = _TEXT.get(user.language, _TEXT["en"])
+    # The absence ends at `until`; people say "until" the last day away.
+    last = absence.until.astimezone(policy.organisation.timezone)
+    until = last.strftime(t["date"]) if (last.hour, last.minute) != (0, 0) else \
+        (last.date().fromordinal(last.date().toordinal() - 1)).strftime(t["date"])
+    who = backup_contact(policy, absence.backup)
+    subject = t["subject"].format(until=until, name=user.name)
+    body = t["body"].format(
+        name=user.name, until=until, org=policy.organisation.name,
+        backup=t["backup"].format(who=who) if who else "",
+        message=f"\n{absence.message}\n" if absence.message else "",
+    )
+    return subject, body

@@ -1,0 +1,253 @@
+"""Checking single values of a policy: types, ranges, numbers, addresses, times.
+
+Each checker returns the converted value, or records a Problem and returns
+None, so that one pass over the policy finds every mistake at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Iterable
+from datetime import date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from .errors import Problem
+from .loading import RawPolicy
+
+Path = tuple[str, ...]
+_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+_EXTENSION = re.compile(r"^[0-9]{2,10}$")
+_RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+LANGUAGES = ("en", "fr")
+
+
+class Checker:
+    """Collects problems against the raw policy they refer to."""
+
+    def __init__(self, raw: RawPolicy) -> None:
+        self.raw = raw
+        self.problems: list[Problem] = []
+
+    def error(self, path: Path, message: str) -> None:
+        self.problems.append(
+            Problem(self.raw.file_of(path), ".".join(path), message, self.raw.line_of(path))
+        )
+
+    def table(self, value: Any, path: Path, allowed: Iterable[str],
+              required: Iterable[str] = ()) -> dict[str, Any]:
+        """A TOML table whose keys must all be known: a typo never silently disables a feature."""
+        if not isinstance(value, dict):
+            self.error(path, f"must be a table, not {type_name(value)}")
+            return {}
+        allowed = list(allowed)
+        for key in value:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else f"; allowed: {', '.join(allowed)}"
+                self.error((*path, key), f"unknown key '{key}'{hint}")
+        for key in required:
+            if key not in value:
+                self.error((*path, key), f"required key '{key}' is missing")
+        return {k: v for k, v in value.items() if k in allowed}
+
+    def typed(self, value: Any, path: Path, kind: type | tuple[type, ...], what: str) -> Any:
+        if isinstance(value, bool) and kind is not bool:
+            self.error(path, f"must be {what}, not a boolean")
+            return None
+        if not isinstance(value, kind):
+            self.error(path, f"must be {what}, not {type_name(value)}")
+            return None
+        return value
+
+    def string(self, value: Any, path: Path, *, empty: bool = False) -> str | None:
+        s = self.typed(value, path, str, "a string")
+        if s is None:
+            return None
+        if not empty and not s.strip():
+            self.error(path, "must not be empty")
+            return None
+        if any(ord(c) < 32 and c not in "\t\n" for c in s):
+            self.error(path, "must not contain control characters")
+            return None
+        return s
+
+    def boolean(self, value: Any, path: Path) -> bool | None:
+        return self.typed(value, path, bool, "true or false")
+
+    def integer(self, value: Any, path: Path, low: int, high: int) -> int | None:
+        n = self.typed(value, path, int, "a whole number")
+        if n is None:
+            return None
+        if not low <= n <= high:
+            self.error(path, f"must be between {low} and {high}, not {n}")
+            return None
+        return n
+
+    def number(self, value: Any, path: Path, low: float, high: float) -> float | None:
+        n = self.typed(value, path, (int, float), "a number")
+        if n is None:
+            return None
+        if not low <= n <= high:
+            self.error(path, f"must be between {low} and {high}, not {n}")
+            return None
+        return float(n)
+
+    def choice(self, value: Any, path: Path, choices: Iterable[str]) -> str | None:
+        choices = tuple(choices)
+        s = self.typed(value, path, str, f"one of {', '.join(choices)}")
+        if s is None:
+            return None
+        if s not in choices:
+            self.error(path, f"'{s}' is not one of {', '.join(choices)}")
+            return None
+        return s
+
+    def strings(self, value: Any, path: Path, item: Callable[[Any, Path], Any] | None = None,
+                *, nonempty: bool = False) -> tuple | None:
+        items = self.typed(value, path, list, "a list")
+        if items is None:
+            return None
+        if nonempty and not items:
+            self.error(path, "must not be empty")
+            return None
+        out = []
+        for i, v in enumerate(items):
+            checked = (item or self.string)(v, (*path, str(i)))
+            if checked is not None:
+                out.append(checked)
+        if len(set(out)) != len(out):
+            self.error(path, "lists the same value twice")
+        return tuple(out)
+
+    def choices(self, value: Any, path: Path, choices: Iterable[str], *,
+                nonempty: bool = False) -> tuple[str, ...] | None:
+        choices = tuple(choices)
+        return self.strings(value, path, lambda v, p: self.choice(v, p, choices), nonempty=nonempty)
+
+    def identifier(self, value: Any, path: Path) -> str | None:
+        s = self.typed(value, path, str, "a name")
+        if s is not None and not _ID.match(s):
+            self.error(path, f"'{s}' is not a valid name: use lower-case letters, digits, "
+                             "'-', '_' or '.', starting with a letter or digit")
+            return None
+        return s
+
+    def extension(self, value: Any, path: Path) -> str | None:
+        s = self.typed(value, path, str, 'a string of digits, e.g. "201"')
+        if s is not None and not _EXTENSION.match(s):
+            self.error(path, f"'{s}' is not an extension: 2 to 10 digits")
+            return None
+        return s
+
+    def phone(self, value: Any, path: Path, country: str) -> str | None:
+        s = self.typed(value, path, str, 'a phone number, e.g. "+33612345678"')
+        if s is None:
+            return None
+        try:
+            parsed = phonenumbers.parse(s, country)
+        except phonenumbers.NumberParseException as exc:
+            self.error(path, f"'{s}' is not a phone number: {exc}")
+            return None
+        if not phonenumbers.is_valid_number(parsed):
+            self.error(path, f"'{s}' is not a valid phone number for its country; "
+                             "write it in E.164 form, e.g. +33612345678")
+            return None
+        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+    def email(self, value: Any, path: Path) -> str | None:
+        s = self.typed(value, path, str, "an e-mail address")
+        if s is None:
+            return None
+        try:
+            return validate_email(s, check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            self.error(path, f"'{s}' is not a valid e-mail address: {exc}")
+            return None
+
+    def domain(self, value: Any, path: Path) -> str | None:
+        s = self.typed(value, path, str, "a mail domain")
+        if s is None:
+            return None
+        try:
+            validate_email(f"postmaster@{s}", check_deliverability=False)
+        except EmailNotValidError as exc:
+            self.error(path, f"'{s}' is not a valid mail domain: {exc}")
+            return None
+        return s.lower()
+
+    def timezone(self, value: Any, path: Path) -> ZoneInfo | None:
+        s = self.typed(value, path, str, 'a time zone name, e.g. "Europe/Paris"')
+        if s is None:
+            return None
+        try:
+            return ZoneInfo(s)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.error(path, f"'{s}' is not a known time zone; use an IANA name like Europe/Paris")
+            return None
+
+    def country(self, value: Any, path: Path) -> str | None:
+        s = self.typed(value, path, str, 'a two-letter country code, e.g. "FR"')
+        if s is not None and s.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            self.error(path, f"'{s}' is not a country code known for phone numbers")
+            return None
+        return s.upper() if s else None
+
+    def time_ranges(self, value: Any, path: Path) -> tuple[tuple[time, time], ...] | None:
+        if value == "closed":
+            return ()
+        items = self.typed(value, path, list, 'a list of ranges like ["08:30-12:30"], or "closed"')
+        if items is None:
+            return None
+        ranges = []
+        for i, item in enumerate(items):
+            p = (*path, str(i))
+            m = _RANGE.match(item) if isinstance(item, str) else None
+            if not m:
+                self.error(p, f"{item!r} is not a range like \"08:30-12:30\"")
+                continue
+            h1, m1, h2, m2 = (int(g) for g in m.groups())
+            if h1 > 23 or m1 > 59 or h2 > 24 or m2 > 59 or (h2 == 24 and m2):
+                self.error(p, f"'{item}' is not a valid time range")
+                continue
+            start = time(h1, m1)
+            end = time(23, 59, 59, 999999) if h2 == 24 else time(h2, m2)
+            if end <= start:
+                self.error(p, f"'{item}' ends before it starts; write opening time first")
+                continue
+            ranges.append((start, end))
+        ranges.sort()
+        for (_, end), (start, _) in zip(ranges, ranges[1:], strict=False):
+            if start < end:
+                self.error(path, "time ranges overlap")
+                break
+        return tuple(ranges)
+
+    def day(self, value: Any, path: Path) -> date | None:
+        if isinstance(value, datetime) or not isinstance(value, date):
+            self.error(path, f"must be a date like 2026-12-25, not {type_name(value)}")
+            return None
+        return value
+
+    def moment(self, value: Any, path: Path, tz: ZoneInfo | None) -> datetime | None:
+        if isinstance(value, date) and not isinstance(value, datetime):
+            value = datetime(value.year, value.month, value.day)
+        if not isinstance(value, datetime):
+            self.error(path, f"must be a date-time like 2026-12-01T08:00, not {type_name(value)}")
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=tz) if tz else value
+        return value
+
+
+def type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    return {
+        str: "a string", int: "a whole number", float: "a number", list: "a list",
+        dict: "a table", datetime: "a date-time", date: "a date", time: "a time",
+    }.get(type(value), type(value).__name__)

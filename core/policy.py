@@ -1,0 +1,51 @@
+"""Loading a policy from disk: read, merge drop-ins, ask directory plugins, compile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pluggy
+
+from .compile import compile_policy
+from .errors import Problem, PolicyInvalid
+from .loading import RawPolicy, parse_text, policy_files, read_policy, merge
+from .model import Policy
+
+DEFAULT_PATH = Path("/etc/mailcall/policy.toml")
+
+
+def load_policy(path: str | Path = DEFAULT_PATH, *, pm: pluggy.PluginManager | None = None,
+                dropins: bool = True) -> Policy:
+    """Read `path` and `policy.d/*.toml` beside it; raise PolicyInvalid with every problem."""
+    path = Path(path)
+    problems: list[Problem] = []
+    raw = read_policy(policy_files(path) if dropins else [path], problems)
+    if problems:
+        raise PolicyInvalid(problems)
+    return _compile(raw, pm)
+
+
+def compile_text(text: str, *, name: str = "<policy>",
+                 pm: pluggy.PluginManager | None = None) -> Policy:
+    """Compile a policy held in a string (tests, `mailcall check -`)."""
+    problems: list[Problem] = []
+    raw = RawPolicy(files=[name], texts={name: text})
+    parsed = parse_text(text, name, problems)
+    if parsed is None:
+        raise PolicyInvalid(problems)
+    merge(raw, parsed, name, (), problems)
+    return _compile(raw, pm)
+
+
+def _compile(raw: RawPolicy, pm: pluggy.PluginManager | None) -> Policy:
+    directory: list = []
+    org = raw.data.get("organisation", {})
+    if pm is not None:
+        for batch in pm.hook.mailcall_directory_users(organisation=org):
+            directory.extend(batch or ())
+    policy = compile_policy(raw, directory)
+    if pm is not None:
+        extra = [p for batch in pm.hook.mailcall_policy_checks(policy=policy) for p in batch]
+        if extra:
+            raise PolicyInvalid([Problem(raw.files[0], "", msg) for msg in extra])
+    return policy

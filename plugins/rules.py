@@ -1,0 +1,11 @@
+"""Built-in plugin: the call routing rules, offered through the same hook as third-party rules."""
+
+from __future__ import annotations
+
+from mailcall.core.hookspecs import hookimpl
+from mailcall.core.rules import default_rules
+
+
+@hookimpl
+def mailcall_call_rules() -> list:
+    return default_rules()
