@@ -42,6 +42,7 @@ class CallContext:
     tried: set[str] = field(default_factory=set)
     """Backups already considered, so a chain never visits anyone twice."""
     finished: bool = False
+    open_now: dict[str | None, bool] = field(default_factory=dict)
     guard: tuple[str, ...] = ()
     """Outcomes of the callee's own ring that rings added now depend on (see Ring.after)."""
 
@@ -82,9 +83,18 @@ class CallContext:
         """Why `user` cannot take a call now (absent, closed), or None."""
         if self.policy.absence_at(user.id, self.at):
             return "absent"
-        if not self.policy.is_open(user.schedule, self.at):
+        if not self.is_open(user.schedule):
             return "outside opening hours"
         return None
+
+    def is_open(self, schedule: str | None) -> bool:
+        """Opening hours at the call's time, worked out once per schedule per call."""
+        name = schedule or self.policy.organisation.schedule
+        known = self.open_now.get(name)
+        if known is None:
+            found = self.policy.schedules.get(name) if name else None
+            known = self.open_now[name] = found is None or found.is_open(self.at)
+        return known
 
 
 def plan_call(policy: Policy, request: CallRequest,

@@ -16,8 +16,9 @@ class CalleeRule:
     def apply(self, ctx: CallContext) -> None:
         dialled = ctx.request.callee.strip()
         policy = ctx.policy
-        owner = policy.by_extension.get(dialled)
-        if owner is None:
+        owner = policy.by_extension.get(dialled) or policy.by_number.get(dialled)
+        if owner is None and not dialled.startswith("+"):
+            # National forms ("01 40 00 02 01") need the parser; E.164 was looked up as is.
             owner = policy.by_number.get(_e164(dialled, policy.organisation.country) or "")
         if owner is None:
             ctx.explain(f"nobody has extension or number {dialled!r} in the policy")

@@ -16,7 +16,7 @@ class GroupCallRule:
         if group is None:
             return
         policy = ctx.policy
-        if not policy.is_open(group.schedule, ctx.at):
+        if not ctx.is_open(group.schedule):
             ctx.explain(f"group {group.id} is closed at {ctx.at:%a %H:%M}")
         else:
             ring_group(ctx, group.id, why=f"group {group.id} ({group.strategy})")

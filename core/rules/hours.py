@@ -13,7 +13,7 @@ class OpeningHoursRule:
     def apply(self, ctx: CallContext) -> None:
         if ctx.user is None or "absent" in ctx.conditions:
             return
-        if not ctx.policy.is_open(ctx.user.schedule, ctx.at):
+        if not ctx.is_open(ctx.user.schedule):
             name = ctx.user.schedule or ctx.policy.organisation.schedule
             ctx.conditions.add("off-hours")
             ctx.explain(f"{ctx.at:%A %Y-%m-%d %H:%M} is outside schedule '{name}'")
