@@ -27,9 +27,9 @@ import tracemalloc
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from mailcall.core.plans import CallRequest
 from mailcall.core.compile import compile_policy
 from mailcall.core.loading import RawPolicy, merge
+from mailcall.core.plans import CallRequest
 from mailcall.core.routing import plan_call
 from mailcall.core.rules import default_rules
 
@@ -133,7 +133,8 @@ def main() -> None:
     requests = []
     for _ in range(args.calls):
         i = rnd.randrange(args.users)
-        callee = rnd.choice([str(100000 + i), f"+3314{i:07d}", str(900000 + rnd.randrange(args.groups))])
+        group_ext = str(900000 + rnd.randrange(args.groups))
+        callee = rnd.choice([str(100000 + i), f"+3314{i:07d}", group_ext])
         at = base + timedelta(days=rnd.randrange(20), minutes=rnd.randrange(14 * 60))
         requests.append(CallRequest(callee=callee, caller="+33612345678", at=at,
                                     state=rnd.choice(["unknown", "unknown", "busy"])))

@@ -21,7 +21,7 @@ from .errors import PolicyInvalid
 from .mailing import plan_mail
 from .model import Policy
 from .plans import CALLEE_STATES, CallPlan, CallRequest, MailPlan, MailRequest, Ring, Voicemail
-from .plugins import PluginLoadError, describe_plugins, make_plugin_manager
+from .plugins import PluginLoadError, announce_decision, describe_plugins, make_plugin_manager
 from .policy import DEFAULT_PATH, load_policy
 from .routing import collect_rules, plan_call
 from .telephony import dial_targets
@@ -195,7 +195,7 @@ def cmd_route(args: argparse.Namespace, loader: Callable[[], Policy]) -> int:
     at = policy.local(args.at or datetime.now(UTC))
     request = CallRequest(callee=args.to, caller=args.caller, at=at, state=args.state)
     plan = plan_call(policy, request, _rules(args) or None)
-    args.pm.hook.mailcall_after_decision(kind="call", request=request, decision=plan)
+    announce_decision(args.pm, "call", request, plan)
     _emit(args, plan.to_dict(), lambda: format_call_plan(policy, plan, explain=args.explain))
     return EXIT_OK
 
@@ -227,7 +227,7 @@ def cmd_mail(args: argparse.Namespace, loader: Callable[[], Policy]) -> int:
                           at=policy.local(args.at or datetime.now(UTC)), context=args.context,
                           auto_submitted=args.auto_submitted, list_id=args.list_id)
     plan = plan_mail(policy, request)
-    args.pm.hook.mailcall_after_decision(kind="mail", request=request, decision=plan)
+    announce_decision(args.pm, "mail", request, plan)
     _emit(args, plan.to_dict(), lambda: format_mail_plan(plan, explain=args.explain))
     return EXIT_OK
 

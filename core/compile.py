@@ -112,7 +112,8 @@ def _organisation(check: Checker, value: Any, defaults: dict[str, Any]) -> Organ
     tz = check.timezone(merged["timezone"], (*path, "timezone"))
     language = check.choice(merged["language"], (*path, "language"), LANGUAGES)
     country = check.country(merged["country"], (*path, "country"))
-    schedule = check.identifier(merged["schedule"], (*path, "schedule")) if "schedule" in t else None
+    schedule = (check.identifier(merged["schedule"], (*path, "schedule"))
+                if "schedule" in t else None)
     if None in (name, domain, tz, language, country):
         return None
     return Organisation(name=name, domain=domain, timezone=tz, language=language, country=country,
@@ -166,7 +167,8 @@ def _address(check: Checker, v: Any, p: Path) -> str | None:
         return None
     if s.startswith("unix:"):
         if not s[5:].startswith("/"):
-            check.error(p, f"'{s}': a UNIX socket must be an absolute path, e.g. unix:/run/dovecot/lmtp")
+            check.error(p, f"'{s}': a UNIX socket must be an absolute path, "
+                           "e.g. unix:/run/dovecot/lmtp")
             return None
         return s
     return _listen(check, s, p)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import itertools
 import re
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, time
@@ -53,7 +54,8 @@ class Checker:
         for key in value:
             if key not in allowed:
                 close = difflib.get_close_matches(key, allowed, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else f"; allowed: {', '.join(allowed)}"
+                hint = (f"; did you mean '{close[0]}'?" if close
+                        else f"; allowed: {', '.join(allowed)}")
                 self.error((*path, key), f"unknown key '{key}'{hint}")
         for key in required:
             if key not in value:
@@ -198,8 +200,8 @@ class Checker:
         if s is None:
             return None
         try:
-            validate_email(f"postmaster@{s}", check_deliverability=False, globally_deliverable=False,
-                                  test_environment=True)
+            validate_email(f"postmaster@{s}", check_deliverability=False,
+                           globally_deliverable=False, test_environment=True)
         except EmailNotValidError as exc:
             self.error(path, f"'{s}' is not a valid mail domain: {exc}")
             return None
@@ -246,7 +248,7 @@ class Checker:
                 continue
             ranges.append((start, end))
         ranges.sort()
-        for (_, end), (start, _) in zip(ranges, ranges[1:], strict=False):
+        for (_, end), (start, _) in itertools.pairwise(ranges):
             if start < end:
                 self.error(path, "time ranges overlap")
                 break

@@ -58,7 +58,8 @@ def mailcall_call_rules() -> list[Any]:
 def mailcall_notification_channels(runtime: Runtime) -> list[Any]:
     """Ways to reach a mobile: SMS gateway, webhook, file, ...
 
-    Called once when ``mailcall serve`` starts. Return a list of objects with
+    Called once when ``mailcall serve`` starts, with the ``runtime`` whose
+    ``[channels]`` settings configure them. Return a list of objects with
     ``medium: str`` (the name users pick as ``preferred_medium``) and
     ``async send(notification: mailcall.core.plans.Notify, subject: str,
     text: str) -> None``, which raises on failure so the caller can retry.
@@ -95,9 +96,9 @@ def mailcall_after_decision(kind: str, request: Any, decision: Any) -> None:
 
     Called after every decision the core makes: ``kind`` is "call", "mail" or
     "deposit", ``request`` the request dataclass and ``decision`` the plan
-    returned. Implementations must be fast and must not raise: an exception is
-    logged and swallowed so that a broken audit plugin never blocks a call.
-    The return value is ignored.
+    returned. Implementations must be fast and should not raise: an exception
+    is logged and swallowed, and the other plugins still run, so that a broken
+    audit plugin never blocks a call. Return None (any value is ignored).
     """
 
 
@@ -126,8 +127,9 @@ def mailcall_depositor(runtime: Runtime) -> Depositor | None:
 def mailcall_services(runtime: Runtime) -> list[Any]:
     """Long-running parts of ``mailcall serve``: AGI server, Sieve bridge, spool worker.
 
-    Called once when ``mailcall serve`` starts, after ``mailcall_depositor``.
-    Return a list of objects with ``name: str``, ``async start() -> None``
+    Called once when ``mailcall serve`` starts, after ``mailcall_depositor``,
+    with the ``runtime`` the services share. Return a list of objects with
+    ``name: str``, ``async start() -> None``
     (returns once listening) and ``async stop(grace: float) -> None`` (lets
     work in progress finish for at most ``grace`` seconds).
     """

@@ -145,7 +145,8 @@ def merge(raw: RawPolicy, new: dict[str, Any], name: str, prefix: tuple[str, ...
             first = raw.file_of(path)
             problems.append(Problem(name, ".".join(path),
                                     f"already set in {first}; set it in one file only",
-                                    raw.line_of(path) if first == name else locate_in(name, raw, path)))
+                                    raw.line_of(path) if first == name
+                                    else locate_in(name, raw, path)))
 
 
 def locate_in(name: str, raw: RawPolicy, path: tuple[str, ...]) -> int | None:

@@ -6,14 +6,17 @@ so an administrator can block or replace any of them the same way.
 
 from __future__ import annotations
 
+import logging
 from importlib import metadata
+from typing import Any
 
 import pluggy
 
 from . import hookspecs
 
 
-def make_plugin_manager(*, entrypoints: bool = True, blocked: tuple[str, ...] = ()) -> pluggy.PluginManager:
+def make_plugin_manager(*, entrypoints: bool = True,
+                        blocked: tuple[str, ...] = ()) -> pluggy.PluginManager:
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     for name in blocked:
@@ -23,13 +26,13 @@ def make_plugin_manager(*, entrypoints: bool = True, blocked: tuple[str, ...] = 
             if pm.get_plugin(ep.name) or pm.is_blocked(ep.name):
                 continue
             try:
-                plugin = ep.load()
+                # One at a time, so a broken plugin is named; pluggy records its distribution.
+                pm.load_setuptools_entrypoints(hookspecs.PROJECT, name=ep.name)
             except Exception as exc:
                 raise PluginLoadError(
                     f"plugin '{ep.name}' ({ep.value}) failed to load: {exc!r}. Uninstall it or "
                     f"fix it; built-in plugins failing here mean a broken installation"
                 ) from exc
-            pm.register(plugin, name=ep.name)
     return pm
 
 
@@ -59,3 +62,14 @@ def _version_of(plugin: object) -> str | None:
         return metadata.version(module.split(".")[0]) if module else None
     except metadata.PackageNotFoundError:
         return None
+
+
+def announce_decision(pm: pluggy.PluginManager, kind: str, request: Any, decision: Any) -> None:
+    """Call `mailcall_after_decision`; a failing audit plugin is logged, never blocks a call."""
+    for impl in pm.hook.mailcall_after_decision.get_hookimpls():
+        try:
+            impl.function(kind=kind, request=request, decision=decision)
+        except Exception:
+            logging.getLogger("mailcall.plugins").exception(
+                "plugin %s failed in mailcall_after_decision (the %s decision stands)",
+                impl.plugin_name, kind)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pluggy
 
 from .compile import compile_policy
-from .errors import Problem, PolicyInvalid
-from .loading import RawPolicy, parse_text, policy_files, read_policy, merge
+from .errors import PolicyInvalid, Problem
+from .loading import RawPolicy, merge, parse_text, policy_files, read_policy
 from .model import Policy
 
 DEFAULT_PATH = Path("/etc/mailcall/policy.toml")

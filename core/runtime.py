@@ -56,7 +56,7 @@ class Runtime:
         self._policy = policy
 
     def setting(self, name: str) -> Any:
-        """A server setting: the command-line override if given, else the policy's [server] value."""
+        """A server setting: the command-line override if given, else the policy's value."""
         if self.overrides.get(name) is not None:
             return self.overrides[name]
         return getattr(self._policy.server, name)

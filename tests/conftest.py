@@ -35,7 +35,7 @@ def dovecot_factory():
         # Not under pytest's tmp dir: that is 0700 and Dovecot's auth process
         # (user dovecot) must reach the passwd file.
         root = Path(tempfile.mkdtemp(prefix="mailcall-dovecot-"))
-        os.chmod(root, 0o755)
+        os.chmod(root, 0o755)  # noqa: S103 - Dovecot processes must traverse it
         d = Dovecot(root=root, plugin=dict(plugin or {}), extra=extra)
         d.write_config()
         for u in users:

@@ -15,7 +15,6 @@ class GroupCallRule:
         group = ctx.group
         if group is None:
             return
-        policy = ctx.policy
         if not ctx.is_open(group.schedule):
             ctx.explain(f"group {group.id} is closed at {ctx.at:%a %H:%M}")
         else:

@@ -11,7 +11,8 @@ _AFTER = ("no-answer", "unavailable")
 
 class MobileRule:
     name = "mobile"
-    description = "Ring the user's mobile when the profile reroutes to it and the desk did not answer."
+    description = ("Ring the user's mobile when the profile reroutes to it and the desk did "
+                   "not answer.")
     order = 600
 
     def apply(self, ctx: CallContext) -> None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from mailcall.core.policy import load_policy
 
 REPO = Path(__file__).resolve().parents[2]

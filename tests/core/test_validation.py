@@ -1,11 +1,10 @@
-"""`mailcall check`: every problem at once, with file, line, key and a reason a sysadmin can act on."""
+"""`mailcall check`: every problem at once, with file, line, key and a reason to act on."""
 
 from __future__ import annotations
 
 import shutil
 
 import pytest
-
 from mailcall.core.cli import main
 from mailcall.core.errors import PolicyInvalid
 from mailcall.core.policy import compile_text, load_policy

@@ -172,7 +172,7 @@ class Dovecot:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def sievec(self, script: Path) -> subprocess.CompletedProcess[str]:
-        """Compile a Sieve script with this instance's settings; raises with sievec's words on error."""
+        """Compile a Sieve script with this instance's settings; raises with sievec's words."""
         return subprocess.run(
             [SIEVEC, "-c", str(self.conf), str(script)], check=True, capture_output=True, text=True
         )
@@ -205,7 +205,7 @@ class Dovecot:
     def mailboxes(self, address: str) -> list[str]:
         conn = self.imap(address)
         try:
-            typ, data = conn.list()
+            _typ, data = conn.list()
             return [line.decode().rsplit(' "', 1)[-1].strip('"') for line in data if line]
         finally:
             conn.logout()

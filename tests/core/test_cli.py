@@ -1,0 +1,96 @@
+"""The sysadmin's commands, run as they would type them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from mailcall.core.cli import main
+from mailcall.core.pins import verify_pin
+from mailcall.core.policy import load_policy
+
+from .conftest import EXAMPLE
+
+
+def run(capsys, *argv):
+    code = main([*argv, "--policy", str(EXAMPLE)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_route_explain_busy_customer_facing_user_goes_to_backup(capsys):
+    code, out, _ = run(capsys, "route", "--to", "201", "--from", "+33612345678",
+                       "--at", "2026-12-01T10:05", "--state", "busy", "--explain")
+    assert code == 0
+    assert "  1. ring bernard: Dial(PJSIP/202,20)  -- backup of alice" in out
+    assert "  2. ring @reception: Dial(PJSIP/203&PJSIP/204,20)" in out
+    assert "  3. voicemail of alice, greeting: busy" in out
+    assert "Why:\n  - 201 is alice (Alice Martin), profile sales" in out
+
+
+def test_route_explain_absent_user_gets_absence_greeting(capsys):
+    code, out, _ = run(capsys, "route", "--to", "205", "--at", "2026-12-02T10:05", "--explain")
+    assert code == 0
+    assert "voicemail of emma, greeting: absence" in out
+    assert "emma is absent from 2026-12-01 00:00 until 2026-12-13 00:00, backup bernard" in out
+    assert "1. ring bernard" in out
+
+
+def test_route_json(capsys):
+    code, out, _ = run(capsys, "route", "--to", "201", "--at", "2026-12-01T19:05", "--json")
+    plan = json.loads(out)
+    assert code == 0 and plan["callee"] == "alice"
+    assert plan["steps"] == [{"mailbox": "alice", "greeting": "unavailable",
+                              "why": "alice's voicemail, unavailable greeting",
+                              "kind": "voicemail"}]
+
+
+def test_route_bad_time_is_a_usage_error(capsys):
+    try:
+        main(["route", "--to", "201", "--at", "tomorrow", "--policy", str(EXAMPLE)])
+    except SystemExit as exc:
+        assert exc.code == 2
+    assert "is not a date-time like 2026-12-01T19:05" in capsys.readouterr().err
+
+
+def test_mail_explain(capsys):
+    code, out, _ = run(capsys, "mail", "--to", "emma@stockinox.example", "--from",
+                       "client@example.com", "--at", "2026-12-02T10:05", "--explain")
+    assert code == 0
+    assert "1. auto-reply to client@example.com" in out
+    assert "no notification: emma is absent" in out
+
+
+def test_users_json(capsys):
+    code, out, _ = run(capsys, "users", "--json")
+    users = {u["id"]: u for u in json.loads(out)}
+    assert code == 0 and users["alice"]["extensions"] == ["201"]
+    assert "pin" not in json.dumps(users).lower()  # secrets never printed
+
+
+def test_init_writes_a_valid_commented_policy(tmp_path, capsys):
+    target = tmp_path / "etc" / "policy.toml"
+    assert main(["init", str(target)]) == 0
+    assert target.read_text().startswith("# mailcall policy")
+    assert load_policy(target).organisation.name == "Stock Inox"
+    assert main(["init", str(target)]) == 64
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_hash_pin_round_trip():
+    out = subprocess.run([sys.executable, "-m", "mailcall.core.cli", "hash-pin"], input="2468\n",
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert verify_pin(out, "2468") and not verify_pin(out, "2469")
+    bad = subprocess.run([sys.executable, "-m", "mailcall.core.cli", "hash-pin"], input="12\n",
+                         capture_output=True, text=True)
+    assert bad.returncode == 64 and "4 to 12 digits" in bad.stderr
+
+
+def test_example_pin_is_2468():
+    assert verify_pin(load_policy(EXAMPLE).users["alice"].pin_hash, "2468")
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 64
+    assert "check" in capsys.readouterr().out

@@ -1,0 +1,90 @@
+"""Mail decisions: notification to the mobile, folders, absence replies, never a loop."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from mailcall.core.depositing import UnknownMailbox, plan_deposit
+from mailcall.core.mailing import plan_mail
+from mailcall.core.plans import AutoReply, FileInto, MailRequest, Notify
+
+OPEN = datetime(2026, 12, 1, 10, 5)
+CLOSED = datetime(2026, 12, 1, 21, 0)
+AWAY = datetime(2026, 12, 2, 10, 5)
+
+
+def kinds(plan):
+    return [a.kind for a in plan.actions]
+
+
+def test_customer_facing_user_is_notified_by_sms(example):
+    plan = plan_mail(example, MailRequest("alice@stockinox.example", "client@example.com", OPEN))
+    assert plan.actions == (Notify("alice", "sms", "+33612345678",
+                                   "profile sales notifies new mail by sms"),)
+
+
+def test_administrative_user_is_not_notified(example):
+    plan = plan_mail(example, MailRequest("carole@stockinox.example", "client@example.com", OPEN))
+    assert plan.actions == ()
+    assert "profile office does not notify the mobile of new mail" in plan.explanation
+
+
+def test_no_notification_outside_hours(example):
+    plan = plan_mail(example, MailRequest("alice@stockinox.example", "c@example.com", CLOSED))
+    assert plan.actions == ()
+    assert any("only during office hours" in e for e in plan.explanation)
+
+
+def test_voice_message_is_filed_and_notified(example):
+    plan = plan_mail(example, MailRequest("ALICE@stockinox.example", "pbx@stockinox.example",
+                                          OPEN, context="Voice-Message; msg-count=1"))
+    assert plan.actions[0] == FileInto("Voicemail", "voice message (Message-Context)")
+    assert kinds(plan) == ["fileinto", "notify"]
+
+
+def test_fax_is_filed(example):
+    plan = plan_mail(example, MailRequest("carole@stockinox.example", "", OPEN,
+                                          context="fax-message"))
+    assert plan.actions == (FileInto("Fax", "fax message (Message-Context)"),)
+
+
+def test_absent_user_auto_reply_with_dates_and_backup(example):
+    plan = plan_mail(example, MailRequest("emma@stockinox.example", "client@example.com", AWAY))
+    (reply,) = plan.actions
+    assert isinstance(reply, AutoReply)
+    assert reply.to == "client@example.com" and reply.days == 1
+    assert "12/12/2026" in reply.subject                      # last day away, in French
+    assert "Bernard Petit <bernard@stockinox.example>, 202" in reply.body
+    assert "Je suis en congé" in reply.body
+
+
+def test_no_reply_or_notification_to_automatic_mail(example):
+    for extra in ({"auto_submitted": "auto-replied"}, {"list_id": "<l.example.com>"},
+                  {"precedence": "bulk"}, {"sender": "MAILER-DAEMON@example.com"},
+                  {"sender": ""}):
+        fields = {"recipient": "emma@stockinox.example", "sender": "x@example.com", "at": AWAY}
+        fields.update(extra)
+        assert plan_mail(example, MailRequest(**fields)).actions == (), extra
+        fields["recipient"], fields["at"] = "alice@stockinox.example", OPEN
+        assert plan_mail(example, MailRequest(**fields)).actions == (), extra
+
+
+def test_unknown_recipient(example):
+    plan = plan_mail(example, MailRequest("nobody@elsewhere.example", "x@example.com", OPEN))
+    assert plan.user is None and plan.actions == ()
+
+
+def test_deposit_plan_uses_profile_and_override(example):
+    alice = plan_deposit(example, mailbox="alice", kind="voice", at=OPEN)
+    assert (alice.recipient, alice.audio_format, alice.language) == (
+        "alice@stockinox.example", "opus", "fr")
+    bernard = plan_deposit(example, mailbox="bernard", kind="voice", at=OPEN)
+    assert bernard.audio_format == "wav"
+    fax = plan_deposit(example, mailbox="carole", kind="fax", at=OPEN)
+    assert fax.fax_formats == ("pdf",)
+    try:
+        plan_deposit(example, mailbox="ghost", kind="voice", at=OPEN)
+    except UnknownMailbox as exc:
+        assert "ghost" in str(exc)
+    else:
+        raise AssertionError("unknown mailbox accepted")
