@@ -6,6 +6,8 @@ dates and the backup from the one Absence record in the policy.
 
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta
+
 from .model import Absence, Policy
 
 _TEXT = {
@@ -39,13 +41,25 @@ def backup_contact(policy: Policy, ref: str | None) -> str:
     return f"{user.name} <{user.email}>{ext}"
 
 
+def last_day_away(policy: Policy, absence: Absence) -> date:
+    """An absence ending at midnight ends, as people say it, the day before."""
+    end = absence.until.astimezone(policy.organisation.timezone)
+    if (end.hour, end.minute, end.second) == (0, 0, 0):
+        return end.date() - timedelta(days=1)
+    return end.date()
+
+
+def current_or_next(policy: Policy, user_id: str, moment: datetime) -> Absence | None:
+    for absence in policy.absences.get(user_id, ()):
+        if absence.until > moment:
+            return absence
+    return None
+
+
 def auto_reply_text(policy: Policy, user_id: str, absence: Absence) -> tuple[str, str]:
     user = policy.users[user_id]
     t = _TEXT.get(user.language, _TEXT["en"])
-    # The absence ends at `until`; people say "until" the last day away.
-    last = absence.until.astimezone(policy.organisation.timezone)
-    until = last.strftime(t["date"]) if (last.hour, last.minute) != (0, 0) else \
-        (last.date().fromordinal(last.date().toordinal() - 1)).strftime(t["date"])
+    until = last_day_away(policy, absence).strftime(t["date"])
     who = backup_contact(policy, absence.backup)
     subject = t["subject"].format(until=until, name=user.name)
     body = t["body"].format(

@@ -46,6 +46,20 @@ def _compile(raw: RawPolicy, pm: pluggy.PluginManager | None) -> Policy:
     policy = compile_policy(raw, directory)
     if pm is not None:
         extra = [p for batch in pm.hook.mailcall_policy_checks(policy=policy) for p in batch]
+        extra += _transcription_problems(policy, pm)
         if extra:
             raise PolicyInvalid([Problem(raw.files[0], "", msg) for msg in extra])
     return policy
+
+
+def _transcription_problems(policy: Policy, pm: pluggy.PluginManager) -> list[str]:
+    """A profile granting transcription with no engine to do it would silently do nothing."""
+    wanting = [name for name, p in policy.profiles.items() if p.features.transcription]
+    if not wanting:
+        return []
+    engines = [e for batch in pm.hook.mailcall_speech_engines() for e in batch]
+    if any(hasattr(e, "transcribe") for e in engines):
+        return []
+    return [f"profiles.{name}.features.transcription: granted, but no installed speech "
+            "engine plugin can transcribe; install one or set transcription = false"
+            for name in wanting]

@@ -1,0 +1,129 @@
+"""Built-in plugin: generated voicemail greetings for users who recorded none.
+
+Greetings are spoken once, when `mailcall serve` starts or reloads and by
+`mailcall greetings generate`, never during a call: a call only plays a file.
+The voicemail handler looks for the personal recording first
+(``{greetings_dir}/{user}/{kind}.wav``), then this generated one
+(``generated-{kind}.wav``), then Asterisk's stock prompts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mailcall.core.greeting_text import greeting_text
+from mailcall.core.hookspecs import hookimpl
+from mailcall.core.model import GREETING_KINDS, Policy
+
+log = logging.getLogger("mailcall.greetings")
+
+
+def generate_greetings(policy: Policy, engines: Sequence[Any], directory: Path,
+                       now: datetime) -> list[Path]:
+    """Write every missing or outdated generated greeting; return the files written.
+
+    A ``.txt`` beside each WAV keeps the text it says, so nothing is spoken again
+    unless the words changed (a new name, a new absence).
+    """
+    speakers = [e for e in engines if hasattr(e, "synthesize")]
+    written: list[Path] = []
+    if not speakers:
+        return written
+    for uid, user in policy.users.items():
+        for kind in GREETING_KINDS:
+            text = greeting_text(policy, uid, kind, now)
+            folder = directory / uid
+            wav, txt = folder / f"generated-{kind}.wav", folder / f"generated-{kind}.txt"
+            if text is None:
+                continue
+            if wav.exists() and txt.exists() and txt.read_text("utf-8") == text:
+                continue
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".wav")
+            os.close(fd)
+            try:
+                if not any(s.synthesize(text, user.language, tmp) for s in speakers):
+                    continue
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, wav)
+                txt.write_text(text, "utf-8")
+                written.append(wav)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+    return written
+
+
+def _engines(pm: Any) -> list[Any]:
+    return [e for batch in pm.hook.mailcall_speech_engines() for e in batch]
+
+
+class GreetingsService:
+    """Generates greetings in the background when `mailcall serve` starts."""
+
+    name = "greetings"
+
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+        self.task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self.refresh())
+
+    async def refresh(self) -> None:
+        directory = Path(self.runtime.setting("greetings_dir"))
+        try:
+            written = await asyncio.get_running_loop().run_in_executor(
+                None, generate_greetings, self.runtime.policy, _engines(self.runtime.pm),
+                directory, self.runtime.now())
+        except Exception:
+            log.exception("generating greetings under %s failed; callers hear the stock "
+                          "prompts until it works", directory)
+            return
+        if written:
+            log.info("generated %d greeting(s) under %s", len(written), directory)
+
+    async def stop(self, grace: float) -> None:
+        if self.task is not None and not self.task.done():
+            try:
+                await asyncio.wait_for(self.task, grace)
+            except TimeoutError:
+                self.task.cancel()
+
+
+@hookimpl
+def mailcall_services(runtime: Any) -> list:
+    return [GreetingsService(runtime)]
+
+
+@hookimpl
+def mailcall_register_commands(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("greetings", help="generate spoken greetings for users",
+                              description="Speak the default greetings (unavailable, busy, "
+                              "absence) of every user who has none, with the speech engines "
+                              "installed (espeak-ng and sox by default).")
+    p.add_argument("action", choices=("generate",))
+    p.add_argument("--greetings-dir", default=None,
+                   help="where to write (default: the policy's [server] greetings_dir)")
+    p.set_defaults(handler=_generate_command)
+
+
+def _generate_command(args: argparse.Namespace, loader: Callable[[], Policy]) -> int:
+    policy = loader()
+    engines = _engines(args.pm)
+    if not any(hasattr(e, "synthesize") for e in engines):
+        print("mailcall: no speech engine: install espeak-ng and sox "
+              "(apt-get install espeak-ng sox) or a speech plugin")
+        return 1
+    directory = Path(args.greetings_dir or policy.server.greetings_dir)
+    written = generate_greetings(policy, engines, directory, datetime.now(UTC))
+    print(f"{len(written)} greeting(s) written under {directory}")
+    return 0
