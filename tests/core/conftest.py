@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from mailcall.core.policy import load_policy
 
 REPO = Path(__file__).resolve().parents[2]

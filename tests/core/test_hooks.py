@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from mailcall.core import hookdocs, hookspecs
 from mailcall.core.cli import main
 from mailcall.core.errors import PolicyInvalid

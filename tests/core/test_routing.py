@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+
 from mailcall.core.plans import CallRequest, Hangup, Ring, Voicemail
 from mailcall.core.policy import compile_text
 from mailcall.core.routing import plan_call

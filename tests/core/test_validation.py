@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+
 from mailcall.core.cli import main
 from mailcall.core.errors import PolicyInvalid
 from mailcall.core.policy import compile_text, load_policy
