@@ -1,4 +1,4 @@
-"""`mailcall serve` as systemd runs it: starts every service, reloads on SIGHUP, stops on SIGTERM."""
+"""`mailcall serve` as systemd runs it: start, reload on SIGHUP, stop on SIGTERM."""
 
 from __future__ import annotations
 
