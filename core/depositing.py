@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Literal
 
 from .model import Policy
+from .mailing import phone_message_notification
 from .plans import DepositPlan
 
 
@@ -26,13 +27,12 @@ def plan_deposit(policy: Policy, *, mailbox: str, kind: Literal["voice", "fax"],
         why.append(f"audio as {audio} (first of profile formats {', '.join(f.voicemail.formats)})")
     else:
         why.append(f"fax attached as {' and '.join(f.fax.formats)}")
-    if f.notify.voicemail:
-        # One notification path for mail and voice alike: the Sieve bridge tells the mobile
-        # when this message is delivered, so a voicemail is never announced twice.
-        why.append("the mobile is notified by the Sieve bridge when the message is delivered")
+    context = "voice-message" if kind == "voice" else "fax-message"
+    notify = phone_message_notification(policy, user, context, policy.local(at), why)
     return DepositPlan(
         mailbox=user.id, recipient=user.email, display_name=user.name, language=user.language,
         kind=kind, audio_format=audio, fax_formats=f.fax.formats,
-        transcription=f.transcription and kind == "voice", notify=(),
+        transcription=f.transcription and kind == "voice",
+        notify=(notify,) if notify else (),
         explanation=tuple(why),
     )

@@ -72,6 +72,7 @@ def plan_mail(policy: Policy, request: MailRequest) -> MailPlan:
 
 def _notification(policy: Policy, user: User, request: MailRequest, context: str, at: datetime,
                   automatic: str | None, why: list[str]) -> Notify | None:
+    """The mobile notification the profile asks for, or None with the reason in `why`."""
     notify = user.features.notify
     phone_message = context in ("voice-message", "fax-message")
     granted = notify.voicemail if phone_message else notify.mail
@@ -99,11 +100,25 @@ def _notification(policy: Policy, user: User, request: MailRequest, context: str
                        "the profile notifies for")
             return None
     medium = user.preferred_medium or notify.media[0]
-    address = {
+    return Notify(user=user.id, medium=medium, address=notify_address(policy, user, medium),
+                  why=f"profile {user.profile} notifies {what} by {medium}")
+
+
+def notify_address(policy: Policy, user: User, medium: str) -> str:
+    return {
         "sms": user.mobile or "",
         "webhook": policy.channels.webhook_url or "",
         "file": policy.channels.file_path or "",
         "email": user.email,
     }[medium]
-    return Notify(user=user.id, medium=medium, address=address,
-                  why=f"profile {user.profile} notifies {what} by {medium}")
+
+
+def phone_message_notification(policy: Policy, user: User, context: str, at: datetime,
+                               why: list[str]) -> Notify | None:
+    """The notification of a voicemail or fax mailcall itself deposits.
+
+    Those messages are auto-generated (RFC 3834), so the mail side rightly never
+    notifies them; the deposit side does, once, under the same profile rules.
+    """
+    request = MailRequest(recipient=user.email, at=at, context=context)
+    return _notification(policy, user, request, context, at, None, why)

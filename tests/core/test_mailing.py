@@ -88,3 +88,21 @@ def test_deposit_plan_uses_profile_and_override(example):
         assert "ghost" in str(exc)
     else:
         raise AssertionError("unknown mailbox accepted")
+
+
+def test_deposit_notifies_under_the_same_rules_as_mail(example):
+    alice = plan_deposit(example, mailbox="alice", kind="voice", at=OPEN)
+    assert alice.notify == (Notify("alice", "sms", "+33612345678",
+                                   "profile sales notifies voicemail and fax by sms"),)
+    assert plan_deposit(example, mailbox="alice", kind="fax", at=OPEN).notify == alice.notify
+    assert plan_deposit(example, mailbox="alice", kind="voice", at=CLOSED).notify == ()
+    assert plan_deposit(example, mailbox="carole", kind="voice", at=OPEN).notify == ()
+    away = plan_deposit(example, mailbox="emma", kind="voice", at=AWAY)
+    assert away.notify == () and "no notification: emma is absent" in away.explanation
+
+
+def test_mailcall_own_voice_message_is_not_notified_twice(example):
+    plan = plan_mail(example, MailRequest("alice@stockinox.example", "mailcall@stockinox.example",
+                                          OPEN, context="voice-message",
+                                          auto_submitted="auto-generated"))
+    assert [a.kind for a in plan.actions] == ["fileinto"]
