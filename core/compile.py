@@ -197,6 +197,13 @@ def _url(check: Checker, v: Any, p: Path) -> str | None:
     return s
 
 
+def _line_limit(check: Checker, v: Any, p: Path) -> int | None:
+    if v not in (2048, 8192) or isinstance(v, bool):
+        check.error(p, f"must be 2048 (Asterisk before 20.16, 21.11, 22.6) or 8192, not {v!r}")
+        return None
+    return v
+
+
 def _float(low: float, high: float):
     return lambda check, v, p: check.number(v, p, low, high)
 
@@ -205,7 +212,7 @@ _TELEPHONY = {"endpoint": _template("extension"), "external": _template("number"
               "ring_time": _int(5, 300), "max_steps": _int(1, 32)}
 _MAIL = {"voice_folder": _str, "fax_folder": _str, "auto_reply_days": _int(1, 30)}
 _SERVER = {"agi_listen": _listen, "spool_dir": _str, "greetings_dir": _str, "sieve_socket": _str,
-           "max_agi_sessions": _int(1, 100000)}
+           "max_agi_sessions": _int(1, 100000), "agi_line_limit": _line_limit}
 _DELIVERY = {"method": _choice("lmtp", "smtp"), "address": _address, "sender": _sender_address}
 _CHANNELS = {"sms_gateway": _gateway, "webhook_url": _url, "webhook_timeout": _float(0.1, 60),
              "file_path": _str, "rate_limit_per_hour": _int(1, 10000)}

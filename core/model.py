@@ -187,6 +187,8 @@ class ServerSettings:
     sieve_socket: str | None = None
     """UNIX socket path Dovecot's sieve_execute_socket_dir points at (None: not served)."""
     max_agi_sessions: int = 2000
+    agi_line_limit: int = 2048
+    """Longest AGI command line Asterisk reads whole: 8192 from 20.16, 21.11 and 22.6 on."""
 
 
 @dataclass(frozen=True, slots=True)

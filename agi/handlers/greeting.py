@@ -1,0 +1,107 @@
+"""``agi://host/greeting[?user=ID]``: a user records a personal greeting by phone.
+
+The caller proves who they are with their PIN (checked against the policy's
+scrypt hash, off the event loop: scrypt is deliberately slow), picks a kind
+(1 unavailable, 2 busy, 3 absence — only kinds their profile grants), and
+records. The new greeting is written under a temporary name and renamed over
+the old one, so a call arriving meanwhile plays either the old or the new
+greeting, never half a file; a recording cut by a hang-up is thrown away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from mailcall.core.pins import verify_pin
+
+from ..safety import dialled, safe_component
+from ..session import AgiSession
+from .voicemail import WAV_HEADER, greeting_path
+
+log = logging.getLogger("mailcall.agi.greeting")
+
+KINDS = {"1": "unavailable", "2": "busy", "3": "absence"}
+MAX_TRIES = 3
+MAX_GREETING_MS = 60_000
+
+
+def find_user(policy: Any, env: Any) -> str | None:
+    for candidate in (env.arg(1), env.param("user")):
+        if candidate and candidate in policy.users:
+            return candidate
+    number = dialled(env.callerid)
+    owner = policy.by_extension.get(number) or policy.by_number.get(number) if number else None
+    if owner is None and number:
+        owner = policy.by_mobile.get(number)
+    return owner if isinstance(owner, str) and owner in policy.users else None
+
+
+def _prepare(final: Path, uniqueid: str) -> Path:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    return final.with_name(f".{final.name}.tmp-{safe_component(uniqueid)}")
+
+
+def _commit(tmp: Path, final: Path) -> bool:
+    tmp_wav = tmp.with_name(tmp.name + ".wav")
+    try:
+        if tmp_wav.stat().st_size <= WAV_HEADER:
+            tmp_wav.unlink()
+            return False
+        os.replace(tmp_wav, final.with_name(final.name + ".wav"))
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def _discard(tmp: Path) -> None:
+    tmp.with_name(tmp.name + ".wav").unlink(missing_ok=True)
+
+
+async def handler(session: AgiSession, runtime: Any) -> str:
+    env = session.env
+    policy = runtime.policy
+    user_id = find_user(policy, env)
+    await session.answer()
+    user = policy.users.get(user_id) if user_id else None
+    loop = asyncio.get_running_loop()
+    for _attempt in range(MAX_TRIES):
+        pin = (await session.get_data("agent-pass", 5000, 12)).digits
+        ok = user is not None and await loop.run_in_executor(None, verify_pin, user.pin_hash, pin)
+        if ok:
+            break
+        await session.stream_file("auth-incorrect")
+    else:
+        await session.stream_file("vm-goodbye")
+        await session.set_status("AUTH_FAILED")
+        return "AUTH_FAILED"
+    assert user is not None
+    granted = [k for k in KINDS.values() if k in user.features.greetings]
+    kind = None
+    for _attempt in range(MAX_TRIES):
+        digit = (await session.get_data("vm-rec-unv", 5000, 1)).digits
+        choice = KINDS.get(digit)
+        if choice in granted:
+            kind = choice
+            break
+        await session.stream_file("vm-invalid-option")
+    if kind is None:
+        await session.stream_file("vm-goodbye")
+        await session.set_status("NO_CHOICE")
+        return "NO_CHOICE"
+    final = greeting_path(runtime, user.id, kind)
+    tmp = await loop.run_in_executor(None, _prepare, final, env.uniqueid)
+    rec = await session.record_file(str(tmp), "wav", "#", MAX_GREETING_MS, beep=True,
+                                    silence_s=3)
+    if rec.outcome in ("dtmf", "timeout") and await loop.run_in_executor(None, _commit, tmp, final):
+        log.info("greeting %s of %s replaced", kind, user.id)
+        if not session.hungup:
+            await session.stream_file("vm-msgsaved")
+        await session.set_status("GREETING_SAVED", greeting=kind)
+        return "GREETING_SAVED"
+    await loop.run_in_executor(None, _discard, tmp)
+    await session.set_status("GREETING_NOT_SAVED", greeting=kind)
+    return "GREETING_NOT_SAVED"

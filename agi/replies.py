@@ -1,0 +1,153 @@
+"""Asterisk's answers to AGI commands, parsed into values handlers can trust.
+
+Reply shapes come from res_agi.c's ``ast_agi_send`` calls and the recorded traces
+in ``shared/asterisk/traces``: ``200 result=N``, ``200 result=N (data)``,
+``200 result=N (data) endpos=M``, ``100 result=0 Trying...`` (GOSUB, before its
+200), ``510 Invalid or unknown command``, ``511 Command Not Permitted on a dead
+channel or intercept routine``, and the usage error ``520`` in one line or as
+``520-...`` lines closed by ``520 End of proper usage.``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+_RESULT = re.compile(r"result=(\S*)(?: \((.*)\))?((?: [A-Za-z_]+=\S*)*)\Z", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One complete answer to one command."""
+
+    code: int
+    """200 success, 510 unknown command, 511 dead channel, 520 usage error, ..."""
+    result: str = ""
+    """The raw ``result=`` value ("" when absent)."""
+    data: str | None = None
+    """The text between parentheses, if any."""
+    params: tuple[tuple[str, str], ...] = ()
+    """``key=value`` pairs after the data (``endpos``)."""
+    text: str = ""
+    """The whole reply as received (all lines of a multi-line 520, joined by LF)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 200
+
+    @property
+    def result_int(self) -> int | None:
+        try:
+            return int(self.result)
+        except ValueError:
+            return None
+
+    def param(self, name: str) -> str | None:
+        for key, value in self.params:
+            if key == name:
+                return value
+        return None
+
+
+def parse_reply_line(code: int, line: str) -> Reply:
+    """Parse a single reply line whose 3-digit `code` is already known."""
+    rest = line[4:]
+    if code in (100, 200) and rest.startswith("result="):
+        m = _RESULT.match(rest)
+        if m is not None:
+            result, data, tail = m.groups()
+            params = tuple(
+                tuple(p.split("=", 1)) for p in tail.split(" ") if p  # type: ignore[misc]
+            )
+            return Reply(code=code, result=result, data=data, params=params, text=line)
+        # "200 result=-1 Gosub failed" and the like: keep the words as data.
+        result, _, more = rest[7:].partition(" ")
+        return Reply(code=code, result=result, data=more or None, text=line)
+    return Reply(code=code, text=line)
+
+
+# ---------------------------------------------------------------- typed results
+
+RecordOutcome = Literal["dtmf", "hangup", "timeout", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordResult:
+    """What RECORD FILE did: how it ended and how many samples it wrote."""
+
+    outcome: RecordOutcome
+    digit: str | None
+    """The escape digit that ended the recording (outcome "dtmf")."""
+    endpos: int
+    """Samples written (8 kHz for narrow-band formats)."""
+    detail: str = ""
+    """Asterisk's word: dtmf, hangup, timeout, writefile, waitfor, randomerror."""
+
+
+def record_result(reply: Reply) -> RecordResult:
+    endpos = _int_or(reply.param("endpos"), 0)
+    word = reply.data or ""
+    if word == "dtmf":
+        code = reply.result_int
+        digit = chr(code) if code is not None and 0 < code < 128 else None
+        return RecordResult("dtmf", digit, endpos, word)
+    if word == "hangup":
+        return RecordResult("hangup", None, endpos, word)
+    if word == "timeout":
+        # Maximum length reached or silence detected: both end with "(timeout)".
+        return RecordResult("timeout", None, endpos, word)
+    return RecordResult("error", None, endpos, word or reply.text)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamResult:
+    """STREAM FILE: played to the end, interrupted by a digit, or failed."""
+
+    played: bool
+    """False when the file was missing or the channel hung up (``result=-1``)."""
+    digit: str | None
+    endpos: int
+
+
+def stream_result(reply: Reply) -> StreamResult:
+    code = reply.result_int
+    endpos = _int_or(reply.param("endpos"), 0)
+    if code is None or code < 0:
+        return StreamResult(False, None, endpos)
+    return StreamResult(True, chr(code) if 0 < code < 128 else None, endpos)
+
+
+@dataclass(frozen=True, slots=True)
+class DataResult:
+    """GET DATA: the digits typed, and whether the caller stopped typing."""
+
+    digits: str
+    timeout: bool
+    hangup: bool
+
+
+def data_result(reply: Reply) -> DataResult:
+    if reply.result == "-1":
+        return DataResult("", False, True)
+    digits = "".join(ch for ch in reply.result if ch.isdigit() or ch in "*#")
+    return DataResult(digits, reply.data == "timeout", False)
+
+
+DIAL_STATUSES = frozenset(
+    {"ANSWER", "BUSY", "NOANSWER", "CANCEL", "CONGESTION", "CHANUNAVAIL", "DONTCALL", "TORTURE",
+     "INVALIDARGS"}
+)
+
+
+def dial_status(value: str | None) -> str:
+    """DIALSTATUS normalised to one of DIAL_STATUSES, or "UNKNOWN"."""
+    value = (value or "").strip().upper()
+    return value if value in DIAL_STATUSES else "UNKNOWN"
+
+
+def _int_or(value: str | None, default: int) -> int:
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        return default

@@ -1,0 +1,83 @@
+"""The AGI server as a ``mailcall serve`` service, with handlers from every plugin."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+from .server import AgiServer, Handler
+
+
+class HandlerConflict(RuntimeError):
+    """Two plugins offer the same AGI script name."""
+
+
+def collect_handlers(runtime: Any) -> dict[str, Handler]:
+    """Merge every plugin's ``mailcall_agi_handlers``; a name offered twice is an error."""
+    hook = runtime.pm.hook.mailcall_agi_handlers
+    handlers: dict[str, Handler] = {}
+    owners: dict[str, str] = {}
+    for impl in reversed(hook.get_hookimpls()):  # registration order
+        mapping: Mapping[str, Handler] | None = impl.function(runtime=runtime)
+        for name, handler in (mapping or {}).items():
+            if name in owners:
+                raise HandlerConflict(
+                    f"AGI script {name!r} is offered by both plugin {owners[name]!r} and "
+                    f"plugin {impl.plugin_name!r}: block one of them or rename the script"
+                )
+            if not callable(handler):
+                raise HandlerConflict(
+                    f"plugin {impl.plugin_name!r} offers AGI script {name!r} with a "
+                    f"non-callable handler {handler!r}"
+                )
+            owners[name] = impl.plugin_name
+            handlers[name] = handler
+    return handlers
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[IPv6]:PORT`` into a (host, port) pair, with a clear error."""
+    text = str(value).strip()
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(
+            f"agi_listen {value!r} is not HOST:PORT (e.g. 127.0.0.1:4573); "
+            "fix [server] agi_listen in the policy or --agi-listen"
+        )
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    number = int(port)
+    if not 0 <= number <= 65535:
+        raise ValueError(f"agi_listen {value!r}: port {number} is out of range 0-65535")
+    return host, number
+
+
+def _line_limit(runtime: Any) -> int:
+    """[server] agi_line_limit: 8192 for Asterisk >= 20.16/21.11/22.6, else 2048."""
+    return int(runtime.setting("agi_line_limit"))
+
+
+class AgiService:
+    """``name``, ``start()``, ``stop(grace)`` as ``mailcall_services`` expects."""
+
+    name = "agi"
+
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+        self.server: AgiServer | None = None
+
+    async def start(self) -> None:
+        handlers = collect_handlers(self.runtime)
+        host, port = parse_listen(self.runtime.setting("agi_listen") or "127.0.0.1:4573")
+        max_sessions = int(self.runtime.setting("max_agi_sessions") or 2000)
+        self.server = AgiServer(
+            self.runtime, handlers, host=host, port=port, max_sessions=max_sessions,
+            line_limit=_line_limit(self.runtime),
+        )
+        await self.server.start()
+
+    async def stop(self, grace: float) -> None:
+        if self.server is not None:
+            await self.server.stop(grace)
+            self.server = None

@@ -1,0 +1,206 @@
+"""One call seen by a handler: the environment, and awaitable AGI commands.
+
+The session is the only object handlers talk to. It sends one command at a
+time (the protocol machine enforces it) and hands back the reply; the typed
+helpers turn replies into values and raise :class:`AgiHangup` when the channel
+is gone, so a handler's happy path reads top to bottom and the hang-up path is
+an ``except`` clause. GET/SET VARIABLE still work on a dead channel (see the
+``voicemail`` and ``hangup-midway`` traces), so they never raise on 511-free
+replies, which lets handlers leave status variables after a hang-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from . import commands as c
+from .commands import Command
+from .environment import Environment
+from .protocol import Connection, State
+from .replies import (
+    DataResult,
+    RecordResult,
+    Reply,
+    StreamResult,
+    data_result,
+    dial_status,
+    record_result,
+    stream_result,
+)
+from .safety import mset_safe
+
+
+class AgiError(Exception):
+    """A command did not do what the handler asked."""
+
+
+class AgiHangup(AgiError):
+    """The caller's channel is gone (511, or the connection closed)."""
+
+
+class ConnectionLost(AgiHangup):
+    """Asterisk closed the connection or sent something unreadable."""
+
+
+class AgiCommandFailed(AgiError):
+    """Asterisk refused a command (510 unknown, 520 usage, ...)."""
+
+    def __init__(self, command: Command, reply: Reply) -> None:
+        super().__init__(f"{command.name or 'command'} failed: {reply.text[:200]}")
+        self.reply = reply
+
+
+class AgiSession:
+    """A live FastAGI conversation; created by the server once the environment is in."""
+
+    __slots__ = ("_conn", "_loop", "_waiter", "_write", "env", "outcome_detail", "peer", "status")
+
+    def __init__(
+        self,
+        conn: Connection,
+        write: Callable[[bytes], None],
+        env: Environment,
+        peer: str = "",
+    ) -> None:
+        self._conn = conn
+        self._loop = asyncio.get_running_loop()
+        self._write = write
+        self._waiter: asyncio.Future[Reply] | None = None
+        self.env = env
+        self.peer = peer
+        self.status: str | None = None
+        """The last MAILCALL_STATUS this session set (for the log line)."""
+        self.outcome_detail = ""
+
+    @property
+    def hungup(self) -> bool:
+        """True once Asterisk said HANGUP or answered 511."""
+        return self._conn.hungup
+
+    # ---------------------------------------------------------- server side
+
+    def _deliver(self, reply: Reply) -> None:
+        waiter = self._waiter
+        self._waiter = None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(reply)
+
+    def _lost(self, why: str) -> None:
+        waiter = self._waiter
+        self._waiter = None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(ConnectionLost(why))
+
+    # -------------------------------------------------------------- commands
+
+    async def send(self, command: Command) -> Reply:
+        """Send `command`, wait for its reply, whatever its code."""
+        conn = self._conn
+        if conn.state is State.CLOSED or conn.state is State.ERROR:
+            raise ConnectionLost("the connection to Asterisk is closed")
+        data = conn.send(command)
+        waiter = self._loop.create_future()
+        self._waiter = waiter
+        self._write(data)
+        return await waiter
+
+    async def run(self, command: Command) -> Reply:
+        """Send `command`; raise AgiHangup on 511 and AgiCommandFailed on any non-200."""
+        reply = await self.send(command)
+        if reply.code == 200:
+            return reply
+        if reply.code == 511:
+            raise AgiHangup(reply.text)
+        raise AgiCommandFailed(command, reply)
+
+    async def answer(self) -> None:
+        reply = await self.run(c.answer())
+        if reply.result == "-1":
+            raise AgiHangup("ANSWER failed: the channel is gone")
+
+    async def hangup(self) -> None:
+        await self.send(c.hangup())
+
+    async def get_variable(self, name: str) -> str | None:
+        """The variable's value, or None when unset (``200 result=0``)."""
+        reply = await self.send(c.get_variable(name))
+        if reply.code != 200 or reply.result != "1":
+            return None
+        return reply.data if reply.data is not None else ""
+
+    async def set_variable(self, name: str, value: str) -> bool:
+        reply = await self.send(c.set_variable(name, value))
+        return reply.code == 200
+
+    async def set_status(self, status: str, **variables: str) -> None:
+        """Leave MAILCALL_STATUS and MAILCALL_<NAME> variables for the dialplan.
+
+        Plain values go in one ``EXEC MSet`` (one round trip instead of one per
+        variable); anything MSet would mangle (commas, quotes...) is set alone
+        with SET VARIABLE. Works after a hang-up: the dialplan's ``h`` extension
+        can still read them.
+        """
+        self.status = status
+        try:
+            await self._set_status(status, variables)
+        except ConnectionLost:
+            pass  # Asterisk is gone: nobody is left to read the variables.
+
+    async def _set_status(self, status: str, variables: dict[str, str]) -> None:
+        values = {"MAILCALL_STATUS": status}
+        values.update({f"MAILCALL_{k.upper()}": v for k, v in variables.items()})
+        plain = {k: v for k, v in values.items() if mset_safe(v)}
+        if len(plain) > 1:
+            await self.send(c.exec_app("MSet", ",".join(f"{k}={v}" for k, v in plain.items())))
+        else:
+            plain = {}
+        for name, value in values.items():
+            if name not in plain:
+                await self.set_variable(name, value)
+
+    async def exec(self, application: str, options: str) -> Reply:
+        return await self.run(c.exec_app(application, options))
+
+    async def dial(self, dial_string: str) -> str:
+        """EXEC Dial and return the normalised DIALSTATUS (CANCEL if the caller left)."""
+        reply = await self.send(c.exec_app("Dial", dial_string))
+        if reply.code != 200:
+            if reply.code == 511:
+                raise AgiHangup(reply.text)
+            raise AgiCommandFailed(c.exec_app("Dial", dial_string), reply)
+        status = dial_status(await self.get_variable("DIALSTATUS"))
+        if self.hungup and status != "ANSWER":
+            return "CANCEL"
+        return status
+
+    async def stream_file(self, name: str, escape_digits: str = "") -> StreamResult:
+        result = stream_result(await self.run(c.stream_file(name, escape_digits)))
+        if self.hungup:
+            raise AgiHangup("caller hung up during playback")
+        return result
+
+    async def get_data(self, name: str, timeout_ms: int, max_digits: int) -> DataResult:
+        result = data_result(await self.run(c.get_data(name, timeout_ms, max_digits)))
+        if result.hangup or self.hungup:
+            raise AgiHangup("caller hung up while typing")
+        return result
+
+    async def record_file(
+        self,
+        path: str,
+        fmt: str,
+        escape_digits: str,
+        timeout_ms: int,
+        *,
+        beep: bool = True,
+        silence_s: int | None = None,
+    ) -> RecordResult:
+        """RECORD FILE; a hang-up is an outcome here, not an exception (keep the message)."""
+        reply = await self.run(
+            c.record_file(path, fmt, escape_digits, timeout_ms, beep=beep, silence_s=silence_s)
+        )
+        return record_result(reply)
+
+    async def verbose(self, message: str, level: int = 1) -> None:
+        await self.send(c.verbose(message, level))

@@ -1,0 +1,514 @@
+"""FastAGI load benchmark: mailcall's `route` handler against its peers, in one run.
+
+    /work/venv/bin/python bench/agi/bench_agi.py [--seconds 2] [--quick]
+
+A fake Asterisk (several generator processes, asyncio + uvloop) opens FastAGI
+sessions and answers every command at once, so what is measured is the
+server: its CPU time per session (read from /proc/<pid>/stat before and after
+each run), sessions per second and latency (connect -> server closes).
+
+Every server serves the same command sequence: the one mailcall's `route`
+handler sends for "alice's desk phone does not answer, her mobile does"
+(Dial, DIALSTATUS, Dial, DIALSTATUS, MSet: 5 commands). The peers replay those
+exact lines:
+
+* mailcall      the real AgiServer + route handler + policy decision (plan_call)
+* bare          an asyncio.Protocol of a few lines that knows the 5 lines by heart:
+                the floor any asyncio FastAGI server can reach
+* panoramisk    panoramisk.fast_agi.Application (asyncio streams)
+* pystrix       pystrix.agi.FastAGIServer (one thread per connection)
+* process/call  classic AGI: one Python process (importing pluggy) per call
+
+asyncio servers run on the stdlib loop and on uvloop. The server is pinned to
+CPU 0 and the generators to the other CPUs (os.sched_setaffinity).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import multiprocessing as mp
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+ENV = (
+    b"agi_network: yes\n"
+    b"agi_network_script: route\n"
+    b"agi_request: agi://127.0.0.1:4573/route\n"
+    b"agi_channel: PJSIP/trunk-00000001\n"
+    b"agi_language: fr\n"
+    b"agi_type: PJSIP\n"
+    b"agi_uniqueid: 1795887768.3\n"
+    b"agi_version: 20.10.0\n"
+    b"agi_callerid: +33611111111\n"
+    b"agi_calleridname: Client\n"
+    b"agi_callingpres: 0\n"
+    b"agi_callingani2: 0\n"
+    b"agi_callington: 0\n"
+    b"agi_callingtns: 0\n"
+    b"agi_dnid: 201\n"
+    b"agi_rdnis: unknown\n"
+    b"agi_context: from-trunk\n"
+    b"agi_extension: 201\n"
+    b"agi_priority: 1\n"
+    b"agi_enhanced: 0.0\n"
+    b"agi_accountcode: \n"
+    b"agi_threadid: 139903882958528\n"
+    b"agi_arg_1: 201\n"
+    b"\n"
+)
+
+POLICY = """
+[organisation]
+name = "Bench"
+domain = "bench.example"
+timezone = "Europe/Paris"
+schedule = "office"
+
+[schedules.office]
+monday    = ["08:30-18:00"]
+tuesday   = ["08:30-18:00"]
+wednesday = ["08:30-18:00"]
+thursday  = ["08:30-18:00"]
+friday    = ["08:30-18:00"]
+
+[profiles.sales]
+description = "Sales"
+[profiles.sales.features]
+reroute = { enabled = true, mobile = true }
+greetings = ["unavailable", "busy"]
+
+[users.alice]
+name = "Alice Martin"
+email = "alice@bench.example"
+profile = "sales"
+extensions = ["201"]
+mobile = "+33612345678"
+
+[users.bernard]
+name = "Bernard Petit"
+email = "bernard@bench.example"
+profile = "sales"
+extensions = ["202"]
+"""
+
+# ----------------------------------------------------------------- the fake Asterisk
+
+
+def answer_for(line: bytes, dials: list[int]) -> bytes:
+    if line.startswith(b"EXEC Dial"):
+        dials[0] += 1
+        return b"200 result=0\n"
+    if line.startswith(b"GET VARIABLE DIALSTATUS"):
+        return b"200 result=1 (NOANSWER)\n" if dials[0] < 2 else b"200 result=1 (ANSWER)\n"
+    if line.startswith(b"GET VARIABLE"):
+        return b"200 result=0\n"
+    return b"200 result=1\n"
+
+
+async def one_session(port: int, lines: list | None = None) -> int:
+    """One FastAGI session as Asterisk plays it; returns the number of commands."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(ENV)
+    dials = [0]
+    n = 0
+    try:
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            if lines is not None:
+                lines.append(line)
+            n += 1
+            writer.write(answer_for(line, dials))
+    finally:
+        writer.close()
+    return n
+
+
+def _pin(cpus: set[int]) -> None:
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setaffinity(0, cpus)
+
+
+def generator_worker(args: tuple) -> dict:
+    """Runs in a generator process: closed loop (concurrency) or open loop (rate)."""
+    port, mode, amount, seconds, cpus = args
+    _pin(cpus)
+    import uvloop
+
+    async def closed() -> dict:
+        lat: list[float] = []
+        errors = 0
+        stop = time.perf_counter() + seconds
+
+        async def client():
+            nonlocal errors
+            while time.perf_counter() < stop:
+                t0 = time.perf_counter()
+                try:
+                    if await one_session(port) != 5:
+                        errors += 1
+                except OSError:
+                    errors += 1
+                    await asyncio.sleep(0.01)
+                    continue
+                lat.append(time.perf_counter() - t0)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(amount)))
+        return {"lat": lat, "errors": errors, "elapsed": time.perf_counter() - t0}
+
+    async def opened() -> dict:
+        lat: list[float] = []
+        errors = 0
+        interval = 1.0 / amount
+        tasks = []
+        start = time.perf_counter()
+        n = int(seconds * amount)
+
+        async def client(due: float):
+            nonlocal errors
+            try:
+                if await one_session(port) != 5:
+                    errors += 1
+                    return
+            except OSError:
+                errors += 1
+                return
+            lat.append(time.perf_counter() - due)
+
+        for i in range(n):
+            due = start + i * interval
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.ensure_future(client(due)))
+        await asyncio.gather(*tasks)
+        return {"lat": lat, "errors": errors, "elapsed": time.perf_counter() - start}
+
+    return uvloop.run(closed() if mode == "closed" else opened())
+
+
+# ----------------------------------------------------------------------- servers
+
+
+def _server_main(kind: str, loop_name: str, lines: list[bytes], conn, cpu: int) -> None:
+    _pin({cpu})
+    logging.basicConfig(stream=open(os.devnull, "w"), level=logging.INFO)
+    if kind == "pystrix":
+        _serve_pystrix(lines, conn)
+        return
+    if loop_name == "uvloop":
+        import uvloop
+        runner = uvloop.run
+    else:
+        runner = asyncio.run
+    runner(_serve_async(kind, lines, conn))
+
+
+async def _serve_async(kind: str, lines: list[bytes], conn) -> None:
+    loop = asyncio.get_running_loop()
+    if kind == "mailcall":
+        from datetime import datetime
+        from zoneinfo import ZoneInfo
+
+        from mailcall.agi.server import AgiServer
+        from mailcall.agi.service import collect_handlers
+        from mailcall.core.plugins import make_plugin_manager
+        from mailcall.core.policy import compile_text
+        from mailcall.core.runtime import Runtime
+        from mailcall.plugins import agi as agi_plugin
+        from mailcall.plugins import rules as rules_plugin
+
+        pm = make_plugin_manager(entrypoints=False)
+        pm.register(agi_plugin, name="agi")
+        pm.register(rules_plugin, name="rules")
+        runtime = Runtime(compile_text(POLICY, name="bench.toml"), pm)
+        at = datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("Europe/Paris"))
+        runtime.clock = lambda: at
+        server = AgiServer(runtime, collect_handlers(runtime), host="127.0.0.1", port=0,
+                           max_sessions=5000)
+        await server.start()
+        port = server.address[1]
+    elif kind == "bare":
+        script = list(lines)
+
+        class Bare(asyncio.Protocol):
+            def connection_made(self, transport):
+                self.t, self.buf, self.i = transport, b"", -1
+
+            def data_received(self, data):
+                self.buf += data
+                if self.i < 0:
+                    if b"\n\n" not in self.buf:
+                        return
+                    self.buf = self.buf.split(b"\n\n", 1)[1]
+                elif b"\n" not in self.buf:
+                    return
+                else:
+                    self.buf = self.buf.split(b"\n", 1)[1]
+                self.i += 1
+                if self.i < len(script):
+                    self.t.write(script[self.i])
+                else:
+                    self.t.close()
+
+        srv = await loop.create_server(Bare, "127.0.0.1", 0, backlog=4096)
+        port = srv.sockets[0].getsockname()[1]
+    elif kind == "panoramisk":
+        from panoramisk.fast_agi import Application
+
+        app = Application()
+        commands = [x.decode()[:-1] for x in lines]
+
+        async def route(request):
+            for command in commands:
+                await request.send_command(command)
+
+        app.add_route("route", route)
+        srv = await asyncio.start_server(app.handler, "127.0.0.1", 0, backlog=4096)
+        port = srv.sockets[0].getsockname()[1]
+    else:
+        raise ValueError(kind)
+    conn.send(port)
+    await loop.run_in_executor(None, conn.recv)  # wait for "stop"
+
+
+def _serve_pystrix(lines: list[bytes], conn) -> None:
+    import threading
+
+    from pystrix.agi.agi_core import _Action
+    from pystrix.agi.fastagi import FastAGIServer
+
+    class Raw(_Action):
+        check_hangup = False
+
+        def __init__(self, line: str) -> None:
+            super().__init__(line)
+
+    commands = [x.decode()[:-1] for x in lines]
+
+    def handler(agi, args, kwargs, match, path):
+        for command in commands:
+            agi.execute(Raw(command))
+
+    server = FastAGIServer(interface="127.0.0.1", port=0)
+    server.register_script_handler(None, handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    conn.send(server.server_address[1])
+    conn.recv()
+    server.shutdown()
+
+
+class Server:
+    def __init__(self, kind: str, loop_name: str, lines: list[bytes], cpu: int) -> None:
+        self.kind, self.loop_name = kind, loop_name
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_server_main, args=(kind, loop_name, lines, child, cpu),
+                                daemon=True)
+        self.proc.start()
+        self.port = self.conn.recv()
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def close(self) -> None:
+        self.conn.send("stop")
+        self.proc.join(5)
+        if self.proc.is_alive():
+            self.proc.kill()
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def run_load(server: Server, pool, workers: int, mode: str, amount: int, seconds: float,
+             gen_cpus: set[int]) -> dict:
+    per = [amount // workers + (1 if i < amount % workers else 0) for i in range(workers)]
+    if mode == "open":
+        per = [amount / workers] * workers
+    jobs = [(server.port, mode, p, seconds, gen_cpus) for p in per if p]
+    cpu0 = server.cpu_seconds()
+    t0 = time.perf_counter()
+    results = pool.map(generator_worker, jobs)
+    wall = time.perf_counter() - t0
+    cpu = server.cpu_seconds() - cpu0
+    lat = sorted(x for r in results for x in r["lat"])
+    n = len(lat)
+    errors = sum(r["errors"] for r in results)
+    elapsed = max(r["elapsed"] for r in results)
+    return {
+        "sessions": n, "errors": errors, "rate": n / elapsed if elapsed else 0.0,
+        "p50_ms": 1000 * lat[n // 2] if n else float("nan"),
+        "p99_ms": 1000 * lat[min(n - 1, int(n * 0.99))] if n else float("nan"),
+        "cpu_us": 1e6 * cpu / n if n else float("nan"), "wall": wall,
+    }
+
+
+PROCESS_AGI = r"""
+import sys, pluggy  # a classic AGI script pays for its imports on every call
+env = {}
+for line in sys.stdin:
+    if line == "\n":
+        break
+for command in COMMANDS:
+    sys.stdout.write(command)
+    sys.stdout.flush()
+    sys.stdin.readline()
+"""
+
+
+def _median_run(values: list[dict]) -> dict:
+    out = {k: statistics.median(v[k] for v in values) for k in values[0]}
+    out["errors"] = sum(v["errors"] for v in values)
+    return out
+
+
+def process_per_call(lines: list[bytes], calls: int) -> dict:
+    """Classic AGI: spawn a Python process per call, same 5 commands over stdin/stdout."""
+    code = PROCESS_AGI.replace("COMMANDS", repr([x.decode() for x in lines]))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE)
+        proc.stdin.write(ENV)
+        proc.stdin.flush()
+        dials = [0]
+        for _ in range(len(lines)):
+            line = proc.stdout.readline()
+            proc.stdin.write(answer_for(line, dials))
+            proc.stdin.flush()
+        proc.stdin.close()
+        proc.wait()
+        times.append(time.perf_counter() - t0)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return {"ms": 1000 * statistics.median(times), "cpu_ms": 1000 * cpu / calls}
+
+
+def capture_route_lines() -> list[bytes]:
+    """Run mailcall once and record the lines its route handler sends."""
+    server = Server("mailcall", "asyncio", [], cpu=0)
+    try:
+        lines: list[bytes] = []
+        asyncio.run(one_session(server.port, lines))
+    finally:
+        server.close()
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=1.5, help="length of each run")
+    parser.add_argument("--rate", type=int, default=300, help="open-loop offered sessions/s")
+    parser.add_argument("--rounds", type=int, default=3, help="repetitions (medians shown)")
+    parser.add_argument("--quick", action="store_true", help="0.5 s runs, 1 round (smoke test)")
+    args = parser.parse_args()
+    seconds = 0.5 if args.quick else args.seconds
+    if args.quick:
+        args.rounds = 1
+    cpus = sorted(os.sched_getaffinity(0))
+    server_cpu = cpus[0]
+    gen_cpus = set(cpus[1:]) or {cpus[0]}
+    workers = max(2, len(gen_cpus) * 2)
+    with contextlib.suppress(OSError, ValueError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+
+    lines = capture_route_lines()
+    print(f"command sequence ({len(lines)} commands), served identically by every server:")
+    for line in lines:
+        print("   ", line.decode().rstrip())
+    print(f"server on CPU {server_cpu}, {workers} generator processes on CPUs "
+          f"{sorted(gen_cpus)}, {seconds:g} s per run\n")
+
+    contenders = [("mailcall", "asyncio"), ("bare", "asyncio"), ("panoramisk", "asyncio"),
+                  ("mailcall", "uvloop"), ("bare", "uvloop"), ("panoramisk", "uvloop"),
+                  ("pystrix", "threads")]
+    loads = [("closed", 1), ("closed", 50), ("closed", 200), ("open", args.rate)]
+    runs: dict = {}
+    ctx = mp.get_context("spawn")
+    servers = {c: Server(c[0], c[1], lines, server_cpu) for c in contenders}
+    try:
+        with ctx.Pool(workers) as pool:
+            pool.map(generator_worker, [(0, "closed", 0, 0.0, gen_cpus)] * workers)  # warm up
+            for server in servers.values():
+                run_load(server, pool, workers, "closed", 10, 0.3, gen_cpus)  # warm up
+            # Rounds interleave the contenders so that a burst of load from other
+            # programs on the machine hits them all alike; medians are reported.
+            for round_no in range(args.rounds):
+                print(f"round {round_no + 1}/{args.rounds} ...", flush=True)
+                for (kind, loop_name), server in servers.items():
+                    for mode, amount in loads:
+                        runs.setdefault((kind, loop_name, mode, amount), []).append(run_load(
+                            server, pool, workers, mode, amount, seconds, gen_cpus))
+            for loop_name in ("asyncio", "uvloop"):
+                runs[("mailcall", loop_name, "closed", 1000)] = [run_load(
+                    servers[("mailcall", loop_name)], pool, workers, "closed", 1000, seconds,
+                    gen_cpus)]
+    finally:
+        for server in servers.values():
+            server.close()
+    results = {key: _median_run(values) for key, values in runs.items()}
+    spawn = process_per_call(lines, 10 if args.quick else 30)
+
+    head = (f"{'server':<11}{'loop':<8}{'load':<10}{'sess/s':>8}{'p50 ms':>9}{'p99 ms':>9}"
+            f"{'CPU us/sess':>13}{'errors':>8}")
+    print(head)
+    print("-" * len(head))
+    for (kind, loop_name, mode, amount), r in results.items():
+        load = f"c={amount}" if mode == "closed" else f"{amount}/s"
+        print(f"{kind:<11}{loop_name:<8}{load:<10}{r['rate']:>8.0f}{r['p50_ms']:>9.2f}"
+              f"{r['p99_ms']:>9.2f}{r['cpu_us']:>13.0f}{r['errors']:>8}")
+    print(f"{'process/call':<19}{'c=1':<10}{1000 / spawn['ms']:>8.1f}{spawn['ms']:>9.1f}"
+          f"{'':>9}{1000 * spawn['cpu_ms']:>13.0f}{0:>8}")
+
+    print("\nratios at c=50 (same loop):")
+    ok = True
+    for loop_name in ("asyncio", "uvloop"):
+        m = results[("mailcall", loop_name, "closed", 50)]
+        b = results[("bare", loop_name, "closed", 50)]
+        p = results[("panoramisk", loop_name, "closed", 50)]
+        rows = [
+            ("CPU/session mailcall / bare", m["cpu_us"] / b["cpu_us"], "<= 1.20", 1.20, False),
+            ("CPU/session mailcall / panoramisk", m["cpu_us"] / p["cpu_us"], "<= 0.80", 0.80,
+             False),
+            ("sessions/s  mailcall / panoramisk", m["rate"] / p["rate"], ">= 1.25", 1.25, True),
+        ]
+        for label, value, target, bound, higher in rows:
+            met = value >= bound if higher else value <= bound
+            ok &= met
+            print(f"  {loop_name:<8}{label:<36}{value:6.2f}   target {target}  "
+                  f"{'met' if met else 'NOT MET'}")
+    for loop_name in ("asyncio", "uvloop"):
+        o = results[("mailcall", loop_name, "open", args.rate)]
+        met = o["p99_ms"] < 10 and o["errors"] == 0
+        ok &= met
+        print(f"  {loop_name:<8}{'p99 at ' + str(args.rate) + '/s offered':<36}"
+              f"{o['p99_ms']:6.2f}   target < 10 ms  {'met' if met else 'NOT MET'}")
+        k = results[("mailcall", loop_name, "closed", 1000)]
+        met = k["errors"] == 0
+        ok &= met
+        print(f"  {loop_name:<8}{'errors at c=1000':<36}{k['errors']:6d}   target 0  "
+              f"{'met' if met else 'NOT MET'}")
+    print(f"  process per call: {spawn['ms']:.0f} ms wall, {spawn['cpu_ms']:.0f} ms CPU per call")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""The built-in FastAGI plugin: the AGI server service and the four standard scripts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mailcall.agi.handlers import fax, greeting, route, voicemail
+from mailcall.agi.service import AgiService
+from mailcall.core.hookspecs import hookimpl
+from mailcall.core.routing import collect_rules
+
+
+@hookimpl
+def mailcall_agi_handlers(runtime: Any) -> dict[str, Any]:
+    rules = None if runtime is None else collect_rules(runtime.pm.hook.mailcall_call_rules())
+    return {
+        "route": route.make_handler(rules),
+        "voicemail": voicemail.handler,
+        "fax": fax.handler,
+        "greeting": greeting.handler,
+    }
+
+
+@hookimpl
+def mailcall_services(runtime: Any) -> list[Any]:
+    return [AgiService(runtime)]

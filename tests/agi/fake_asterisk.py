@@ -1,0 +1,219 @@
+"""A scripted fake Asterisk whose replies are the recorded ones.
+
+It connects to the real server like Asterisk does, sends an environment block
+built from a recorded one, and answers each command with the reply recorded
+for the same command in ``shared/asterisk/traces`` (Dial and DIALSTATUS from
+``dial-*.jsonl``, RECORD FILE from ``voicemail*.jsonl``, 511 from ``dtmf.jsonl``
+...). On RECORD FILE it copies the recorded WAV to the requested path, as
+Asterisk would. Dead-channel rules follow res_agi.c: after a hang-up only
+commands flagged "dead-safe" (GET/SET VARIABLE, EXEC, VERBOSE...) are answered,
+the others get 511.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .support import MEDIA, Trace, load_trace
+from .support import TRACES as TRACE_DIR
+
+
+def recorded_reply(trace: Trace, prefix: str, nth: int = 0) -> list[str]:
+    """The Asterisk lines that answered the `nth` server line starting with `prefix`."""
+    lines = trace.after_env
+    hits = [i for i, (d, line) in enumerate(lines) if d == "server" and line.startswith(prefix)]
+    i = hits[nth] + 1
+    out = []
+    while i < len(lines) and lines[i][0] == "asterisk":
+        out.append(lines[i][1])
+        if lines[i][1] != "HANGUP\n":
+            break
+        i += 1
+    return out
+
+
+def _t(name: str) -> Trace:
+    return load_trace(TRACE_DIR / f"{name}.jsonl")
+
+
+class Recorded:
+    """Replies lifted from the traces, by scenario."""
+
+    def __init__(self) -> None:
+        busy, noans, unav, ans = (_t("dial-busy"), _t("dial-noanswer"), _t("dial-unavailable"),
+                                  _t("dial-answer"))
+        self.dial = {
+            "busy": (recorded_reply(busy, "EXEC Dial"),
+                     recorded_reply(busy, "GET VARIABLE DIALSTATUS")),
+            "noanswer": (recorded_reply(noans, "EXEC Dial"),
+                         recorded_reply(noans, "GET VARIABLE DIALSTATUS")),
+            "unavailable": (recorded_reply(unav, "EXEC Dial"),
+                            recorded_reply(unav, "GET VARIABLE DIALSTATUS")),
+            "answer": (recorded_reply(ans, "EXEC Dial"),
+                       recorded_reply(ans, "GET VARIABLE DIALSTATUS")),
+        }
+        vm, vmh, dtmf, basic = _t("voicemail"), _t("voicemail-hangup"), _t("dtmf"), _t("basic")
+        self.answer = recorded_reply(vm, "ANSWER")
+        self.stream_ok = recorded_reply(vm, "STREAM FILE", 0)
+        self.stream_missing = recorded_reply(vm, "STREAM FILE", 1)
+        self.record = {"dtmf": recorded_reply(vm, "RECORD FILE"),
+                       "hangup": recorded_reply(vmh, "RECORD FILE")}
+        self.record_media = {"dtmf": MEDIA / "voicemail-dtmf-end.wav",
+                             "hangup": MEDIA / "voicemail-hangup-end.wav"}
+        self.dead = [x for x in recorded_reply(dtmf, "SAY NUMBER") if x != "HANGUP\n"]
+        self.set_ok = recorded_reply(basic, "SET VARIABLE MAILCALL_TARGET")
+        self.unset = recorded_reply(basic, "GET VARIABLE NO_SUCH_VARIABLE")
+        self.env_template = _t("dial-busy").env_bytes.decode()
+        fax = _t("fax-received")
+        self.fax_vars = {}
+        for name in ("FAXSTATUS", "FAXERROR", "FAXPAGES", "FAXBITRATE", "FAXRESOLUTION",
+                     "REMOTESTATIONID", "FAXFILE"):
+            self.fax_vars[name] = recorded_reply(fax, f"GET VARIABLE {name}\n")
+
+
+RECORDED = Recorded()
+
+DEAD_OK = ("GET VARIABLE", "SET VARIABLE", "GET FULL VARIABLE", "EXEC", "VERBOSE", "DATABASE",
+           "NOOP")
+
+
+@dataclass
+class Call:
+    """What one scripted call does, and what the fake saw."""
+
+    script: str = "route"
+    args: tuple[str, ...] = ()
+    callerid: str = "+33611111111"
+    calleridname: str = "Client"
+    uniqueid: str = "1795887768.3"
+    extension: str = "s"
+    dnid: str = "unknown"
+    dials: list[str] = field(default_factory=list)
+    """Outcome of each Dial in turn: busy, noanswer, unavailable, answer, hangup."""
+    record: str = "dtmf"
+    """RECORD FILE outcome: dtmf, hangup (both copy the recorded WAV), empty, or
+    "drop" (copy the WAV, then close the connection without replying)."""
+    hangup_on_stream: bool = False
+    get_data: list[str] = field(default_factory=list)
+    variables: dict[str, list[str]] = field(default_factory=dict)
+    existing_files: set[str] = field(default_factory=set)
+    # filled in by the fake
+    commands: list[str] = field(default_factory=list)
+    variables_set: dict[str, str] = field(default_factory=dict)
+    recorded_to: list[str] = field(default_factory=list)
+    hungup: bool = False
+
+    def env_bytes(self) -> bytes:
+        text = RECORDED.env_template
+        subst = {
+            "agi_network_script": self.script,
+            "agi_request": f"agi://127.0.0.1:4573/{self.script}",
+            "agi_callerid": self.callerid,
+            "agi_calleridname": self.calleridname,
+            "agi_uniqueid": self.uniqueid,
+            "agi_extension": self.extension,
+            "agi_dnid": self.dnid,
+        }
+        lines = []
+        for line in text.split("\n")[:-2]:
+            key = line.partition(":")[0]
+            lines.append(f"{key}: {subst[key]}" if key in subst else line)
+        lines += [f"agi_arg_{i}: {a}" for i, a in enumerate(self.args, 1)]
+        return ("\n".join(lines) + "\n\n").encode()
+
+
+def _words(line: str) -> list[str]:
+    return shlex.split(line.rstrip("\n"), posix=True)
+
+
+async def run_call(call: Call, host: str, port: int, timeout: float = 10.0) -> Call:
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(call.env_bytes())
+    dial_queue = list(call.dials)
+    data_queue = list(call.get_data)
+    current_dial: str | None = None
+    try:
+        while True:
+            raw = await asyncio.wait_for(reader.readline(), timeout)
+            if not raw:
+                break
+            line = raw.decode()
+            call.commands.append(line)
+            words = _words(line)
+            upper = " ".join(words[:3]).upper()
+            out: list[str]
+            if call.hungup and not upper.startswith(DEAD_OK):
+                out = list(RECORDED.dead)
+            elif upper.startswith("EXEC DIAL"):
+                current_dial = dial_queue.pop(0)
+                if current_dial == "hangup":
+                    call.hungup = True
+                    out = ["HANGUP\n", "200 result=-1\n"]
+                else:
+                    out = list(RECORDED.dial[current_dial][0])
+            elif upper.startswith("GET VARIABLE DIALSTATUS"):
+                if current_dial == "hangup":
+                    out = ["200 result=1 (CANCEL)\n"]
+                else:
+                    out = list(RECORDED.dial[current_dial][1] if current_dial else RECORDED.unset)
+            elif upper.startswith("GET VARIABLE"):
+                out = list(call.variables.get(words[2], RECORDED.unset))
+            elif upper.startswith(("SET VARIABLE",)):
+                call.variables_set[words[2]] = words[3]
+                out = list(RECORDED.set_ok)
+            elif upper.startswith("EXEC MSET"):
+                for pair in words[2].split(","):
+                    k, _, v = pair.partition("=")
+                    call.variables_set[k] = v
+                out = ["200 result=0\n"]
+            elif upper.startswith("ANSWER"):
+                out = list(RECORDED.answer)
+            elif upper.startswith("STREAM FILE"):
+                if call.hangup_on_stream:
+                    call.hungup = True
+                    out = ["HANGUP\n", "200 result=-1 endpos=1200\n"]
+                elif words[2].startswith("/") and words[2] not in call.existing_files:
+                    out = list(RECORDED.stream_missing)
+                else:
+                    out = list(RECORDED.stream_ok)
+            elif upper.startswith("RECORD FILE"):
+                path = Path(words[2] + "." + words[3])
+                call.recorded_to.append(str(path))
+                if call.record == "stall":  # recording goes on and on: never replies
+                    shutil.copyfile(RECORDED.record_media["dtmf"], path)
+                    await reader.read()
+                    call.hungup = True
+                    break
+                if call.record == "drop":
+                    shutil.copyfile(RECORDED.record_media["hangup"], path)
+                    call.hungup = True
+                    break
+                if call.record in RECORDED.record:
+                    shutil.copyfile(RECORDED.record_media[call.record], path)
+                    out = list(RECORDED.record[call.record])
+                    if call.record == "hangup":
+                        call.hungup = True
+                        out.append("HANGUP\n")
+                else:
+                    path.write_bytes(b"RIFF")  # Asterisk wrote nothing useful
+                    out = ["200 result=0 (timeout) endpos=0\n"]
+            elif upper.startswith("GET DATA"):
+                digits = data_queue.pop(0) if data_queue else ""
+                out = [f"200 result={digits}\n" if digits else "200 result= (timeout)\n"]
+            else:
+                out = ["200 result=0\n"]
+            writer.write("".join(out).encode())
+            await writer.drain()
+        if not call.hungup:
+            writer.write(b"HANGUP\n")
+    finally:
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except (ConnectionError, OSError):
+            pass
+    return call

@@ -1,0 +1,150 @@
+"""Property tests: caller-controlled text never becomes a command, a line break or a path."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mailcall.agi.commands import Command, CommandError, Quoted, encode
+from mailcall.agi.environment import split_script
+from mailcall.agi.protocol import NEED_DATA, Connection, EnvironmentReceived
+from mailcall.agi.safety import safe_component
+
+from .fake_asterisk import Call, run_call
+from .harness import make_runtime, serving
+
+KNOWN = {"EXEC", "GET", "SET", "ANSWER", "STREAM", "RECORD", "VERBOSE", "HANGUP"}
+
+
+def asterisk_parse(line: str) -> list[str]:
+    """res_agi.c parse_args, ported: blanks split, '"' toggles quoting, '\\' escapes."""
+    args: list[str] = []
+    cur: list[str] = []
+    quoted = escaped = whitespace = False
+    started = False
+    for ch in line:
+        if ch in " \t" and not quoted and not escaped:
+            if started:
+                args.append("".join(cur))
+                cur, started = [], False
+            whitespace = True
+            continue
+        whitespace = False
+        if ch == "\\" and not escaped:
+            escaped = True
+            started = True
+            continue
+        if ch == '"' and not escaped:
+            quoted = not quoted
+            started = True
+            continue
+        cur.append(ch)
+        escaped = False
+        started = True
+    if started:
+        args.append("".join(cur))
+    del whitespace
+    return args
+
+
+text = st.text(alphabet=st.characters(codec="utf-8"), max_size=200)
+
+
+@given(text)
+def test_quoted_values_round_trip_or_are_refused(value):
+    try:
+        data = encode(Command(("SET", "VARIABLE", "X", Quoted(value))), line_limit=8192)
+    except CommandError:
+        assert any(c in value for c in "\r\n\x00") or len(value.encode()) > 4000
+        return
+    assert data.count(b"\n") == 1 and data.endswith(b"\n")
+    assert b"\r" not in data and b"\x00" not in data
+    assert asterisk_parse(data.decode()[:-1]) == ["SET", "VARIABLE", "X", value]
+
+
+@given(st.lists(text, max_size=140))
+def test_any_words_encode_to_at_most_one_line(words):
+    try:
+        data = encode(Command(("VERBOSE", *(Quoted(w) for w in words))))
+    except CommandError:
+        return
+    assert data.count(b"\n") == 1 and len(data) < 2048
+    assert len(words) + 1 <= 128
+
+
+line_text = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\n"),
+                    max_size=120)
+
+
+@given(line_text)
+def test_query_and_script_never_escape_their_fields(network_script):
+    name, query = split_script(network_script)
+    assert "?" not in name
+    assert len(query) <= 32
+    assert "/" not in safe_component(name) and safe_component(name) not in ("", ".", "..")
+
+
+@given(st.dictionaries(st.sampled_from(["agi_callerid", "agi_calleridname", "agi_dnid",
+                                        "agi_network_script", "agi_arg_1", "agi_uniqueid"]),
+                       line_text))
+def test_environment_parses_whatever_the_values(values):
+    conn = Connection()
+    block = "".join(f"{k}: {v}\n" for k, v in values.items()) + "\n"
+    conn.receive_data(block.encode())
+    event = conn.next_event()
+    assert isinstance(event, EnvironmentReceived)
+    assert conn.next_event() is NEED_DATA
+
+
+caller = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\n"), max_size=60)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(number=caller, name=caller, dnid=caller, arg=caller, query=caller, uniqueid=caller,
+       script=st.sampled_from(["route", "voicemail", "greeting", "fax"]))
+def test_caller_data_never_injects_commands_or_paths(caplog, number, name, dnid, arg, query,
+                                                     uniqueid, script):
+    caplog.set_level(logging.INFO, logger="mailcall.agi")
+    caplog.clear()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        rt = make_runtime(root)
+        call = Call(script=f"{script}?to={query}&mailbox={query}&file={query}", args=(arg,),
+                    callerid=number.strip() or "x", calleridname=name.strip() or "x",
+                    dnid=dnid.strip() or "x", uniqueid=uniqueid.strip() or "1.1",
+                    dials=["busy"] * 8, get_data=[arg, arg, arg, arg, arg, arg])
+
+        async def go():
+            async with serving(rt) as server:
+                return await run_call(call, *server.address)
+
+        done = asyncio.run(go())
+        spool = (root / "spool" / "rec").resolve()
+        greetings = (root / "greetings").resolve()
+        for line in done.commands:
+            assert line.endswith("\n") and line.count("\n") == 1 and "\r" not in line
+            words = asterisk_parse(line[:-1])
+            assert words[0] in KNOWN, line
+            if words[:2] == ["RECORD", "FILE"]:
+                target = Path(words[2]).resolve()
+                assert target.is_relative_to(spool) or target.is_relative_to(greetings), line
+            if words[:2] == ["STREAM", "FILE"] and words[2].startswith("/"):
+                assert Path(words[2]).resolve().is_relative_to(greetings), line
+            if words[:2] == ["EXEC", "Dial"]:
+                targets = words[2].rsplit(",", 1)[0].split("&")
+                assert all(t.startswith("PJSIP/") for t in targets), line
+                assert "," not in words[2].rsplit(",", 1)[0]
+        assert 'outcome="ERROR"' not in caplog.text, caplog.text
+        assert caplog.text.count("agi session ") == 1
+        for message in rt.depositor.messages:
+            for field in (message.caller_number, message.caller_name):
+                assert not any(ord(c) < 32 for c in field)
+            path = getattr(message, "recording", None) or getattr(message, "tiff", None)
+            if path:
+                assert Path(path).resolve().is_relative_to(spool)

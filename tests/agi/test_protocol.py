@@ -1,0 +1,261 @@
+"""The sans-I/O machine against every recorded trace, fed one byte at a time."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailcall.agi.commands import Command, CommandError, Quoted, encode
+from mailcall.agi.protocol import (
+    NEED_DATA,
+    Connection,
+    ConnectionClosed,
+    EnvironmentReceived,
+    HangupNotice,
+    LocalProtocolError,
+    RemoteProtocolError,
+    State,
+    Trying,
+)
+from mailcall.agi.replies import Reply, data_result, record_result, stream_result
+
+from .support import Trace, all_traces, tokenize
+
+TRACES = {t.name: t for t in all_traces()}
+
+
+def feed_bytewise(conn: Connection, data: bytes) -> list:
+    events = []
+    for i in range(len(data)):
+        conn.receive_data(data[i:i + 1])
+        while (ev := conn.next_event()) is not NEED_DATA:
+            events.append(ev)
+    return events
+
+
+def run_trace(trace: Trace) -> tuple[Connection, list[tuple[str, list]]]:
+    """Drive a Connection through `trace`; return (command line, events after it) pairs."""
+    conn = Connection()
+    events = feed_bytewise(conn, trace.env_bytes)
+    assert len(events) == 1 and isinstance(events[0], EnvironmentReceived)
+    steps: list[tuple[str, list]] = []
+    for d, line in trace.after_env:
+        if d == "server":
+            assert conn.send(tokenize(line)) == line.encode()
+            steps.append((line, []))
+        else:
+            evs = feed_bytewise(conn, line.encode())
+            if steps:
+                steps[-1][1].extend(evs)
+            else:
+                steps.append(("", evs))
+    return conn, steps
+
+
+def test_all_traces_are_present():
+    assert set(TRACES) >= {
+        "basic", "dial-answer", "dial-busy", "dial-noanswer", "dial-unavailable", "dtmf",
+        "fax-received", "hangup-midway", "hangup-self", "voicemail", "voicemail-hangup",
+    }
+
+
+@pytest.mark.parametrize("name", sorted(TRACES))
+def test_trace_bytewise(name):
+    trace = TRACES[name]
+    conn, steps = run_trace(trace)
+    for line, events in steps:
+        replies = [e for e in events if isinstance(e, Reply)]
+        assert len(replies) == (1 if line else 0), (line, events)
+    conn.receive_data(b"")
+    assert conn.next_event() == ConnectionClosed(pending=False)
+
+
+def test_basic_environment():
+    conn = Connection()
+    (ev,) = feed_bytewise(conn, TRACES["basic"].env_bytes)
+    env = ev.environment
+    assert env.script == "basic"
+    assert env.query == (("lang", "fr"), ("user", "201"))
+    assert env.param("user") == "201"
+    assert env.args == ("first arg", "second arg")
+    assert env.arg(1) == "first arg" and env.arg(3) is None
+    assert env.callerid == "+33612345678"
+    assert env.calleridname == "Alice Martin"
+    assert env.dnid == ""  # "unknown"
+    assert env.uniqueid == "1795887765.1"
+    assert env.channel == "Local/basic@tests-00000000;2"
+    assert env.accountcode == ""
+    assert env.extension == "basic" and env.context == "tests" and env.priority == "2"
+    assert env.raw["agi_dnid"] == "unknown"
+
+
+def test_basic_replies():
+    _, steps = run_trace(TRACES["basic"])
+    by_line = {line.rstrip("\n"): next(e for e in evs if isinstance(e, Reply))
+               for line, evs in steps}
+    assert by_line["GET VARIABLE CALLERID(num)"].data == "+33612345678"
+    assert by_line["GET VARIABLE NO_SUCH_VARIABLE"].result == "0"
+    assert by_line["GET VARIABLE NO_SUCH_VARIABLE"].data is None
+    assert by_line["GET VARIABLE QUOTED"].data == 'a "quoted" value, with comma'
+    assert by_line["GET VARIABLE CALLERID(all)"].data == '"Front Desk" <100>'
+    assert by_line["CHANNEL STATUS"].result_int == 4
+    assert by_line["NO SUCH COMMAND"].code == 510
+    usage = by_line["GET VARIABLE"]
+    assert usage.code == 520 and "Proper usage not available" in usage.text
+
+
+def test_voicemail_typed_results_and_hangup_before_reply():
+    _, steps = run_trace(TRACES["voicemail"])
+    (rec_reply,) = [e for line, evs in steps if line.startswith("RECORD FILE") for e in evs]
+    rec = record_result(rec_reply)
+    assert (rec.outcome, rec.digit, rec.endpos) == ("dtmf", "#", 16432)
+    found, missing = [
+        stream_result(next(e for e in evs if isinstance(e, Reply)))
+        for line, evs in steps if line.startswith("STREAM FILE")
+    ]
+    assert found.played and found.endpos == 37219
+    assert not missing.played and missing.endpos == 0
+    last_line, last = steps[-1]
+    assert last_line == "GET VARIABLE PLAYBACKSTATUS\n"
+    assert isinstance(last[0], HangupNotice)
+    assert last[1].data == "SUCCESS"
+
+
+def test_voicemail_hangup_record_outcome():
+    conn, steps = run_trace(TRACES["voicemail-hangup"])
+    (rec_reply,) = [e for line, evs in steps if line.startswith("RECORD") for e in evs]
+    rec = record_result(rec_reply)
+    assert (rec.outcome, rec.digit, rec.endpos) == ("hangup", None, 18032)
+    assert conn.hungup
+
+
+def test_dtmf_get_data_and_511():
+    conn, steps = run_trace(TRACES["dtmf"])
+    (gd,) = [e for line, evs in steps if line.startswith("GET DATA") for e in evs]
+    assert data_result(gd).digits == "12"
+    say = next(evs for line, evs in steps if line.startswith("SAY DIGITS"))
+    assert isinstance(say[0], HangupNotice) and say[1].code == 511
+    assert conn.hungup
+
+
+def test_hangup_line_while_idle_and_at_end():
+    conn, _ = run_trace(TRACES["fax-received"])
+    assert conn.hungup  # the final HANGUP after the last reply
+    assert conn.state is State.IDLE
+
+
+def test_no_pipelining():
+    conn = Connection()
+    feed_bytewise(conn, b"agi_network: yes\n\n")
+    conn.send(Command(("ANSWER",)))
+    with pytest.raises(LocalProtocolError):
+        conn.send(Command(("ANSWER",)))
+    conn.receive_data(b"200 result=0\n")
+    assert isinstance(conn.next_event(), Reply)
+    conn.send(Command(("ANSWER",)))
+
+
+def test_no_command_before_environment():
+    with pytest.raises(LocalProtocolError):
+        Connection().send(Command(("ANSWER",)))
+
+
+def test_multiline_520_and_trying():
+    conn = Connection()
+    feed_bytewise(conn, b"agi_network: yes\n\n")
+    conn.send(Command(("GET", "VARIABLE")))
+    evs = feed_bytewise(conn, b"520-Invalid command syntax.  Proper usage follows:\n"
+                              b"Usage: GET VARIABLE <variablename>\n"
+                              b"520 End of proper usage.\n")
+    assert len(evs) == 1 and evs[0].code == 520
+    assert "Usage: GET VARIABLE" in evs[0].text
+    conn.send(Command(("GOSUB", "ctx", "s", "1")))
+    evs = feed_bytewise(conn, b"100 result=0 Trying...\n200 result=0 Gosub complete\n")
+    assert isinstance(evs[0], Trying)
+    assert evs[1].code == 200 and evs[1].result == "0"
+
+
+@pytest.mark.parametrize("data, why", [
+    (b"hello world\n", "not an agi_"),
+    (b"agi_x: 1\nagi_x: 2\n\n", "twice"),
+    (b"x" * 20000, "longer than"),
+    (b"agi_network: yes\n\n200 result=1\n", "unsolicited"),
+])
+def test_bad_input(data, why):
+    conn = Connection()
+    conn.receive_data(data)
+    with pytest.raises(RemoteProtocolError, match=why):
+        while conn.next_event() is not NEED_DATA:
+            pass
+    with pytest.raises(RemoteProtocolError):
+        conn.next_event()
+
+
+def test_env_line_count_bounded():
+    conn = Connection()
+    conn.receive_data(b"".join(b"agi_arg_%d: x\n" % i for i in range(300)))
+    with pytest.raises(RemoteProtocolError, match="longer than 256 lines"):
+        while conn.next_event() is not NEED_DATA:
+            pass
+
+
+@pytest.mark.parametrize("data", [b"", b"agi_network: yes\n", b"agi_net"])
+def test_early_eof(data):
+    conn = Connection()
+    conn.receive_data(data)
+    conn.receive_data(b"")
+    with pytest.raises(RemoteProtocolError, match="closed"):
+        while conn.next_event() is not NEED_DATA:
+            pass
+
+
+def test_eof_with_pending_command():
+    conn = Connection()
+    conn.receive_data(b"agi_network: yes\n\n")
+    conn.next_event()
+    conn.send(Command(("ANSWER",)))
+    conn.receive_data(b"")
+    assert conn.next_event() == ConnectionClosed(pending=True)
+
+
+def test_garbage_reply():
+    conn = Connection()
+    conn.receive_data(b"agi_network: yes\n\n")
+    conn.next_event()
+    conn.send(Command(("ANSWER",)))
+    conn.receive_data(b"OK fine\n")
+    with pytest.raises(RemoteProtocolError, match="not an AGI reply"):
+        conn.next_event()
+
+
+# ------------------------------------------------------------------ serializer
+
+def test_quoting():
+    cmd = Command(("SET", "VARIABLE", "X", Quoted('a "b" \\ c')))
+    assert encode(cmd) == b'SET VARIABLE X "a \\"b\\" \\\\ c"\n'
+
+
+@pytest.mark.parametrize("bad", ["a\nb", "a\rb", "a\x00b", "\n"])
+def test_newline_never_reaches_the_wire(bad):
+    with pytest.raises(CommandError):
+        encode(Command(("SET", "VARIABLE", "X", Quoted(bad))))
+    with pytest.raises(CommandError):
+        encode(Command(("GET", "VARIABLE", bad)))
+
+
+def test_bare_word_needing_quotes_is_refused():
+    with pytest.raises(CommandError, match="needs quoting"):
+        encode(Command(("GET", "VARIABLE", "a b")))
+
+
+def test_arg_and_line_limits():
+    encode(Command(tuple(["NOOP"] + ["x"] * 127)))
+    with pytest.raises(CommandError, match="128"):
+        encode(Command(tuple(["NOOP"] + ["x"] * 128)))
+    with pytest.raises(CommandError, match="2047"):
+        encode(Command(("VERBOSE", Quoted("x" * 2040))))
+    assert encode(Command(("VERBOSE", Quoted("x" * 2040))), line_limit=8192)
+
+
+def test_unencodable_text_is_a_command_error():
+    with pytest.raises(CommandError, match="not valid text"):
+        encode(Command(("SET", "VARIABLE", "X", Quoted("\udcff"))))
