@@ -1,0 +1,66 @@
+"""Putting untrusted text into a Sieve script without changing its meaning.
+
+User names, addresses and absence texts come from the policy and from
+directories (LDAP, HR exports); a name such as ``Ann "x" \\ O'Neil`` must not end
+a string early and run as Sieve. RFC 5228 section 2.4.2 defines quoted strings:
+only ``"`` and ``\\`` need a backslash, and any other octet (CR and LF too) may
+appear. Pigeonhole rejects NUL and invalid UTF-8, so both are dropped here.
+
+Scripts that ``require "variables"`` would also expand ``${...}`` inside user
+text; the generator therefore never puts user text into such a script, and
+:func:`sieve_literal` refuses ``${`` for the few admin-chosen strings (folder
+names) that do go there.
+"""
+
+from __future__ import annotations
+
+_CONTROL_OK = {"\t", "\n"}
+
+
+def clean_text(value: str) -> str:
+    """Drop what Sieve cannot carry: NUL, lone surrogates, stray control characters."""
+    value = value.encode("utf-8", errors="replace").decode("utf-8")
+    value = value.replace("\r\n", "\n").replace("\r", "\n")
+    return "".join(ch for ch in value if ch >= " " or ch in _CONTROL_OK)
+
+
+def sieve_quote(value: str) -> str:
+    """`value` as a Sieve quoted string that reads back exactly as :func:`clean_text` of it."""
+    text = clean_text(value)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def sieve_unquote(quoted: str) -> str:
+    """Read a quoted string back per RFC 5228 2.4.2 (used by the tests to prove the round trip)."""
+    if len(quoted) < 2 or quoted[0] != '"' or quoted[-1] != '"':
+        raise ValueError(f"not a quoted string: {quoted[:40]!r}")
+    out: list[str] = []
+    body = quoted[1:-1]
+    i = 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\":
+            if i + 1 >= len(body):
+                raise ValueError("dangling backslash")
+            out.append(body[i + 1])
+            i += 2
+            continue
+        if ch == '"':
+            raise ValueError(f"unescaped quote at {i}")
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def sieve_literal(value: str, what: str) -> str:
+    """Quote an admin-chosen single-line value for a script that uses variables."""
+    if "${" in value or any(ch < " " for ch in value):
+        raise ValueError(
+            f"{what} {value!r} contains '${{' or a control character, which Sieve would "
+            "expand or reject; choose a plain name in the policy"
+        )
+    return sieve_quote(value)
+
+
+def sieve_list(values: list[str] | tuple[str, ...]) -> str:
+    return "[" + ", ".join(sieve_quote(v) for v in values) + "]"

@@ -1,0 +1,344 @@
+"""Test harness: a real Dovecot wired to mailcall's Sieve scripts and bridge.
+
+mailcall's services run in-process on an event loop in a helper thread (so the
+test can set ``runtime.clock``), beside a tiny capture SMTP server that
+receives both Dovecot's vacation replies (``submission_host``) and the SMS
+gateway mails (``[delivery] method = "smtp"``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from mailcall.core.plugins import make_plugin_manager
+from mailcall.core.policy import compile_text
+from mailcall.core.runtime import Runtime
+from mailcall.core.serve import start_services, stop_services
+from mailcall.plugins import channels as channels_plugin
+from mailcall.plugins import sieve as sieve_plugin
+from mailcall.sieve.commands import install
+from mailcall.sieve.generate import GLOBAL_NAME, USERS_DIR
+from tests.support.dovecot import MAIL_UID
+
+PARIS = ZoneInfo("Europe/Paris")
+USERS = ["alice@stockinox.example", "carole@stockinox.example", "emma@stockinox.example"]
+
+POLICY = """\
+[organisation]
+name = "Stock Inox"
+domain = "stockinox.example"
+timezone = "Europe/Paris"
+language = "fr"
+country = "FR"
+schedule = "office"
+
+[mail]
+voice_folder = "Voicemail"
+fax_folder = "Fax"
+
+[server]
+sieve_socket = "{socket}"
+
+[delivery]
+method = "smtp"
+address = "127.0.0.1:{smtp_port}"
+sender = "mailcall@stockinox.example"
+
+[channels]
+sms_gateway = "{{number}}@sms.stockinox.example"
+file_path = "{file_path}"
+rate_limit_per_hour = {rate}
+
+[schedules.office]
+monday    = ["08:30-12:30", "13:30-18:00"]
+tuesday   = ["08:30-12:30", "13:30-18:00"]
+wednesday = ["08:30-12:30", "13:30-18:00"]
+thursday  = ["08:30-12:30", "13:30-18:00"]
+friday    = ["08:30-12:30", "13:30-17:00"]
+holidays  = [2026-12-25, 2027-01-01]
+
+[profiles.office]
+description = "Administrative staff"
+[profiles.office.features]
+notify = {{ mail = false, voicemail = false }}
+
+[profiles.sales]
+extends = "office"
+description = "Sales"
+[profiles.sales.features]
+notify = {{ mail = true, voicemail = true, media = ["sms", "email"], hours = "office" }}
+
+[users.alice]
+name = "Alice Martin"
+email = "alice@stockinox.example"
+profile = "sales"
+extensions = ["201"]
+mobile = "+33612345678"
+preferred_medium = "sms"
+backups = ["bernard"]
+
+[users.bernard]
+name = "Bernard Petit"
+email = "bernard@stockinox.example"
+profile = "sales"
+extensions = ["202"]
+mobile = "+33698765432"
+
+[users.carole]
+name = "Carole Dubois"
+email = "carole@stockinox.example"
+profile = "office"
+extensions = ["203"]
+
+[users.emma]
+name = "Emma Laurent"
+email = "emma@stockinox.example"
+profile = "sales"
+extensions = ["205"]
+mobile = "+33611223344"
+
+[[absences]]
+user = "emma"
+from = {absent_from}
+until = {absent_until}
+backup = "bernard"
+message = "Je suis en congé \\"au soleil\\" \\\\ loin."
+"""
+
+OFFICE_HOURS = datetime(2026, 12, 8, 10, 0, tzinfo=PARIS)  # a Tuesday
+EVENING = datetime(2026, 12, 8, 20, 30, tzinfo=PARIS)
+
+
+def policy_text(*, socket: Path, smtp_port: int, file_path: Path, rate: int = 20,
+                now: datetime | None = None) -> str:
+    """The test policy; emma's absence covers the real "now" (Dovecot's own clock)."""
+    now = (now or datetime.now(PARIS)).astimezone(PARIS).replace(microsecond=0, tzinfo=None)
+    return POLICY.format(
+        socket=socket, smtp_port=smtp_port, file_path=file_path, rate=rate,
+        absent_from=(now - timedelta(days=1)).isoformat(),
+        absent_until=(now + timedelta(days=10)).replace(hour=0, minute=0, second=0).isoformat(),
+    )
+
+
+class LoopThread:
+    """An asyncio loop in a helper thread, so synchronous tests can drive async services."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Any, timeout: float = 30.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        self.loop.close()
+
+
+@dataclass
+class Captured:
+    mail_from: str
+    rcpt_to: list[str]
+    data: bytes
+
+
+class CaptureSMTP:
+    """Just enough ESMTP to accept mail from Dovecot and smtplib, and keep it."""
+
+    def __init__(self) -> None:
+        self.messages: list[Captured] = []
+        self.port = 0
+        self._server: asyncio.base_events.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server:
+            self._server.close()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 capture ESMTP\r\n")
+        mail_from, rcpts = "", []
+        try:
+            while line := await reader.readline():
+                cmd = line.decode("utf-8", "replace").strip()
+                up = cmd.upper()
+                if up.startswith("EHLO"):
+                    writer.write(b"250-capture\r\n250-8BITMIME\r\n250 SIZE 60000000\r\n")
+                elif up.startswith("HELO") or up.startswith("NOOP"):
+                    writer.write(b"250 ok\r\n")
+                elif up.startswith("MAIL FROM:"):
+                    arg = cmd[10:].strip()
+                    mail_from, rcpts = (arg.split()[0].strip("<>") if arg else ""), []
+                    writer.write(b"250 ok\r\n")
+                elif up.startswith("RCPT TO:"):
+                    rcpts.append(cmd[8:].split()[0].strip("<>"))
+                    writer.write(b"250 ok\r\n")
+                elif up == "DATA":
+                    writer.write(b"354 go\r\n")
+                    await writer.drain()
+                    lines = []
+                    while (body := await reader.readline()) not in (b".\r\n", b".\n", b""):
+                        lines.append(body[1:] if body.startswith(b".") else body)
+                    self.messages.append(Captured(mail_from, rcpts, b"".join(lines)))
+                    writer.write(b"250 queued\r\n")
+                elif up == "RSET":
+                    mail_from, rcpts = "", []
+                    writer.write(b"250 ok\r\n")
+                elif up == "QUIT":
+                    writer.write(b"221 bye\r\n")
+                    await writer.drain()
+                    break
+                else:
+                    writer.write(b"502 unknown\r\n")
+                await writer.drain()
+        finally:
+            writer.close()
+
+    def to(self, address: str) -> list[Captured]:
+        return [m for m in self.messages if address in m.rcpt_to]
+
+
+@dataclass
+class Rig:
+    dovecot: Any
+    loop: LoopThread
+    smtp: CaptureSMTP
+    runtime: Runtime
+    scripts: Path
+    bin_dir: Path
+    socket: Path
+    file_path: Path
+    services: list[Any] = field(default_factory=list)
+
+    def start_mailcall(self) -> None:
+        self.services = self.loop.run(start_services(self.runtime))
+
+    def stop_mailcall(self) -> None:
+        self.loop.run(stop_services(self.services, grace=2.0))
+        self.services = []
+
+    def set_clock(self, moment: datetime) -> None:
+        self.runtime.clock = lambda: moment
+
+    def records(self) -> list[dict]:
+        import json
+
+        if not self.file_path.exists():
+            return []
+        return [json.loads(line) for line in self.file_path.read_text().splitlines() if line]
+
+    def deliver(self, rcpt: str, message: bytes, sender: str = "bob@example.net") -> dict:
+        return self.dovecot.lmtp_send(sender, [rcpt], message)
+
+    def bridge(self) -> Any:
+        return next(s for s in self.services if s.name == "sieve-bridge")
+
+    def drain(self) -> None:
+        """Wait until every queued notification has been handled."""
+        self.loop.run(self.bridge().dispatcher._queue.join())
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    return predicate()
+
+
+def dovecot_plugin(scripts: Path, bin_dir: Path | None, socket_dir: str | None = "sieve-execute",
+                   before: str = GLOBAL_NAME) -> dict[str, str]:
+    plugin = {
+        "sieve_before": str(scripts / before),
+        "sieve_before2": f"{scripts / USERS_DIR}/%u.sieve",
+        "sieve_plugins": "sieve_extprograms",
+        "sieve_global_extensions": "+vnd.dovecot.execute",
+        "sieve_execute_exec_timeout": "3s",
+    }
+    if socket_dir:
+        plugin["sieve_execute_socket_dir"] = socket_dir
+    if bin_dir:
+        plugin["sieve_execute_bin_dir"] = str(bin_dir)
+    return plugin
+
+
+def make_socket_dir(base_dir: Path) -> Path:
+    """What the install notes tell the admin: root-owned, group of the mail user, 0750."""
+    path = base_dir / "sieve-execute"
+    path.mkdir(exist_ok=True)
+    os.chown(path, 0, MAIL_UID)
+    path.chmod(0o750)
+    return path
+
+
+def build_rig(dovecot_factory, *, rate: int = 20, with_bin: bool = True) -> Rig:
+    loop = LoopThread()
+    smtp = CaptureSMTP()
+    loop.run(smtp.start())
+    work = Path(tempfile.mkdtemp(prefix="mailcall-sieve-"))
+    work.chmod(0o755)
+    scripts, bin_dir = work / "sieve", work / "bin"
+    dovecot = dovecot_factory(
+        plugin=dovecot_plugin(scripts, bin_dir if with_bin else None),
+        users=USERS,
+        extra=f"submission_host = 127.0.0.1:{smtp.port}\n"
+              "postmaster_address = postmaster@stockinox.example\n",
+    )
+    socket = make_socket_dir(dovecot.base_dir) / "mailcall"
+    file_path = work / "notifications.jsonl"
+    policy = compile_text(policy_text(socket=socket, smtp_port=smtp.port, file_path=file_path,
+                                      rate=rate))
+    install(policy, scripts, bin_dir if with_bin else None, str(socket), dovecot.conf)
+    pm = make_plugin_manager(entrypoints=False)
+    pm.register(channels_plugin, name="channels")
+    pm.register(sieve_plugin, name="sieve")
+    runtime = Runtime(policy, pm)
+    runtime.clock = lambda: OFFICE_HOURS
+    return Rig(dovecot, loop, smtp, runtime, scripts, bin_dir, socket, file_path)
+
+
+def close_rig(rig: Rig) -> None:
+    with contextlib.suppress(Exception):
+        if rig.services:
+            rig.stop_mailcall()
+    with contextlib.suppress(Exception):
+        rig.loop.run(rig.smtp.stop())
+    rig.loop.close()
+    import shutil
+
+    shutil.rmtree(rig.scripts.parent, ignore_errors=True)
+
+
+def message(*, to: str, subject: str = "Devis inox 316L", msgid: str | None = None,
+            sender: str | None = "Bob Client <bob@example.net>", extra: str = "",
+            body: str = "Bonjour, pouvez-vous me rappeler ?\n") -> bytes:
+    import uuid
+
+    headers = []
+    if sender is not None:
+        headers.append(f"From: {sender}")
+    headers += [f"To: {to}", f"Subject: {subject}",
+                f"Message-ID: {msgid or f'<{uuid.uuid4().hex}@example.net>'}",
+                "Date: Tue, 08 Dec 2026 10:00:00 +0100", "MIME-Version: 1.0",
+                "Content-Type: text/plain; charset=utf-8"]
+    if extra:
+        headers.append(extra.rstrip("\r\n"))
+    return ("\r\n".join(headers) + "\r\n\r\n" + body.replace("\n", "\r\n")).encode()

@@ -1,0 +1,298 @@
+"""The bridge over a real UNIX socket: always an answer, in time, fail-open; and the exec client."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mailcall.core.plugins import make_plugin_manager
+from mailcall.core.policy import compile_text
+from mailcall.core.runtime import Runtime
+from mailcall.sieve.bridge import SieveBridge, parse_fields
+from mailcall.sieve.exec_client import build_request, client_script
+from mailcall.sieve.script_protocol import (
+    NEED_DATA,
+    Arguments,
+    Environment,
+    ScriptServerConnection,
+    serialize_request,
+)
+from tests.sieve.support import EVENING, OFFICE_HOURS, policy_text
+
+ALICE_ENV = {"USER": "alice@stockinox.example", "SENDER": "bob@example.net",
+             "RECIPIENT": "alice@stockinox.example"}
+
+
+class Recorder:
+    def __init__(self, medium: str) -> None:
+        self.medium = medium
+        self.sent: list[tuple] = []
+
+    async def send(self, notification, subject, text) -> None:
+        self.sent.append((notification, subject, text))
+
+
+def make_bridge(tmp_path: Path, **kw) -> tuple[SieveBridge, Recorder]:
+    policy = compile_text(policy_text(socket=tmp_path / "mailcall", smtp_port=25,
+                                      file_path=tmp_path / "n.jsonl"))
+    runtime = Runtime(policy, make_plugin_manager(entrypoints=False))
+    runtime.clock = lambda: OFFICE_HOURS
+    sms = Recorder("sms")
+    return SieveBridge(runtime, tmp_path / "mailcall", channels=[sms], **kw), sms
+
+
+async def ask(path: Path, raw: bytes, *, shutdown: bool = True) -> bytes:
+    reader, writer = await asyncio.open_unix_connection(str(path))
+    writer.write(raw)
+    if shutdown:
+        writer.write_eof()
+    reply = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    return reply
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_notify_answers_then_sends_once(tmp_path: Path):
+    async def scenario():
+        bridge, sms = make_bridge(tmp_path)
+        await bridge.start()
+        try:
+            data = b"message-id=%3Cm1%40example.net%3E\nsubject=Devis%20%C3%A9t%C3%A9\nfrom=Bob\n"
+            req = serialize_request(["notify"], ALICE_ENV, data)
+            assert await ask(bridge.path, req) == b"+\n"
+            assert await ask(bridge.path, req) == b"+\n"  # the same Message-ID again
+            await bridge.dispatcher._queue.join()
+            return sms.sent
+        finally:
+            await bridge.stop(1)
+
+    sent = run(scenario())
+    assert len(sent) == 1
+    notification, subject, text = sent[0]
+    assert notification.user == "alice" and notification.address == "+33612345678"
+    assert subject == "Nouveau courriel de Bob"
+    assert "Devis été" in text
+
+
+def test_nothing_sent_outside_hours_but_still_true(tmp_path: Path):
+    async def scenario():
+        bridge, sms = make_bridge(tmp_path)
+        bridge.runtime.clock = lambda: EVENING
+        await bridge.start()
+        try:
+            reply = await ask(bridge.path, serialize_request(["notify"], ALICE_ENV, b""))
+            await bridge.dispatcher._queue.join()
+            return reply, sms.sent
+        finally:
+            await bridge.stop(1)
+
+    assert run(scenario()) == (b"+\n", [])
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"GARBAGE\n", b"-\n"),
+        (serialize_request(["reboot"], ALICE_ENV), b"-\n"),
+        (serialize_request(["ping"]), b"+\n"),
+        (serialize_request(["folder"], ALICE_ENV, b"context=voice-message\n"), b"Voicemail+\n"),
+        (serialize_request(["folder"], ALICE_ENV, b"context=fax-message\n"), b"Fax+\n"),
+        (serialize_request(["folder"], ALICE_ENV, b""), b"-\n"),
+        (serialize_request(["notify"], ALICE_ENV, b"x" * 200_000), b"-\n"),
+        (serialize_request(["notify", "nobody@else.example", "x@y"]), b"+\n"),
+    ],
+)
+def test_answers(tmp_path: Path, raw: bytes, expected: bytes):
+    async def scenario():
+        bridge, _ = make_bridge(tmp_path)
+        await bridge.start()
+        try:
+            return await ask(bridge.path, raw)
+        finally:
+            await bridge.stop(1)
+
+    assert run(scenario()) == expected
+
+
+def test_silent_peer_gets_false_within_the_deadline(tmp_path: Path):
+    async def scenario():
+        bridge, _ = make_bridge(tmp_path, answer_timeout=0.2)
+        await bridge.start()
+        try:
+            start = time.monotonic()
+            reply = await ask(bridge.path, b"VERSION\tscript\t4\t0\n-\nnotify\n", shutdown=False)
+            return reply, time.monotonic() - start
+        finally:
+            await bridge.stop(1)
+
+    reply, elapsed = run(scenario())
+    assert reply == b"-\n"
+    assert 0.15 < elapsed < 1.0
+
+
+def test_internal_error_is_false_not_silence(tmp_path: Path):
+    async def scenario():
+        bridge, _ = make_bridge(tmp_path)
+
+        def broken(request):
+            raise RuntimeError("policy exploded")
+
+        bridge.plan = broken
+        await bridge.start()
+        try:
+            return await ask(bridge.path, serialize_request(["notify"], ALICE_ENV))
+        finally:
+            await bridge.stop(1)
+
+    assert run(scenario()) == b"-\n"
+
+
+def test_socket_permissions_and_clean_stop(tmp_path: Path):
+    sock_dir = tmp_path / "sieve-execute"
+    sock_dir.mkdir()
+    os.chown(sock_dir, 0, 5000)
+
+    async def scenario():
+        bridge, _ = make_bridge(sock_dir)
+        await bridge.start()
+        st_ = bridge.path.stat()
+        await bridge.stop(1)
+        return st_
+
+    st_ = run(scenario())
+    assert stat.S_ISSOCK(st_.st_mode)
+    assert stat.S_IMODE(st_.st_mode) == 0o660
+    assert st_.st_gid == 5000
+    assert not (sock_dir / "mailcall").exists()
+    assert list(sock_dir.iterdir()) == []
+
+
+def test_refuses_missing_directory_with_advice(tmp_path: Path):
+    bridge, _ = make_bridge(tmp_path / "absent")
+    with pytest.raises(OSError, match="does not exist: create it"):
+        run(bridge.start())
+
+
+def test_parse_fields_is_defensive():
+    fields = parse_fields(b"subject=a%0D%0ABcc%3A%20x\nsubject=second\nnoequals\nFROM=%E9\n")
+    assert fields["subject"] == "a Bcc: x"  # CR/LF gone, first value kept
+    assert fields["from"] == "\ufffd"
+
+
+@given(st.lists(st.text(min_size=1, max_size=30), max_size=4),
+       st.dictionaries(st.sampled_from(["USER", "SENDER", "RECIPIENT"]), st.text(max_size=30)),
+       st.binary(max_size=100))
+def test_exec_client_speaks_the_same_protocol(args, env, data):
+    conn = ScriptServerConnection()
+    conn.receive_data(build_request(args, env, data))
+    conn.receive_data(b"")
+    events = []
+    while (event := conn.next_event()) is not NEED_DATA:
+        events.append(event)
+    assert isinstance(events[1], Environment) and dict(events[1].variables) == env
+    assert events[2] == Arguments(tuple(args))
+
+
+def test_exec_client_program(tmp_path: Path):
+    program = tmp_path / "mailcall"
+    program.write_text(client_script(str(tmp_path / "mailcall.sock")))
+    program.chmod(0o755)
+    env = {**ALICE_ENV, "PATH": "/usr/bin:/bin"}
+
+    # Daemon down: false at once, with the reason on stderr.
+    start = time.monotonic()
+    down = subprocess.run([str(program), "notify"], env=env, input=b"", capture_output=True,
+                          check=False)
+    assert down.returncode == 1
+    assert b"daemon not reachable" in down.stderr
+    assert time.monotonic() - start < 2.0
+
+    async def scenario():
+        bridge, sms = make_bridge(tmp_path)
+        bridge.path = tmp_path / "mailcall.sock"
+        await bridge.start()
+        try:
+            loop = asyncio.get_running_loop()
+            folder = await loop.run_in_executor(None, lambda: subprocess.run(
+                [str(program), "folder"], env=env, input=b"context=voice-message\n",
+                capture_output=True, check=False))
+            notify = await loop.run_in_executor(None, lambda: subprocess.run(
+                [str(program), "notify"], env=env, input=b"message-id=%3Cp%40x%3E\n",
+                capture_output=True, check=False))
+            await bridge.dispatcher._queue.join()
+            return folder, notify, sms.sent
+        finally:
+            await bridge.stop(1)
+
+    folder, notify, sent = run(scenario())
+    assert (folder.returncode, folder.stdout) == (0, b"Voicemail")
+    assert notify.returncode == 0
+    assert len(sent) == 1
+
+
+def test_many_simultaneous_deliveries_all_answered(tmp_path: Path):
+    """Dovecot connects with a 5 ms timeout: a burst must neither be refused nor left hanging."""
+    async def scenario():
+        bridge, _ = make_bridge(tmp_path)
+        await bridge.start()
+        try:
+            req = serialize_request(["notify"], ALICE_ENV, b"subject=x\n")
+            return await asyncio.gather(*(ask(bridge.path, req) for _ in range(300)))
+        finally:
+            await bridge.stop(1)
+
+    assert run(scenario()) == [b"+\n"] * 300
+
+
+def test_reloaded_policy_applies_to_the_next_mail(tmp_path: Path):
+    async def scenario():
+        bridge, sms = make_bridge(tmp_path)
+        text = policy_text(socket=tmp_path / "mailcall", smtp_port=25,
+                           file_path=tmp_path / "n.jsonl")
+        quiet = text.replace('notify = { mail = true, voicemail = true, media = ["sms", "email"], '
+                             'hours = "office" }', "notify = { mail = false }")
+        assert quiet != text
+        await bridge.start()
+        try:
+            bridge.runtime.replace_policy(compile_text(quiet))
+            await ask(bridge.path, serialize_request(["notify"], ALICE_ENV, b"message-id=a\n"))
+            await bridge.dispatcher._queue.join()
+            return sms.sent
+        finally:
+            await bridge.stop(1)
+
+    assert run(scenario()) == []
+
+
+def test_each_decision_is_announced_to_audit_plugins(tmp_path: Path):
+    from mailcall.core.hookspecs import hookimpl
+
+    seen = []
+
+    class Audit:
+        @hookimpl
+        def mailcall_after_decision(self, kind, request, decision):
+            seen.append((kind, request.recipient, decision.user))
+
+    async def scenario():
+        bridge, _ = make_bridge(tmp_path)
+        bridge.runtime.pm.register(Audit())
+        await bridge.start()
+        try:
+            await ask(bridge.path, serialize_request(["notify"], ALICE_ENV))
+        finally:
+            await bridge.stop(1)
+
+    run(scenario())
+    assert seen == [("mail", "alice@stockinox.example", "alice")]

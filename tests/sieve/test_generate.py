@@ -1,0 +1,190 @@
+"""Generated Sieve: compiled by the real sievec, user data quoted safely whatever it holds."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mailcall.core.cli import main as cli_main
+from mailcall.core.policy import compile_text
+from mailcall.sieve.commands import SIEVEC, InstallError, install
+from mailcall.sieve.generate import generate, global_script, null_script, write_scripts
+from mailcall.sieve.quoting import clean_text, sieve_literal, sieve_quote, sieve_unquote
+from tests.sieve.support import policy_text
+
+REPO = Path(__file__).resolve().parents[2]
+CONF = """\
+plugin {
+  sieve_plugins = sieve_extprograms
+  sieve_global_extensions = +vnd.dovecot.execute
+}
+"""
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def sieve_conf(tmp_path: Path) -> Path:
+    path = tmp_path / "sievec.conf"
+    path.write_text(CONF)
+    return path
+
+
+def compile_and_dump(script: Path, conf: Path) -> str:
+    result = subprocess.run([SIEVEC, "-c", str(conf), "-d", str(script), "-"],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def small_company(**kw) -> str:
+    return policy_text(socket=Path("/run/dovecot/sieve-execute/mailcall"), smtp_port=25,
+                       file_path=Path("/tmp/n.jsonl"), now=NOW, **kw)
+
+
+def test_example_policy_scripts_compile(tmp_path: Path, sieve_conf: Path):
+    policy = compile_text((REPO / "contrib/policies/small-company.toml").read_text())
+    written = write_scripts(generate(policy, now=NOW), tmp_path / "out")
+    names = sorted(p.relative_to(tmp_path / "out").as_posix() for p in written)
+    assert names == ["mailcall.sieve", "users/emma@stockinox.example.sieve"]
+    for path in written:
+        compile_and_dump(path, sieve_conf)
+    null = tmp_path / "null.sieve"
+    null.write_text(null_script(policy))
+    dump = compile_and_dump(null, sieve_conf)
+    assert "EXECUTE" not in dump
+    dump = compile_and_dump(tmp_path / "out/mailcall.sieve", sieve_conf)
+    assert dump.count("EXECUTE") == 1
+    text = global_script(policy)
+    code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    assert ":output" not in code and "pipe" not in code
+    assert 'fileinto :create "Voicemail"' in text and 'fileinto :create "Fax"' in text
+
+
+def test_absences_over_are_left_out_and_stale_scripts_removed(tmp_path: Path):
+    policy = compile_text((REPO / "contrib/policies/small-company.toml").read_text())
+    out = tmp_path / "out"
+    write_scripts(generate(policy, now=NOW), out)
+    own = out / "users" / "someone@example.net.sieve"
+    own.write_text('keep;\n')  # not ours: must survive
+    later = datetime(2027, 1, 1, tzinfo=UTC)
+    written = write_scripts(generate(policy, now=later), out)
+    assert [p.name for p in written] == ["mailcall.sieve"]
+    assert not (out / "users" / "emma@stockinox.example.sieve").exists()
+    assert own.exists()
+
+
+def test_vacation_carries_policy_facts(tmp_path: Path, sieve_conf: Path):
+    policy = compile_text(small_company())
+    scripts = {s.relpath: s.text for s in generate(policy, now=NOW)}
+    text = scripts["users/emma@stockinox.example.sieve"]
+    assert ":days 1" in text
+    assert ':from "Emma Laurent <emma@stockinox.example>"' in text
+    assert ':addresses ["emma@stockinox.example"]' in text
+    assert "Bernard Petit <bernard@stockinox.example>" in text
+    # The absence message holds a quote and a backslash: escaped, not ending the string.
+    assert 'Je suis en congé \\"au soleil\\" \\\\ loin.' in text
+    path = tmp_path / "emma.sieve"
+    path.write_text(text)
+    dump = compile_and_dump(path, sieve_conf)
+    assert dump.count("VACATION") == 1
+
+
+def test_folder_names_that_sieve_would_expand_are_refused():
+    with pytest.raises(ValueError, match=r"mail\.voice_folder"):
+        sieve_literal("Voice${1}", "mail.voice_folder")
+    with pytest.raises(ValueError):
+        sieve_literal("a\nb", "mail.fax_folder")
+    assert sieve_literal('Bo\\"te', "x") == '"Bo\\\\\\"te"'
+
+
+@given(st.text(max_size=300))
+def test_quote_round_trip(value: str):
+    quoted = sieve_quote(value)
+    assert sieve_unquote(quoted) == clean_text(value)
+    # Only escaped quotes inside: the string cannot end early.
+    inner = quoted[1:-1]
+    assert re.search(r'(?<!\\)(\\\\)*"', inner) is None
+
+
+NASTY = st.lists(
+    st.sampled_from([*'ab "\\;{}[]#/*\n\t$é€\U0001f600', '";keep;"', "discard;", "${1}",
+                     "\\\"", "text:\n.\n"]),
+    min_size=1, max_size=12,
+).map("".join).filter(lambda s: s.strip())
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=NASTY, message=NASTY)
+def test_hostile_user_data_compiles_to_exactly_one_vacation(tmp_path: Path, sieve_conf: Path,
+                                                            name: str, message: str):
+    """Names and absence texts from a directory cannot add a single Sieve command."""
+    toml_name = name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    toml_message = message.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    text = small_company().replace('name = "Emma Laurent"', f'name = "{toml_name}"').replace(
+        'message = "Je suis en congé \\"au soleil\\" \\\\ loin."', f'message = "{toml_message}"')
+    policy = compile_text(text)
+    script = {s.relpath: s.text for s in generate(policy, now=NOW)}[
+        "users/emma@stockinox.example.sieve"]
+    path = tmp_path / "emma.sieve"
+    path.write_text(script)
+    dump = compile_and_dump(path, sieve_conf)
+    assert dump.count("VACATION") == 1
+    assert not re.search(r"^\S+:\s+\d+: (KEEP|DISCARD|STOP|REDIRECT|FILEINTO)", dump, re.M)
+
+
+def test_cli_generate(tmp_path: Path):
+    policy = tmp_path / "policy.toml"
+    policy.write_text(small_company())
+    assert cli_main(["sieve", "generate", "--policy", str(policy), "--out",
+                     str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "mailcall.sieve").exists()
+
+
+def test_install_refuses_when_sievec_fails_and_changes_nothing(tmp_path: Path):
+    bare = tmp_path / "bare.conf"
+    bare.write_text("plugin {\n}\n")  # no extprograms: execute is unknown
+    policy = compile_text(small_company())
+    target = tmp_path / "sieve"
+    with pytest.raises(InstallError, match=r"vnd\.dovecot\.execute"):
+        install(policy, target, tmp_path / "bin", "/run/x", bare)
+    assert not (target / "mailcall.sieve").exists()
+    assert not (tmp_path / "bin" / "mailcall").exists()
+    assert [p.name for p in target.iterdir()] == ["users"]
+
+
+def test_install_compiles_in_place_and_installs_the_program(tmp_path: Path, sieve_conf: Path,
+                                                            capsys):
+    policy_file = tmp_path / "policy.toml"
+    policy_file.write_text(small_company())
+    target, bin_dir = tmp_path / "sieve", tmp_path / "bin"
+    assert cli_main(["sieve", "install", "--policy", str(policy_file), "--dir", str(target),
+                     "--bin-dir", str(bin_dir), "--dovecot-config", str(sieve_conf)]) == 0
+    out = capsys.readouterr().out
+    assert "doveadm reload" in out and f"sieve_before  = {target}/mailcall.sieve" in out
+    for name in ("mailcall.sieve", "users/emma@stockinox.example.sieve"):
+        script, binary = target / name, (target / name).with_suffix(".svbin")
+        assert binary.exists() and binary.stat().st_mtime >= script.stat().st_mtime
+    program = bin_dir / "mailcall"
+    assert program.stat().st_mode & 0o777 == 0o755
+    assert program.read_text().startswith("#!/usr/bin/python3 -I\n")
+    assert "/run/dovecot/sieve-execute/mailcall" in program.read_text()
+
+
+def test_contrib_snippet_is_valid_and_compiles_the_scripts(tmp_path: Path):
+    """The admin's 90-mailcall.conf, as shipped: doveconf accepts it, sievec compiles with it."""
+    conf = tmp_path / "dovecot.conf"
+    conf.write_text(f"protocols = lmtp\n!include {REPO}/contrib/dovecot/90-mailcall.conf\n")
+    shown = subprocess.run(["doveconf", "-c", str(conf), "-n"], capture_output=True, text=True,
+                           check=False)
+    assert shown.returncode == 0, shown.stderr
+    assert "sieve_execute_socket_dir = sieve-execute" in shown.stdout
+    policy = compile_text((REPO / "contrib/policies/small-company.toml").read_text())
+    for path in write_scripts(generate(policy, now=NOW), tmp_path / "out"):
+        compile_and_dump(path, conf)
