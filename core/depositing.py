@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from .model import Policy
 from .mailing import phone_message_notification
+from .model import Policy
 from .plans import DepositPlan
 
 

@@ -40,6 +40,9 @@ class Runtime:
         self.policy_path = policy_path
         self.overrides = dict(overrides or {})
         self.depositor: Depositor | None = None
+        self.notifier: Any | None = None
+        """The notification dispatcher shared by the Sieve bridge and the deposit worker,
+        set by the channels plugin's service (None: no channel plugin loaded)."""
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         """Where "now" comes from; tests replace it to decide at a chosen time."""
 

@@ -275,3 +275,33 @@ def _append(by_path: dict[str, list[bytes]]) -> None:
 def mailcall_notification_channels(runtime: Runtime) -> list[Any]:
     return [SmsGatewayChannel(runtime), EmailChannel(runtime), WebhookChannel(runtime),
             FileChannel(runtime)]
+
+
+class NotificationService:
+    """The notification dispatcher as a service: started first, stopped last.
+
+    It is shared through ``runtime.notifier`` by the Sieve bridge (new mail) and
+    the deposit worker (new voicemail and fax), so one rate limit and one
+    de-duplication memory cover everything a user's mobile receives.
+    """
+
+    name = "notifications"
+
+    def __init__(self, runtime: Runtime) -> None:
+        from mailcall.sieve.notifications import Dispatcher
+
+        channels = [c for batch in runtime.pm.hook.mailcall_notification_channels(
+            runtime=runtime) for c in batch or ()]
+        self.dispatcher = Dispatcher(runtime, channels)
+        runtime.notifier = self.dispatcher
+
+    async def start(self) -> None:
+        await self.dispatcher.start()
+
+    async def stop(self, grace: float) -> None:
+        await self.dispatcher.stop(grace)
+
+
+@hookimpl(tryfirst=True)
+def mailcall_services(runtime: Runtime) -> list[Any]:
+    return [NotificationService(runtime)]

@@ -198,10 +198,17 @@ class SieveBridge:
         self.path = Path(path)
         self.answer_timeout = answer_timeout or DEFAULT_ANSWER_TIMEOUT
         self.socket_mode = socket_mode
-        if channels is None:
-            channels = [c for batch in runtime.pm.hook.mailcall_notification_channels(
-                runtime=runtime) for c in batch or ()]
-        self.dispatcher = Dispatcher(runtime, channels)
+        # One dispatcher per running server, shared with the deposit worker, so that the
+        # hourly limit and de-duplication count every notification a user gets.
+        shared = runtime.notifier if channels is None else None
+        self._owns_dispatcher = shared is None
+        if shared is not None:
+            self.dispatcher = shared
+        else:
+            if channels is None:
+                channels = [c for batch in runtime.pm.hook.mailcall_notification_channels(
+                    runtime=runtime) for c in batch or ()]
+            self.dispatcher = Dispatcher(runtime, channels)
         self._server: asyncio.base_events.Server | None = None
         self._inode: int | None = None
         self._open: set[_Connection] = set()
@@ -216,7 +223,8 @@ class SieveBridge:
             )
         if self.path.exists() and not stat.S_ISSOCK(self.path.lstat().st_mode):
             raise OSError(f"{self.path} exists and is not a socket: refusing to replace it")
-        await self.dispatcher.start()
+        if self._owns_dispatcher:
+            await self.dispatcher.start()
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
         tmp.unlink(missing_ok=True)
         loop = asyncio.get_running_loop()
@@ -240,7 +248,8 @@ class SieveBridge:
         deadline = asyncio.get_running_loop().time() + grace
         while self._open and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)
-        await self.dispatcher.stop(grace)
+        if self._owns_dispatcher:
+            await self.dispatcher.stop(grace)
 
     def decide(self, request: BridgeRequest) -> tuple[bool, bytes, MailNotice | None]:
         verb = request.verb
