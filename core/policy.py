@@ -46,7 +46,7 @@ def _compile(raw: RawPolicy, pm: pluggy.PluginManager | None) -> Policy:
     policy = compile_policy(raw, directory)
     if pm is not None:
         extra = [p for batch in pm.hook.mailcall_policy_checks(policy=policy) for p in batch]
-        extra += _transcription_problems(policy, pm)
+        extra += _transcription_problems(policy, pm) + _encoder_problems(policy, pm)
         if extra:
             raise PolicyInvalid([Problem(raw.files[0], "", msg) for msg in extra])
     return policy
@@ -63,3 +63,15 @@ def _transcription_problems(policy: Policy, pm: pluggy.PluginManager) -> list[st
     return [f"profiles.{name}.features.transcription: granted, but no installed speech "
             "engine plugin can transcribe; install one or set transcription = false"
             for name in wanting]
+
+
+def _encoder_problems(policy: Policy, pm: pluggy.PluginManager) -> list[str]:
+    """A voicemail format no encoder offers would quietly fall back to WAV."""
+    offered = {e.format for batch in pm.hook.mailcall_audio_encoders() for e in batch or ()}
+    if not offered:
+        return []  # no deposit plugin loaded: nothing encodes anything here
+    return [f"profiles.{name}.features.voicemail.formats: '{fmt}' is offered by no installed "
+            f"audio encoder ({', '.join(sorted(offered))} are); remove it or install the "
+            "plugin that encodes it"
+            for name, p in policy.profiles.items() for fmt in p.features.voicemail.formats
+            if fmt not in offered]

@@ -68,10 +68,21 @@ def _header(policy: Policy) -> str:
 def global_script(policy: Policy, *, call: bool = True) -> str:
     voice = sieve_literal(policy.mail.voice_folder, "mail.voice_folder")
     fax = sieve_literal(policy.mail.fax_folder, "mail.fax_folder")
+    sender = sieve_literal(policy.delivery.sender or f"mailcall@{policy.organisation.domain}",
+                           "delivery.sender")
     lines = [
         _header(policy),
-        'require ["fileinto", "mailbox", "variables", "enotify"'
+        'require ["fileinto", "mailbox", "variables", "enotify", "duplicate", "envelope"'
         + (', "vnd.dovecot.execute"];' if call else "];"),
+        "",
+        "# A voicemail or fax delivered twice (mailcall killed between Dovecot's commit and",
+        "# its own record of it) keeps its first copy only: same Message-ID (RFC 7352).",
+        f'if allof (envelope :is "from" {sender},',
+        '          header :is "Message-Context" ["voice-message", "fax-message"],',
+        "          duplicate) {",
+        "  discard;",
+        "  stop;",
+        "}",
         "",
         "# Voice and fax messages (RFC 3458 Message-Context) go to their folders;",
         "# mailcall notifies those itself when it deposits them.",

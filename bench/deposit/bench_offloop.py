@@ -1,0 +1,267 @@
+"""Does a burst of voicemail slow call routing? FastAGI latency during 20 simultaneous deposits.
+
+    /work/venv/bin/python bench/deposit/bench_offloop.py [--seconds 60] [--burst 20]
+
+One event loop runs, as in ``mailcall serve``, the real FastAGI server (the
+``route`` handler of the agi plugin) and the deposit spool worker, which
+delivers into a real private Dovecot (started here; run as root). A separate
+process plays Asterisk: one ``route`` session every 5 ms, recording each
+session's latency (connect → server closes). The probe runs idle, then while
+BURST voicemails of SECONDS each are deposited at once (``runtime.deposit`` →
+spool → Opus encoding → LMTP), until all are delivered.
+
+Two runs in the same process, same load:
+* process pool   mailcall's worker: encoding in the build process pool (nice 10)
+* on the loop    the same worker with an executor that runs the build inline,
+                 i.e. what happens if encoding blocks the event loop (the peer)
+
+Target: p99 during the burst within 2x the idle p99 for the process pool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import multiprocessing as mp
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import Executor, Future
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+import numpy  # noqa: E402
+import soundfile  # noqa: E402
+
+from mailcall.core.deposits import VoiceMessage  # noqa: E402
+from mailcall.core.policy import compile_text  # noqa: E402
+from mailcall.core.runtime import Runtime  # noqa: E402
+from mailcall.deposit.spool import Spool, SpoolDepositor  # noqa: E402
+from mailcall.deposit.worker import SpoolWorker, WorkerSettings, default_executor  # noqa: E402
+from mailcall.plugins import deposit as deposit_plugin  # noqa: E402
+
+MEDIA = Path(os.environ.get("MAILCALL_SHARED", REPO.parent / "shared")) / "asterisk" / "media"
+
+ENV = (
+    b"agi_network: yes\nagi_network_script: route\nagi_request: agi://127.0.0.1/route\n"
+    b"agi_channel: PJSIP/trunk-00000001\nagi_language: fr\nagi_type: PJSIP\n"
+    b"agi_uniqueid: 1795887768.3\nagi_version: 20.10.0\nagi_callerid: +33611111111\n"
+    b"agi_calleridname: Client\nagi_callingpres: 0\nagi_callingani2: 0\nagi_callington: 0\n"
+    b"agi_callingtns: 0\nagi_dnid: 201\nagi_rdnis: unknown\nagi_context: from-trunk\n"
+    b"agi_extension: 201\nagi_priority: 1\nagi_enhanced: 0.0\nagi_accountcode: \n"
+    b"agi_threadid: 1\nagi_arg_1: 201\n\n"
+)
+
+POLICY = """
+[organisation]
+name = "Bench"
+domain = "example.test"
+timezone = "Europe/Paris"
+
+[delivery]
+method = "lmtp"
+address = "{address}"
+
+[profiles.sales]
+description = "Sales"
+[profiles.sales.features]
+reroute = {{ enabled = true, mobile = true }}
+voicemail = {{ enabled = true, formats = ["{fmt}"] }}
+
+[users.alice]
+name = "Alice Martin"
+email = "alice@example.test"
+profile = "sales"
+extensions = ["201"]
+mobile = "+33612345678"
+"""
+
+
+# ------------------------------------------------------------------ the fake Asterisk
+def answer_for(line: bytes, dials: list[int]) -> bytes:
+    if line.startswith(b"EXEC Dial"):
+        dials[0] += 1
+        return b"200 result=0\n"
+    if line.startswith(b"GET VARIABLE DIALSTATUS"):
+        return b"200 result=1 (NOANSWER)\n" if dials[0] < 2 else b"200 result=1 (ANSWER)\n"
+    return b"200 result=1\n" if not line.startswith(b"GET VARIABLE") else b"200 result=0\n"
+
+
+async def one_session(port: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(ENV)
+    dials = [0]
+    try:
+        while line := await reader.readline():
+            writer.write(answer_for(line, dials))
+    finally:
+        writer.close()
+
+
+def probe_main(port: int, interval: float, conn) -> None:
+    """Child process: a route session every `interval` s until told to stop."""
+    async def run() -> list[tuple[float, float]]:
+        samples = []
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_reader(conn.fileno(), stop.set)
+        while not stop.is_set():
+            t0 = time.monotonic()
+            await one_session(port)
+            samples.append((t0, time.monotonic() - t0))
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - t0)))
+        return samples
+
+    conn.send(asyncio.run(run()))
+
+
+class InlineExecutor(Executor):
+    """The peer: runs the build right away, on the event loop's thread."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+
+def p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100)[98] if len(values) >= 2 else float("nan")
+
+
+async def scenario(label, policy, spool_dir, wav, burst, executor_factory, idle_s) -> dict:
+    from mailcall.agi.server import AgiServer
+    from mailcall.agi.service import collect_handlers
+    from mailcall.core.plugins import make_plugin_manager
+    from mailcall.plugins import agi as agi_plugin
+    from mailcall.plugins import rules as rules_plugin
+
+    pm = make_plugin_manager(entrypoints=False)
+    pm.register(agi_plugin, name="agi")
+    pm.register(rules_plugin, name="rules")
+    pm.register(deposit_plugin, name="deposit")
+    runtime = Runtime(policy, pm)
+    spool = Spool(spool_dir)
+    runtime.depositor = depositor = SpoolDepositor(spool)
+    worker = SpoolWorker(
+        spool,
+        planner=lambda d: deposit_plugin.plan_for(policy, d),
+        origin=lambda: deposit_plugin.origin_for(policy),
+        target=lambda: deposit_plugin.target_for(policy),
+        encoders=deposit_plugin.encoders_from(pm),
+        settings=WorkerSettings(poll_interval=0.5),
+        executor_factory=executor_factory,
+    )
+    depositor.subscribe(worker.wake)
+    server = AgiServer(runtime, collect_handlers(runtime), host="127.0.0.1", port=0)
+    await server.start()
+    await worker.start()
+    here, there = mp.Pipe()
+    probe = mp.get_context("spawn").Process(
+        target=probe_main, args=(server.address[1], 0.005, there)
+    )
+    probe.start()
+    lags: list[tuple[float, float]] = []
+
+    async def lag_monitor() -> None:
+        while True:
+            t0 = time.monotonic()
+            await asyncio.sleep(0.002)
+            lags.append((t0, time.monotonic() - t0 - 0.002))
+
+    monitor = asyncio.create_task(lag_monitor())
+    await asyncio.sleep(idle_s)  # idle baseline (the first second is warm-up)
+    burst_start = time.monotonic()
+    base = VoiceMessage(call_id="", mailbox="alice", caller_number="+33698765432",
+                        caller_name="Bernard Petit", at=datetime.now(UTC), reason="busy",
+                        recording=str(wav))
+    await asyncio.gather(*(runtime.deposit(replace(base, call_id=f"{label}.{n}"))
+                           for n in range(burst)))
+    while len(spool.ids("delivered")) < burst:
+        await asyncio.sleep(0.02)
+    burst_end = time.monotonic()
+    here.send("stop")
+    samples = await asyncio.get_running_loop().run_in_executor(None, here.recv)
+    probe.join()
+    monitor.cancel()
+    await worker.stop(5)
+    await server.stop(1)
+    idle = [lat for t, lat in samples if t < burst_start and t > samples[0][0] + 1.0]
+    busy = [lat for t, lat in samples if burst_start <= t <= burst_end]
+    t_first = samples[0][0] + 1.0
+    lag_idle = [lag for t, lag in lags if t_first < t < burst_start]
+    lag_busy = [lag for t, lag in lags if burst_start <= t <= burst_end]
+    return {"label": label, "idle": idle, "busy": busy, "burst_s": burst_end - burst_start,
+            "lag_idle": lag_idle, "lag_busy": lag_busy}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of each voicemail")
+    parser.add_argument("--burst", type=int, default=20, help="simultaneous deposits")
+    parser.add_argument("--idle", type=float, default=5.0, help="idle measurement, seconds")
+    parser.add_argument("--rounds", type=int, default=3, help="repetitions of both runs")
+    parser.add_argument("--format", default="opus", choices=("opus", "mp3", "wav"),
+                        help="voicemail format (wav: no encoding, isolates delivery costs)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    from tests.support.dovecot import Dovecot, available
+
+    if not available():
+        sys.exit("bench_offloop: needs Dovecot installed and root (it starts a private instance)")
+    root = Path(tempfile.mkdtemp(prefix="mailcall-bench-"))
+    os.chmod(root, 0o755)
+    dovecot = Dovecot(root=root / "dovecot")
+    dovecot.write_config()
+    dovecot.add_user("alice@example.test")
+    dovecot.start()
+    try:
+        wav = root / "message.wav"
+        pcm = numpy.concatenate([soundfile.read(MEDIA / n, dtype="int16")[0] for n in
+                                 ("voicemail-dtmf-end.wav", "voicemail-hangup-end.wav")])
+        soundfile.write(wav, numpy.tile(pcm, int(args.seconds * 8000 // len(pcm)) + 1)
+                        [: int(args.seconds * 8000)], 8000, subtype="PCM_16")
+        text = POLICY.format(address=f"unix:{dovecot.lmtp_socket}", fmt=args.format)
+        policy = compile_text(text, name="bench")
+        print(f"{args.burst} simultaneous deposits of {args.seconds:.0f} s voicemail "
+              f"({args.format}), "
+              f"FastAGI 'route' sessions every 5 ms, {os.cpu_count()} CPUs, "
+              f"{args.rounds} rounds (load average now {os.getloadavg()[0]:.2f})\n")
+        print(f"{'run':<14}{'round':>6}{'idle p50':>10}{'idle p99':>10}{'burst p50':>11}"
+              f"{'burst p99':>11}{'p99 ratio':>10}{'burst s':>9}{'n':>6}"
+              f"{'loop lag p99 idle/burst':>25}   (ms)")
+        ratios: dict[str, list[float]] = {"process pool": [], "on the loop": []}
+        for round_ in range(args.rounds):
+            for label, factory in (("process pool", default_executor),
+                                   ("on the loop", InlineExecutor)):
+                tag = f"{label[:2]}{round_}"
+                r = asyncio.run(scenario(tag, policy, root / f"spool-{tag}", wav, args.burst,
+                                         factory, args.idle))
+                idle99, busy99 = p99(r["idle"]) * 1000, p99(r["busy"]) * 1000
+                ratios[label].append(busy99 / idle99)
+                print(f"{label:<14}{round_:>6}{statistics.median(r['idle']) * 1000:>10.2f}"
+                      f"{idle99:>10.2f}{statistics.median(r['busy']) * 1000:>11.2f}"
+                      f"{busy99:>11.2f}{busy99 / idle99:>10.2f}{r['burst_s']:>9.2f}"
+                      f"{len(r['busy']):>6}"
+                      f"{p99(r['lag_idle']) * 1000:>16.2f} / {p99(r['lag_busy']) * 1000:<7.2f}")
+        print()
+        for label, values in ratios.items():
+            print(f"{label:<14} median p99 ratio (burst / idle): {statistics.median(values):.2f}")
+        verdict = "met" if statistics.median(ratios["process pool"]) <= 2 else "NOT met"
+        print(f"target: burst p99 <= 2x idle p99 with the process pool: {verdict}")
+    finally:
+        dovecot.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

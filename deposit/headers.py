@@ -1,0 +1,137 @@
+"""Header helpers shared by voice and fax messages: the only door caller data goes through.
+
+Caller ID names and fax station ids are chosen by whoever places the call. They
+reach us as text that may hold CR/LF, NUL, invalid UTF-8 (smuggled in as
+surrogate escapes) or kilobytes of junk. Everything that ends up in a header is
+therefore (1) reduced to one printable line of bounded length by
+:func:`clean_text`, then (2) handed to the stdlib ``email`` header registry
+under a strict policy (:data:`STRICT`), which RFC 2047-encodes non-ASCII text
+and refuses CR/LF itself. Headers are never built by string concatenation, so
+even if step (1) had a bug, step (2) raises instead of injecting.
+
+References: RFC 5322 (message format), RFC 2047 (encoded words), RFC 3458
+(Message-Context), RFC 3803 (Content-Duration), RFC 3834 (Auto-Submitted),
+RFC 3966 (tel: URIs).
+"""
+
+from __future__ import annotations
+
+import email.policy
+import hashlib
+import re
+import unicodedata
+from email.headerregistry import Address
+from email.message import EmailMessage
+
+STRICT = email.policy.SMTP.clone(raise_on_defect=True, max_line_length=78, utf8=False)
+"""CRLF line ends, 7-bit headers (non-ASCII becomes RFC 2047 encoded words), defects raise."""
+
+MAX_NAME = 120
+"""Longest caller name kept: enough for any real name, short enough for a subject line."""
+
+_SPACES = re.compile(r"\s+")
+_DIALABLE = re.compile(r"[^0-9+*#]")
+_ID_SAFE = re.compile(r"[^A-Za-z0-9.\-]")
+
+
+def clean_text(value: str | bytes | None, limit: int | None = MAX_NAME) -> str:
+    """One printable line, at most `limit` characters, from untrusted caller data.
+
+    Bytes are decoded as UTF-8 with replacement; lone surrogates (how Python
+    carries undecodable bytes in ``str``) become U+FFFD; every control or
+    formatting character (CR, LF, TAB, NUL, bidi overrides...) becomes a space.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    value = value.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+    kept = []
+    for char in value:
+        category = unicodedata.category(char)
+        kept.append(" " if category[0] in ("C", "Z") and char != "\ufffd" else char)
+    return _truncate(_SPACES.sub(" ", "".join(kept)).strip(), limit)
+
+
+def _truncate(text: str, limit: int | None) -> str:
+    if limit is not None and len(text) > limit:
+        return text[: limit - 1].rstrip() + "…"
+    return text
+
+
+def header_text(value: str | bytes | None, limit: int = MAX_NAME) -> str:
+    """:func:`clean_text` for a header: also breaks "=?", so caller text that looks like an
+    RFC 2047 encoded word is shown literally instead of being decoded by the mail client."""
+    return _truncate(clean_text(value, limit=None).replace("=?", "= ?"), limit)
+
+
+_SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')
+
+
+def display_name(value: str | bytes | None) -> str:
+    """:func:`header_text` without RFC 5322 specials, for the phrase of an address.
+
+    A phrase with specials must be quoted, and CPython's header folding drops
+    those quotes when a long name is wrapped (``"A...A: x" <a@b>`` becomes a
+    group, ``"A...A <evil@x>," <a@b>`` a second address). Without specials the
+    phrase is plain atoms or encoded words, which fold safely anywhere.
+    """
+    return _SPACES.sub(" ", _SPECIALS.sub(" ", header_text(value))).strip()
+
+
+def clean_number(value: str | bytes | None) -> str:
+    """The dialable part of a caller number ("" when nothing dialable is left)."""
+    text = clean_text(value, limit=64)
+    number = _DIALABLE.sub("", text)
+    if "+" in number[1:]:
+        number = number[0] + number[1:].replace("+", "")
+    return number
+
+
+def tel_uri(number: str, domain: str) -> str | None:
+    """A tel: URI (RFC 3966): global for E.164, with a phone-context for internal numbers."""
+    if not number:
+        return None
+    if number.startswith("+") and number[1:].isdigit():
+        return f"tel:{number}"
+    return f"tel:{number};phone-context={domain}"
+
+
+def message_id(kind: str, mailbox: str, call_id: str, domain: str) -> str:
+    """The stable Message-ID of a deposit: same call, kind and mailbox → same id.
+
+    The readable part keeps the Asterisk unique id for grepping logs; the hash
+    covers the exact original values, so two ids that clean to the same text
+    still differ.
+    """
+    digest = hashlib.sha256(f"{kind}\0{mailbox}\0{call_id}".encode()).hexdigest()[:20]
+    readable = _ID_SAFE.sub("", call_id)[:40] or "call"
+    host = _ID_SAFE.sub("", domain) or "mailcall.invalid"
+    return f"<{kind}.{readable}.{digest}@{host}>"
+
+
+def set_common_headers(
+    msg: EmailMessage,
+    *,
+    context: str,
+    subject: str,
+    sender: str,
+    sender_name: str,
+    recipient: str,
+    recipient_name: str,
+    msgid: str,
+    date,
+) -> None:
+    """Headers every deposit message carries, set through the header registry only."""
+    msg["Message-ID"] = msgid
+    msg["Date"] = date
+    msg["From"] = Address(display_name=display_name(sender_name), addr_spec=sender)
+    msg["To"] = Address(display_name=display_name(recipient_name), addr_spec=recipient)
+    msg["Subject"] = header_text(subject, limit=200)
+    msg["Message-Context"] = context
+    msg["Auto-Submitted"] = "auto-generated"
+
+
+def serialise(msg: EmailMessage) -> bytes:
+    """The wire form (CRLF, 7-bit), raising rather than emitting anything malformed."""
+    return msg.as_bytes(policy=STRICT)

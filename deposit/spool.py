@@ -1,0 +1,306 @@
+"""The durable spool: a deposit is on disk, fsynced, before the caller hears goodbye.
+
+Layout under ``server.spool_dir`` (one filesystem, so ``rename`` is atomic)::
+
+    tmp/                 files being written; anything here after a crash is garbage
+    data/ID.wav|.tif     the spool's own copy of the recording or fax
+    messages/ID.eml      the message once built (retries send the very same bytes)
+    incoming/ID.json     accepted, not yet tried
+    deferred/ID.json     a temporary failure; ``next_attempt`` says when to try again
+    delivered/ID.json    the server said 250 (kept for ``mailcall spool list``/purge)
+    parked/ID.json       a permanent failure, with the reason; only a human retries it
+
+Every write is: write to ``tmp/``, fsync the file, rename into place, fsync the
+directory. A state change renames the new record in before unlinking the old
+one, so a crash can leave one id in two states but never in none; readers take
+the most advanced state (delivered > parked > deferred > incoming) and
+:meth:`Spool.recover` removes the stale copy.
+
+The spool ID is derived from (kind, mailbox, Asterisk unique id): accepting
+the same call twice (a handler retried after a timeout) keeps one deposit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mailcall.core.deposits import Deposit, FaxMessage, VoiceMessage
+
+log = logging.getLogger(__name__)
+
+STATES = ("incoming", "deferred", "parked", "delivered")
+"""In increasing precedence: a record found in two states is in the later one."""
+DIRS = ("tmp", "data", "messages", *STATES)
+_ID_SAFE = re.compile(r"[^A-Za-z0-9.\-]")
+_VALID_ID = re.compile(r"^(voice|fax)-[A-Za-z0-9.\-]{0,40}-[0-9a-f]{16}$")
+
+
+class SpoolError(Exception):
+    """The spool cannot be written (disk full, permissions...): the deposit was NOT accepted."""
+
+
+def spool_id(message: Deposit) -> str:
+    kind = kind_of(message)
+    digest = hashlib.sha256(f"{kind}\0{message.mailbox}\0{message.call_id}".encode()).hexdigest()
+    return f"{kind}-{_ID_SAFE.sub('', message.call_id)[:40]}-{digest[:16]}"
+
+
+def valid_id(value: str) -> bool:
+    """True for a spool id; guards the CLI against path tricks such as ``../x``."""
+    return bool(_VALID_ID.match(value))
+
+
+def kind_of(message: Deposit) -> str:
+    return "voice" if isinstance(message, VoiceMessage) else "fax"
+
+
+def deposit_to_json(message: Deposit) -> dict[str, Any]:
+    data = dataclasses.asdict(message)
+    data["at"] = message.at.isoformat()
+    return data
+
+
+def deposit_from_json(kind: str, data: dict[str, Any]) -> Deposit:
+    values = dict(data)
+    values["at"] = datetime.fromisoformat(values["at"])
+    cls = VoiceMessage if kind == "voice" else FaxMessage
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+class Spool:
+    """Blocking file operations on one spool directory (run them off the event loop)."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+
+    def ensure(self) -> None:
+        for name in DIRS:
+            (self.root / name).mkdir(parents=True, exist_ok=True, mode=0o750)
+
+    # -- atomic writes ---------------------------------------------------
+    def _write_atomic(self, target: Path, data: bytes) -> None:
+        tmp = self.root / "tmp" / f"{target.name}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+        fsync_dir(target.parent)
+
+    def _copy_atomic(self, source: Path, target: Path) -> None:
+        tmp = self.root / "tmp" / f"{target.name}.{os.getpid()}.tmp"
+        with open(source, "rb") as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(tmp, target)
+        fsync_dir(target.parent)
+
+    def write_message(self, sid: str, data: bytes) -> Path:
+        path = self.message_path(sid)
+        self._write_atomic(path, data)
+        return path
+
+    def write_wire(self, sid: str, data: bytes) -> Path:
+        path = self.wire_path(sid)
+        self._write_atomic(path, data)
+        return path
+
+    def message_path(self, sid: str) -> Path:
+        return self.root / "messages" / f"{sid}.eml"
+
+    def wire_path(self, sid: str) -> Path:
+        """The message as sent after DATA: CRLF, dot-stuffed, ending with CRLF.CRLF."""
+        return self.root / "messages" / f"{sid}.wire"
+
+    # -- records ---------------------------------------------------------
+    def path(self, state: str, sid: str) -> Path:
+        return self.root / state / f"{sid}.json"
+
+    def state_of(self, sid: str) -> str | None:
+        for state in reversed(STATES):
+            if self.path(state, sid).exists():
+                return state
+        return None
+
+    def load(self, sid: str) -> dict[str, Any] | None:
+        state = self.state_of(sid)
+        if state is None:
+            return None
+        path = self.path(state, sid)
+        try:
+            record = json.loads(path.read_text())
+        except FileNotFoundError:  # moved on by another process in between
+            return self.load(sid) if self.state_of(sid) not in (None, state) else None
+        except ValueError as exc:
+            # Set aside, never deleted: the recording in data/ is still there for a human.
+            path.replace(path.with_suffix(".json.corrupt"))
+            log.error("spool record %s is unreadable (%s); moved aside to %s.corrupt",
+                      path, exc, path.name)
+            return None
+        record["state"] = state
+        return record
+
+    def save(self, record: dict[str, Any], state: str) -> None:
+        """Put `record` in `state`, durably, then drop it from any other state."""
+        sid = record["id"]
+        record = {**record, "state": state}
+        self._write_atomic(self.path(state, sid), json.dumps(record).encode())
+        for other in STATES:
+            if other != state:
+                with contextlib.suppress(FileNotFoundError):
+                    self.path(other, sid).unlink()
+                    fsync_dir(self.root / other)
+
+    def prepare(self, record: dict[str, Any], state: str) -> Path:
+        """Write `record` for `state` into tmp/, fsynced, without making it current.
+
+        :meth:`commit` then needs one ``rename`` only: the worker prepares the
+        "delivered" record before sending the message, so that after the server's
+        250 a single system call, made at once on the event loop, records it.
+        """
+        sid = record["id"]
+        tmp = self.root / "tmp" / f"{sid}.{state}.prepared"
+        with open(tmp, "wb") as f:
+            f.write(json.dumps({**record, "state": state}).encode())
+            f.flush()
+            os.fsync(f.fileno())
+        return tmp
+
+    def commit(self, prepared: Path, state: str, sid: str) -> None:
+        """Make a prepared record current: one rename (durable after :meth:`save`)."""
+        os.replace(prepared, self.path(state, sid))
+
+    def ids(self, state: str) -> list[str]:
+        folder = self.root / state
+        if not folder.is_dir():
+            return []
+        return sorted(p.stem for p in folder.glob("*.json"))
+
+    def records(self, states: tuple[str, ...] = STATES) -> Iterator[dict[str, Any]]:
+        seen: set[str] = set()
+        for state in reversed(STATES):
+            for sid in self.ids(state):
+                if sid in seen:
+                    continue
+                seen.add(sid)
+                if state in states:
+                    record = self.load(sid)
+                    if record is not None:
+                        yield record
+
+    def recover(self) -> int:
+        """After a crash: drop half-written temp files and stale lower-state copies."""
+        for leftover in (self.root / "tmp").glob("*"):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+        fixed = 0
+        for index, state in enumerate(STATES):
+            for sid in self.ids(state):
+                if any(self.path(later, sid).exists() for later in STATES[index + 1 :]):
+                    self.path(state, sid).unlink(missing_ok=True)
+                    fixed += 1
+        return fixed
+
+    def remove(self, sid: str) -> None:
+        """Forget a deposit entirely (``mailcall spool purge``)."""
+        for state in STATES:
+            self.path(state, sid).unlink(missing_ok=True)
+        self.message_path(sid).unlink(missing_ok=True)
+        self.wire_path(sid).unlink(missing_ok=True)
+        for payload in (self.root / "data").glob(f"{sid}.*"):
+            payload.unlink(missing_ok=True)
+
+    # -- accepting -------------------------------------------------------
+    def accept(self, message: Deposit) -> str:
+        """Make `message` durable; returns its id. Raises :class:`SpoolError` only if the
+        spool itself cannot be written, never because of a bad recording."""
+        sid = spool_id(message)
+        if self.state_of(sid) is not None:
+            log.info("deposit %s already in the spool: accepted once", sid)
+            return sid
+        kind = kind_of(message)
+        source = message.recording if isinstance(message, VoiceMessage) else message.tiff
+        payload: str | None = None
+        note = ""
+        try:
+            self.ensure()
+            if source:
+                src = Path(source)
+                if src.is_file():
+                    suffix = ".wav" if kind == "voice" else ".tif"
+                    target = self.root / "data" / f"{sid}{suffix}"
+                    try:
+                        self._copy_atomic(src, target)
+                        payload = str(target.relative_to(self.root))
+                    except PermissionError as exc:
+                        note = f"could not read {src}: {exc}"
+                else:
+                    note = f"{src} does not exist"
+            record = {
+                "id": sid,
+                "kind": kind,
+                "deposit": deposit_to_json(message),
+                "payload": payload,
+                "note": note,
+                "accepted_at": now_utc().isoformat(),
+                "attempts": 0,
+                "next_attempt": None,
+                "last_error": "",
+                "results": [],
+            }
+            self._write_atomic(self.path("incoming", sid), json.dumps(record).encode())
+        except OSError as exc:
+            raise SpoolError(
+                f"cannot write the deposit {sid} into the spool {self.root}: {exc}; "
+                "check free space and that mailcall owns the directory"
+            ) from exc
+        if note:
+            log.warning("deposit %s accepted without its file: %s", sid, note)
+        return sid
+
+
+class SpoolDepositor:
+    """The ``Depositor`` the FastAGI handlers call through ``runtime.deposit``."""
+
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
+        self._listeners: list[Callable[[str], None]] = []
+
+    def subscribe(self, listener: Callable[[str], None]) -> None:
+        """`listener(spool_id)` is called after each accept (the worker's wake-up)."""
+        self._listeners.append(listener)
+
+    async def accept(self, message: Deposit) -> str:
+        loop = asyncio.get_running_loop()
+        sid = await loop.run_in_executor(None, self.spool.accept, message)
+        for listener in self._listeners:
+            listener(sid)
+        return sid

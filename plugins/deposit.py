@@ -1,0 +1,135 @@
+"""Built-in plugin: voicemail and fax deposits go through the durable spool into the mailbox.
+
+Wires :mod:`mailcall.deposit` to the hooks: the spool is the ``Depositor`` the
+FastAGI handlers call, its worker is a ``mailcall serve`` service, the audio
+encoders are offered to every plugin, and ``mailcall spool`` is a sub-command.
+Everything policy-dependent is read from ``runtime.policy`` at each use, so a
+reload applies to deposits still waiting in the spool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from mailcall.core.depositing import plan_deposit
+from mailcall.core.deposits import Deposit
+from mailcall.core.hookspecs import hookimpl
+from mailcall.core.plugins import announce_decision
+from mailcall.core.model import Policy
+from mailcall.core.plans import DepositPlan
+from mailcall.core.runtime import Runtime
+from mailcall.deposit import commands
+from mailcall.deposit.audio import WavEncoder, sndfile_mp3, sndfile_opus
+from mailcall.deposit.delivery import Target, parse_target
+from mailcall.deposit.opus_encoder import LibopusEncoder
+from mailcall.deposit.opus_encoder import available as libopus_available
+from mailcall.deposit.spool import Spool, SpoolDepositor, kind_of
+from mailcall.deposit.voice_message import Origin
+from mailcall.deposit.worker import SpoolWorker
+
+log = logging.getLogger(__name__)
+
+
+def origin_for(policy: Policy) -> Origin:
+    org = policy.organisation
+    sender = policy.delivery.sender or f"mailcall@{org.domain}"
+    return Origin(sender=sender, domain=org.domain, timezone=org.timezone, sender_name=org.name)
+
+
+def target_for(policy: Policy) -> Target:
+    return parse_target(policy.delivery.method, policy.delivery.address)
+
+
+def plan_for(policy: Policy, deposit: Deposit) -> DepositPlan:
+    return plan_deposit(policy, mailbox=deposit.mailbox, kind=kind_of(deposit), at=deposit.at)
+
+
+_NOTICE = {"fr": {"voice": "Message vocal", "fax": "Fax"},
+           "en": {"voice": "Voicemail", "fax": "Fax"}}
+
+
+def notify_delivered(runtime: Runtime, deposit: Deposit, plan: DepositPlan,
+                     message_id: str) -> None:
+    """Tell the mobile of a delivered voicemail or fax, through the shared dispatcher."""
+    if not plan.notify:
+        return
+    if runtime.notifier is None:
+        log.warning("deposit for %s delivered; no notification channel plugin is loaded to "
+                    "tell the mobile", plan.mailbox)
+        return
+    from mailcall.sieve.notifications import MailNotice
+
+    caller = " ".join(p for p in (deposit.caller_name, deposit.caller_number)
+                      if p and p != "unknown") or "?"
+    words = _NOTICE.get(plan.language, _NOTICE["en"])
+    runtime.notifier.submit(MailNotice(
+        notifications=plan.notify, recipient=plan.recipient,
+        sender=origin_for(runtime.policy).sender, message_id=message_id,
+        subject=words[plan.kind], from_header=caller, origin="deposit"))
+
+
+def _planned(runtime: Runtime, deposit: Deposit) -> DepositPlan:
+    plan = plan_for(runtime.policy, deposit)
+    announce_decision(runtime.pm, "deposit", deposit, plan)
+    return plan
+
+
+def encoders_from(pm: Any) -> dict[str, Any]:
+    """format → encoder; for a format offered twice, the first plugin pluggy calls wins
+    (plugins registered later are called first, so a third-party encoder overrides ours)."""
+    chosen: dict[str, Any] = {}
+    for batch in pm.hook.mailcall_audio_encoders():
+        for encoder in batch or ():
+            chosen.setdefault(encoder.format, encoder)
+    return chosen
+
+
+@hookimpl
+def mailcall_depositor(runtime: Runtime) -> SpoolDepositor:
+    return SpoolDepositor(Spool(runtime.setting("spool_dir")))
+
+
+@hookimpl
+def mailcall_services(runtime: Runtime) -> list[Any]:
+    depositor = runtime.depositor
+    if isinstance(depositor, SpoolDepositor):
+        spool = depositor.spool
+    else:  # another plugin takes new deposits; still deliver what our spool holds
+        spool = Spool(runtime.setting("spool_dir"))
+    worker = SpoolWorker(
+        spool,
+        planner=lambda deposit: _planned(runtime, deposit),
+        origin=lambda: origin_for(runtime.policy),
+        target=lambda: target_for(runtime.policy),
+        encoders=encoders_from(runtime.pm),
+        delivered=lambda deposit, plan, mid: notify_delivered(runtime, deposit, plan, mid),
+    )
+    if isinstance(depositor, SpoolDepositor):
+        depositor.subscribe(worker.wake)
+    return [worker]
+
+
+@hookimpl
+def mailcall_audio_encoders() -> list[Any]:
+    if libopus_available():
+        opus: Any = LibopusEncoder()
+    else:
+        log.warning("libopus/libogg not found: Opus voicemail uses libsndfile's slower encoder")
+        opus = sndfile_opus()
+    return [WavEncoder(), opus, sndfile_mp3()]
+
+
+@hookimpl
+def mailcall_register_commands(subparsers: argparse._SubParsersAction) -> None:
+    commands.register(subparsers)
+
+
+@hookimpl
+def mailcall_policy_checks(policy: Policy) -> list[str]:
+    try:
+        target_for(policy)
+    except ValueError as exc:
+        return [str(exc)]  # already "delivery.<key> ...: what is wrong"
+    return []

@@ -1,0 +1,150 @@
+"""Deposit test helpers: a small policy pointing at the test Dovecot, a worker, IMAP counts."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pluggy
+
+from mailcall.core import hookspecs
+from mailcall.core.deposits import FaxMessage, VoiceMessage
+from mailcall.core.model import Policy
+from mailcall.core.policy import compile_text
+from mailcall.deposit.spool import Spool
+from mailcall.deposit.worker import SpoolWorker, WorkerSettings
+from mailcall.plugins import deposit as plugin
+from tests.conftest import MEDIA
+
+USERS = ("alice@example.test", "bob@example.test")
+FAST = WorkerSettings(retry_base=0.2, retry_max=1.0, poll_interval=0.2, delivery_timeout=20)
+
+
+def policy_text(address: str, *, method: str = "lmtp", formats=("opus",), fax=("pdf",)) -> str:
+    fmt = ", ".join(f'"{f}"' for f in formats)
+    fax_fmt = ", ".join(f'"{f}"' for f in fax)
+    return f"""
+[organisation]
+name = "Test Org"
+domain = "example.test"
+timezone = "Europe/Paris"
+language = "fr"
+
+[delivery]
+method = "{method}"
+address = "{address}"
+
+[profiles.staff]
+description = "test staff"
+[profiles.staff.features]
+voicemail = {{ enabled = true, formats = [{fmt}] }}
+fax = {{ enabled = true, formats = [{fax_fmt}] }}
+
+[users.alice]
+name = "Alice Martin"
+email = "alice@example.test"
+profile = "staff"
+extensions = ["201"]
+
+[users.bob]
+name = "Bob Smith"
+email = "bob@example.test"
+profile = "staff"
+language = "en"
+extensions = ["202"]
+
+[users.ghost]
+name = "Ghost User"
+email = "ghost@example.test"
+profile = "staff"
+extensions = ["209"]
+"""
+
+
+def make_policy(address: str, **kw) -> Policy:
+    return compile_text(policy_text(address, **kw), name="<deposit-test>")
+
+
+def plugin_manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    pm.register(plugin, name="deposit")
+    return pm
+
+
+def make_worker(spool_dir: Path, policy: Policy, settings: WorkerSettings = FAST) -> SpoolWorker:
+    return SpoolWorker(
+        Spool(spool_dir),
+        planner=lambda d: plugin.plan_for(policy, d),
+        origin=lambda: plugin.origin_for(policy),
+        target=lambda: plugin.target_for(policy),
+        encoders=plugin.encoders_from(plugin_manager()),
+        settings=settings,
+    )
+
+
+AT = datetime(2026, 11, 27, 16, 42, 5, tzinfo=UTC)
+
+
+def voice(
+    call_id: str,
+    *,
+    mailbox: str = "alice",
+    recording: str | None = None,
+    name: str = "Bernard Petit",
+    number: str = "+33698765432",
+    reason: str = "busy",
+) -> VoiceMessage:
+    rec = str(MEDIA / "voicemail-dtmf-end.wav") if recording is None else recording
+    return VoiceMessage(
+        call_id=call_id,
+        mailbox=mailbox,
+        caller_number=number,
+        caller_name=name,
+        at=AT,
+        reason=reason,
+        recording=rec or None,
+    )
+
+
+def fax(
+    call_id: str,
+    *,
+    mailbox: str = "alice",
+    tiff: str | None = None,
+    status: str = "SUCCESS",
+    error: str = "",
+) -> FaxMessage:
+    path = str(MEDIA / "fax-received-g3.tif") if tiff is None else tiff
+    return FaxMessage(
+        call_id=call_id,
+        mailbox=mailbox,
+        caller_number="+33140000299",
+        caller_name="Compta Stock Inox",
+        at=AT,
+        status=status,
+        error=error,
+        pages=1,
+        station_id="STOCK INOX",
+        tiff=path or None,
+    )
+
+
+def parse(raw: bytes) -> email.message.EmailMessage:
+    return email.message_from_bytes(raw, policy=email.policy.default)
+
+
+def message_ids(dovecot, address: str) -> Counter:
+    return Counter(parse(raw)["Message-ID"] for raw in dovecot.fetch_all(address))
+
+
+def run(coro, timeout: float = 120):
+    async def bounded():
+        async with asyncio.timeout(timeout):
+            return await coro
+
+    return asyncio.run(bounded())

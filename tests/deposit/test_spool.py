@@ -1,0 +1,214 @@
+"""The spool alone: durable accept, idempotence, states, crash leftovers, the CLI, the plugin."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from mailcall.core.runtime import Runtime
+from mailcall.deposit.opus_encoder import LibopusEncoder
+from mailcall.deposit.spool import Spool, SpoolDepositor, SpoolError, spool_id, valid_id
+from mailcall.deposit.worker import SpoolWorker
+from mailcall.plugins import deposit as plugin
+from tests.deposit.support import MEDIA, fax, make_policy, plugin_manager, voice
+
+
+def test_accept_copies_the_recording_and_writes_the_record(tmp_path):
+    spool = Spool(tmp_path / "spool")
+    d = voice("1764.1")
+    sid = spool.accept(d)
+    assert valid_id(sid) and sid == spool_id(d)
+    record = spool.load(sid)
+    assert record["state"] == "incoming"
+    copy = spool.root / record["payload"]
+    assert copy.read_bytes() == (MEDIA / "voicemail-dtmf-end.wav").read_bytes()
+    assert record["deposit"]["caller_name"] == "Bernard Petit"
+    assert list((spool.root / "tmp").iterdir()) == []
+    # The same call deposited again (a retried handler) stays one deposit.
+    assert spool.accept(d) == sid
+    assert spool.ids("incoming") == [sid]
+
+
+def test_accept_without_a_file_still_accepts(tmp_path):
+    spool = Spool(tmp_path)
+    sid = spool.accept(voice("1764.2", recording=str(tmp_path / "gone.wav")))
+    record = spool.load(sid)
+    assert record["payload"] is None and "does not exist" in record["note"]
+    sid = spool.accept(fax("1764.3", tiff=""))
+    assert spool.load(sid)["payload"] is None
+
+
+def test_accept_fails_loudly_when_the_spool_is_unwritable(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(SpoolError, match="check free space"):
+        Spool(blocker / "spool").accept(voice("1764.4"))
+
+
+def test_ids_are_path_safe():
+    sid = spool_id(voice("../../etc/passwd\r\n"))
+    assert "/" not in sid and "\r" not in sid and valid_id(sid)
+    assert not valid_id("../x") and not valid_id("voice-x-123")
+
+
+def test_state_precedence_and_recovery(tmp_path):
+    spool = Spool(tmp_path)
+    sid = spool.accept(voice("1764.5"))
+    record = spool.load(sid)
+    # A crash after the rename into delivered/ but before the unlink from incoming/:
+    (tmp_path / "delivered").mkdir(exist_ok=True)
+    (tmp_path / "delivered" / f"{sid}.json").write_text(
+        json.dumps({**record, "state": "delivered"})
+    )
+    (tmp_path / "tmp" / "half-written.tmp").write_text("x")
+    (tmp_path / "tmp" / "builddir").mkdir()
+    assert spool.state_of(sid) == "delivered"
+    assert spool.recover() == 1
+    assert spool.ids("incoming") == [] and spool.ids("delivered") == [sid]
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_save_moves_between_states(tmp_path):
+    spool = Spool(tmp_path)
+    sid = spool.accept(voice("1764.6"))
+    record = spool.load(sid)
+    spool.save(record, "deferred")
+    assert spool.state_of(sid) == "deferred" and spool.ids("incoming") == []
+    spool.save(record, "parked")
+    assert [r["state"] for r in spool.records()] == ["parked"]
+
+
+def test_depositor_is_async_and_wakes_the_worker(tmp_path):
+    woken = []
+    depositor = SpoolDepositor(Spool(tmp_path))
+    depositor.subscribe(woken.append)
+    sid = asyncio.run(depositor.accept(voice("1764.7")))
+    assert woken == [sid]
+    assert Spool(tmp_path).state_of(sid) == "incoming"
+
+
+def cli(args: list[str], policy_loader=lambda: None) -> int:
+    parser = argparse.ArgumentParser(prog="mailcall")
+    sub = parser.add_subparsers()
+    plugin_manager().hook.mailcall_register_commands(subparsers=sub)
+    ns = parser.parse_args(args)
+    return ns.handler(ns, policy_loader)
+
+
+def test_spool_commands(tmp_path, capsys):
+    spool = Spool(tmp_path)
+    a = spool.accept(voice("1764.8"))
+    b = spool.accept(voice("1764.9"))
+    record = spool.load(b)
+    record["last_error"] = "bob refused: rcpt: 550 5.1.1 User doesn't exist"
+    spool.save(record, "parked")
+
+    assert cli(["spool", "--spool-dir", str(tmp_path), "list"]) == 0
+    out = capsys.readouterr().out
+    assert a in out and b in out and "parked" in out and "550 5.1.1" in out
+    assert cli(["spool", "--spool-dir", str(tmp_path), "list", "--json", "--state", "parked"]) == 0
+    assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [b]
+
+    assert cli(["spool", "--spool-dir", str(tmp_path), "retry", "--all-parked"]) == 0
+    assert spool.state_of(b) == "incoming"
+    assert cli(["spool", "--spool-dir", str(tmp_path), "retry", "../../etc"]) == 1
+    assert cli(["spool", "--spool-dir", str(tmp_path), "retry"]) == 2
+
+    delivered = spool.load(a)
+    delivered["results"] = [{"at": "2020-01-01T00:00:00+00:00"}]
+    spool.save(delivered, "delivered")
+    # A parked deposit is only deleted when named; a delivered one after the age limit.
+    assert cli(["spool", "--spool-dir", str(tmp_path), "purge", "--parked", b]) == 1
+    assert spool.state_of(b) == "incoming"
+    assert cli(["spool", "--spool-dir", str(tmp_path), "purge"]) == 0
+    assert spool.state_of(a) is None and not list((tmp_path / "data").glob(f"{a}.*"))
+    capsys.readouterr()
+
+
+def test_spool_dir_comes_from_the_policy(tmp_path, capsys):
+    class Server:
+        spool_dir = str(tmp_path / "nowhere")
+
+    class Policy:
+        server = Server()
+
+    assert cli(["spool", "list"], lambda: Policy()) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_plugin_hooks(tmp_path):
+    pm = plugin_manager()
+    encoders = plugin.encoders_from(pm)
+    assert set(encoders) == {"wav", "opus", "mp3"}
+    assert isinstance(encoders["opus"], LibopusEncoder)
+    policy = make_policy("unix:/run/dovecot/lmtp")
+    runtime = Runtime(policy, pm, overrides={"spool_dir": str(tmp_path)})
+    depositor = pm.hook.mailcall_depositor(runtime=runtime)
+    assert isinstance(depositor, SpoolDepositor) and depositor.spool.root == Path(tmp_path)
+    runtime.depositor = depositor
+    services = [s for batch in pm.hook.mailcall_services(runtime=runtime) for s in batch]
+    assert len(services) == 1 and isinstance(services[0], SpoolWorker)
+    assert services[0].name == "deposit-spool"
+    assert pm.hook.mailcall_policy_checks(policy=policy) == [[]]
+
+
+def test_permissions_of_spool_directories(tmp_path):
+    spool = Spool(tmp_path / "s")
+    spool.ensure()
+    mode = os.stat(tmp_path / "s" / "incoming").st_mode & 0o777
+    assert mode & 0o007 == 0, oct(mode)  # recordings are not world-readable
+
+
+def test_hook_mailcall_audio_encoders(tmp_path):
+    """Every format offered encodes the real recording to its length, and can be pickled
+    (it crosses into the build processes); a later plugin's encoder wins over ours."""
+    import pickle
+
+    import soundfile
+
+    from mailcall.core.hookspecs import hookimpl
+    from mailcall.deposit.audio import encoded_duration
+
+    pm = plugin_manager()
+    batches = pm.hook.mailcall_audio_encoders()
+    offered = [e for batch in batches for e in batch]
+    assert {e.format for e in offered} == {"wav", "opus", "mp3"}
+    wav = MEDIA / "voicemail-hangup-end.wav"
+    for encoder in offered:
+        assert encoder.mime_type.startswith("audio/") and encoder.extension
+        clone = pickle.loads(pickle.dumps(encoder))  # noqa: S301 - our own bytes
+        out = tmp_path / f"x.{clone.extension}"
+        clone.encode(str(wav), str(out))
+        assert abs(encoded_duration(out) - soundfile.info(wav).duration) <= 0.050
+
+    class SiteOpus:
+        format = "opus"
+        mime_type = "audio/ogg"
+        extension = "opus"
+
+        def encode(self, wav_path, out_path):
+            raise NotImplementedError
+
+    class SitePlugin:
+        @hookimpl
+        def mailcall_audio_encoders(self):
+            return [SiteOpus()]
+
+    pm.register(SitePlugin(), name="site")
+    assert isinstance(plugin.encoders_from(pm)["opus"], SiteOpus)
+
+
+def test_corrupt_record_is_set_aside_not_fatal(tmp_path):
+    spool = Spool(tmp_path)
+    sid = spool.accept(voice("1764.10"))
+    good = spool.accept(voice("1764.11"))
+    (tmp_path / "incoming" / f"{sid}.json").write_text('{"id": "trunc')
+    assert spool.load(sid) is None
+    assert (tmp_path / "incoming" / f"{sid}.json.corrupt").exists()
+    assert (tmp_path / "data" / f"{sid}.wav").exists()  # the recording is kept
+    assert [r["id"] for r in spool.records()] == [good]

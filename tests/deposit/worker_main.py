@@ -1,0 +1,29 @@
+"""The spool worker alone in a process, for the SIGKILL test: ``python -m tests.deposit.worker_main
+SPOOL_DIR POLICY_FILE``. Runs until SIGTERM, wired exactly as the deposit plugin wires it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from mailcall.core.policy import load_policy
+from tests.deposit.support import FAST, make_worker
+
+
+async def main(spool_dir: Path, policy_file: Path) -> None:
+    policy = load_policy(policy_file, dropins=False)
+    worker = make_worker(spool_dir, policy, FAST)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await worker.start()
+    print("worker started", flush=True)
+    await stop.wait()
+    await worker.stop(5)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    asyncio.run(main(Path(sys.argv[1]), Path(sys.argv[2])))
