@@ -16,9 +16,9 @@ from typing import Any
 from mailcall.core.depositing import plan_deposit
 from mailcall.core.deposits import Deposit
 from mailcall.core.hookspecs import hookimpl
-from mailcall.core.plugins import announce_decision
 from mailcall.core.model import Policy
 from mailcall.core.plans import DepositPlan
+from mailcall.core.plugins import announce_decision
 from mailcall.core.runtime import Runtime
 from mailcall.deposit import commands
 from mailcall.deposit.audio import WavEncoder, sndfile_mp3, sndfile_opus
