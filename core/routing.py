@@ -8,7 +8,7 @@ show an administrator exactly what a live call will do.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -55,7 +55,7 @@ class CallContext:
                          f"{self.policy.telephony.max_steps} steps (telephony.max_steps)")
             return
         if isinstance(step, Ring) and self.guard and not step.after:
-            step = replace(step, after=self.guard)
+            step = Ring(step.targets, step.seconds, step.who, step.why, step.own, self.guard)
         self.steps.append(step)
 
     def finish(self, step: Step | None = None) -> None:
@@ -106,7 +106,9 @@ def plan_call(policy: Policy, request: CallRequest,
         rules = default_rules()
     at = policy.local(request.at or datetime.now(UTC))
     ctx = CallContext(policy=policy, request=request, at=at)
-    for rule in sorted(rules, key=lambda r: r.order):
+    if not isinstance(rules, SortedRules):
+        rules = sorted(rules, key=lambda r: r.order)
+    for rule in rules:
         if ctx.finished:
             break
         rule.apply(ctx)
@@ -116,6 +118,11 @@ def plan_call(policy: Policy, request: CallRequest,
                     explanation=tuple(ctx.explanation))
 
 
-def collect_rules(results: Sequence[Sequence[CallRule]]) -> list[CallRule]:
-    """Flatten what `mailcall_call_rules` returned by every plugin."""
-    return [rule for batch in results for rule in batch]
+class SortedRules(tuple):
+    """Rules already in running order, so a live call does not sort them again."""
+
+
+def collect_rules(results: Sequence[Sequence[CallRule]]) -> SortedRules:
+    """Flatten what `mailcall_call_rules` returned by every plugin, in running order."""
+    return SortedRules(sorted((rule for batch in results for rule in batch),
+                              key=lambda r: r.order))

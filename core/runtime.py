@@ -7,6 +7,7 @@ nothing is kept in module globals, so tests can run several runtimes side by sid
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +58,7 @@ class Runtime:
     def replace_policy(self, policy: Policy) -> None:
         """Swap in a new snapshot; decisions under way keep the one they started with."""
         self._policy = policy
+        freeze_snapshot()
 
     def setting(self, name: str) -> Any:
         """A server setting: the command-line override if given, else the policy's value."""
@@ -68,3 +70,16 @@ class Runtime:
         if self.depositor is None:
             raise RuntimeError("no deposit service is running (is the deposit plugin loaded?)")
         return await self.depositor.accept(message)
+
+
+def freeze_snapshot() -> None:
+    """Move what is alive now (the compiled policy above all) out of the cyclic GC's sight.
+
+    A snapshot is immutable and can hold millions of objects; letting every full
+    collection walk it adds tens of microseconds to unlucky calls (p99). A
+    snapshot replaced by a reload is still freed by reference counting once no
+    call uses it; frozen objects only escape the cycle collector, and a
+    snapshot holds no reference cycles.
+    """
+    gc.collect()
+    gc.freeze()

@@ -18,7 +18,7 @@ import pluggy
 from .errors import PolicyInvalid
 from .model import Policy
 from .policy import load_policy
-from .runtime import Runtime
+from .runtime import Runtime, freeze_snapshot
 
 log = logging.getLogger("mailcall.serve")
 STOP_GRACE = 30.0
@@ -29,6 +29,7 @@ def serve(policy: Policy, pm: pluggy.PluginManager, *, policy_path: Path | None,
     logging.basicConfig(level=log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     runtime = Runtime(policy, pm, policy_path=policy_path, overrides=overrides)
+    freeze_snapshot()
     return asyncio.run(run(runtime))
 
 

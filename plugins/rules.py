@@ -8,4 +8,4 @@ from mailcall.core.rules import default_rules
 
 @hookimpl
 def mailcall_call_rules() -> list:
-    return default_rules()
+    return list(default_rules())

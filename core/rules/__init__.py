@@ -8,6 +8,7 @@ that decide without a plugin manager.
 
 from __future__ import annotations
 
+from ..routing import SortedRules
 from .absence import AbsenceRule
 from .backups import BackupsRule
 from .callee import CalleeRule
@@ -19,6 +20,8 @@ from .own_phone import OwnPhoneRule
 from .voicemail import VoicemailRule
 
 
-def default_rules() -> list:
-    return [CalleeRule(), GroupCallRule(), AbsenceRule(), OpeningHoursRule(), KnownStateRule(),
-            OwnPhoneRule(), MobileRule(), BackupsRule(), VoicemailRule()]
+def default_rules() -> SortedRules:
+    return SortedRules(sorted(
+        [CalleeRule(), GroupCallRule(), AbsenceRule(), OpeningHoursRule(), KnownStateRule(),
+         OwnPhoneRule(), MobileRule(), BackupsRule(), VoicemailRule()],
+        key=lambda rule: rule.order))
