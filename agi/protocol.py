@@ -209,6 +209,9 @@ class Connection:
 
     def _line(self, line: str) -> Event | None:
         state = self.state
+        if line[:4] == "200 " and state is State.AWAITING_REPLY and self._usage is None:
+            self.state = State.IDLE  # the usual answer: skip the general checks below
+            return parse_reply_line(200, line)
         if line == "HANGUP":
             self.hungup = True
             return HangupNotice()
@@ -290,8 +293,9 @@ class Connection:
         pairs = _ENV_PAIRS(text)
         if len(pairs) == count and "\r" not in text:
             env = dict(pairs)
-            longest = max(map(len, text.split("\n"))) if count else 0
-            if len(env) == count and longest <= self.max_line:
+            # A block no longer than max_line cannot hold a longer line.
+            short = len(text) <= self.max_line
+            if len(env) == count and (short or max(map(len, text.split("\n"))) <= self.max_line):
                 self.environment = build_environment(env)
                 self.state = State.IDLE
                 return EnvironmentReceived(self.environment)

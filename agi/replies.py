@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Literal
 
 _RESULT = re.compile(r"result=(\S*)(?: \((.*)\))?((?: [A-Za-z_]+=\S*)*)\Z", re.DOTALL)
@@ -52,6 +53,9 @@ class Reply:
 
 def parse_reply_line(code: int, line: str) -> Reply:
     """Parse a single reply line whose 3-digit `code` is already known."""
+    known = _COMMON.get(line)
+    if known is not None:
+        return known
     rest = line[4:]
     if code in (100, 200) and rest.startswith("result="):
         m = _RESULT.match(rest)
@@ -59,12 +63,19 @@ def parse_reply_line(code: int, line: str) -> Reply:
             result, data, tail = m.groups()
             params = tuple(
                 tuple(p.split("=", 1)) for p in tail.split(" ") if p  # type: ignore[misc]
-            )
-            return Reply(code=code, result=result, data=data, params=params, text=line)
+            ) if tail else ()
+            return Reply(code, result, data, params, line)
         # "200 result=-1 Gosub failed" and the like: keep the words as data.
         result, _, more = rest[7:].partition(" ")
         return Reply(code=code, result=result, data=more or None, text=line)
     return Reply(code=code, text=line)
+
+
+_COMMON = MappingProxyType({
+    line: Reply(200, line[11:], None, (), line)
+    for line in ("200 result=0", "200 result=1", "200 result=-1")
+})
+"""The most frequent replies, parsed once: Reply is immutable, so they can be shared."""
 
 
 # ---------------------------------------------------------------- typed results

@@ -3,7 +3,8 @@
 The only module here that touches sockets. It is an ``asyncio.Protocol``
 rather than streams because a FastAGI server's cost per call is almost all
 per-line overhead: the protocol machine (``protocol.py``) is fed straight from
-``data_received`` and wakes the handler with one future per command.
+``data_received``, and built-in handlers are stepped without a Task or a
+Future per command (``driver.py``).
 
 Why these limits:
 
@@ -30,6 +31,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from .commands import DEFAULT_LINE_LIMIT, CommandError
+from .driver import Runner, is_inline
 from .protocol import (
     NEED_DATA,
     Connection,
@@ -60,10 +62,18 @@ def _quoted(value: Any) -> str:
 
 
 def log_session(logger: logging.Logger, level: int, fields: dict[str, Any]) -> None:
-    """One line per session: ``agi session key="json-quoted value" ...`` (no injection)."""
+    """One line per session: ``agi session key="json-quoted value" ...`` (no injection).
+
+    The record is made and handled directly: ``Logger.log`` would also walk the
+    stack to find the caller (``findCaller``), a fixed cost per session for a
+    location that is always this function.
+    """
     if logger.isEnabledFor(level):
         text = " ".join([f"{k}={_quoted(v)}" for k, v in fields.items()])
-        logger.log(level, "agi session %s", text, extra={"agi": fields})
+        logger.handle(logger.makeRecord(
+            logger.name, level, __file__, 0, "agi session %s", (text,), None,
+            "log_session", {"agi": fields},
+        ))
 
 
 class _AgiProtocol(asyncio.Protocol):
@@ -75,7 +85,6 @@ class _AgiProtocol(asyncio.Protocol):
         "server",
         "session",
         "started",
-        "task",
         "transport",
     )
 
@@ -84,7 +93,6 @@ class _AgiProtocol(asyncio.Protocol):
         self.conn = Connection(line_limit=server.line_limit)
         self.transport: asyncio.Transport | None = None
         self.session: AgiSession | None = None
-        self.task: asyncio.Task | None = None
         self.peer = ""
         self.started = time.monotonic()
         self.closed = False
@@ -123,7 +131,7 @@ class _AgiProtocol(asyncio.Protocol):
         self._cancel_timer()
         if self.session is not None:
             self.session._lost("connection closed by Asterisk")
-        elif not self.closed and self.task is None:
+        elif not self.closed:
             self._finish_early("EOF", self.error or "connection closed before the environment")
         self.closed = True
 
@@ -144,9 +152,10 @@ class _AgiProtocol(asyncio.Protocol):
                 elif isinstance(event, EnvironmentReceived):
                     self._cancel_timer()
                     self.session = AgiSession(
-                        conn, self.transport.write, event.environment, self.peer  # type: ignore[union-attr]
+                        conn, self.transport.write, event.environment,  # type: ignore[union-attr]
+                        self.peer, self.server.loop,
                     )
-                    self.task = self.server.loop.create_task(self.server._run(self))
+                    self.server._begin(self, self.session)
                 elif isinstance(event, ConnectionClosed):
                     if self.session is not None:
                         self.session._lost("Asterisk closed the connection")
@@ -219,7 +228,9 @@ class AgiServer:
         self.waiting: dict[_AgiProtocol, None] = {}
         """Connections still sending their environment, oldest first."""
         self._sweeper: asyncio.TimerHandle | None = None
-        self.tasks: set[asyncio.Task] = set()
+        self.running: set[Runner] = set()
+        """Sessions whose handler has not returned yet (stepped inline or in a Task)."""
+        self._drained: asyncio.Future[None] | None = None
         self.stopping = False
         self._server: asyncio.AbstractServer | None = None
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
@@ -260,27 +271,41 @@ class AgiServer:
         for proto in list(self.connections):
             if proto.session is None:
                 proto._finish_early("SHUTDOWN", "server stopping before the environment arrived")
-        if self.tasks:
-            _, pending = await asyncio.wait(set(self.tasks), timeout=max(grace, 0))
-            for task in pending:
-                task.cancel()
-            if pending:
-                # Cancelled handlers still deposit what they recorded: give them a moment.
-                await asyncio.wait(pending, timeout=5.0)
+        if self.running and not await self._drain_within(grace):
+            for runner in list(self.running):
+                runner.cancel()
+            # Cancelled handlers still deposit what they recorded: give them a moment.
+            await self._drain_within(5.0)
         for proto in list(self.connections):
             proto._close(abort=True)
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
 
-    async def _run(self, proto: _AgiProtocol) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self.tasks.add(task)
-        session = proto.session
-        assert session is not None
+    async def _drain_within(self, seconds: float) -> bool:
+        """Wait until no handler runs any more, at most `seconds`; True if none does."""
+        if self.running:
+            self._drained = self.loop.create_future()
+            await asyncio.wait({self._drained}, timeout=max(seconds, 0))
+            self._drained = None
+        return not self.running
+
+    def _begin(self, proto: _AgiProtocol, session: AgiSession) -> None:
+        """Start the handler: stepped from data_received if it allows it, else as a Task."""
+        handler = self.handlers.get(session.env.script)
+        runner = Runner(self.loop, self._run(proto, session, handler), self._ended)
+        session._runner = runner
+        self.running.add(runner)
+        runner.start(handler is None or is_inline(handler))
+
+    def _ended(self, runner: Runner) -> None:
+        self.running.discard(runner)
+        drained = self._drained
+        if drained is not None and not self.running and not drained.done():
+            drained.set_result(None)
+
+    async def _run(self, proto: _AgiProtocol, session: AgiSession, handler: Handler | None) -> None:
         env = session.env
-        handler = self.handlers.get(env.script)
         outcome = "ERROR"
         level = logging.INFO
         error = ""
@@ -306,18 +331,18 @@ class AgiServer:
             log.exception("AGI handler %r failed on channel %s", env.script, env.channel)
             await _try_set_error(session)
         finally:
-            self.tasks.discard(task)
             proto._close()
-            fields: dict[str, Any] = {
-                "script": env.script, "channel": env.channel, "caller": env.callerid,
-                "uniqueid": env.uniqueid, "outcome": outcome,
-                "duration_ms": round((time.monotonic() - proto.started) * 1000, 1),
-            }
-            if session.status:
-                fields["status"] = session.status
-            if error:
-                fields["error"] = error
-            log_session(log, level, fields)
+            if log.isEnabledFor(level):
+                fields: dict[str, Any] = {
+                    "script": env.script, "channel": env.channel, "caller": env.callerid,
+                    "uniqueid": env.uniqueid, "outcome": outcome,
+                    "duration_ms": round((time.monotonic() - proto.started) * 1000, 1),
+                }
+                if session.status:
+                    fields["status"] = session.status
+                if error:
+                    fields["error"] = error
+                log_session(log, level, fields)
 
 
 async def _try_set_error(session: AgiSession) -> None:

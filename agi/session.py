@@ -12,10 +12,13 @@ replies, which lets handlers leave status variables after a hang-up.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Generator
+from typing import Any
 
 from . import commands as c
 from .commands import Command
+from .driver import PARKED, Runner
 from .environment import Environment
 from .protocol import Connection, State
 from .replies import (
@@ -54,7 +57,8 @@ class AgiCommandFailed(AgiError):
 class AgiSession:
     """A live FastAGI conversation; created by the server once the environment is in."""
 
-    __slots__ = ("_conn", "_loop", "_waiter", "_write", "env", "outcome_detail", "peer", "status")
+    __slots__ = ("_conn", "_gone", "_loop", "_runner", "_waiter", "_write", "env",
+                 "outcome_detail", "peer", "status")
 
     def __init__(
         self,
@@ -62,11 +66,16 @@ class AgiSession:
         write: Callable[[bytes], None],
         env: Environment,
         peer: str = "",
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self._conn = conn
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop or asyncio.get_running_loop()
         self._write = write
         self._waiter: asyncio.Future[Reply] | None = None
+        self._runner: Runner | None = None
+        """Set by the server: lets replies resume the handler without a Future."""
+        self._gone: str | None = None
+        """Why the connection ended, once it has."""
         self.env = env
         self.peer = peer
         self.status: str | None = None
@@ -81,29 +90,46 @@ class AgiSession:
     # ---------------------------------------------------------- server side
 
     def _deliver(self, reply: Reply) -> None:
+        runner = self._runner
+        if runner is not None and runner.parked:
+            runner.resume(reply, None)
+            return
         waiter = self._waiter
         self._waiter = None
         if waiter is not None and not waiter.done():
             waiter.set_result(reply)
 
     def _lost(self, why: str) -> None:
+        if self._gone is None:
+            self._gone = why
+        runner = self._runner
+        if runner is not None and runner.parked:
+            runner.resume(None, ConnectionLost(why))
+            return
         waiter = self._waiter
         self._waiter = None
         if waiter is not None and not waiter.done():
             waiter.set_exception(ConnectionLost(why))
+
+    @types.coroutine
+    def _reply(self) -> Generator[Any, Any, Reply]:
+        """Wait for the reply: parked when the protocol steps us, else on a Future."""
+        runner = self._runner
+        if runner is not None and runner.stepping:
+            return (yield PARKED)
+        waiter = self._loop.create_future()
+        self._waiter = waiter
+        return (yield from waiter)
 
     # -------------------------------------------------------------- commands
 
     async def send(self, command: Command) -> Reply:
         """Send `command`, wait for its reply, whatever its code."""
         conn = self._conn
-        if conn.state is State.CLOSED or conn.state is State.ERROR:
-            raise ConnectionLost("the connection to Asterisk is closed")
-        data = conn.send(command)
-        waiter = self._loop.create_future()
-        self._waiter = waiter
-        self._write(data)
-        return await waiter
+        if self._gone is not None or conn.state is State.CLOSED or conn.state is State.ERROR:
+            raise ConnectionLost(self._gone or "the connection to Asterisk is closed")
+        self._write(conn.send(command))
+        return await self._reply()
 
     async def run(self, command: Command) -> Reply:
         """Send `command`; raise AgiHangup on 511 and AgiCommandFailed on any non-200."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from mailcall.core.deposits import FaxMessage
 
+from ..driver import inline
 from ..safety import caller_text, inside
 from ..session import AgiSession
 
@@ -59,6 +60,7 @@ def find_mailbox(policy: Any, env: Any) -> str | None:
     return None
 
 
+@inline
 async def handler(session: AgiSession, runtime: Any) -> str:
     env = session.env
     policy = runtime.policy

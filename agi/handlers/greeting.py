@@ -18,6 +18,7 @@ from typing import Any
 
 from mailcall.core.pins import verify_pin
 
+from ..driver import inline
 from ..safety import dialled, safe_component
 from ..session import AgiSession
 from .voicemail import WAV_HEADER, greeting_path
@@ -61,6 +62,7 @@ def _discard(tmp: Path) -> None:
     tmp.with_name(tmp.name + ".wav").unlink(missing_ok=True)
 
 
+@inline
 async def handler(session: AgiSession, runtime: Any) -> str:
     env = session.env
     policy = runtime.policy

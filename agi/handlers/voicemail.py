@@ -26,6 +26,7 @@ from typing import Any
 from mailcall.core.deposits import VoiceMessage
 from mailcall.core.model import GREETING_KINDS
 
+from ..driver import inline
 from ..safety import caller_text, safe_component
 from ..session import AgiHangup, AgiSession
 
@@ -180,6 +181,7 @@ async def take_message(
     return outcome
 
 
+@inline
 async def handler(session: AgiSession, runtime: Any) -> str:
     """Direct voicemail: ``AGI(agi://127.0.0.1/voicemail,USER[,KIND])``."""
     env = session.env

@@ -321,9 +321,10 @@ class Server:
         self.proc.start()
         self.port = self.conn.recv()
 
-    def cpu_seconds(self) -> float:
+    def cpu_seconds(self) -> tuple[float, float]:
+        """(user, system) CPU seconds of the server process so far."""
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
     def close(self) -> None:
         self.conn.send("stop")
@@ -341,11 +342,12 @@ def run_load(server: Server, pool, workers: int, mode: str, amount: int, seconds
     if mode == "open":
         per = [amount / workers] * workers
     jobs = [(server.port, mode, p, seconds, gen_cpus) for p in per if p]
-    cpu0 = server.cpu_seconds()
+    user0, sys0 = server.cpu_seconds()
     t0 = time.perf_counter()
     results = pool.map(generator_worker, jobs)
     wall = time.perf_counter() - t0
-    cpu = server.cpu_seconds() - cpu0
+    user1, sys1 = server.cpu_seconds()
+    cpu = (user1 - user0) + (sys1 - sys0)
     lat = sorted(x for r in results for x in r["lat"])
     n = len(lat)
     errors = sum(r["errors"] for r in results)
@@ -355,6 +357,8 @@ def run_load(server: Server, pool, workers: int, mode: str, amount: int, seconds
         "p50_ms": 1000 * lat[n // 2] if n else float("nan"),
         "p99_ms": 1000 * lat[min(n - 1, int(n * 0.99))] if n else float("nan"),
         "cpu_us": 1e6 * cpu / n if n else float("nan"), "wall": wall,
+        "user_us": 1e6 * (user1 - user0) / n if n else float("nan"),
+        "sys_us": 1e6 * (sys1 - sys0) / n if n else float("nan"),
     }
 
 
@@ -399,6 +403,139 @@ def process_per_call(lines: list[bytes], calls: int) -> dict:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     return {"ms": 1000 * statistics.median(times), "cpu_ms": 1000 * cpu / calls}
+
+
+class _NullTransport:
+    """Swallows writes: lets the in-process measurement run a session without sockets."""
+
+    __slots__ = ("closed", "out")
+
+    def __init__(self) -> None:
+        self.out: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.out.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    abort = close
+
+    def get_extra_info(self, name: str) -> tuple[str, int]:
+        return ("127.0.0.1", 40000)
+
+
+def _inprocess_worker(args: tuple) -> dict:
+    """Pure-Python cost per session, sockets excluded: where mailcall's extra CPU goes."""
+    loop_name, lines, n, cpu = args
+    _pin({cpu})
+    logging.basicConfig(stream=open(os.devnull, "w"), level=logging.INFO)
+    replies = []
+    dials = [0]
+    for line in lines:
+        replies.append(answer_for(line, dials))
+
+    async def measure() -> dict:
+        from datetime import datetime
+        from zoneinfo import ZoneInfo
+
+        from mailcall.agi.driver import inline
+        from mailcall.agi.server import AgiServer, _AgiProtocol, log, log_session
+        from mailcall.agi.service import collect_handlers
+        from mailcall.core.plans import CallRequest
+        from mailcall.core.plugins import make_plugin_manager
+        from mailcall.core.policy import compile_text
+        from mailcall.core.routing import collect_rules, plan_call
+        from mailcall.core.runtime import Runtime
+        from mailcall.plugins import agi as agi_plugin
+        from mailcall.plugins import rules as rules_plugin
+
+        pm = make_plugin_manager(entrypoints=False)
+        pm.register(agi_plugin, name="agi")
+        pm.register(rules_plugin, name="rules")
+        runtime = Runtime(compile_text(POLICY, name="bench.toml"), pm)
+        at = datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("Europe/Paris"))
+        runtime.clock = lambda: at
+        loop = asyncio.get_running_loop()
+
+        @inline
+        async def replay(session, runtime):  # the 5 lines, no decision
+            from mailcall.agi.commands import Command, Quoted
+
+            for line in lines:
+                verb, app, arg = line.decode()[:-1].split(" ", 2)
+                if verb == "EXEC":
+                    await session.send(Command((verb, app, Quoted(arg.strip('"')))))
+                else:
+                    await session.send(Command(tuple(line.decode().split())))
+            return "DONE"
+
+        class Immediate:
+            """The running loop, except that call_soon runs at once: one session
+            then runs start to end in a plain loop (the loop's own cost excluded)."""
+
+            def call_soon(self, callback, *args):
+                callback(*args)
+
+            def __getattr__(self, name):
+                return getattr(loop, name)
+
+        def server_for(handlers: dict) -> AgiServer:
+            server = AgiServer(runtime, handlers, host="127.0.0.1", port=0)
+            server.loop = Immediate()  # type: ignore[assignment]
+            return server
+
+        def session(server: AgiServer) -> None:
+            proto = _AgiProtocol(server)
+            transport = _NullTransport()
+            proto.connection_made(transport)
+            proto.data_received(ENV)
+            for reply in replies:
+                proto.data_received(reply)
+            proto.connection_lost(None)
+            assert len(transport.out) == len(lines) and transport.closed
+
+        def per_call(fn, count: int) -> float:
+            for _ in range(count // 10):
+                fn()
+            best = float("inf")
+            for _ in range(3):
+                t0 = time.perf_counter()
+                for _ in range(count):
+                    fn()
+                best = min(best, (time.perf_counter() - t0) / count)
+            return best * 1e6
+
+        full = server_for(collect_handlers(runtime))
+        framework = server_for({"route": replay})
+        rules = collect_rules(pm.hook.mailcall_call_rules())
+        request = CallRequest(callee="201", caller="+33611111111", at=at, state="unknown")
+        fields = {"script": "route", "channel": "PJSIP/trunk-00000001",
+                  "caller": "+33611111111", "uniqueid": "1795887768.3", "outcome": "ANSWERED",
+                  "duration_ms": 1.2, "status": "ANSWERED"}
+        out = {
+            "session": per_call(lambda: session(full), n),
+            "plan_call": per_call(lambda: plan_call(runtime.policy, request, rules), n),
+            "log line": per_call(lambda: log_session(log, logging.INFO, fields), n),
+        }
+        log.setLevel(logging.WARNING)
+        out["5 lines, no decision, no log"] = per_call(lambda: session(framework), n)
+        log.setLevel(logging.NOTSET)
+        return out
+
+    if loop_name == "uvloop":
+        import uvloop
+
+        return uvloop.run(measure())
+    return asyncio.run(measure())
+
+
+def inprocess_costs(lines: list[bytes], n: int, cpu: int) -> dict:
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        return {name: pool.apply(_inprocess_worker, ((name, lines, n, cpu),))
+                for name in ("asyncio", "uvloop")}
 
 
 def capture_route_lines() -> list[bytes]:
@@ -466,17 +603,26 @@ def main() -> int:
             server.close()
     results = {key: _median_run(values) for key, values in runs.items()}
     spawn = process_per_call(lines, 10 if args.quick else 30)
+    inproc = inprocess_costs(lines, 2000 if args.quick else 20000, server_cpu)
 
     head = (f"{'server':<11}{'loop':<8}{'load':<10}{'sess/s':>8}{'p50 ms':>9}{'p99 ms':>9}"
-            f"{'CPU us/sess':>13}{'errors':>8}")
+            f"{'CPU us/sess':>13}{'user/sys':>11}{'CPU min-max':>13}{'errors':>8}")
     print(head)
     print("-" * len(head))
     for (kind, loop_name, mode, amount), r in results.items():
         load = f"c={amount}" if mode == "closed" else f"{amount}/s"
+        cpus = [v["cpu_us"] for v in runs[(kind, loop_name, mode, amount)]]
+        split = f"{r['user_us']:.0f}/{r['sys_us']:.0f}"
+        spread = f"{min(cpus):.0f}-{max(cpus):.0f}"
         print(f"{kind:<11}{loop_name:<8}{load:<10}{r['rate']:>8.0f}{r['p50_ms']:>9.2f}"
-              f"{r['p99_ms']:>9.2f}{r['cpu_us']:>13.0f}{r['errors']:>8}")
+              f"{r['p99_ms']:>9.2f}{r['cpu_us']:>13.0f}{split:>11}{spread:>13}{r['errors']:>8}")
     print(f"{'process/call':<19}{'c=1':<10}{1000 / spawn['ms']:>8.1f}{spawn['ms']:>9.1f}"
-          f"{'':>9}{1000 * spawn['cpu_ms']:>13.0f}{0:>8}")
+          f"{'':>9}{1000 * spawn['cpu_ms']:>13.0f}{'':>24}{0:>8}")
+
+    print("\nmailcall's pure-Python cost per session, sockets excluded (in-process, best of 3):")
+    for what in inproc["asyncio"]:
+        print(f"  {what:<32}" + "".join(
+            f"{loop_name} {inproc[loop_name][what]:6.1f} us   " for loop_name in inproc))
 
     print("\nratios at c=50 (same loop):")
     ok = True

@@ -259,3 +259,17 @@ def test_arg_and_line_limits():
 def test_unencodable_text_is_a_command_error():
     with pytest.raises(CommandError, match="not valid text"):
         encode(Command(("SET", "VARIABLE", "X", Quoted("\udcff"))))
+
+
+def test_environment_is_read_only_and_follows_the_argument_numbering():
+    from mailcall.agi.environment import build_environment
+
+    env = build_environment({"agi_network_script": "route?to=201", "agi_callerid": "unknown",
+                             "agi_arg_1": "201", "agi_arg_3": "orphan"})
+    assert (env.script, env.param("to"), env.callerid, env.channel) == ("route", "201", "", "")
+    assert env.args == ("201",) and env.arg(1) == "201" and env.arg(3) is None
+    assert env.raw["agi_callerid"] == "unknown"
+    with pytest.raises(AttributeError):
+        env.channel = "PJSIP/evil"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        env.raw["agi_channel"] = "x"  # type: ignore[index]
