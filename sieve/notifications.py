@@ -34,6 +34,8 @@ _PHONE_TEXT = {
     "en": ("New message from {sender}", "From: {sender}\n{subject}"),
 }
 _BULK = ("bulk", "list", "junk")
+CONTROLS = str.maketrans(dict.fromkeys(map(chr, range(32)), " "))
+"""C0 control characters -> space (a read-only ``str.translate`` table)."""
 _ROBOTS = ("mailer-daemon", "postmaster")
 
 
@@ -221,5 +223,5 @@ class Dispatcher:
 
 
 def _short(value: str, limit: int) -> str:
-    text = " ".join("".join(ch if ch >= " " else " " for ch in value).split())
+    text = " ".join(value.translate(CONTROLS).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -4,7 +4,16 @@
 (b) mailcall's generated script + the socket bridge (``mailcall serve``'s service,
     in its own process, as in production);
 (c) the same script answered by the ``sieve_execute_bin_dir`` program (a process
-    per message) relaying to the same daemon.
+    per message) relaying to the same daemon;
+(t) for scale, the same script answered by a trivial asyncio daemon that
+    decides nothing and answers a constant.
+
+Every recipient's profile notifies mail, so every (b), (c) and (t) message
+costs a call (the generated script skips the call for other recipients: that
+case is as fast as (a) and not measured). CPU per message of Dovecot's process
+tree, of each daemon and of this script (the LMTP client) is read from /proc
+around each variant's rounds: on a busy 2-CPU machine throughput follows total
+CPU, so these columns say where a difference comes from.
 
 The three variants are three users of the same Dovecot instance: userdb extra
 fields give each its own ``sieve_before`` and, for (c), an empty
@@ -73,6 +82,12 @@ preferred_medium = "file"
 [users.c]
 name = "C"
 email = "c@bench.example"
+profile = "notified"
+preferred_medium = "file"
+
+[users.t]
+name = "T"
+email = "t@bench.example"
 profile = "notified"
 preferred_medium = "file"
 """
@@ -144,6 +159,39 @@ def deliver(port: int, rcpt: str, count: int, workers: int) -> float:
     return count / elapsed
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """User+system CPU of `pid` (plus reaped children's if asked), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    used = int(fields[11]) + int(fields[12])
+    if children:
+        used += int(fields[13]) + int(fields[14])
+    return used / _TICK
+
+
+def tree_cpu(root_pid: int) -> float:
+    """CPU of a process tree: `root_pid` with its reaped children, plus live descendants."""
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            kids.setdefault(ppid, []).append(int(entry))
+    total, todo = cpu_seconds(root_pid, children=True), list(kids.get(root_pid, []))
+    while todo:
+        pid = todo.pop()
+        total += cpu_seconds(pid)
+        todo += kids.get(pid, [])
+    return total
+
+
 def add_user(d: Dovecot, address: str, extra: dict[str, str]) -> None:
     home = d.add_user(address)
     lines = (d.root / "passwd").read_text().splitlines()
@@ -204,7 +252,7 @@ def main() -> int:
         program.chmod(0o755)
         daemon = subprocess.Popen(
             [sys.executable, "-c", DAEMON.format(repo=str(REPO), policy=str(policy_file))],
-            stderr=subprocess.DEVNULL)
+            stderr=(root / "daemon.log").open("wb"))
         trivial_dir = d.base_dir / "sieve-trivial"
         trivial_dir.mkdir()
         trivial_dir.chmod(0o755)
@@ -213,7 +261,8 @@ def main() -> int:
         deadline = time.monotonic() + 10
         while not sock.exists() or not (trivial_dir / "mailcall").exists():
             if time.monotonic() > deadline or daemon.poll() is not None:
-                raise RuntimeError("mailcall daemon did not start")
+                raise RuntimeError("mailcall daemon did not start:\n"
+                                   + (root / "daemon.log").read_text(errors="replace")[-3000:])
             time.sleep(0.05)
 
         print(f"LMTP throughput, {args.messages} messages x {args.rounds} rounds per variant, "
@@ -223,11 +272,22 @@ def main() -> int:
         deliver(d.lmtp_port, "c@bench.example", 20, args.workers)
         deliver(d.lmtp_port, "t@bench.example", 40, args.workers)
         results: dict[str, list[float]] = {"a": [], "b": [], "c": [], "t": []}
+        cpu: dict[str, list[float]] = {k: [0.0, 0.0, 0.0, 0.0] for k in "abct"}
+        count = dict.fromkeys("abct", 0)
+        master = int((d.base_dir / "master.pid").read_text().split()[0])
+        pids = (master, daemon.pid, trivial.pid, os.getpid())
         for _ in range(args.rounds):
             for variant in "abct":
                 n = args.messages if variant != "c" else max(args.messages // 3, 20)
+                before = [tree_cpu(pids[0]), tree_cpu(pids[1]), cpu_seconds(pids[2]),
+                          cpu_seconds(pids[3])]
                 results[variant].append(deliver(d.lmtp_port, f"{variant}@bench.example", n,
                                                 args.workers))
+                client = cpu_seconds(pids[3])  # before the /proc walks below
+                after = [tree_cpu(pids[0]), tree_cpu(pids[1]), cpu_seconds(pids[2]), client]
+                for i in range(4):
+                    cpu[variant][i] += after[i] - before[i]
+                count[variant] += n
         best = {k: max(v) for k, v in results.items()}
         median = {k: statistics.median(v) for k, v in results.items()}
         # Ratios per round (a, b, c ran back to back), then their median: drift cancels.
@@ -243,6 +303,11 @@ def main() -> int:
         at = statistics.median(t / a for a, t in zip(results["a"], results["t"], strict=True))
         print(f"  for scale: (t)/(a) = {at:.2f}: the same script answered by a daemon that "
               "decides nothing (Dovecot's own cost of the socket round trip)")
+        print("  CPU per message (µs; 10 ms clock ticks, so rough): "
+              "Dovecot / mailcall daemon / constant daemon / LMTP client (this script)")
+        for k in "abct":
+            d_us, m_us, t_us, c_us = (1e6 * x / count[k] for x in cpu[k])
+            print(f"    ({k}) {d_us:7.0f} / {m_us:5.0f} / {t_us:5.0f} / {c_us:5.0f}")
         daemon.terminate()
         daemon.wait(10)
         notify_file = root / "notify.jsonl"

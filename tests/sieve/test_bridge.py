@@ -141,6 +141,29 @@ def test_silent_peer_gets_false_within_the_deadline(tmp_path: Path):
     assert 0.15 < elapsed < 1.0
 
 
+def test_request_arriving_in_pieces_is_answered(tmp_path: Path):
+    """Most requests are answered in the turn that accepts them; a slow one waits its turn."""
+    raw = serialize_request(["notify"], ALICE_ENV, b"subject=x\n")
+
+    async def scenario():
+        bridge, _ = make_bridge(tmp_path)
+        await bridge.start()
+        try:
+            reader, writer = await asyncio.open_unix_connection(str(bridge.path))
+            for piece in (raw[:7], raw[7:40], raw[40:]):
+                writer.write(piece)
+                await writer.drain()
+                await asyncio.sleep(0.05)
+            writer.write_eof()
+            reply = await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+            return reply, len(bridge._open)
+        finally:
+            await bridge.stop(1)
+
+    assert run(scenario()) == (b"+\n", 0)
+
+
 def test_internal_error_is_false_not_silence(tmp_path: Path):
     async def scenario():
         bridge, _ = make_bridge(tmp_path)

@@ -70,6 +70,26 @@ def test_administrative_user_gets_none(rig):
     assert rig.smtp.messages == []
 
 
+def test_only_recipients_who_may_be_notified_cost_a_call(rig):
+    """The script asks the bridge for alice (sales) and never for carole (office)."""
+    from mailcall.core.hookspecs import hookimpl
+
+    asked: list[str] = []
+
+    class Audit:
+        @hookimpl
+        def mailcall_after_decision(self, kind, request, decision):
+            asked.append(request.recipient)
+
+    rig.runtime.pm.register(Audit())
+    assert rig.deliver(CAROLE, message(to=CAROLE)) == {}
+    assert rig.deliver(ALICE, message(to=ALICE)) == {}
+    rig.drain()
+    assert asked == [ALICE]
+    assert len(rig.dovecot.fetch_all(CAROLE)) == 1
+    assert len(wait_for(lambda: rig.smtp.to(ALICE_SMS))) == 1
+
+
 def test_outside_allowed_hours_none(rig):
     rig.set_clock(EVENING)
     assert rig.deliver(ALICE, message(to=ALICE)) == {}

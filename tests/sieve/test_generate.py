@@ -14,7 +14,13 @@ from hypothesis import strategies as st
 from mailcall.core.cli import main as cli_main
 from mailcall.core.policy import compile_text
 from mailcall.sieve.commands import SIEVEC, InstallError, install
-from mailcall.sieve.generate import generate, global_script, null_script, write_scripts
+from mailcall.sieve.generate import (
+    generate,
+    global_script,
+    notified_addresses,
+    null_script,
+    write_scripts,
+)
 from mailcall.sieve.quoting import clean_text, sieve_literal, sieve_quote, sieve_unquote
 from tests.sieve.support import policy_text
 
@@ -93,6 +99,35 @@ def test_vacation_carries_policy_facts(tmp_path: Path, sieve_conf: Path):
     path.write_text(text)
     dump = compile_and_dump(path, sieve_conf)
     assert dump.count("VACATION") == 1
+
+
+def test_only_notified_recipients_are_asked(tmp_path: Path, sieve_conf: Path):
+    """The call is guarded by the addresses whose profile notifies mail, nothing else."""
+    policy = compile_text(small_company())
+    assert notified_addresses(policy) == ["alice@stockinox.example",
+                                          "bernard@stockinox.example", "emma@stockinox.example"]
+    text = global_script(policy)
+    assert ('envelope :is "to" ["alice@stockinox.example", "bernard@stockinox.example", '
+            '"emma@stockinox.example"]') in text
+    assert "carole" not in text
+    # The benchmark's peer does exactly the same tests and header work, minus the call.
+    assert null_script(policy).split('  set "mc_input"')[0] == text.split("  if execute")[
+        0].replace(', "vnd.dovecot.execute"];', "];")
+    # An address Sieve would expand cannot be listed: then every recipient is asked.
+    hostile = compile_text(small_company().replace('email = "alice@stockinox.example"',
+                                                   'email = "a${1}@stockinox.example"'))
+    text = global_script(hostile)
+    assert "envelope :is \"to\"" not in text and text.count("if execute") == 1
+    # Nobody notified by mail: no call at all, voice and fax still filed.
+    quiet = compile_text(small_company().replace(
+        'notify = { mail = true, voicemail = true', 'notify = { mail = false, voicemail = true'))
+    assert notified_addresses(quiet) == []
+    for name, script in (("quiet", global_script(quiet)), ("hostile", text)):
+        path = tmp_path / f"{name}.sieve"
+        path.write_text(script)
+        dump = compile_and_dump(path, sieve_conf)
+        assert dump.count("EXECUTE") == (0 if name == "quiet" else 1)
+        assert dump.count("FILEINTO") == 2
 
 
 def test_folder_names_that_sieve_would_expand_are_refused():
