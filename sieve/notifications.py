@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from mailcall.core.plans import Notify
+from mailcall.core.mailing import is_automatic
+from mailcall.core.plans import MailRequest, Notify
 from mailcall.core.runtime import Runtime
 
 log = logging.getLogger("mailcall.sieve.notify")
@@ -33,10 +34,8 @@ _PHONE_TEXT = {
     "fr": ("Nouveau message de {sender}", "De : {sender}\n{subject}"),
     "en": ("New message from {sender}", "From: {sender}\n{subject}"),
 }
-_BULK = ("bulk", "list", "junk")
 CONTROLS = str.maketrans(dict.fromkeys(map(chr, range(32)), " "))
 """C0 control characters -> space (a read-only ``str.translate`` table)."""
-_ROBOTS = ("mailer-daemon", "postmaster")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,18 +58,17 @@ class MailNotice:
 
 
 def loop_risk(notice: MailNotice, own_sender: str) -> str | None:
-    """Why notifying about this mail could start a loop (RFC 3834 section 2), or None."""
-    auto = notice.auto_submitted.strip().lower()
-    if auto and auto != "no":
-        return f"Auto-Submitted: {auto}"
-    if notice.list_id.strip():
-        return "List-Id present"
-    if notice.precedence.strip().lower() in _BULK:
-        return f"Precedence: {notice.precedence.strip()}"
-    sender = notice.sender.strip().lower()
-    if not sender or sender.split("@")[0] in _ROBOTS:
-        return "null or robot envelope sender"
-    if sender == own_sender.lower():
+    """Why notifying about this mail could start a loop (RFC 3834 section 2), or None.
+
+    The same test the policy core applies when it decides (``is_automatic``),
+    repeated here because a custom Sieve script may call the bridge for any mail.
+    """
+    why = is_automatic(MailRequest(
+        recipient=notice.recipient, sender=notice.sender, auto_submitted=notice.auto_submitted,
+        list_id=notice.list_id, precedence=notice.precedence))
+    if why:
+        return why
+    if notice.sender.strip().lower() == own_sender.lower():
         return "sent by mailcall itself"
     return None
 
