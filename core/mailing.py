@@ -32,7 +32,7 @@ def is_automatic(request: MailRequest) -> str | None:
         return f"Precedence: {request.precedence.strip().lower()}"
     local = request.sender.split("@")[0].lower()
     if not request.sender or local in _ROBOTS or local.startswith("owner-"):
-        return "sent by a robot or with an empty sender"
+        return "null (empty) or robot envelope sender"
     return None
 
 
