@@ -17,6 +17,7 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
+from .compile import agi_path_problem
 from .errors import PolicyInvalid
 from .mailing import plan_mail
 from .model import Policy
@@ -313,6 +314,10 @@ def cmd_serve(args: argparse.Namespace, loader: Callable[[], Policy]) -> int:
     from .serve import serve
 
     policy = loader()
+    for option, value in (("--spool-dir", args.spool_dir),
+                          ("--greetings-dir", args.greetings_dir)):
+        if value is not None and (problem := agi_path_problem(value)):
+            raise CliError(f"{option} {value!r} {problem}")
     overrides = {"agi_listen": args.agi_listen, "spool_dir": args.spool_dir,
                  "greetings_dir": args.greetings_dir, "sieve_socket": args.sieve_socket}
     return serve(policy, args.pm, policy_path=args.policy, overrides=overrides,

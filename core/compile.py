@@ -211,7 +211,27 @@ def _float(low: float, high: float):
 _TELEPHONY = {"endpoint": _template("extension"), "external": _template("number"),
               "ring_time": _int(5, 300), "max_steps": _int(1, 32)}
 _MAIL = {"voice_folder": _str, "fax_folder": _str, "auto_reply_days": _int(1, 30)}
-_SERVER = {"agi_listen": _listen, "spool_dir": _str, "greetings_dir": _str, "sieve_socket": _str,
+def agi_path_problem(value: str) -> str | None:
+    """Why `value` cannot be a directory Asterisk records into or plays from, or None."""
+    if not value.startswith("/"):
+        return "must be an absolute path"
+    if any(c.isspace() or c in "\"'\\" for c in value):
+        return ("must not contain spaces, quotes or backslashes: Asterisk's AGI takes file "
+                "names as single words")
+    return None
+
+
+def _agi_dir(check: Checker, v: Any, p: Path) -> str | None:
+    s = check.string(v, p)
+    problem = agi_path_problem(s) if s is not None else None
+    if problem:
+        check.error(p, f"'{s}' {problem}")
+        return None
+    return s
+
+
+_SERVER = {"agi_listen": _listen, "spool_dir": _agi_dir, "greetings_dir": _agi_dir,
+           "sieve_socket": _str,
            "max_agi_sessions": _int(1, 100000), "agi_line_limit": _line_limit}
 _DELIVERY = {"method": _choice("lmtp", "smtp"), "address": _address, "sender": _sender_address}
 _CHANNELS = {"sms_gateway": _gateway, "webhook_url": _url, "webhook_timeout": _float(0.1, 60),

@@ -50,9 +50,13 @@ async def start_services(runtime: Runtime) -> list[Any]:
 
 
 async def stop_services(services: list[Any], grace: float = STOP_GRACE) -> None:
+    """Stop in reverse start order within one overall `grace`, as systemd's stop timeout
+    counts for the whole process, not per service."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
     for service in reversed(services):
         try:
-            await service.stop(grace)
+            await service.stop(max(0.5, deadline - loop.time()))
             log.info("stopped %s", service.name)
         except Exception:
             log.exception("stopping %s failed", service.name)

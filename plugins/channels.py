@@ -19,6 +19,7 @@ import logging
 import os
 import smtplib
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
@@ -190,12 +191,12 @@ class WebhookChannel:
 
 
 def _redacted(url: str) -> str:
-    """Never log a token in a URL's query string or user info."""
-    base = url.split("?", 1)[0]
-    if "@" in base.split("//", 1)[-1].split("/", 1)[0]:
-        scheme, rest = base.split("//", 1)
-        base = scheme + "//***@" + rest.split("@", 1)[1]
-    return base
+    """Scheme and host only: webhook tokens hide in the path (Slack, Teams), the query
+    string or the user info, and none of them may reach a log or the audit file."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or "?"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}/…"
 
 
 def _post(url: str, body: bytes, timeout: float) -> None:

@@ -1,7 +1,8 @@
 """Built-in plugin: generated voicemail greetings for users who recorded none.
 
-Greetings are spoken once, when `mailcall serve` starts or reloads and by
-`mailcall greetings generate`, never during a call: a call only plays a file.
+Greetings are spoken by `mailcall serve` (at start, then every few minutes, only
+when their words changed) and by `mailcall greetings generate`, never during a
+call: a call only plays a file.
 The voicemail handler looks for the personal recording first
 (``{greetings_dir}/{user}/{kind}.wav``), then this generated one
 (``generated-{kind}.wav``), then Asterisk's stock prompts.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import tempfile
@@ -43,6 +45,9 @@ def generate_greetings(policy: Policy, engines: Sequence[Any], directory: Path,
             folder = directory / uid
             wav, txt = folder / f"generated-{kind}.wav", folder / f"generated-{kind}.txt"
             if text is None:
+                # No absence ahead any more: an old absence greeting must not be played.
+                for stale in (wav, txt):
+                    stale.unlink(missing_ok=True)
                 continue
             if wav.exists() and txt.exists() and txt.read_text("utf-8") == text:
                 continue
@@ -67,16 +72,28 @@ def _engines(pm: Any) -> list[Any]:
 
 
 class GreetingsService:
-    """Generates greetings in the background when `mailcall serve` starts."""
+    """Keeps generated greetings current while `mailcall serve` runs.
+
+    They are checked at start and then every `interval` seconds, so a policy
+    reload (a new user, a new absence) or an absence that begins or ends is
+    heard by callers within minutes; nothing is spoken again unless its words
+    changed.
+    """
 
     name = "greetings"
+    interval = 300.0
 
     def __init__(self, runtime: Any) -> None:
         self.runtime = runtime
         self.task: asyncio.Task | None = None
 
     async def start(self) -> None:
-        self.task = asyncio.get_running_loop().create_task(self.refresh())
+        self.task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def _loop(self) -> None:
+        while True:
+            await self.refresh()
+            await asyncio.sleep(self.interval)
 
     async def refresh(self) -> None:
         directory = Path(self.runtime.setting("greetings_dir"))
@@ -93,10 +110,9 @@ class GreetingsService:
 
     async def stop(self, grace: float) -> None:
         if self.task is not None and not self.task.done():
-            try:
-                await asyncio.wait_for(self.task, grace)
-            except TimeoutError:
-                self.task.cancel()
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
 
 
 @hookimpl

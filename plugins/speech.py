@@ -8,12 +8,14 @@ built in: transcription needs a plugin that offers ``transcribe``.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 
 from mailcall.core.hookspecs import hookimpl
 
 _VOICES = {"fr": "fr", "en": "en"}
+log = logging.getLogger("mailcall.speech")
 
 
 class EspeakEngine:
@@ -33,11 +35,18 @@ class EspeakEngine:
         if voice is None or not self.available:
             return False
         # The text goes through stdin, never the command line: it holds names from the policy.
-        speech = subprocess.run([self.espeak, "-v", voice, "-s", "150", "--stdin", "--stdout"],
-                                input=text.encode(), capture_output=True, check=True, timeout=60)
-        subprocess.run([self.sox, "-t", "wav", "-", "-r", "8000", "-c", "1", "-b", "16",
-                        "-e", "signed-integer", "-t", "wav", out_path],
-                       input=speech.stdout, capture_output=True, check=True, timeout=60)
+        try:
+            speech = subprocess.run(
+                [self.espeak, "-v", voice, "-s", "150", "--stdin", "--stdout"],
+                input=text.encode(), capture_output=True, check=True, timeout=60)
+            subprocess.run([self.sox, "-t", "wav", "-", "-r", "8000", "-c", "1", "-b", "16",
+                            "-e", "signed-integer", "-t", "wav", out_path],
+                           input=speech.stdout, capture_output=True, check=True, timeout=60)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+            stderr = getattr(exc, "stderr", b"") or b""
+            log.error("speaking a greeting failed (%s): %s", exc,
+                      stderr.decode("utf-8", "replace").strip()[:200])
+            return False
         return True
 
 

@@ -144,11 +144,16 @@ async def take_message(
         # or mailcall can be stopping: whatever Asterisk wrote is the caller's message.
         stopping = isinstance(exc, asyncio.CancelledError)
         ended_by = ended_by or ("" if stopping else "hangup")
-        if wav is not None and recording is None:
-            size = await loop.run_in_executor(None, _size, wav)
-            if size > WAV_HEADER:
-                recording = str(wav)
-                duration_ms = (size - WAV_HEADER) // (2 * SAMPLES_PER_MS)
+        if recording is None:
+            recording, duration_ms = await _salvage(wav)
+    except Exception:
+        # Asterisk refused a command (520 usage, 510 on an odd build...): the caller
+        # still called, and may have spoken; deposit what there is, never nothing.
+        log.exception("voicemail for %s on %s: a command failed; depositing what was "
+                      "recorded", user.id, env.channel)
+        ended_by = ended_by or "error"
+        if recording is None:
+            recording, duration_ms = await _salvage(wav)
     message = VoiceMessage(
         call_id=env.uniqueid,
         mailbox=user.id,
@@ -179,6 +184,16 @@ async def take_message(
     outcome = "VOICEMAIL" if recording else "MISSED_CALL"
     await session.set_status(outcome, voicemail=user.id, greeting=greeting, **more)
     return outcome
+
+
+async def _salvage(wav: Path | None) -> tuple[str | None, int | None]:
+    """What RECORD FILE left on disk when it did not answer normally, and how long it is."""
+    if wav is None:
+        return None, None
+    size = await asyncio.get_running_loop().run_in_executor(None, _size, wav)
+    if size <= WAV_HEADER:
+        return None, None
+    return str(wav), (size - WAV_HEADER) // (2 * SAMPLES_PER_MS)
 
 
 @inline

@@ -66,6 +66,7 @@ class Recorded:
                              "hangup": MEDIA / "voicemail-hangup-end.wav"}
         self.dead = [x for x in recorded_reply(dtmf, "SAY NUMBER") if x != "HANGUP\n"]
         self.set_ok = recorded_reply(basic, "SET VARIABLE MAILCALL_TARGET")
+        self.usage_error = recorded_reply(basic, "GET VARIABLE\n")
         self.unset = recorded_reply(basic, "GET VARIABLE NO_SUCH_VARIABLE")
         self.env_template = _t("dial-busy").env_bytes.decode()
         fax = _t("fax-received")
@@ -188,6 +189,11 @@ async def run_call(call: Call, host: str, port: int, timeout: float = 10.0) -> C
                     await reader.read()
                     call.hungup = True
                     break
+                if call.record == "refused":  # a 520 after writing part of the message
+                    shutil.copyfile(RECORDED.record_media["dtmf"], path)
+                    writer.write("".join(RECORDED.usage_error).encode())
+                    await writer.drain()
+                    continue
                 if call.record == "drop":
                     shutil.copyfile(RECORDED.record_media["hangup"], path)
                     call.hungup = True

@@ -151,7 +151,10 @@ def test_thousand_concurrent_sessions(tmp_path):
 
 
 def test_graceful_stop_lets_live_calls_finish(tmp_path):
+    entered = asyncio.Event()
+
     async def slow(session, runtime):
+        entered.set()
         await asyncio.sleep(0.3)
         await session.set_status("DONE")
         return "DONE"
@@ -161,7 +164,7 @@ def test_graceful_stop_lets_live_calls_finish(tmp_path):
         await server.start()
         address = server.address
         task = asyncio.create_task(run_call(Call(script="slow"), *address))
-        await asyncio.sleep(0.1)
+        await asyncio.wait_for(entered.wait(), 10)
         assert server.running  # the call is live while we stop
         await server.stop(5.0)
         with pytest.raises(OSError):  # no new connection once stopped
@@ -175,7 +178,10 @@ def test_graceful_stop_lets_live_calls_finish(tmp_path):
 def test_stop_cuts_calls_after_grace(caplog):
     caplog.set_level(logging.INFO, logger="mailcall.agi")
 
+    entered = asyncio.Event()
+
     async def forever(session, runtime):
+        entered.set()
         await asyncio.sleep(60)
         return "NEVER"
 
@@ -183,7 +189,7 @@ def test_stop_cuts_calls_after_grace(caplog):
         server = AgiServer(None, {"forever": forever}, host="127.0.0.1", port=0)
         await server.start()
         task = asyncio.create_task(run_call(Call(script="forever"), *server.address))
-        await asyncio.sleep(0.1)
+        await asyncio.wait_for(entered.wait(), 10)
         await server.stop(0.2)
         return await task
 

@@ -145,6 +145,18 @@ def test_hangup_during_recording_still_deposits_the_message(tmp_path):
     assert call.variables_set["MAILCALL_STATUS"] == "VOICEMAIL"
 
 
+def test_refused_record_command_still_deposits(tmp_path, caplog):
+    """RECORD FILE answered 520 (basic.jsonl's usage error): what was written is kept."""
+    rt = make_runtime(tmp_path)
+    call = drive(rt, Call(args=("203",), dials=["busy"], record="refused"))
+    (msg,) = rt.depositor.messages
+    assert msg.ended_by == "error"
+    assert msg.recording == call.recorded_to[0]
+    assert rt.depositor.audio[0] == (MEDIA / "voicemail-dtmf-end.wav").read_bytes()
+    assert call.variables_set["MAILCALL_STATUS"] == "VOICEMAIL"
+    assert "a command failed; depositing what was recorded" in caplog.text
+
+
 def test_empty_recording_is_a_missed_call(tmp_path):
     rt = make_runtime(tmp_path)
     drive(rt, Call(args=("203",), dials=["busy"], record="empty"))

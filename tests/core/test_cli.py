@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from mailcall.core.cli import main
-from mailcall.core.pins import verify_pin
+from mailcall.core.pins import is_pin_hash, verify_pin
 from mailcall.core.policy import load_policy
 
 from .conftest import EXAMPLE
@@ -94,3 +94,14 @@ def test_example_pin_is_2468():
 def test_no_command_prints_help(capsys):
     assert main([]) == 64
     assert "check" in capsys.readouterr().out
+
+
+def test_malformed_pin_hashes_are_refused_never_raise():
+    good = load_policy(EXAMPLE).users["alice"].pin_hash
+    salt_digest = good.split("$", 4)[4]
+    for bad in (f"scrypt$16383$8$1${salt_digest}",          # n not a power of two
+                f"scrypt$1048576$8$1${salt_digest}",        # beyond scrypt's memory bound
+                good[:-5],                                  # truncated copy-paste
+                "scrypt$16384$8$1$AAAA$AAAA"):              # salt and digest too short
+        assert not is_pin_hash(bad), bad
+        assert verify_pin(bad, "2468") is False

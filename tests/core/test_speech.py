@@ -87,3 +87,22 @@ def test_transcription_needs_an_engine_that_transcribes():
 
     pm.register(Plugin())
     assert compile_text(TRANSCRIBING, pm=pm).users["a"].features.transcription
+
+
+def test_stale_absence_greeting_is_removed(tmp_path):
+    pm = make_plugin_manager()
+    engines = [e for batch in pm.hook.mailcall_speech_engines() for e in batch]
+    policy = load_policy(EXAMPLE)
+    generate_greetings(policy, engines, tmp_path, NOW)
+    assert (tmp_path / "emma" / "generated-absence.wav").exists()
+    generate_greetings(policy, engines, tmp_path, datetime(2026, 12, 20, tzinfo=UTC))
+    assert not (tmp_path / "emma" / "generated-absence.wav").exists()
+    assert not (tmp_path / "emma" / "generated-absence.txt").exists()
+
+
+def test_a_failing_engine_is_reported_not_raised(tmp_path, caplog):
+    from mailcall.plugins.speech import EspeakEngine
+
+    engine = EspeakEngine(espeak="/bin/false", sox="/bin/true")
+    assert engine.synthesize("Bonjour", "fr", str(tmp_path / "x.wav")) is False
+    assert "speaking a greeting failed" in caplog.text

@@ -130,6 +130,8 @@ def test_missing_file(capsys):
     ('[groups.g]\nmembers = []\n', "must not be empty"),
     ('[groups.g]\nmembers = ["ann"]\noverflow = "@g"\n', "cannot overflow to itself"),
     ('[bogus]\nx = 1\n', "unknown key 'bogus'"),
+    ('[server]\nspool_dir = "/var/spool/mail call"\n', "must not contain spaces"),
+    ('[server]\ngreetings_dir = "greetings"\n', "must be an absolute path"),
 ])
 def test_each_mistake_has_a_clear_message(snippet, words):
     found = problems(BASE + "\n" + snippet)

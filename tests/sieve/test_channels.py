@@ -207,7 +207,7 @@ def webhook_server():
 
 def test_webhook_retries_server_errors(tmp_path: Path, webhook_server):
     server, hook = webhook_server
-    url = f"http://127.0.0.1:{server.server_port}/notify?token=secret"
+    url = f"http://127.0.0.1:{server.server_port}/hooks/T0KEN-IN-PATH/notify?token=secret"
     runtime = runtime_for(tmp_path, extra=f'webhook_url = "{url}"\nwebhook_timeout = 2.0\n')
     hook.script[:] = [500, 503]
     channel = WebhookChannel(runtime, backoff=0.01)
@@ -219,14 +219,15 @@ def test_webhook_retries_server_errors(tmp_path: Path, webhook_server):
 
 def test_webhook_gives_up_on_client_error_without_leaking_token(tmp_path: Path, webhook_server):
     server, hook = webhook_server
-    url = f"http://127.0.0.1:{server.server_port}/notify?token=secret"
+    url = f"http://127.0.0.1:{server.server_port}/hooks/T0KEN-IN-PATH/notify?token=secret"
     runtime = runtime_for(tmp_path, extra=f'webhook_url = "{url}"\n')
     hook.script[:] = [403]
     channel = WebhookChannel(runtime, backoff=0.01)
     with pytest.raises(ChannelError) as err:
         asyncio.run(channel.send(Notify("alice", "webhook", url, "t"), "s", "t"))
     assert len(hook.bodies) == 1
-    assert "secret" not in str(err.value)
+    assert "secret" not in str(err.value) and "T0KEN-IN-PATH" not in str(err.value)
+    assert f"http://127.0.0.1:{server.server_port}/" in str(err.value)
 
 
 def test_file_channel_lines_are_whole_under_concurrency(tmp_path: Path):
