@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -115,8 +116,24 @@ class Spool:
     def _copy_atomic(self, source: Path, target: Path) -> None:
         tmp = self.root / "tmp" / f"{target.name}.{os.getpid()}.tmp"
         with open(source, "rb") as src, open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-            dst.flush()
+            # Copied by the kernel (sendfile; shutil's fallback where that is refused), not
+            # through Python buffers: this runs in the FastAGI process, and a burst of 1 MB
+            # copies through bytes objects was what slowed call routing most during a burst
+            # of deposits (bench/deposit/bench_offloop.py: the slowest sessions all fell in
+            # the first 50 ms, while the recordings were being accepted).
+            try:
+                size = os.fstat(src.fileno()).st_size
+                offset = 0
+                while offset < size:
+                    sent = os.sendfile(dst.fileno(), src.fileno(), offset, size - offset)
+                    if sent == 0:
+                        break
+                    offset += sent
+            except OSError:
+                src.seek(0)
+                dst.seek(0)
+                dst.truncate()
+                shutil.copyfileobj(src, dst, 1 << 20)
             os.fsync(dst.fileno())
         os.replace(tmp, target)
         fsync_dir(target.parent)
@@ -293,14 +310,21 @@ class SpoolDepositor:
     def __init__(self, spool: Spool) -> None:
         self.spool = spool
         self._listeners: list[Callable[[str], None]] = []
+        self._thread: ThreadPoolExecutor | None = None
 
     def subscribe(self, listener: Callable[[str], None]) -> None:
         """`listener(spool_id)` is called after each accept (the worker's wake-up)."""
         self._listeners.append(listener)
 
     async def accept(self, message: Deposit) -> str:
+        # One thread of our own, not the loop's default pool: 20 simultaneous accepts in
+        # 6 default-pool threads made the FastAGI loop queue for the GIL behind them (their
+        # Python code between fsyncs), which showed as the burst's slowest routing sessions.
+        # Serialised, the 20th caller waits for 19 accepts (a few ms each), fsyncs included.
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-accept")
         loop = asyncio.get_running_loop()
-        sid = await loop.run_in_executor(None, self.spool.accept, message)
+        sid = await loop.run_in_executor(self._thread, self.spool.accept, message)
         for listener in self._listeners:
             listener(sid)
         return sid

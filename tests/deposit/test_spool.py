@@ -34,6 +34,43 @@ def test_accept_copies_the_recording_and_writes_the_record(tmp_path):
     assert spool.ids("incoming") == [sid]
 
 
+def test_accept_copy_falls_back_when_sendfile_is_refused(tmp_path, monkeypatch):
+    # sendfile can be refused (some filesystems): the copy must still be complete, byte for
+    # byte, even after a partial kernel copy.
+    calls = []
+
+    def refuse_after_a_little(out_fd, in_fd, offset, count):
+        calls.append(offset)
+        if len(calls) == 1:
+            return os.write(out_fd, os.pread(in_fd, 1000, offset))
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr("mailcall.deposit.spool.os.sendfile", refuse_after_a_little)
+    spool = Spool(tmp_path / "spool")
+    record = spool.load(spool.accept(voice("1764.9")))
+    assert len(calls) == 2
+    copy = spool.root / record["payload"]
+    assert copy.read_bytes() == (MEDIA / "voicemail-dtmf-end.wav").read_bytes()
+    assert list((spool.root / "tmp").iterdir()) == []
+
+
+def test_simultaneous_accepts_all_land(tmp_path):
+    # The depositor serialises accepts on its own thread; 20 at once still all land, intact.
+    spool = Spool(tmp_path / "spool")
+    depositor = SpoolDepositor(spool)
+    woken = []
+    depositor.subscribe(woken.append)
+
+    async def burst():
+        return await asyncio.gather(*(depositor.accept(voice(f"1764.{n}")) for n in range(20)))
+
+    sids = asyncio.run(burst())
+    assert sorted(sids) == spool.ids("incoming") and sorted(woken) == sorted(sids)
+    for sid in sids:
+        data = (spool.root / spool.load(sid)["payload"]).read_bytes()
+        assert data == (MEDIA / "voicemail-dtmf-end.wav").read_bytes()
+
+
 def test_accept_without_a_file_still_accepts(tmp_path):
     spool = Spool(tmp_path)
     sid = spool.accept(voice("1764.2", recording=str(tmp_path / "gone.wav")))
