@@ -25,12 +25,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
 import logging
 import os
 import re
 import shutil
+import stat
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -46,6 +48,10 @@ STATES = ("incoming", "deferred", "parked", "delivered")
 DIRS = ("tmp", "data", "messages", *STATES)
 _ID_SAFE = re.compile(r"[^A-Za-z0-9.\-]")
 _VALID_ID = re.compile(r"^(voice|fax)-[A-Za-z0-9.\-]{0,40}-[0-9a-f]{16}$")
+
+
+class NotARegularFile(OSError):
+    """A recording path that names a device, a folder or a pipe."""
 
 
 class SpoolError(Exception):
@@ -115,7 +121,14 @@ class Spool:
 
     def _copy_atomic(self, source: Path, target: Path) -> None:
         tmp = self.root / "tmp" / f"{target.name}.{os.getpid()}.tmp"
-        with open(source, "rb") as src, open(tmp, "wb") as dst:
+        # The recordings folder is writable by Asterisk: a link planted there must never
+        # make mailcall mail out a file it can read. No link is followed, and what is
+        # opened must be a regular file (checked on the open descriptor, not the name).
+        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise NotARegularFile(f"{source} is not a regular file")
+        with os.fdopen(fd, "rb") as src, open(tmp, "wb") as dst:
             # Copied by the kernel (sendfile; shutil's fallback where that is refused), not
             # through Python buffers: this runs in the FastAGI process, and a burst of 1 MB
             # copies through bytes objects was what slowed call routing most during a burst
@@ -172,9 +185,13 @@ class Spool:
         path = self.path(state, sid)
         try:
             record = json.loads(path.read_text())
+            if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+                raise ValueError("not a spool record")
+            if state == "deferred" and record.get("next_attempt"):
+                datetime.fromisoformat(record["next_attempt"])
         except FileNotFoundError:  # moved on by another process in between
             return self.load(sid) if self.state_of(sid) not in (None, state) else None
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             # Set aside, never deleted: the recording in data/ is still there for a human.
             path.replace(path.with_suffix(".json.corrupt"))
             log.error("spool record %s is unreadable (%s); moved aside to %s.corrupt",
@@ -271,16 +288,23 @@ class Spool:
             self.ensure()
             if source:
                 src = Path(source)
-                if src.is_file():
-                    suffix = ".wav" if kind == "voice" else ".tif"
-                    target = self.root / "data" / f"{sid}{suffix}"
-                    try:
-                        self._copy_atomic(src, target)
-                        payload = str(target.relative_to(self.root))
-                    except PermissionError as exc:
-                        note = f"could not read {src}: {exc}"
-                else:
+                suffix = ".wav" if kind == "voice" else ".tif"
+                target = self.root / "data" / f"{sid}{suffix}"
+                try:
+                    self._copy_atomic(src, target)
+                    payload = str(target.relative_to(self.root))
+                except FileNotFoundError:
                     note = f"{src} does not exist"
+                except NotARegularFile as exc:
+                    note = f"{exc}: refused"
+                except OSError as exc:
+                    if exc.errno == errno.ELOOP:
+                        note = f"{src} is a symbolic link: refused"
+                        log.warning("deposit %s: %s", sid, note)
+                    elif isinstance(exc, PermissionError):
+                        note = f"could not read {src}: {exc}"
+                    else:
+                        raise
             record = {
                 "id": sid,
                 "kind": kind,

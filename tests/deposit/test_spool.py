@@ -249,3 +249,31 @@ def test_corrupt_record_is_set_aside_not_fatal(tmp_path):
     assert (tmp_path / "incoming" / f"{sid}.json.corrupt").exists()
     assert (tmp_path / "data" / f"{sid}.wav").exists()  # the recording is kept
     assert [r["id"] for r in spool.records()] == [good]
+
+
+def test_links_and_devices_planted_in_the_recordings_folder_are_refused(tmp_path):
+    """Asterisk's group can write rec/: a link there must not mail out a file mailcall reads."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0")
+    link = tmp_path / "vm-1764.20.wav"
+    link.symlink_to(secret)
+    spool = Spool(tmp_path / "spool")
+    sid = spool.accept(voice("1764.20", recording=str(link)))
+    record = spool.load(sid)
+    assert record["payload"] is None and "symbolic link: refused" in record["note"]
+    assert not list((spool.root / "data").glob(f"{sid}.*"))
+    sid = spool.accept(voice("1764.21", recording="/dev/zero"))
+    assert "not a regular file: refused" in spool.load(sid)["note"]
+
+
+def test_one_bad_deferred_record_does_not_stop_deliveries(tmp_path):
+    spool = Spool(tmp_path)
+    bad = spool.accept(voice("1764.30"))
+    record = spool.load(bad)
+    spool.save({**record, "next_attempt": "garbage"}, "deferred")
+    (tmp_path / "deferred" / "x.json").write_text("[1, 2]")     # valid JSON, not a record
+    good = spool.accept(voice("1764.31"))
+    worker = SpoolWorker(spool, planner=None, origin=None, target=None, encoders={})
+    due, _ = worker._scan()
+    assert due == [good]
+    assert (tmp_path / "deferred" / f"{bad}.json.corrupt").exists()
