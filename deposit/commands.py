@@ -28,19 +28,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--spool-dir", help="spool directory (default: the policy's server.spool_dir)"
     )
     sub = parser.add_subparsers(dest="spool_command", required=True)
+    # `mailcall spool list --policy P` as well as `mailcall spool --policy P list`:
+    # SUPPRESS keeps the sub-command from resetting a --policy given before it.
+    policy = argparse.ArgumentParser(add_help=False)
+    policy.add_argument("--policy", type=Path, default=argparse.SUPPRESS,
+                        help="policy file (default: $MAILCALL_POLICY or "
+                             "/etc/mailcall/policy.toml)")
 
-    p_list = sub.add_parser("list", help="one line per deposit: id, state, attempts, last error")
+    p_list = sub.add_parser("list", parents=[policy],
+                            help="one line per deposit: id, state, attempts, last error")
     p_list.add_argument("--state", choices=STATES, action="append", help="only these states")
     p_list.add_argument("--json", action="store_true", help="machine-readable output")
     p_list.set_defaults(handler=cmd_list)
 
-    p_retry = sub.add_parser("retry", help="try deferred or parked deposits again, now")
+    p_retry = sub.add_parser("retry", parents=[policy],
+                             help="try deferred or parked deposits again, now")
     p_retry.add_argument("ids", nargs="*", help="deposit ids (from 'mailcall spool list')")
     p_retry.add_argument("--all-parked", action="store_true", help="every parked deposit")
     p_retry.add_argument("--all-deferred", action="store_true", help="every deferred deposit")
     p_retry.set_defaults(handler=cmd_retry)
 
-    p_purge = sub.add_parser("purge", help="delete delivered records, or chosen parked deposits")
+    p_purge = sub.add_parser("purge", parents=[policy],
+                             help="delete delivered records, or chosen parked deposits")
     p_purge.add_argument(
         "--delivered-older-than",
         type=float,

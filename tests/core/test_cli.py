@@ -105,3 +105,10 @@ def test_malformed_pin_hashes_are_refused_never_raise():
                 "scrypt$16384$8$1$AAAA$AAAA"):              # salt and digest too short
         assert not is_pin_hash(bad), bad
         assert verify_pin(bad, "2468") is False
+
+
+def test_policy_option_after_a_plugin_sub_command(tmp_path, capsys):
+    """`mailcall spool list --policy P` reads P, as `mailcall spool --policy P list` does."""
+    assert main(["spool", "list", "--policy", str(tmp_path / "none.toml")]) == 2
+    assert "none.toml: file not found" in capsys.readouterr().err
+    assert main(["spool", "--policy", str(tmp_path / "none.toml"), "list"]) == 2
