@@ -120,6 +120,11 @@ def build_parser(pm: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("plugins", parents=[common], help="list loaded plugins and versions")
     p.set_defaults(handler=cmd_plugins)
 
+    p = sub.add_parser("rules", parents=[common], help="list the call routing rules in order",
+                       description="The rules that build a call plan, in the order they run, "
+                                   "from every plugin (built-in ones included).")
+    p.set_defaults(handler=cmd_rules)
+
     p = sub.add_parser("init", help="write a commented example policy",
                        description="Write the commented example policy (a small company) to "
                                    "PATH, to edit and then check.")
@@ -280,6 +285,14 @@ def cmd_plugins(args: argparse.Namespace, loader: Callable[[], Policy]) -> int:
     _emit(args, plugins, lambda: "\n".join(
         f"{p['name']:<10} {p['module']:<28} {p['version'] or '-':<8} {', '.join(p['hooks'])}"
         for p in plugins))
+    return EXIT_OK
+
+
+def cmd_rules(args: argparse.Namespace, loader: Callable[[], Policy]) -> int:
+    rules = [{"order": r.order, "name": r.name, "description": r.description,
+              "module": type(r).__module__} for r in _rules(args)]
+    _emit(args, rules, lambda: "\n".join(
+        f"{r['order']:>5}  {r['name']:<15} {r['description']}" for r in rules))
     return EXIT_OK
 
 

@@ -146,10 +146,6 @@ def _str(check: Checker, v: Any, p: Path) -> str | None:
     return check.string(v, p)
 
 
-def _str_or_empty(check: Checker, v: Any, p: Path) -> str | None:
-    return check.string(v, p, empty=True)
-
-
 def _listen(check: Checker, v: Any, p: Path) -> str | None:
     s = check.string(v, p)
     if s is None:

@@ -211,10 +211,6 @@ class ChannelSettings:
     rate_limit_per_hour: int = 20
 
 
-def _frozen(mapping: dict) -> MappingProxyType:
-    return MappingProxyType(dict(mapping))
-
-
 @dataclass(frozen=True, slots=True)
 class Policy:
     """One compiled, validated policy. Build it with ``compile_policy``."""

@@ -112,3 +112,12 @@ def test_policy_option_after_a_plugin_sub_command(tmp_path, capsys):
     assert main(["spool", "list", "--policy", str(tmp_path / "none.toml")]) == 2
     assert "none.toml: file not found" in capsys.readouterr().err
     assert main(["spool", "--policy", str(tmp_path / "none.toml"), "list"]) == 2
+
+
+def test_rules_are_listed_in_running_order(capsys):
+    assert main(["rules", "--json"]) == 0
+    rules = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rules] == ["callee", "group-call", "absence", "opening-hours",
+                                          "known-state", "own-phone", "mobile", "backups",
+                                          "voicemail"]
+    assert all(r["description"] for r in rules)
