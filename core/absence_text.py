@@ -28,8 +28,9 @@ _TEXT = {
 }
 
 
-def backup_contact(policy: Policy, ref: str | None) -> str:
-    """"Bernard Petit <bernard@…>, 202" for a user, the group's name and extension for a group."""
+def backup_contact(policy: Policy, ref: str | None, *, address: bool = True) -> str:
+    """"Bernard Petit <bernard@…>, 202" for a user (without the address when it is to be
+    spoken), the group's name and extension for a group."""
     if not ref:
         return ""
     if ref.startswith("@"):
@@ -38,7 +39,8 @@ def backup_contact(policy: Policy, ref: str | None) -> str:
         return f"{group.name}{ext}"
     user = policy.users[ref]
     ext = f", {user.extensions[0]}" if user.extensions else ""
-    return f"{user.name} <{user.email}>{ext}"
+    mail = f" <{user.email}>" if address else ""
+    return f"{user.name}{mail}{ext}"
 
 
 def last_day_away(policy: Policy, absence: Absence) -> date:

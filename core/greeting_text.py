@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from .absence_text import current_or_next, last_day_away
+from .absence_text import backup_contact, current_or_next, last_day_away
 from .model import Policy
 
 _TEXT = {
@@ -43,18 +43,9 @@ def greeting_text(policy: Policy, user_id: str, kind: str, now: datetime) -> str
     absence = current_or_next(policy, user_id, now)
     if absence is None:
         return None
-    who = backup_name(policy, absence.backup)
+    who = backup_contact(policy, absence.backup, address=False)
     back = absence.until.astimezone(policy.organisation.timezone)
     return t["absence"].format(name=user.name, back=back.strftime(t["date"]),
                                until=last_day_away(policy, absence).strftime(t["date"]),
                                backup=t["backup"].format(who=who) if who else "")
 
-
-def backup_name(policy: Policy, ref: str | None) -> str:
-    if not ref:
-        return ""
-    if ref.startswith("@"):
-        group = policy.groups[ref[1:]]
-        return f"{group.name}, {group.extensions[0]}" if group.extensions else group.name
-    user = policy.users[ref]
-    return f"{user.name}, {user.extensions[0]}" if user.extensions else user.name

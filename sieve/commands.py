@@ -22,7 +22,14 @@ from pathlib import Path
 from mailcall.core.model import Policy
 
 from .exec_client import client_script
-from .generate import GLOBAL_NAME, MARKER, PROGRAM, USERS_DIR, generate, write_scripts
+from .generate import (
+    GLOBAL_NAME,
+    PROGRAM,
+    USERS_DIR,
+    generate,
+    remove_stale,
+    write_scripts,
+)
 
 DEFAULT_DIR = Path("/var/lib/mailcall/sieve")
 DEFAULT_BIN_DIR = Path("/usr/local/lib/mailcall/sieve-bin")
@@ -114,11 +121,7 @@ def install(policy: Policy, target: Path, bin_dir: Path | None, socket_path: str
             compile_script(final, dovecot_config)
             final.with_suffix(".svbin").chmod(0o644)
             installed.append(final)
-        keep = {p.name for p in installed}
-        for old in (target / USERS_DIR).glob("*.sieve"):
-            if old.name not in keep and old.read_text(errors="replace").startswith(MARKER):
-                old.unlink()
-                old.with_suffix(".svbin").unlink(missing_ok=True)
+        remove_stale(target, installed)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if bin_dir is not None and socket_path:

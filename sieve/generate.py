@@ -217,9 +217,15 @@ def write_scripts(scripts: list[GeneratedScript], out: Path) -> list[Path]:
         tmp.chmod(0o644)
         tmp.replace(path)
         written.append(path)
-    keep = {p.name for p in written}
-    for old in (out / USERS_DIR).glob("*.sieve"):
+    remove_stale(out, written)
+    return written
+
+
+def remove_stale(folder: Path, current: list[Path]) -> None:
+    """Delete per-user scripts mailcall generated earlier and no longer writes (an absence
+    that ended); a script without mailcall's marker is the admin's and is never touched."""
+    keep = {p.name for p in current}
+    for old in (folder / USERS_DIR).glob("*.sieve"):
         if old.name not in keep and old.read_text(errors="replace").startswith(MARKER):
             old.unlink()
             old.with_suffix(".svbin").unlink(missing_ok=True)
-    return written
