@@ -64,8 +64,32 @@ def quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+_ENCODED: dict[tuple[Command, int], bytes] = {}
+"""Commands already encoded (a session repeats the same few: GET VARIABLE DIALSTATUS...)."""
+_ENCODED_MAX = 4096
+"""Bound on the cache: commands carry per-call values (paths, caller text) too."""
+
+
 def encode(command: Command, line_limit: int = DEFAULT_LINE_LIMIT) -> bytes:
-    """The exact bytes for `command`, newline included; raises CommandError."""
+    """The exact bytes for `command`, newline included; raises CommandError.
+
+    Commands are immutable, so the bytes of one already checked are reused;
+    only commands that passed every check are remembered.
+    """
+    key = (command, line_limit)
+    try:
+        data = _ENCODED.get(key)
+    except TypeError:  # an unhashable word: _encode says what is wrong with it
+        return _encode(command, line_limit)
+    if data is None:
+        data = _encode(command, line_limit)
+        if len(_ENCODED) >= _ENCODED_MAX:
+            _ENCODED.clear()
+        _ENCODED[key] = data
+    return data
+
+
+def _encode(command: Command, line_limit: int) -> bytes:
     words = command.words
     if not words:
         raise CommandError("empty AGI command")

@@ -52,10 +52,32 @@ class Reply:
 
 
 def parse_reply_line(code: int, line: str) -> Reply:
-    """Parse a single reply line whose 3-digit `code` is already known."""
+    """Parse a single reply line whose 3-digit `code` is already known.
+
+    Replies are immutable and a server sees the same few lines over and over
+    (``200 result=1 (NOANSWER)``...): short lines are parsed once and kept, in
+    a bounded table, since their data can be anything Asterisk returns.
+    """
     known = _COMMON.get(line)
     if known is not None:
         return known
+    known = _SEEN.get(line)
+    if known is not None and known.code == code:
+        return known
+    reply = _parse(code, line)
+    if len(line) <= _SEEN_LINE:
+        if len(_SEEN) >= _SEEN_MAX:
+            _SEEN.clear()
+        _SEEN[line] = reply
+    return reply
+
+
+_SEEN: dict[str, Reply] = {}
+_SEEN_MAX = 1024
+_SEEN_LINE = 64
+
+
+def _parse(code: int, line: str) -> Reply:
     rest = line[4:]
     if code in (100, 200) and rest.startswith("result="):
         m = _RESULT.match(rest)

@@ -16,11 +16,12 @@ Failures, per recipient:
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import multiprocessing
 import os
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -40,6 +41,11 @@ from .spool import Spool, deposit_from_json, now_utc
 from .voice_message import Origin
 
 log = logging.getLogger(__name__)
+
+
+class PlanUnavailable(Exception):
+    """The planner cannot answer right now (e.g. the serving process is restarting):
+    the deposit is retried later, never parked for it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +98,7 @@ class SpoolWorker:
         self,
         spool: Spool,
         *,
-        planner: Callable[[Deposit], DepositPlan],
+        planner: Callable[[Deposit], DepositPlan | Awaitable[DepositPlan]],
         origin: Callable[[], Origin],
         target: Callable[[], Target],
         encoders: Mapping[str, Any],
@@ -245,7 +251,11 @@ class SpoolWorker:
     async def _attempt(self, sid: str, record: dict[str, Any]) -> None:
         deposit = deposit_from_json(record["kind"], record["deposit"])
         try:
-            plan = self.planner(deposit)
+            planned = self.planner(deposit)
+            plan = await planned if inspect.isawaitable(planned) else planned
+        except PlanUnavailable as exc:
+            await self._temporary(record, f"no delivery plan yet: {exc}")
+            return
         except Exception as exc:
             await self._park(record, f"no delivery plan for mailbox {deposit.mailbox!r}: {exc}")
             return

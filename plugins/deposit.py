@@ -1,7 +1,8 @@
 """Built-in plugin: voicemail and fax deposits go through the durable spool into the mailbox.
 
 Wires :mod:`mailcall.deposit` to the hooks: the spool is the ``Depositor`` the
-FastAGI handlers call, its worker is a ``mailcall serve`` service, the audio
+FastAGI handlers call, its worker is a ``mailcall serve`` service (in a child
+process of its own, :mod:`mailcall.deposit.delivery_process`), the audio
 encoders are offered to every plugin, and ``mailcall spool`` is a sub-command.
 Everything policy-dependent is read from ``runtime.policy`` at each use, so a
 reload applies to deposits still waiting in the spool.
@@ -23,11 +24,11 @@ from mailcall.core.runtime import Runtime
 from mailcall.deposit import commands
 from mailcall.deposit.audio import WavEncoder, sndfile_mp3, sndfile_opus
 from mailcall.deposit.delivery import Target, parse_target
+from mailcall.deposit.delivery_process import DeliveryProcess
 from mailcall.deposit.opus_encoder import LibopusEncoder
 from mailcall.deposit.opus_encoder import available as libopus_available
 from mailcall.deposit.spool import Spool, SpoolDepositor, kind_of
 from mailcall.deposit.voice_message import Origin
-from mailcall.deposit.worker import SpoolWorker
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,8 @@ def mailcall_services(runtime: Runtime) -> list[Any]:
         spool = depositor.spool
     else:  # another plugin takes new deposits; still deliver what our spool holds
         spool = Spool(runtime.setting("spool_dir"))
-    worker = SpoolWorker(
+    # The worker runs in a child process at a lower priority: see delivery_process.py.
+    worker = DeliveryProcess(
         spool,
         planner=lambda deposit: _planned(runtime, deposit),
         origin=lambda: origin_for(runtime.policy),

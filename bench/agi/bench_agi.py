@@ -531,11 +531,11 @@ def _inprocess_worker(args: tuple) -> dict:
     return asyncio.run(measure())
 
 
-def inprocess_costs(lines: list[bytes], n: int, cpu: int) -> dict:
+def inprocess_costs(lines: list[bytes], n: int, cpu: int, loops: list[str]) -> dict:
     ctx = mp.get_context("spawn")
     with ctx.Pool(1) as pool:
         return {name: pool.apply(_inprocess_worker, ((name, lines, n, cpu),))
-                for name in ("asyncio", "uvloop")}
+                for name in loops}
 
 
 def capture_route_lines() -> list[bytes]:
@@ -555,6 +555,10 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=300, help="open-loop offered sessions/s")
     parser.add_argument("--rounds", type=int, default=3, help="repetitions (medians shown)")
     parser.add_argument("--quick", action="store_true", help="0.5 s runs, 1 round (smoke test)")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), action="append",
+                        help="only this event loop (repeatable; default: both)")
+    parser.add_argument("--closed", type=int, action="append", metavar="N",
+                        help="closed-loop concurrency levels (repeatable; default: 1, 50, 200)")
     args = parser.parse_args()
     seconds = 0.5 if args.quick else args.seconds
     if args.quick:
@@ -574,10 +578,13 @@ def main() -> int:
     print(f"server on CPU {server_cpu}, {workers} generator processes on CPUs "
           f"{sorted(gen_cpus)}, {seconds:g} s per run\n")
 
-    contenders = [("mailcall", "asyncio"), ("bare", "asyncio"), ("panoramisk", "asyncio"),
-                  ("mailcall", "uvloop"), ("bare", "uvloop"), ("panoramisk", "uvloop"),
-                  ("pystrix", "threads")]
-    loads = [("closed", 1), ("closed", 50), ("closed", 200), ("open", args.rate)]
+    loops = args.loop or ["asyncio", "uvloop"]
+    contenders = [(kind, loop_name) for loop_name in loops
+                  for kind in ("mailcall", "bare", "panoramisk")]
+    if not args.loop:
+        contenders.append(("pystrix", "threads"))
+    closed = sorted(set(args.closed or [1, 50, 200]) | {50})
+    loads = [("closed", n) for n in closed] + [("open", args.rate)]
     runs: dict = {}
     ctx = mp.get_context("spawn")
     servers = {c: Server(c[0], c[1], lines, server_cpu) for c in contenders}
@@ -594,7 +601,7 @@ def main() -> int:
                     for mode, amount in loads:
                         runs.setdefault((kind, loop_name, mode, amount), []).append(run_load(
                             server, pool, workers, mode, amount, seconds, gen_cpus))
-            for loop_name in ("asyncio", "uvloop"):
+            for loop_name in loops:
                 runs[("mailcall", loop_name, "closed", 1000)] = [run_load(
                     servers[("mailcall", loop_name)], pool, workers, "closed", 1000, seconds,
                     gen_cpus)]
@@ -603,7 +610,7 @@ def main() -> int:
             server.close()
     results = {key: _median_run(values) for key, values in runs.items()}
     spawn = process_per_call(lines, 10 if args.quick else 30)
-    inproc = inprocess_costs(lines, 2000 if args.quick else 20000, server_cpu)
+    inproc = inprocess_costs(lines, 2000 if args.quick else 20000, server_cpu, loops)
 
     head = (f"{'server':<11}{'loop':<8}{'load':<10}{'sess/s':>8}{'p50 ms':>9}{'p99 ms':>9}"
             f"{'CPU us/sess':>13}{'user/sys':>11}{'CPU min-max':>13}{'errors':>8}")
@@ -620,13 +627,13 @@ def main() -> int:
           f"{'':>9}{1000 * spawn['cpu_ms']:>13.0f}{'':>24}{0:>8}")
 
     print("\nmailcall's pure-Python cost per session, sockets excluded (in-process, best of 3):")
-    for what in inproc["asyncio"]:
+    for what in inproc[loops[0]]:
         print(f"  {what:<32}" + "".join(
             f"{loop_name} {inproc[loop_name][what]:6.1f} us   " for loop_name in inproc))
 
     print("\nratios at c=50 (same loop):")
     ok = True
-    for loop_name in ("asyncio", "uvloop"):
+    for loop_name in loops:
         m = results[("mailcall", loop_name, "closed", 50)]
         b = results[("bare", loop_name, "closed", 50)]
         p = results[("panoramisk", loop_name, "closed", 50)]
@@ -641,7 +648,7 @@ def main() -> int:
             ok &= met
             print(f"  {loop_name:<8}{label:<36}{value:6.2f}   target {target}  "
                   f"{'met' if met else 'NOT MET'}")
-    for loop_name in ("asyncio", "uvloop"):
+    for loop_name in loops:
         o = results[("mailcall", loop_name, "open", args.rate)]
         met = o["p99_ms"] < 10 and o["errors"] == 0
         ok &= met

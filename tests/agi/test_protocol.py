@@ -273,3 +273,39 @@ def test_environment_is_read_only_and_follows_the_argument_numbering():
         env.channel = "PJSIP/evil"  # type: ignore[misc]
     with pytest.raises(TypeError):
         env.raw["agi_channel"] = "x"  # type: ignore[index]
+
+
+def test_encoded_commands_are_reused_within_a_bound(monkeypatch):
+    """The bytes of a checked command are remembered; refused ones never are."""
+    from mailcall.agi import commands
+
+    monkeypatch.setattr(commands, "_ENCODED", {})
+    monkeypatch.setattr(commands, "_ENCODED_MAX", 8)
+    first = encode(Command(("GET", "VARIABLE", "DIALSTATUS")))
+    assert encode(Command(("GET", "VARIABLE", "DIALSTATUS"))) is first
+    with pytest.raises(CommandError):
+        encode(Command(("SET", "VARIABLE", "X", Quoted("a\nHANGUP"))))
+    assert all(b"\n" not in data[:-1] for data in commands._ENCODED.values())
+    for n in range(50):
+        assert encode(Command(("GET", "VARIABLE", f"V{n}"))) == f"GET VARIABLE V{n}\n".encode()
+        assert len(commands._ENCODED) <= 8
+    with pytest.raises(CommandError):  # an unhashable word still gets the clear error
+        encode(Command((["GET"],)))  # type: ignore[arg-type]
+
+
+def test_parsed_replies_are_reused_within_a_bound(monkeypatch):
+    """Short reply lines are parsed once; long ones every time; the table stays bounded."""
+    from mailcall.agi import replies
+
+    monkeypatch.setattr(replies, "_SEEN", {})
+    monkeypatch.setattr(replies, "_SEEN_MAX", 4)
+    line = "200 result=1 (NOANSWER)"
+    first = replies.parse_reply_line(200, line)
+    assert first == Reply(200, "1", "NOANSWER", (), line)
+    assert replies.parse_reply_line(200, line) is first
+    long_line = "200 result=1 (" + "x" * 100 + ")"
+    assert replies.parse_reply_line(200, long_line).data == "x" * 100
+    assert long_line not in replies._SEEN
+    for n in range(20):
+        assert replies.parse_reply_line(200, f"200 result={n}").result == str(n)
+        assert len(replies._SEEN) <= 4

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from mailcall.core.runtime import Runtime
+from mailcall.deposit.delivery_process import DeliveryProcess
 from mailcall.deposit.opus_encoder import LibopusEncoder
 from mailcall.deposit.spool import Spool, SpoolDepositor, SpoolError, spool_id, valid_id
 from mailcall.deposit.worker import SpoolWorker
@@ -189,7 +190,7 @@ def test_plugin_hooks(tmp_path):
     assert isinstance(depositor, SpoolDepositor) and depositor.spool.root == Path(tmp_path)
     runtime.depositor = depositor
     services = [s for batch in pm.hook.mailcall_services(runtime=runtime) for s in batch]
-    assert len(services) == 1 and isinstance(services[0], SpoolWorker)
+    assert len(services) == 1 and isinstance(services[0], DeliveryProcess)
     assert services[0].name == "deposit-spool"
     assert pm.hook.mailcall_policy_checks(policy=policy) == [[]]
 

@@ -1,0 +1,417 @@
+"""The spool worker in a process of its own, at a lower CPU priority than call routing.
+
+Why a process: ``bench/deposit/bench_offloop.py`` (docs/deposit.md, "Off the
+loop") showed that with the worker inside the FastAGI process, a burst of 20
+voicemails stalled the event loop for 3–6 ms a dozen times: not one long
+callback (asyncio's slow-callback report stayed silent) but the worker's own
+threads (spool I/O, the build pool's feeder and manager) and its share of the
+loop competing with call routing for the GIL and for the two CPUs. Dovecot was
+not the cause (0.1 s of CPU for the whole burst), nor were the encoders (they
+already run at ``SCHED_IDLE``; a CPU hog at normal priority did not move the
+p99 either). With the same worker in a child process at nice 10, the FastAGI
+p99 during the burst went from 2.3–2.6× its idle value to 1.3–1.7×.
+
+Who does what:
+
+* the serving process accepts deposits into the spool (durable before the
+  caller hears goodbye: :class:`~mailcall.deposit.spool.SpoolDepositor`), and
+  keeps the policy and the plugins: it answers every "plan" request of the
+  child (``plan_deposit`` plus the ``mailcall_after_decision`` audit hook,
+  with the policy of the moment, so a reload applies to waiting deposits), and
+  it is told of each delivery (the mobile notification goes through the one
+  dispatcher of the server, with its rate limit);
+* the child runs the :class:`~mailcall.deposit.worker.SpoolWorker`: scans,
+  builds (in its ``SCHED_IDLE`` build processes), delivers and records.
+
+Messages are small tuples over a ``multiprocessing`` pipe, read by each side's
+event loop (``add_reader``): no thread in the serving process. The child dies
+with its parent (``PR_SET_PDEATHSIG``), as the worker used to when it lived in
+it, and a child that dies is started again after a delay; everything it was
+doing is in the spool, so the usual recovery applies ("Exactly once" in
+docs/deposit.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import itertools
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable, Mapping
+from multiprocessing.connection import Connection
+from typing import Any
+
+from mailcall.core.deposits import Deposit
+from mailcall.core.plans import DepositPlan
+
+from .delivery import Target
+from .spool import Spool
+from .voice_message import Origin
+from .worker import PlanUnavailable, SpoolWorker, WorkerSettings
+
+log = logging.getLogger(__name__)
+
+DELIVERY_NICENESS = 10
+"""Added to the delivery process's nice value: call routing comes first."""
+START_TIMEOUT = 60.0
+PLAN_TIMEOUT = 30.0
+RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+"""Seconds before starting a child that died again; back to the start after a calm minute."""
+
+_PR_SET_PDEATHSIG = 1
+
+
+# ------------------------------------------------------------------- the child
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to kill us when the serving process goes, however it goes."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it went before prctl took effect
+        os._exit(0)
+
+
+class _ParentLink:
+    """The child's side: the worker's planner, origin and target, asked of the parent."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.pending: dict[int, asyncio.Future[tuple[DepositPlan, Origin, Target]]] = {}
+        self.ids = itertools.count(1)
+        self._origin: Origin | None = None
+        self._target: Target | None = None
+
+    async def plan(self, deposit: Deposit) -> DepositPlan:
+        number = next(self.ids)
+        future = asyncio.get_running_loop().create_future()
+        self.pending[number] = future
+        try:
+            self.conn.send(("plan?", number, deposit))
+            async with asyncio.timeout(PLAN_TIMEOUT):
+                plan, self._origin, self._target = await future
+        except (OSError, TimeoutError) as exc:
+            raise PlanUnavailable(f"the serving process did not answer ({exc!r})") from None
+        finally:
+            self.pending.pop(number, None)
+        return plan
+
+    def origin(self) -> Origin:
+        assert self._origin is not None, "origin() is only called after plan()"
+        return self._origin
+
+    def target(self) -> Target:
+        assert self._target is not None, "target() is only called after plan()"
+        return self._target
+
+    def answer(self, number: int, ok: bool, payload: Any) -> None:
+        future = self.pending.get(number)
+        if future is None or future.done():
+            return
+        if ok:
+            future.set_result(payload)
+        else:
+            future.set_exception(ValueError(payload))
+
+    def delivered(self, deposit: Deposit, plan: DepositPlan, message_id: str) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.send(("delivered", deposit, plan, message_id))
+
+
+async def _child(root: str, settings: WorkerSettings, encoders: Mapping[str, Any],
+                 conn: Connection) -> None:
+    loop = asyncio.get_running_loop()
+    link = _ParentLink(conn)
+    worker = SpoolWorker(Spool(root), planner=link.plan, origin=link.origin,
+                         target=link.target, encoders=encoders, settings=settings,
+                         delivered=link.delivered)
+    try:
+        await worker.start()
+    except Exception as exc:
+        conn.send(("failed", str(exc)))
+        return
+    conn.send(("ready",))
+    stopped: asyncio.Future[float] = loop.create_future()
+    drains: set[asyncio.Task] = set()
+
+    async def drain(number: int, timeout: float) -> None:
+        error = None
+        try:
+            await worker.drain(timeout)
+        except Exception as exc:  # TimeoutError included: the parent reports it
+            error = repr(exc)
+        with contextlib.suppress(OSError):
+            conn.send(("drained", number, error))
+
+    def readable() -> None:
+        try:
+            while conn.poll():
+                message = conn.recv()
+                kind = message[0]
+                if kind == "wake":
+                    worker.wake()
+                    conn.send(("awake",))
+                elif kind == "plan":
+                    link.answer(*message[1:])
+                elif kind == "drain":
+                    task = loop.create_task(drain(*message[1:]))
+                    drains.add(task)
+                    task.add_done_callback(drains.discard)
+                elif kind == "stop" and not stopped.done():
+                    stopped.set_result(float(message[1]))
+        except (EOFError, OSError):  # the parent is gone: stop at once
+            loop.remove_reader(conn.fileno())
+            if not stopped.done():
+                stopped.set_result(0.0)
+
+    loop.add_reader(conn.fileno(), readable)
+    grace = await stopped
+    await worker.stop(grace)
+    with contextlib.suppress(OSError):
+        conn.send(("stopped",))
+
+
+def _child_main(root: str, settings: WorkerSettings, encoders: Mapping[str, Any],
+                conn: Connection, parent: int, niceness: int, log_level: int,
+                log_format: str | None) -> None:
+    _die_with_parent(parent)
+    with contextlib.suppress(OSError):
+        os.nice(niceness)
+    logging.basicConfig(level=log_level, format=log_format or logging.BASIC_FORMAT)
+    asyncio.run(_child(root, settings, encoders, conn))
+
+
+# ------------------------------------------------------------------ the parent
+
+
+class DeliveryProcess:
+    """The ``deposit-spool`` service of ``mailcall serve``: starts and watches the child."""
+
+    name = "deposit-spool"
+
+    def __init__(
+        self,
+        spool: Spool,
+        *,
+        planner: Callable[[Deposit], DepositPlan],
+        origin: Callable[[], Origin],
+        target: Callable[[], Target],
+        encoders: Mapping[str, Any],
+        settings: WorkerSettings | None = None,
+        delivered: Callable[[Deposit, DepositPlan, str], None] | None = None,
+        niceness: int = DELIVERY_NICENESS,
+    ) -> None:
+        self.spool = spool
+        self.planner = planner
+        self.origin = origin
+        self.target = target
+        self.encoders = dict(encoders)
+        self.settings = settings or WorkerSettings()
+        self.delivered = delivered
+        """Told of each delivery (deposit, plan, Message-ID): the mobile notification."""
+        self.niceness = niceness
+        self.process: multiprocessing.process.BaseProcess | None = None
+        self._conn: Connection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready: asyncio.Future[None] | None = None
+        self._exited: asyncio.Future[None] | None = None
+        self._drains: dict[int, asyncio.Future[str | None]] = {}
+        self._ids = itertools.count(1)
+        self._wake_sent = False
+        self._wake_again = False
+        self._stopping = False
+        self._restarts = 0
+        self._started_at = 0.0
+        self._restart: asyncio.TimerHandle | None = None
+
+    # -- service interface ---------------------------------------------------
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = False
+        try:
+            await self._spawn()
+        except BaseException:
+            self._stopping = True  # serve reports it and stops: no restart behind its back
+            if self._restart is not None:
+                self._restart.cancel()
+            raise
+
+    async def stop(self, grace: float) -> None:
+        self._stopping = True
+        if self._restart is not None:
+            self._restart.cancel()
+            self._restart = None
+        process, exited = self.process, self._exited
+        if process is None or exited is None:
+            return
+        self._send(("stop", grace))
+        deadline = time.monotonic() + grace + 10.0
+        try:
+            await asyncio.wait_for(asyncio.shield(exited), grace + 10.0)
+            # Its pipe closes a moment before the process is gone: wait for that too.
+            while process.is_alive() and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+        except TimeoutError:
+            pass
+        if process.is_alive():
+            log.error("the delivery process (pid %s) did not stop within %.0f s: killed",
+                      process.pid, grace + 10.0)
+            process.kill()
+            await exited
+            process.join(5)
+
+    def wake(self, _sid: str | None = None) -> None:
+        """A deposit was accepted. At most one wake-up is in flight: the child scans the
+        whole spool when it wakes, and the pipe must never fill up."""
+        if self._wake_sent:
+            self._wake_again = True
+            return
+        if self._send(("wake",)):
+            self._wake_sent = True
+
+    async def drain(self, timeout: float) -> None:
+        """Wait until the child has nothing incoming, due or under way (tests, benchmarks)."""
+        number = next(self._ids)
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._drains[number] = future
+        try:
+            if not self._send(("drain", number, timeout)):
+                raise RuntimeError("the delivery process is not running")
+            error = await asyncio.wait_for(future, timeout + 5.0)
+        finally:
+            self._drains.pop(number, None)
+        if error is not None:
+            raise TimeoutError(f"the delivery process did not drain: {error}")
+
+    # -- the child -------------------------------------------------------------
+    async def _spawn(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        root = logging.getLogger()
+        formats = [h.formatter._fmt for h in root.handlers if h.formatter is not None]
+        here, there = multiprocessing.get_context("spawn").Pipe()
+        process = multiprocessing.get_context("spawn").Process(
+            target=_child_main, name="mailcall-delivery",
+            args=(str(self.spool.root), self.settings, self.encoders, there, os.getpid(),
+                  self.niceness, root.getEffectiveLevel(), formats[0] if formats else None),
+            daemon=False,  # it has children of its own: the build processes
+        )
+        process.start()
+        there.close()
+        self.process, self._conn = process, here
+        self._ready = loop.create_future()
+        self._exited = loop.create_future()
+        self._wake_sent = self._wake_again = False
+        self._started_at = time.monotonic()
+        loop.add_reader(here.fileno(), self._readable)
+        loop.add_reader(process.sentinel, self._child_exited)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ready), START_TIMEOUT)
+        except TimeoutError:
+            process.kill()
+            raise RuntimeError(
+                f"the delivery process did not start within {START_TIMEOUT:.0f} s"
+            ) from None
+        log.info("delivery process started (pid %d, nice +%d)", process.pid, self.niceness)
+        self.wake()  # deposits accepted while no child ran
+
+    def _send(self, message: tuple) -> bool:
+        conn = self._conn
+        if conn is None:
+            return False
+        try:
+            conn.send(message)
+        except OSError:
+            return False
+        return True
+
+    def _readable(self) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            while conn.poll():
+                self._handle(conn.recv())
+        except (EOFError, OSError):
+            self._loop.remove_reader(conn.fileno())  # type: ignore[union-attr]
+
+    def _handle(self, message: tuple) -> None:
+        kind = message[0]
+        if kind == "plan?":
+            _, number, deposit = message
+            try:
+                reply = (True, (self.planner(deposit), self.origin(), self.target()))
+            except Exception as exc:
+                reply = (False, str(exc))
+            self._send(("plan", number, *reply))
+        elif kind == "delivered":
+            if self.delivered is not None:
+                try:
+                    self.delivered(*message[1:])
+                except Exception:
+                    log.exception("deposit for %s delivered, but notifying the mobile failed",
+                                  message[1].mailbox)
+        elif kind == "awake":
+            self._wake_sent = False
+            if self._wake_again:
+                self._wake_again = False
+                self.wake()
+        elif kind == "drained":
+            future = self._drains.get(message[1])
+            if future is not None and not future.done():
+                future.set_result(message[2])
+        elif kind == "ready":
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_result(None)
+        elif kind == "failed":
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_exception(RuntimeError(message[1]))
+
+    def _child_exited(self) -> None:
+        loop, process, conn = self._loop, self.process, self._conn
+        assert loop is not None and process is not None
+        loop.remove_reader(process.sentinel)
+        process.join(0)
+        if conn is not None:
+            with contextlib.suppress(EOFError, OSError):
+                self._readable()  # what it said last ("failed", "drained"...)
+            with contextlib.suppress(ValueError, OSError):
+                loop.remove_reader(conn.fileno())
+            conn.close()
+        self._conn = None
+        for future in self._drains.values():
+            if not future.done():
+                future.set_result("the delivery process exited")
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(RuntimeError(
+                f"the delivery process exited at start (exit code {process.exitcode})"))
+        if self._exited is not None and not self._exited.done():
+            self._exited.set_result(None)
+        if self._stopping:
+            return
+        if time.monotonic() - self._started_at > 60.0:
+            self._restarts = 0
+        delay = RESTART_DELAYS[min(self._restarts, len(RESTART_DELAYS) - 1)]
+        self._restarts += 1
+        log.error("the delivery process (pid %s) exited with code %s; deposits wait in the "
+                  "spool %s; starting it again in %.0f s", process.pid, process.exitcode,
+                  self.spool.root, delay)
+        self._restart = loop.call_later(delay, self._respawn)
+
+    def _respawn(self) -> None:
+        self._restart = None
+        if self._stopping:
+            return
+        task = self._loop.create_task(self._spawn())  # type: ignore[union-attr]
+
+        def reported(task: asyncio.Task) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("cannot start the delivery process: %s", task.exception())
+
+        task.add_done_callback(reported)
