@@ -17,7 +17,7 @@ between quotes with ``\\`` and ``"`` escaped).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 MAX_ARGS = 128
 """res_agi.c MAX_ARGS: words beyond it are silently dropped by Asterisk."""
@@ -33,9 +33,13 @@ class CommandError(ValueError):
     """A command that cannot be written safely; nothing was sent."""
 
 
-@dataclass(frozen=True, slots=True)
-class Quoted:
-    """A value written between double quotes, escaped."""
+class Quoted(NamedTuple):
+    """A value written between double quotes, escaped.
+
+    Immutable like a frozen dataclass, but a tuple: several are built for every
+    call, and a tuple is built and hashed in C (the encoded-command cache hashes
+    every command sent).
+    """
 
     value: str
 
@@ -43,8 +47,7 @@ class Quoted:
 Word = str | Quoted
 
 
-@dataclass(frozen=True, slots=True)
-class Command:
+class Command(NamedTuple):
     """One AGI command: its words in order (``("GET", "VARIABLE", "X")``)."""
 
     words: tuple[Word, ...]

@@ -15,7 +15,6 @@ _SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 _NUMBER = re.compile(r"\+?[0-9]{1,32}")
 _DIALLED = re.compile(r"\+?[0-9*#]{1,32}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_MSET_SAFE = re.compile(r"[A-Za-z0-9_@.+:/-]*")
 
 
 def safe_component(value: str, default: str = "call", limit: int = 64) -> str:
@@ -48,8 +47,3 @@ def inside(base: Path, candidate: Path) -> bool:
         return candidate.resolve().is_relative_to(base.resolve())
     except (OSError, RuntimeError, ValueError):
         return False
-
-
-def mset_safe(value: str) -> bool:
-    """Values that MSet() can carry without escaping (no comma, pipe, quote or backslash)."""
-    return bool(_MSET_SAFE.fullmatch(value))

@@ -31,7 +31,6 @@ from .replies import (
     record_result,
     stream_result,
 )
-from .safety import mset_safe
 
 
 class AgiError(Exception):
@@ -162,28 +161,19 @@ class AgiSession:
     async def set_status(self, status: str, **variables: str) -> None:
         """Leave MAILCALL_STATUS and MAILCALL_<NAME> variables for the dialplan.
 
-        Plain values go in one ``EXEC MSet`` (one round trip instead of one per
-        variable); anything MSet would mangle (commas, quotes...) is set alone
-        with SET VARIABLE. Works after a hang-up: the dialplan's ``h`` extension
-        can still read them.
+        One ``SET VARIABLE`` each, status first: the command the recorded
+        traces show working (quotes and commas included). ``EXEC MSet`` would
+        save round trips but the traces never show it, and mailcall must not
+        rely on what they do not show. Works after a hang-up: the dialplan's
+        ``h`` extension can still read them.
         """
         self.status = status
         try:
-            await self._set_status(status, variables)
+            await self.set_variable("MAILCALL_STATUS", status)
+            for name, value in variables.items():
+                await self.set_variable(f"MAILCALL_{name.upper()}", value)
         except ConnectionLost:
             pass  # Asterisk is gone: nobody is left to read the variables.
-
-    async def _set_status(self, status: str, variables: dict[str, str]) -> None:
-        values = {"MAILCALL_STATUS": status}
-        values.update({f"MAILCALL_{k.upper()}": v for k, v in variables.items()})
-        plain = {k: v for k, v in values.items() if mset_safe(v)}
-        if len(plain) > 1:
-            await self.send(c.exec_app("MSet", ",".join(f"{k}={v}" for k, v in plain.items())))
-        else:
-            plain = {}
-        for name, value in values.items():
-            if name not in plain:
-                await self.set_variable(name, value)
 
     async def exec(self, application: str, options: str) -> Reply:
         return await self.run(c.exec_app(application, options))

@@ -9,11 +9,12 @@ each run), sessions per second and latency (connect -> server closes).
 
 Every server serves the same command sequence: the one mailcall's `route`
 handler sends for "alice's desk phone does not answer, her mobile does"
-(Dial, DIALSTATUS, Dial, DIALSTATUS, MSet: 5 commands). The peers replay those
+(Dial, DIALSTATUS, Dial, DIALSTATUS, then SET VARIABLE for MAILCALL_STATUS, _RESULT
+and _STEP: 7 commands). The peers replay those
 exact lines:
 
 * mailcall      the real AgiServer + route handler + policy decision (plan_call)
-* bare          an asyncio.Protocol of a few lines that knows the 5 lines by heart:
+* bare          an asyncio.Protocol of a few lines that knows the lines by heart:
                 the floor any asyncio FastAGI server can reach
 * panoramisk    panoramisk.fast_agi.Application (asyncio streams)
 * pystrix       pystrix.agi.FastAGIServer (one thread per connection)
@@ -143,7 +144,7 @@ def _pin(cpus: set[int]) -> None:
 
 def generator_worker(args: tuple) -> dict:
     """Runs in a generator process: closed loop (concurrency) or open loop (rate)."""
-    port, mode, amount, seconds, cpus = args
+    port, mode, amount, seconds, cpus, expected = args
     _pin(cpus)
     import uvloop
 
@@ -157,7 +158,7 @@ def generator_worker(args: tuple) -> dict:
             while time.perf_counter() < stop:
                 t0 = time.perf_counter()
                 try:
-                    if await one_session(port) != 5:
+                    if await one_session(port) != expected:
                         errors += 1
                 except OSError:
                     errors += 1
@@ -180,7 +181,7 @@ def generator_worker(args: tuple) -> dict:
         async def client(due: float):
             nonlocal errors
             try:
-                if await one_session(port) != 5:
+                if await one_session(port) != expected:
                     errors += 1
                     return
             except OSError:
@@ -314,6 +315,7 @@ def _serve_pystrix(lines: list[bytes], conn) -> None:
 class Server:
     def __init__(self, kind: str, loop_name: str, lines: list[bytes], cpu: int) -> None:
         self.kind, self.loop_name = kind, loop_name
+        self.commands = len(lines)
         ctx = mp.get_context("spawn")
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_server_main, args=(kind, loop_name, lines, child, cpu),
@@ -341,7 +343,7 @@ def run_load(server: Server, pool, workers: int, mode: str, amount: int, seconds
     per = [amount // workers + (1 if i < amount % workers else 0) for i in range(workers)]
     if mode == "open":
         per = [amount / workers] * workers
-    jobs = [(server.port, mode, p, seconds, gen_cpus) for p in per if p]
+    jobs = [(server.port, mode, p, seconds, gen_cpus, server.commands) for p in per if p]
     user0, sys0 = server.cpu_seconds()
     t0 = time.perf_counter()
     results = pool.map(generator_worker, jobs)
@@ -382,7 +384,7 @@ def _median_run(values: list[dict]) -> dict:
 
 
 def process_per_call(lines: list[bytes], calls: int) -> dict:
-    """Classic AGI: spawn a Python process per call, same 5 commands over stdin/stdout."""
+    """Classic AGI: spawn a Python process per call, same commands over stdin/stdout."""
     code = PROCESS_AGI.replace("COMMANDS", repr([x.decode() for x in lines]))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     times = []
@@ -459,16 +461,15 @@ def _inprocess_worker(args: tuple) -> dict:
         runtime.clock = lambda: at
         loop = asyncio.get_running_loop()
 
-        @inline
-        async def replay(session, runtime):  # the 5 lines, no decision
-            from mailcall.agi.commands import Command, Quoted
+        from mailcall.agi.commands import Command, Quoted
 
-            for line in lines:
-                verb, app, arg = line.decode()[:-1].split(" ", 2)
-                if verb == "EXEC":
-                    await session.send(Command((verb, app, Quoted(arg.strip('"')))))
-                else:
-                    await session.send(Command(tuple(line.decode().split())))
+        commands = [tuple(Quoted(w[1:-1]) if w.startswith('"') else w
+                          for w in line.decode()[:-1].split(" ")) for line in lines]
+
+        @inline
+        async def replay(session, runtime):  # the same lines, no decision
+            for words in commands:
+                await session.send(Command(words))
             return "DONE"
 
         class Immediate:
@@ -520,7 +521,7 @@ def _inprocess_worker(args: tuple) -> dict:
             "log line": per_call(lambda: log_session(log, logging.INFO, fields), n),
         }
         log.setLevel(logging.WARNING)
-        out["5 lines, no decision, no log"] = per_call(lambda: session(framework), n)
+        out["same lines, no decision, no log"] = per_call(lambda: session(framework), n)
         log.setLevel(logging.NOTSET)
         return out
 
@@ -553,7 +554,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=1.5, help="length of each run")
     parser.add_argument("--rate", type=int, default=300, help="open-loop offered sessions/s")
-    parser.add_argument("--rounds", type=int, default=3, help="repetitions (medians shown)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="repetitions, each with fresh server processes (medians shown)")
     parser.add_argument("--quick", action="store_true", help="0.5 s runs, 1 round (smoke test)")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), action="append",
                         help="only this event loop (repeatable; default: both)")
@@ -587,27 +589,27 @@ def main() -> int:
     loads = [("closed", n) for n in closed] + [("open", args.rate)]
     runs: dict = {}
     ctx = mp.get_context("spawn")
-    servers = {c: Server(c[0], c[1], lines, server_cpu) for c in contenders}
-    try:
-        with ctx.Pool(workers) as pool:
-            pool.map(generator_worker, [(0, "closed", 0, 0.0, gen_cpus)] * workers)  # warm up
-            for server in servers.values():
-                run_load(server, pool, workers, "closed", 10, 0.3, gen_cpus)  # warm up
-            # Rounds interleave the contenders so that a burst of load from other
-            # programs on the machine hits them all alike; medians are reported.
-            for round_no in range(args.rounds):
-                print(f"round {round_no + 1}/{args.rounds} ...", flush=True)
-                for (kind, loop_name), server in servers.items():
+    with ctx.Pool(workers) as pool:
+        pool.map(generator_worker, [(0, "closed", 0, 0.0, gen_cpus, 0)] * workers)  # warm up
+        # Rounds interleave the contenders so that a burst of load from other programs
+        # on the machine hits them all alike, and every round starts a fresh server
+        # process: a server process tends to keep the same pace for its whole life
+        # (kernel time per session differing up to 2x between two processes of the
+        # same server), so medians over processes are what is comparable.
+        for round_no in range(args.rounds):
+            print(f"round {round_no + 1}/{args.rounds} ...", flush=True)
+            for kind, loop_name in contenders:
+                server = Server(kind, loop_name, lines, server_cpu)
+                try:
+                    run_load(server, pool, workers, "closed", 10, 0.3, gen_cpus)  # warm up
                     for mode, amount in loads:
                         runs.setdefault((kind, loop_name, mode, amount), []).append(run_load(
                             server, pool, workers, mode, amount, seconds, gen_cpus))
-            for loop_name in loops:
-                runs[("mailcall", loop_name, "closed", 1000)] = [run_load(
-                    servers[("mailcall", loop_name)], pool, workers, "closed", 1000, seconds,
-                    gen_cpus)]
-    finally:
-        for server in servers.values():
-            server.close()
+                    if kind == "mailcall" and round_no == args.rounds - 1:
+                        runs[(kind, loop_name, "closed", 1000)] = [run_load(
+                            server, pool, workers, "closed", 1000, seconds, gen_cpus)]
+                finally:
+                    server.close()
     results = {key: _median_run(values) for key, values in runs.items()}
     spawn = process_per_call(lines, 10 if args.quick else 30)
     inproc = inprocess_costs(lines, 2000 if args.quick else 20000, server_cpu, loops)

@@ -166,11 +166,6 @@ async def run_call(call: Call, host: str, port: int, timeout: float = 10.0) -> C
             elif upper.startswith(("SET VARIABLE",)):
                 call.variables_set[words[2]] = words[3]
                 out = list(RECORDED.set_ok)
-            elif upper.startswith("EXEC MSET"):
-                for pair in words[2].split(","):
-                    k, _, v = pair.partition("=")
-                    call.variables_set[k] = v
-                out = ["200 result=0\n"]
             elif upper.startswith("ANSWER"):
                 out = list(RECORDED.answer)
             elif upper.startswith("STREAM FILE"):

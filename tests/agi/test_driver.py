@@ -55,7 +55,7 @@ def test_inline_handler_falls_back_to_a_task_on_a_foreign_await():
 
     (call,) = run(_serve({"mixed": mixed}, [Call(script="mixed")]))
     assert seen["before"] is None and seen["after"] is not None
-    assert [c.split()[0] for c in call.commands] == ["VERBOSE", "VERBOSE", "EXEC"]
+    assert [c.split()[0] for c in call.commands] == ["VERBOSE", "VERBOSE", "SET", "SET"]
     assert call.variables_set == {"MAILCALL_STATUS": "DONE", "MAILCALL_VALUE": "42"}
 
 

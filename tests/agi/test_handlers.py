@@ -79,7 +79,9 @@ def test_route_answer_first_ring(tmp_path):
     assert call.commands == [
         'EXEC Dial "PJSIP/201,20"\n',
         "GET VARIABLE DIALSTATUS\n",
-        'EXEC MSet "MAILCALL_STATUS=ANSWERED,MAILCALL_RESULT=ANSWER,MAILCALL_STEP=1"\n',
+        'SET VARIABLE MAILCALL_STATUS "ANSWERED"\n',
+        'SET VARIABLE MAILCALL_RESULT "ANSWER"\n',
+        'SET VARIABLE MAILCALL_STEP "1"\n',
     ]
     assert rt.depositor.messages == []
 
