@@ -9,7 +9,8 @@ loop competing with call routing for the GIL and for the two CPUs. Dovecot was
 not the cause (0.1 s of CPU for the whole burst), nor were the encoders (they
 already run at ``SCHED_IDLE``; a CPU hog at normal priority did not move the
 p99 either). With the same worker in a child process at nice 10, the FastAGI
-p99 during the burst went from 2.3–2.6× its idle value to 1.3–1.7×.
+p99 during the burst went from 2.3–2.6× its idle value to 1.76–1.88× (median
+of 3 rounds; rounds from 1.4 to 2.1).
 
 Who does what:
 
@@ -24,7 +25,7 @@ Who does what:
   builds (in its ``SCHED_IDLE`` build processes), delivers and records.
 
 Messages are small tuples over a ``multiprocessing`` pipe, read by each side's
-event loop (``add_reader``): no thread in the serving process. The child dies
+event loop (``add_reader``): no thread is added to the serving process. The child dies
 with its parent (``PR_SET_PDEATHSIG``), as the worker used to when it lived in
 it, and a child that dies is started again after a delay; everything it was
 doing is in the spool, so the usual recovery applies ("Exactly once" in
@@ -50,7 +51,7 @@ from mailcall.core.deposits import Deposit
 from mailcall.core.plans import DepositPlan
 
 from .delivery import Target
-from .spool import Spool
+from .spool import Spool, SpoolDepositor
 from .voice_message import Origin
 from .worker import PlanUnavailable, SpoolWorker, WorkerSettings
 
@@ -60,6 +61,10 @@ DELIVERY_NICENESS = 10
 """Added to the delivery process's nice value: call routing comes first."""
 START_TIMEOUT = 60.0
 PLAN_TIMEOUT = 30.0
+WAKE_TIMEOUT = 60.0
+"""A child whose loop has not read a wake-up for this long is wedged: it is killed."""
+STOP_MARGIN = 5.0
+"""Beyond the stop grace, before a child that does not stop is killed."""
 RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 """Seconds before starting a child that died again; back to the start after a calm minute."""
 
@@ -69,13 +74,32 @@ _PR_SET_PDEATHSIG = 1
 # ------------------------------------------------------------------- the child
 
 
-def _die_with_parent(parent: int) -> None:
-    """Ask Linux to kill us when the serving process goes, however it goes."""
+def die_with_parent(parent: int | None = None) -> None:
+    """Ask Linux to kill this process when its parent goes, however it goes.
+
+    (Strictly: when the parent's *thread* that started us ends; both the serving
+    process and the delivery process start their children from their main
+    thread, which lives as long as they do.) `parent`: the pid expected, to
+    catch a parent that went before ``prctl`` took effect.
+    """
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # it went before prctl took effect
+    if parent is not None and os.getppid() != parent:
         os._exit(0)
+
+
+def ignore_stop_signals() -> None:
+    """Leave SIGTERM, SIGINT and SIGHUP to the serving process.
+
+    ``systemctl stop`` (without ``KillMode=mixed``) and Ctrl-C signal every
+    process of the service at once; the delivery process and its build
+    processes must finish their deliveries and stop when ``mailcall serve``
+    tells them to, not die mid-delivery.
+    """
+    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        with contextlib.suppress(OSError, ValueError):
+            signal.signal(number, signal.SIG_IGN)
 
 
 class _ParentLink:
@@ -96,6 +120,8 @@ class _ParentLink:
             self.conn.send(("plan?", number, deposit))
             async with asyncio.timeout(PLAN_TIMEOUT):
                 plan, self._origin, self._target = await future
+        except PlanUnavailable:
+            raise
         except (OSError, TimeoutError) as exc:
             raise PlanUnavailable(f"the serving process did not answer ({exc!r})") from None
         finally:
@@ -110,14 +136,16 @@ class _ParentLink:
         assert self._target is not None, "target() is only called after plan()"
         return self._target
 
-    def answer(self, number: int, ok: bool, payload: Any) -> None:
+    def answer(self, number: int, verdict: str, payload: Any) -> None:
         future = self.pending.get(number)
         if future is None or future.done():
             return
-        if ok:
+        if verdict == "ok":
             future.set_result(payload)
-        else:
+        elif verdict == "refused":  # the policy has no plan for it: parked, as in-process
             future.set_exception(ValueError(payload))
+        else:
+            future.set_exception(PlanUnavailable(payload))
 
     def delivered(self, deposit: Deposit, plan: DepositPlan, message_id: str) -> None:
         with contextlib.suppress(OSError):
@@ -130,7 +158,7 @@ async def _child(root: str, settings: WorkerSettings, encoders: Mapping[str, Any
     link = _ParentLink(conn)
     worker = SpoolWorker(Spool(root), planner=link.plan, origin=link.origin,
                          target=link.target, encoders=encoders, settings=settings,
-                         delivered=link.delivered)
+                         delivered=link.delivered, recover=False)  # the parent recovers
     try:
         await worker.start()
     except Exception as exc:
@@ -153,7 +181,7 @@ async def _child(root: str, settings: WorkerSettings, encoders: Mapping[str, Any
         try:
             while conn.poll():
                 message = conn.recv()
-                kind = message[0]
+                kind = message[0] if isinstance(message, tuple) and message else None
                 if kind == "wake":
                     worker.wake()
                     conn.send(("awake",))
@@ -180,7 +208,8 @@ async def _child(root: str, settings: WorkerSettings, encoders: Mapping[str, Any
 def _child_main(root: str, settings: WorkerSettings, encoders: Mapping[str, Any],
                 conn: Connection, parent: int, niceness: int, log_level: int,
                 log_format: str | None) -> None:
-    _die_with_parent(parent)
+    die_with_parent(parent)
+    ignore_stop_signals()
     with contextlib.suppress(OSError):
         os.nice(niceness)
     logging.basicConfig(level=log_level, format=log_format or logging.BASIC_FORMAT)
@@ -205,6 +234,7 @@ class DeliveryProcess:
         encoders: Mapping[str, Any],
         settings: WorkerSettings | None = None,
         delivered: Callable[[Deposit, DepositPlan, str], None] | None = None,
+        depositor: SpoolDepositor | None = None,
         niceness: int = DELIVERY_NICENESS,
     ) -> None:
         self.spool = spool
@@ -215,6 +245,8 @@ class DeliveryProcess:
         self.settings = settings or WorkerSettings()
         self.delivered = delivered
         """Told of each delivery (deposit, plan, Message-ID): the mobile notification."""
+        self.depositor = depositor
+        """The one accepting into this spool, if any: crash recovery runs on its thread."""
         self.niceness = niceness
         self.process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
@@ -225,10 +257,13 @@ class DeliveryProcess:
         self._ids = itertools.count(1)
         self._wake_sent = False
         self._wake_again = False
+        self._wake_watch: asyncio.TimerHandle | None = None
         self._stopping = False
         self._restarts = 0
         self._started_at = 0.0
         self._restart: asyncio.TimerHandle | None = None
+        self._respawning: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()
 
     # -- service interface ---------------------------------------------------
     async def start(self) -> None:
@@ -240,6 +275,7 @@ class DeliveryProcess:
             self._stopping = True  # serve reports it and stops: no restart behind its back
             if self._restart is not None:
                 self._restart.cancel()
+                self._restart = None
             raise
 
     async def stop(self, grace: float) -> None:
@@ -247,24 +283,30 @@ class DeliveryProcess:
         if self._restart is not None:
             self._restart.cancel()
             self._restart = None
+        if self._respawning is not None:  # a restart under way: let it finish, then stop it
+            with contextlib.suppress(Exception):
+                await self._respawning
         process, exited = self.process, self._exited
         if process is None or exited is None:
             return
         self._send(("stop", grace))
-        deadline = time.monotonic() + grace + 10.0
+        deadline = time.monotonic() + grace + STOP_MARGIN
         try:
-            await asyncio.wait_for(asyncio.shield(exited), grace + 10.0)
+            await asyncio.wait_for(asyncio.shield(exited), grace + STOP_MARGIN)
             # Its pipe closes a moment before the process is gone: wait for that too.
             while process.is_alive() and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
         except TimeoutError:
             pass
         if process.is_alive():
-            log.error("the delivery process (pid %s) did not stop within %.0f s: killed",
-                      process.pid, grace + 10.0)
+            log.error("the delivery process (pid %s) did not stop within %.0f s: killed; "
+                      "deliveries it had under way are retried at next start",
+                      process.pid, grace + STOP_MARGIN)
             process.kill()
             await exited
-            process.join(5)
+            await asyncio.to_thread(process.join, 5)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def wake(self, _sid: str | None = None) -> None:
         """A deposit was accepted. At most one wake-up is in flight: the child scans the
@@ -274,6 +316,9 @@ class DeliveryProcess:
             return
         if self._send(("wake",)):
             self._wake_sent = True
+            if self._loop is not None:
+                self._wake_watch = self._loop.call_later(WAKE_TIMEOUT, self._wedged,
+                                                         self.process)
 
     async def drain(self, timeout: float) -> None:
         """Wait until the child has nothing incoming, due or under way (tests, benchmarks)."""
@@ -290,9 +335,27 @@ class DeliveryProcess:
             raise TimeoutError(f"the delivery process did not drain: {error}")
 
     # -- the child -------------------------------------------------------------
+    async def _recover(self) -> None:
+        """Crash leftovers, cleaned while no child runs and never during an accept."""
+        if self.depositor is not None:
+            fixed = await self.depositor.exclusive(self.spool.recover)
+        else:
+            fixed = await asyncio.to_thread(self.spool.recover)
+        if fixed:
+            log.info("spool %s: %d record(s) left in two states by a crash, resolved",
+                     self.spool.root, fixed)
+
     async def _spawn(self) -> None:
         loop = self._loop
         assert loop is not None
+        try:
+            await asyncio.to_thread(self.spool.ensure)
+            await self._recover()
+        except OSError as exc:
+            raise _NotStarted(
+                f"cannot use the deposit spool {self.spool.root}: {exc}; create it, owned by "
+                "the user mailcall runs as (mode 0750), or set [server] spool_dir / --spool-dir"
+            ) from exc
         root = logging.getLogger()
         formats = [h.formatter._fmt for h in root.handlers if h.formatter is not None]
         here, there = multiprocessing.get_context("spawn").Pipe()
@@ -327,7 +390,7 @@ class DeliveryProcess:
             return False
         try:
             conn.send(message)
-        except OSError:
+        except (OSError, ValueError):
             return False
         return True
 
@@ -337,7 +400,11 @@ class DeliveryProcess:
             return
         try:
             while conn.poll():
-                self._handle(conn.recv())
+                message = conn.recv()
+                try:
+                    self._handle(message)
+                except Exception:
+                    log.exception("the delivery process sent %r; handling it failed", message[:2])
         except (EOFError, OSError):
             self._loop.remove_reader(conn.fileno())  # type: ignore[union-attr]
 
@@ -346,10 +413,18 @@ class DeliveryProcess:
         if kind == "plan?":
             _, number, deposit = message
             try:
-                reply = (True, (self.planner(deposit), self.origin(), self.target()))
-            except Exception as exc:
-                reply = (False, str(exc))
-            self._send(("plan", number, *reply))
+                plan = self.planner(deposit)
+            except Exception as exc:  # the policy has no plan for it: parked
+                self._send(("plan", number, "refused", str(exc)))
+                return
+            try:
+                answer = (plan, self.origin(), self.target())
+                if not self._send(("plan", number, "ok", answer)):
+                    raise OSError("cannot send the plan to the delivery process")
+            except Exception as exc:  # retried later, never parked for it
+                log.exception("cannot give the delivery process the plan for %s",
+                              getattr(deposit, "mailbox", "?"))
+                self._send(("plan", number, "unavailable", repr(exc)))
         elif kind == "delivered":
             if self.delivered is not None:
                 try:
@@ -359,6 +434,9 @@ class DeliveryProcess:
                                   message[1].mailbox)
         elif kind == "awake":
             self._wake_sent = False
+            if self._wake_watch is not None:
+                self._wake_watch.cancel()
+                self._wake_watch = None
             if self._wake_again:
                 self._wake_again = False
                 self.wake()
@@ -373,11 +451,22 @@ class DeliveryProcess:
             if self._ready is not None and not self._ready.done():
                 self._ready.set_exception(RuntimeError(message[1]))
 
+    def _wedged(self, process: multiprocessing.process.BaseProcess | None) -> None:
+        self._wake_watch = None
+        if process is None or process is not self.process or not process.is_alive():
+            return
+        log.error("the delivery process (pid %s) has not answered a wake-up for %.0f s: "
+                  "killing it; it will be started again and deliver what the spool holds",
+                  process.pid, WAKE_TIMEOUT)
+        process.kill()
+
     def _child_exited(self) -> None:
         loop, process, conn = self._loop, self.process, self._conn
         assert loop is not None and process is not None
         loop.remove_reader(process.sentinel)
-        process.join(0)
+        if self._wake_watch is not None:
+            self._wake_watch.cancel()
+            self._wake_watch = None
         if conn is not None:
             with contextlib.suppress(EOFError, OSError):
                 self._readable()  # what it said last ("failed", "drained"...)
@@ -390,28 +479,64 @@ class DeliveryProcess:
                 future.set_result("the delivery process exited")
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(RuntimeError(
-                f"the delivery process exited at start (exit code {process.exitcode})"))
+                "the delivery process exited while starting; its error is in the log above"))
         if self._exited is not None and not self._exited.done():
             self._exited.set_result(None)
+        if not self._stopping:
+            task = loop.create_task(self._after_crash(process))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _after_crash(self, process: multiprocessing.process.BaseProcess) -> None:
+        """Say how it ended (once it can be reaped), then start it again after a delay."""
+        for _ in range(100):
+            if not process.is_alive():
+                break
+            await asyncio.sleep(0.02)
         if self._stopping:
             return
         if time.monotonic() - self._started_at > 60.0:
             self._restarts = 0
         delay = RESTART_DELAYS[min(self._restarts, len(RESTART_DELAYS) - 1)]
         self._restarts += 1
-        log.error("the delivery process (pid %s) exited with code %s; deposits wait in the "
-                  "spool %s; starting it again in %.0f s", process.pid, process.exitcode,
+        log.error("the delivery process (pid %s) %s; deposits wait in the spool %s; "
+                  "starting it again in %.0f s", process.pid, _how_it_ended(process.exitcode),
                   self.spool.root, delay)
-        self._restart = loop.call_later(delay, self._respawn)
+        self._restart = self._loop.call_later(delay, self._respawn)  # type: ignore[union-attr]
 
     def _respawn(self) -> None:
         self._restart = None
         if self._stopping:
             return
-        task = self._loop.create_task(self._spawn())  # type: ignore[union-attr]
+        self._respawning = self._loop.create_task(self._respawn_now())  # type: ignore[union-attr]
 
-        def reported(task: asyncio.Task) -> None:
-            if not task.cancelled() and task.exception() is not None:
-                log.error("cannot start the delivery process: %s", task.exception())
+    async def _respawn_now(self) -> None:
+        try:
+            await self._spawn()
+        except _NotStarted as exc:  # no child, so no exit to react to: try again later
+            log.error("cannot start the delivery process: %s; trying again in %.0f s",
+                      exc, RESTART_DELAYS[-1])
+            if not self._stopping:
+                self._restart = self._loop.call_later(  # type: ignore[union-attr]
+                    RESTART_DELAYS[-1], self._respawn)
+        except Exception as exc:  # the child's exit schedules the next attempt
+            log.error("cannot start the delivery process: %s", exc)
+        finally:
+            self._respawning = None
 
-        task.add_done_callback(reported)
+
+class _NotStarted(RuntimeError):
+    """The child could not even be started (the spool is unusable)."""
+
+
+def _how_it_ended(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "ended (exit status not known)"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = " (out of memory? see dmesg)" if exitcode == -signal.SIGKILL else ""
+        return f"was killed by {name}{hint}"
+    return f"exited with code {exitcode}"

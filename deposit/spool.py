@@ -37,10 +37,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mailcall.core.deposits import Deposit, FaxMessage, VoiceMessage
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 STATES = ("incoming", "deferred", "parked", "delivered")
@@ -339,6 +340,13 @@ class SpoolDepositor:
     def subscribe(self, listener: Callable[[str], None]) -> None:
         """`listener(spool_id)` is called after each accept (the worker's wake-up)."""
         self._listeners.append(listener)
+
+    async def exclusive(self, func: Callable[[], T]) -> T:
+        """Run `func` on the accept thread: never at the same time as an accept
+        (``Spool.recover`` empties ``tmp/``, where accepts write)."""
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-accept")
+        return await asyncio.get_running_loop().run_in_executor(self._thread, func)
 
     async def accept(self, message: Deposit) -> str:
         # One thread of our own, not the loop's default pool: 20 simultaneous accepts in

@@ -69,8 +69,13 @@ def _background_priority() -> None:
     """Build processes yield the CPU to the event loop that answers calls.
 
     SCHED_IDLE (Linux) runs them only on otherwise idle CPU time; elsewhere a
-    plain nice value is the best we can ask for.
+    plain nice value is the best we can ask for. They also die with the process
+    that started them and leave stop signals to it (see delivery_process.py).
     """
+    from .delivery_process import die_with_parent, ignore_stop_signals
+
+    ignore_stop_signals()
+    die_with_parent()
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except (AttributeError, OSError):
@@ -105,8 +110,12 @@ class SpoolWorker:
         settings: WorkerSettings | None = None,
         executor_factory: Callable[[], Executor] | None = None,
         delivered: Callable[[Deposit, DepositPlan, str], None] | None = None,
+        recover: bool = True,
     ) -> None:
         self.spool = spool
+        self.recover = recover
+        """Clean up after a crash at start; False when whoever accepts deposits does it
+        (``Spool.recover`` must not run while an accept writes into ``tmp/``)."""
         self.delivered = delivered
         """Told of each delivery (deposit, plan, Message-ID): the mobile notification."""
         self.planner = planner
@@ -133,7 +142,7 @@ class SpoolWorker:
                 f"cannot use the deposit spool {self.spool.root}: {exc}; create it, owned by "
                 "the user mailcall runs as (mode 0750), or set [server] spool_dir / --spool-dir"
             ) from exc
-        fixed = await self._io(self.spool.recover)
+        fixed = await self._io(self.spool.recover) if self.recover else 0
         if fixed:
             log.info(
                 "spool %s: %d record(s) left in two states by a crash, resolved",

@@ -107,6 +107,7 @@ def mailcall_services(runtime: Runtime) -> list[Any]:
         target=lambda: target_for(runtime.policy),
         encoders=encoders_from(runtime.pm),
         delivered=lambda deposit, plan, mid: notify_delivered(runtime, deposit, plan, mid),
+        depositor=depositor if isinstance(depositor, SpoolDepositor) else None,
     )
     if isinstance(depositor, SpoolDepositor):
         depositor.subscribe(worker.wake)

@@ -1,4 +1,8 @@
-"""The spool worker in its own process: deliveries, plans from the parent, restarts, priority."""
+"""The spool worker in its own process: deliveries, plans from the parent, restarts, priority.
+
+The worker polls only every 30 s here and no test calls ``drain`` (which wakes the
+worker itself): a delivery within the tests' timeouts proves the wake-up path.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from mailcall.deposit import delivery_process
 from mailcall.deposit.delivery_process import DELIVERY_NICENESS, DeliveryProcess
 from mailcall.deposit.headers import message_id
 from mailcall.deposit.spool import Spool, SpoolDepositor
+from mailcall.deposit.worker import WorkerSettings
 from mailcall.plugins import deposit as plugin
 from tests.deposit.support import (
-    FAST,
     MEDIA,
     USERS,
     make_policy,
@@ -30,37 +35,87 @@ from tests.deposit.support import (
 pytestmark = pytest.mark.dovecot
 
 REPO = Path(__file__).resolve().parents[2]
+NO_POLL = WorkerSettings(retry_base=0.2, retry_max=1.0, poll_interval=30, delivery_timeout=20)
 
 
-def make_process(spool_dir: Path, policy, planned: list, delivered: list) -> DeliveryProcess:
+class Recorder:
+    """The parent's side effects: plans asked for, deliveries told, and a way to wait."""
+
+    def __init__(self) -> None:
+        self.planned: list[str] = []
+        self.delivered: list[tuple[str, str, str]] = []
+        self.event = asyncio.Event()
+
+    def on_delivered(self, deposit, plan, mid) -> None:
+        self.delivered.append((deposit.call_id, plan.recipient, mid))
+        self.event.set()
+
+    async def wait_for(self, count: int, timeout: float = 60) -> None:
+        async with asyncio.timeout(timeout):
+            while len(self.delivered) < count:
+                self.event.clear()
+                await self.event.wait()
+
+
+def make_process(spool_dir: Path, policy, recorder: Recorder | None = None,
+                 depositor: SpoolDepositor | None = None) -> DeliveryProcess:
+    recorder = recorder or Recorder()
+
     def planner(deposit):
-        planned.append(deposit.call_id)
+        recorder.planned.append(deposit.call_id)
         return plugin.plan_for(policy, deposit)
 
     return DeliveryProcess(
-        Spool(spool_dir),
+        depositor.spool if depositor else Spool(spool_dir),
         planner=planner,
         origin=lambda: plugin.origin_for(policy),
         target=lambda: plugin.target_for(policy),
         encoders=plugin.encoders_from(plugin_manager()),
-        settings=FAST,
-        delivered=lambda deposit, plan, mid: delivered.append((deposit.call_id, plan.recipient,
-                                                               mid)),
+        settings=NO_POLL,
+        delivered=recorder.on_delivered,
+        depositor=depositor,
     )
 
 
-def nice_of(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+def stat_fields(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def children_of(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int(stat_fields(int(entry.name))[1]) == pid:
+                    found.add(int(entry.name))
+            except (OSError, IndexError):
+                pass
+    return found
+
+
+def gone(pid: int) -> bool:
+    try:
+        return stat_fields(pid)[0] == "Z"
+    except OSError:
+        return True
+
+
+async def wait_gone(pids, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(gone(p) for p in pids):
+            return True
+        await asyncio.sleep(0.05)
+    return False
 
 
 def test_deliveries_go_through_the_child_with_plans_and_notices_in_the_parent(
         dovecot_factory, tmp_path):
     dovecot = dovecot_factory(users=USERS)
     policy = make_policy(f"127.0.0.1:{dovecot.lmtp_port}", formats=("opus",))
-    planned: list = []
-    delivered: list = []
-    proc = make_process(tmp_path / "spool", policy, planned, delivered)
-    depositor = SpoolDepositor(proc.spool)
+    rec = Recorder()
+    depositor = SpoolDepositor(Spool(tmp_path / "spool"))
+    proc = make_process(tmp_path / "spool", policy, rec, depositor)
     depositor.subscribe(proc.wake)
     calls = [voice(f"1764260600.{n}", mailbox=("alice", "bob")[n % 2],
                    recording=str(MEDIA / "voicemail-dtmf-end.wav")) for n in range(4)]
@@ -70,28 +125,27 @@ def test_deliveries_go_through_the_child_with_plans_and_notices_in_the_parent(
         try:
             child = proc.process.pid
             assert child != os.getpid()
-            assert nice_of(child) == nice_of(os.getpid()) + DELIVERY_NICENESS
+            assert int(stat_fields(child)[16]) == int(stat_fields(os.getpid())[16]) \
+                + DELIVERY_NICENESS
             for call in calls:
                 await depositor.accept(call)
-            await proc.drain(60)
+            await rec.wait_for(len(calls))
         finally:
             await proc.stop(5)
-        return child
+        assert gone(child)  # stopped, and reaped
 
-    child = run(go())
-    assert not Path(f"/proc/{child}").exists()  # stopped, and reaped
-    assert sorted(planned) == sorted(c.call_id for c in calls)  # asked of the parent
-    assert sorted(d[0] for d in delivered) == sorted(c.call_id for c in calls)
+    run(go())
+    assert sorted(rec.planned) == sorted(c.call_id for c in calls)  # asked of the parent
     for call in calls:
         mid = message_id("voice", call.mailbox, call.call_id, "example.test")
         assert message_ids(dovecot, f"{call.mailbox}@example.test")[mid] == 1
-        assert (call.call_id, f"{call.mailbox}@example.test", mid) in delivered
+        assert (call.call_id, f"{call.mailbox}@example.test", mid) in rec.delivered
 
 
 def test_a_plan_the_parent_refuses_parks_the_deposit(dovecot_factory, tmp_path):
     dovecot = dovecot_factory(users=USERS)
     policy = make_policy(f"127.0.0.1:{dovecot.lmtp_port}")
-    proc = make_process(tmp_path / "spool", policy, [], [])
+    proc = make_process(tmp_path / "spool", policy)
     ghost = voice("1764260700.1", mailbox="nobody-here",
                   recording=str(MEDIA / "voicemail-dtmf-end.wav"))
 
@@ -100,55 +154,156 @@ def test_a_plan_the_parent_refuses_parks_the_deposit(dovecot_factory, tmp_path):
         try:
             proc.spool.accept(ghost)
             proc.wake()
-            await proc.drain(30)
+            async with asyncio.timeout(30):
+                while not any(r["state"] == "parked" for r in proc.spool.records()):
+                    await asyncio.sleep(0.05)
         finally:
             await proc.stop(5)
 
     run(go())
-    records = {r["id"]: r for r in proc.spool.records()}
-    (record,) = records.values()
+    (record,) = proc.spool.records()
     assert record["state"] == "parked" and "nobody-here" in record["last_error"]
 
 
-def test_a_killed_child_is_started_again_and_delivers_what_waits(dovecot_factory, tmp_path,
-                                                                  monkeypatch):
-    from mailcall.deposit import delivery_process
-
-    monkeypatch.setattr(delivery_process, "RESTART_DELAYS", (0.2,))
+def test_an_unanswerable_plan_defers_instead_of_parking(dovecot_factory, tmp_path):
+    """A failure of the parent itself (here: the target) is temporary, as it was in-process."""
     dovecot = dovecot_factory(users=USERS)
     policy = make_policy(f"127.0.0.1:{dovecot.lmtp_port}")
-    delivered: list = []
-    proc = make_process(tmp_path / "spool", policy, [], delivered)
-    call = voice("1764260800.1", recording=str(MEDIA / "voicemail-hangup-end.wav"))
+    proc = make_process(tmp_path / "spool", policy)
+    broken = [True]
+
+    def target():
+        if broken[0]:
+            raise OSError("resolver down")
+        return plugin.target_for(policy)
+
+    proc.target = target
+    call = voice("1764260750.1", recording=str(MEDIA / "voicemail-dtmf-end.wav"))
+    rec = Recorder()
+    proc.delivered = rec.on_delivered
 
     async def go():
         await proc.start()
         try:
-            first = proc.process.pid
-            os.kill(first, signal.SIGKILL)
-            for _ in range(200):  # restarted after 0.2 s
-                await asyncio.sleep(0.05)
-                if proc.process.pid != first and proc._conn is not None \
-                        and proc._ready is not None and proc._ready.done():
-                    break
-            assert proc.process.pid != first
             proc.spool.accept(call)
             proc.wake()
-            await proc.drain(30)
+            async with asyncio.timeout(30):
+                while not any(r["state"] == "deferred" for r in proc.spool.records()):
+                    await asyncio.sleep(0.05)
+            broken[0] = False
+            await rec.wait_for(1)  # the retry (0.2 s later) delivers it
         finally:
             await proc.stop(5)
 
     run(go())
-    mid = message_id("voice", "alice", call.call_id, "example.test")
-    assert message_ids(dovecot, "alice@example.test")[mid] == 1
-    assert [d[0] for d in delivered] == [call.call_id]
+    assert message_ids(dovecot, "alice@example.test")[
+        message_id("voice", "alice", call.call_id, "example.test")] == 1
+
+
+def test_a_killed_child_is_started_again_with_its_builds_gone_and_delivers_what_waits(
+        dovecot_factory, tmp_path, monkeypatch):
+    monkeypatch.setattr(delivery_process, "RESTART_DELAYS", (0.5,))
+    dovecot = dovecot_factory(users=USERS)
+    policy = make_policy(f"127.0.0.1:{dovecot.lmtp_port}", formats=("opus",))
+    rec = Recorder()
+    depositor = SpoolDepositor(Spool(tmp_path / "spool"))
+    proc = make_process(tmp_path / "spool", policy, rec, depositor)
+    depositor.subscribe(proc.wake)
+    first_call = voice("1764260800.1", recording=str(MEDIA / "voicemail-hangup-end.wav"))
+    second_call = voice("1764260800.2", recording=str(MEDIA / "voicemail-dtmf-end.wav"))
+
+    async def go():
+        await proc.start()
+        try:
+            await depositor.accept(first_call)
+            await rec.wait_for(1)
+            first = proc.process.pid
+            builds = children_of(first)
+            assert builds, "the Opus build ran in a build process of the child"
+            os.kill(first, signal.SIGKILL)
+            # Accepted while no child runs: the next child must find it without a poll.
+            await depositor.accept(second_call)
+            assert await wait_gone(builds), "build processes outlived their parent"
+            await rec.wait_for(2)
+            assert proc.process.pid != first
+        finally:
+            await proc.stop(5)
+
+    run(go())
+    for call in (first_call, second_call):
+        mid = message_id("voice", "alice", call.call_id, "example.test")
+        assert message_ids(dovecot, "alice@example.test")[mid] == 1
+
+
+def test_stop_during_the_restart_delay_leaves_no_child(tmp_path, monkeypatch):
+    monkeypatch.setattr(delivery_process, "RESTART_DELAYS", (0.3,))
+    proc = make_process(tmp_path / "spool", make_policy("unix:/nonexistent/lmtp"))
+
+    async def go():
+        await proc.start()
+        first = proc.process.pid
+        os.kill(first, signal.SIGKILL)
+        await asyncio.sleep(0.1)  # exit seen, restart pending
+        await proc.stop(1)
+        await asyncio.sleep(0.6)  # past the restart delay
+        assert proc.process.pid == first and gone(first)
+        assert proc._restart is None and proc._respawning is None
+
+    run(go())
+
+
+def test_stop_signals_do_not_kill_the_child_mid_delivery(tmp_path):
+    """systemd without KillMode=mixed, or Ctrl-C, signals every process: the child waits
+    for the serving process's word."""
+    proc = make_process(tmp_path / "spool", make_policy("unix:/nonexistent/lmtp"))
+
+    async def go():
+        await proc.start()
+        try:
+            child = proc.process.pid
+            for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                os.kill(child, number)
+            await asyncio.sleep(0.5)
+            assert not gone(child) and proc.process.pid == child
+        finally:
+            await proc.stop(2)
+        assert gone(child)
+
+    run(go())
+
+
+def test_recovery_runs_in_the_parent_on_the_accept_thread(tmp_path):
+    """Spool.recover empties tmp/, where accepts write: never at the same time as one."""
+    depositor = SpoolDepositor(Spool(tmp_path / "spool"))
+    proc = make_process(tmp_path / "spool", make_policy("unix:/nonexistent/lmtp"),
+                        depositor=depositor)
+    threads = []
+    recover = depositor.spool.recover
+
+    def spy():
+        import threading
+
+        threads.append(threading.current_thread().name)
+        return recover()
+
+    depositor.spool.recover = spy
+    depositor.spool.ensure()
+    leftover = depositor.spool.root / "tmp" / "half-written.tmp"
+    leftover.write_text("x")
+
+    async def go():
+        await proc.start()
+        await proc.stop(1)
+
+    run(go())
+    assert threads and all(name.startswith("spool-accept") for name in threads)
+    assert not leftover.exists()
 
 
 def test_an_unusable_spool_fails_the_start_with_the_reason(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    policy = make_policy("unix:/nonexistent/lmtp")
-    proc = make_process(blocker / "spool", policy, [], [])
+    proc = make_process(blocker / "spool", make_policy("unix:/nonexistent/lmtp"))
 
     async def go():
         with pytest.raises(RuntimeError, match="cannot use the deposit spool"):
@@ -167,29 +322,36 @@ from tests.deposit.test_delivery_process import make_process
 from tests.deposit.support import make_policy
 
 async def main():
-    proc = make_process(Path({spool!r}), make_policy("unix:/nonexistent/lmtp"), [], [])
+    proc = make_process(Path({spool!r}), make_policy("unix:/nonexistent/lmtp"))
     await proc.start()
     print(proc.process.pid, flush=True)
     await asyncio.sleep(60)
 
-asyncio.run(main())
+if __name__ == "__main__":
+    asyncio.run(main())
 """
 
 
 def test_the_child_dies_with_a_killed_parent(tmp_path):
     """A SIGKILLed ``mailcall serve`` must not leave a delivery process behind (a restarted
-    server would then run two workers on one spool)."""
-    code = CHILD_OF_KILLED_PARENT.format(repo=str(REPO), spool=str(tmp_path / "spool"))
-    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                              cwd=REPO)
+    server would then run two workers on one spool). The child is stopped (SIGSTOP) first,
+    so that only the parent-death signal can end it, not its reading the closed pipe."""
+    script = tmp_path / "parent.py"
+    script.write_text(CHILD_OF_KILLED_PARENT.format(repo=str(REPO),
+                                                    spool=str(tmp_path / "spool")))
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                              text=True, cwd=REPO)
+    child = None
     try:
         child = int(parent.stdout.readline())
-        assert Path(f"/proc/{child}").exists()
+        os.kill(child, signal.SIGSTOP)
         parent.kill()
         parent.wait(10)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and Path(f"/proc/{child}").exists():
+        while time.monotonic() < deadline and not gone(child):
             time.sleep(0.05)
-        assert not Path(f"/proc/{child}").exists()
+        assert gone(child)
     finally:
         parent.kill()
+        if child is not None and not gone(child):
+            os.kill(child, signal.SIGKILL)
