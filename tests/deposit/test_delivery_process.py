@@ -1,6 +1,6 @@
 """The spool worker in its own process: deliveries, plans from the parent, restarts, priority.
 
-The worker polls only every 30 s here and no test calls ``drain`` (which wakes the
+The worker polls only every 5 min here and no test calls ``drain`` (which wakes the
 worker itself): a delivery within the tests' timeouts proves the wake-up path.
 """
 
@@ -35,7 +35,7 @@ from tests.deposit.support import (
 pytestmark = pytest.mark.dovecot
 
 REPO = Path(__file__).resolve().parents[2]
-NO_POLL = WorkerSettings(retry_base=0.2, retry_max=1.0, poll_interval=30, delivery_timeout=20)
+NO_POLL = WorkerSettings(retry_base=0.2, retry_max=1.0, poll_interval=300, delivery_timeout=20)
 
 
 class Recorder:
@@ -50,7 +50,7 @@ class Recorder:
         self.delivered.append((deposit.call_id, plan.recipient, mid))
         self.event.set()
 
-    async def wait_for(self, count: int, timeout: float = 60) -> None:
+    async def wait_for(self, count: int, timeout: float = 30) -> None:
         async with asyncio.timeout(timeout):
             while len(self.delivered) < count:
                 self.event.clear()
