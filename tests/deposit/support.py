@@ -15,7 +15,8 @@ from mailcall.core import hookspecs
 from mailcall.core.deposits import FaxMessage, VoiceMessage
 from mailcall.core.model import Policy
 from mailcall.core.policy import compile_text
-from mailcall.deposit.spool import Spool
+from mailcall.deposit.delivery_process import DeliveryProcess
+from mailcall.deposit.spool import Spool, SpoolDepositor
 from mailcall.deposit.worker import SpoolWorker, WorkerSettings
 from mailcall.plugins import deposit as plugin
 from tests.conftest import MEDIA
@@ -85,6 +86,23 @@ def make_worker(spool_dir: Path, policy: Policy, settings: WorkerSettings = FAST
         encoders=plugin.encoders_from(plugin_manager()),
         settings=settings,
     )
+
+
+def make_delivery_process(spool_dir: Path, policy: Policy,
+                          settings: WorkerSettings = FAST) -> DeliveryProcess:
+    """The worker as ``mailcall serve`` runs it: in its delivery process, fed by a depositor."""
+    depositor = SpoolDepositor(Spool(spool_dir))
+    process = DeliveryProcess(
+        depositor.spool,
+        planner=lambda d: plugin.plan_for(policy, d),
+        origin=lambda: plugin.origin_for(policy),
+        target=lambda: plugin.target_for(policy),
+        encoders=plugin.encoders_from(plugin_manager()),
+        settings=settings,
+        depositor=depositor,
+    )
+    depositor.subscribe(process.wake)
+    return process
 
 
 AT = datetime(2026, 11, 27, 16, 42, 5, tzinfo=UTC)

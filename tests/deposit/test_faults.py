@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -111,6 +112,28 @@ def kill_group(proc: subprocess.Popen) -> None:
     proc.wait(10)
 
 
+def child_pid(log_path: Path, round_: int) -> int:
+    """The delivery process of round `round_`, from its parent's "worker started" line."""
+    lines = [line for line in log_path.read_text(errors="replace").splitlines()
+             if line.startswith("worker started ")]
+    return int(lines[round_].split()[-1])
+
+
+def kill_serving_process(proc: subprocess.Popen, child: int, log_path: Path) -> None:
+    """SIGKILL the serving process alone, as the OOM killer or `kill -9` would: its delivery
+    process (and their build processes) must go with it, or the restarted server would run
+    a second worker on the same spool."""
+    proc.kill()
+    proc.wait(10)
+    try:
+        wait_until(lambda: not Path(f"/proc/{child}").exists()
+                   or Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z",
+                   10, f"the delivery process {child} to die with its parent", log_path)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # leftovers, if the assertion failed
+
+
 def delivered_count(spool: Spool) -> int:
     return len(spool.ids("delivered"))
 
@@ -170,8 +193,10 @@ def test_worker_sigkilled_mid_delivery_then_restarted(dovecot_factory, tmp_path,
                         f"{target} deliveries (round {round_})",
                         log_path,
                     )
-                finally:
+                except BaseException:
                     kill_group(proc)
+                    raise
+                kill_serving_process(proc, child_pid(log_path, round_), log_path)
                 assert delivered_count(spool) < len(deposits), "killed too late to test anything"
             proc = start_worker(spool.root, policy_file, log)
             try:
