@@ -16,6 +16,7 @@ between quotes with ``\\`` and ``"`` escaped).
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import NamedTuple
 
@@ -67,29 +68,18 @@ def quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-_ENCODED: dict[tuple[Command, int], bytes] = {}
-"""Commands already encoded (a session repeats the same few: GET VARIABLE DIALSTATUS...)."""
-_ENCODED_MAX = 4096
-"""Bound on the cache: commands carry per-call values (paths, caller text) too."""
-
-
 def encode(command: Command, line_limit: int = DEFAULT_LINE_LIMIT) -> bytes:
     """The exact bytes for `command`, newline included; raises CommandError.
 
-    Commands are immutable, so the bytes of one already checked are reused;
-    only commands that passed every check are remembered.
+    Commands are immutable, so the bytes of one already checked are reused
+    (a session repeats the same few: ``GET VARIABLE DIALSTATUS``...); the
+    table is bounded, as commands also carry per-call values, and a refused
+    command is never remembered.
     """
-    key = (command, line_limit)
     try:
-        data = _ENCODED.get(key)
+        return _encoded(command, line_limit)
     except TypeError:  # an unhashable word: _encode says what is wrong with it
         return _encode(command, line_limit)
-    if data is None:
-        data = _encode(command, line_limit)
-        if len(_ENCODED) >= _ENCODED_MAX:
-            _ENCODED.clear()
-        _ENCODED[key] = data
-    return data
 
 
 def _encode(command: Command, line_limit: int) -> bytes:
@@ -125,6 +115,9 @@ def _encode(command: Command, line_limit: int) -> bytes:
             f"AGI command is {len(data)} bytes; this Asterisk reads at most {line_limit - 1}"
         )
     return data
+
+
+_encoded = functools.lru_cache(maxsize=4096)(_encode)
 
 
 # Builders for the commands mailcall uses: keywords bare, values quoted.

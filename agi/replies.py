@@ -10,6 +10,7 @@ channel or intercept routine``, and the usage error ``520`` in one line or as
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -61,20 +62,12 @@ def parse_reply_line(code: int, line: str) -> Reply:
     known = _COMMON.get(line)
     if known is not None:
         return known
-    known = _SEEN.get(line)
-    if known is not None and known.code == code:
-        return known
-    reply = _parse(code, line)
-    if len(line) <= _SEEN_LINE:
-        if len(_SEEN) >= _SEEN_MAX:
-            _SEEN.clear()
-        _SEEN[line] = reply
-    return reply
+    if len(line) <= _REMEMBERED_LINE:
+        return _parsed(code, line)
+    return _parse(code, line)
 
 
-_SEEN: dict[str, Reply] = {}
-_SEEN_MAX = 1024
-_SEEN_LINE = 64
+_REMEMBERED_LINE = 64
 
 
 def _parse(code: int, line: str) -> Reply:
@@ -92,6 +85,8 @@ def _parse(code: int, line: str) -> Reply:
         return Reply(code=code, result=result, data=more or None, text=line)
     return Reply(code=code, text=line)
 
+
+_parsed = functools.lru_cache(maxsize=1024)(_parse)
 
 _COMMON = MappingProxyType({
     line: Reply(200, line[11:], None, (), line)

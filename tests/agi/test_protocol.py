@@ -275,37 +275,38 @@ def test_environment_is_read_only_and_follows_the_argument_numbering():
         env.raw["agi_channel"] = "x"  # type: ignore[index]
 
 
-def test_encoded_commands_are_reused_within_a_bound(monkeypatch):
+def test_encoded_commands_are_reused_within_a_bound():
     """The bytes of a checked command are remembered; refused ones never are."""
     from mailcall.agi import commands
 
-    monkeypatch.setattr(commands, "_ENCODED", {})
-    monkeypatch.setattr(commands, "_ENCODED_MAX", 8)
+    commands._encoded.cache_clear()
     first = encode(Command(("GET", "VARIABLE", "DIALSTATUS")))
     assert encode(Command(("GET", "VARIABLE", "DIALSTATUS"))) is first
+    assert commands._encoded.cache_info().hits == 1
     with pytest.raises(CommandError):
         encode(Command(("SET", "VARIABLE", "X", Quoted("a\nHANGUP"))))
-    assert all(b"\n" not in data[:-1] for data in commands._ENCODED.values())
-    for n in range(50):
+    assert commands._encoded.cache_info().currsize == 1  # the refused one is not kept
+    for n in range(5000):
         assert encode(Command(("GET", "VARIABLE", f"V{n}"))) == f"GET VARIABLE V{n}\n".encode()
-        assert len(commands._ENCODED) <= 8
+    info = commands._encoded.cache_info()
+    assert info.currsize <= info.maxsize == 4096
     with pytest.raises(CommandError):  # an unhashable word still gets the clear error
         encode(Command((["GET"],)))  # type: ignore[arg-type]
 
 
-def test_parsed_replies_are_reused_within_a_bound(monkeypatch):
+def test_parsed_replies_are_reused_within_a_bound():
     """Short reply lines are parsed once; long ones every time; the table stays bounded."""
     from mailcall.agi import replies
 
-    monkeypatch.setattr(replies, "_SEEN", {})
-    monkeypatch.setattr(replies, "_SEEN_MAX", 4)
+    replies._parsed.cache_clear()
     line = "200 result=1 (NOANSWER)"
     first = replies.parse_reply_line(200, line)
     assert first == Reply(200, "1", "NOANSWER", (), line)
     assert replies.parse_reply_line(200, line) is first
     long_line = "200 result=1 (" + "x" * 100 + ")"
     assert replies.parse_reply_line(200, long_line).data == "x" * 100
-    assert long_line not in replies._SEEN
-    for n in range(20):
+    assert replies._parsed.cache_info().currsize == 1  # the long line is not kept
+    for n in range(2000):
         assert replies.parse_reply_line(200, f"200 result={n}").result == str(n)
-        assert len(replies._SEEN) <= 4
+    info = replies._parsed.cache_info()
+    assert info.currsize <= info.maxsize == 1024
