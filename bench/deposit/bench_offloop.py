@@ -177,7 +177,7 @@ async def scenario(label, policy, spool_dir, wav, burst, executor_factory, idle_
         delivered=count,
     )
     if executor_factory is None:  # what `mailcall serve` runs (plugins/deposit.py)
-        worker = DeliveryProcess(spool, **common)
+        worker = DeliveryProcess(spool, depositor=depositor, **common)
     else:
         worker = SpoolWorker(spool, executor_factory=executor_factory, **common)
     depositor.subscribe(worker.wake)
