@@ -58,7 +58,7 @@ class Command(NamedTuple):
         """The keywords (upper-case bare words at the start), for logs."""
         out = []
         for word in self.words:
-            if isinstance(word, Quoted) or not word.isalpha() or not word.isupper():
+            if type(word) is not str or not word.isalpha() or not word.isupper():
                 break
             out.append(word)
         return " ".join(out)
@@ -76,10 +76,11 @@ def encode(command: Command, line_limit: int = DEFAULT_LINE_LIMIT) -> bytes:
     table is bounded, as commands also carry per-call values, and a refused
     command is never remembered.
     """
-    try:
-        return _encoded(command, line_limit)
-    except TypeError:  # an unhashable word: _encode says what is wrong with it
-        return _encode(command, line_limit)
+    for word in command.words:
+        if type(word) is not str and type(word) is not Quoted:
+            # Not cached: a plain tuple would equal a cached Quoted; _encode refuses it.
+            return _encode(command, line_limit)
+    return _encoded(command, line_limit)
 
 
 def _encode(command: Command, line_limit: int) -> bytes:

@@ -10,7 +10,7 @@ not the cause (0.1 s of CPU for the whole burst), nor were the encoders (they
 already run at ``SCHED_IDLE``; a CPU hog at normal priority did not move the
 p99 either). With the same worker in a child process at nice 10, the FastAGI
 p99 during the burst went from 2.3–2.6× its idle value to 1.76–1.88× (median
-of 3 rounds; rounds from 1.4 to 2.1).
+of 3 rounds; single rounds from 1.4 to 2.3).
 
 Who does what:
 
@@ -283,9 +283,12 @@ class DeliveryProcess:
         if self._restart is not None:
             self._restart.cancel()
             self._restart = None
-        if self._respawning is not None:  # a restart under way: let it finish, then stop it
-            with contextlib.suppress(Exception):
-                await self._respawning
+        respawning = self._respawning
+        if respawning is not None:  # a restart under way: let it finish within the grace
+            done, _ = await asyncio.wait({respawning}, timeout=grace)
+            if not done:
+                respawning.cancel()  # kills the half-started child
+                await asyncio.gather(respawning, return_exceptions=True)
         process, exited = self.process, self._exited
         if process is None or exited is None:
             return
@@ -365,7 +368,12 @@ class DeliveryProcess:
                   self.niceness, root.getEffectiveLevel(), formats[0] if formats else None),
             daemon=False,  # it has children of its own: the build processes
         )
-        process.start()
+        try:
+            process.start()
+        except Exception as exc:  # e.g. ENOMEM right after the OOM killer took the last one
+            here.close()
+            there.close()
+            raise _NotStarted(f"cannot start the delivery process: {exc}") from exc
         there.close()
         self.process, self._conn = process, here
         self._ready = loop.create_future()
@@ -381,6 +389,9 @@ class DeliveryProcess:
             raise RuntimeError(
                 f"the delivery process did not start within {START_TIMEOUT:.0f} s"
             ) from None
+        except asyncio.CancelledError:  # stop() gave up waiting for a restart
+            process.kill()
+            raise
         log.info("delivery process started (pid %d, nice +%d)", process.pid, self.niceness)
         self.wake()  # deposits accepted while no child ran
 
@@ -514,8 +525,8 @@ class DeliveryProcess:
         try:
             await self._spawn()
         except _NotStarted as exc:  # no child, so no exit to react to: try again later
-            log.error("cannot start the delivery process: %s; trying again in %.0f s",
-                      exc, RESTART_DELAYS[-1])
+            log.error("%s; deposits wait in the spool %s; trying again in %.0f s",
+                      exc, self.spool.root, RESTART_DELAYS[-1])
             if not self._stopping:
                 self._restart = self._loop.call_later(  # type: ignore[union-attr]
                     RESTART_DELAYS[-1], self._respawn)

@@ -65,7 +65,7 @@ class WorkerSettings:
 BUILD_NICENESS = 10
 
 
-def _background_priority() -> None:
+def _background_priority(parent: int | None = None) -> None:
     """Build processes yield the CPU to the event loop that answers calls.
 
     SCHED_IDLE (Linux) runs them only on otherwise idle CPU time; elsewhere a
@@ -75,7 +75,7 @@ def _background_priority() -> None:
     from .delivery_process import die_with_parent, ignore_stop_signals
 
     ignore_stop_signals()
-    die_with_parent()
+    die_with_parent(parent)
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except (AttributeError, OSError):
@@ -90,6 +90,7 @@ def default_executor(processes: int = 0) -> Executor:
         max_workers=count,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_background_priority,
+        initargs=(os.getpid(),),
     )
 
 

@@ -292,6 +292,9 @@ def test_encoded_commands_are_reused_within_a_bound():
     assert info.currsize <= info.maxsize == 4096
     with pytest.raises(CommandError):  # an unhashable word still gets the clear error
         encode(Command((["GET"],)))  # type: ignore[arg-type]
+    encode(Command(("SET", "VARIABLE", "X", Quoted("v"))))
+    with pytest.raises(CommandError):  # equal to the cached Quoted("v"), still refused
+        encode(Command(("SET", "VARIABLE", "X", ("v",))))  # type: ignore[arg-type]
 
 
 def test_parsed_replies_are_reused_within_a_bound():

@@ -355,3 +355,61 @@ def test_the_child_dies_with_a_killed_parent(tmp_path):
         parent.kill()
         if child is not None and not gone(child):
             os.kill(child, signal.SIGKILL)
+
+
+def test_a_restart_that_cannot_start_a_process_is_tried_again(tmp_path, monkeypatch, caplog):
+    """E.g. ENOMEM right after the OOM killer took the child: no exit will come to
+    trigger the next attempt, so the service schedules it itself."""
+    monkeypatch.setattr(delivery_process, "RESTART_DELAYS", (0.2,))
+    proc = make_process(tmp_path / "spool", make_policy("unix:/nonexistent/lmtp"))
+    real_start = type(multiprocessing_process()).start
+    failures = [1]
+
+    def start(self):
+        if failures and failures.pop():
+            raise OSError(12, "Cannot allocate memory")
+        return real_start(self)
+
+    async def go():
+        await proc.start()
+        first = proc.process.pid
+        monkeypatch.setattr(type(proc.process), "start", start)
+        os.kill(first, signal.SIGKILL)
+        async with asyncio.timeout(10):
+            while proc.process.pid == first or proc._ready is None or not proc._ready.done():
+                await asyncio.sleep(0.05)
+        assert not gone(proc.process.pid)
+        await proc.stop(2)
+
+    caplog.set_level("ERROR", logger="mailcall.deposit.delivery_process")
+    run(go())
+    assert "was killed by SIGKILL" in caplog.text
+    assert "Cannot allocate memory" in caplog.text and "trying again" in caplog.text
+
+
+def multiprocessing_process():
+    import multiprocessing
+
+    return multiprocessing.get_context("spawn").Process()
+
+
+def test_a_wedged_child_is_killed_and_replaced(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(delivery_process, "WAKE_TIMEOUT", 0.5)
+    monkeypatch.setattr(delivery_process, "RESTART_DELAYS", (0.2,))
+    proc = make_process(tmp_path / "spool", make_policy("unix:/nonexistent/lmtp"))
+
+    async def go():
+        await proc.start()
+        await asyncio.sleep(0.3)  # its own start-up wake-up answered
+        first = proc.process.pid
+        os.kill(first, signal.SIGSTOP)  # alive, but reads nothing
+        proc.wake()
+        async with asyncio.timeout(10):
+            while proc.process.pid == first or proc._ready is None or not proc._ready.done():
+                await asyncio.sleep(0.05)
+        assert gone(first) and not gone(proc.process.pid)
+        await proc.stop(2)
+
+    caplog.set_level("ERROR", logger="mailcall.deposit.delivery_process")
+    run(go())
+    assert "has not answered a wake-up" in caplog.text

@@ -112,23 +112,43 @@ def kill_group(proc: subprocess.Popen) -> None:
     proc.wait(10)
 
 
-def child_pid(log_path: Path, round_: int) -> int:
-    """The delivery process of round `round_`, from its parent's "worker started" line."""
-    lines = [line for line in log_path.read_text(errors="replace").splitlines()
-             if line.startswith("worker started ")]
-    return int(lines[round_].split()[-1])
+def descendants(pid: int) -> set[int]:
+    """Every live process under `pid` (its delivery process, their build processes...)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                parents[int(entry.name)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
 
 
-def kill_serving_process(proc: subprocess.Popen, child: int, log_path: Path) -> None:
+def alive(pid: int) -> bool:
+    try:
+        return (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) != "Z"
+    except OSError:
+        return False
+
+
+def kill_serving_process(proc: subprocess.Popen, log_path: Path) -> None:
     """SIGKILL the serving process alone, as the OOM killer or `kill -9` would: its delivery
-    process (and their build processes) must go with it, or the restarted server would run
-    a second worker on the same spool."""
+    process and the build processes must go with it, or the restarted server would run a
+    second worker on the same spool."""
+    below = descendants(proc.pid)
+    assert below, "the serving process had no delivery process"
     proc.kill()
     proc.wait(10)
     try:
-        wait_until(lambda: not Path(f"/proc/{child}").exists()
-                   or Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z",
-                   10, f"the delivery process {child} to die with its parent", log_path)
+        wait_until(lambda: not any(alive(p) for p in below), 10,
+                   f"processes {sorted(below)} to die with their parent", log_path)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # leftovers, if the assertion failed
@@ -196,7 +216,7 @@ def test_worker_sigkilled_mid_delivery_then_restarted(dovecot_factory, tmp_path,
                 except BaseException:
                     kill_group(proc)
                     raise
-                kill_serving_process(proc, child_pid(log_path, round_), log_path)
+                kill_serving_process(proc, log_path)
                 assert delivered_count(spool) < len(deposits), "killed too late to test anything"
             proc = start_worker(spool.root, policy_file, log)
             try:
