@@ -341,12 +341,9 @@ class DeliveryProcess:
     async def _recover(self) -> None:
         """Crash leftovers, cleaned while no child runs and never during an accept."""
         if self.depositor is not None:
-            fixed = await self.depositor.exclusive(self.spool.recover)
+            await self.depositor.exclusive(self.spool.recover)
         else:
-            fixed = await asyncio.to_thread(self.spool.recover)
-        if fixed:
-            log.info("spool %s: %d record(s) left in two states by a crash, resolved",
-                     self.spool.root, fixed)
+            await asyncio.to_thread(self.spool.recover)
 
     async def _spawn(self) -> None:
         loop = self._loop
@@ -355,10 +352,7 @@ class DeliveryProcess:
             await asyncio.to_thread(self.spool.ensure)
             await self._recover()
         except OSError as exc:
-            raise _NotStarted(
-                f"cannot use the deposit spool {self.spool.root}: {exc}; create it, owned by "
-                "the user mailcall runs as (mode 0750), or set [server] spool_dir / --spool-dir"
-            ) from exc
+            raise _NotStarted(self.spool.unusable(exc)) from exc
         root = logging.getLogger()
         formats = [h.formatter._fmt for h in root.handlers if h.formatter is not None]
         here, there = multiprocessing.get_context("spawn").Pipe()

@@ -110,6 +110,11 @@ class Spool:
         for name in DIRS:
             (self.root / name).mkdir(parents=True, exist_ok=True, mode=0o750)
 
+    def unusable(self, exc: OSError) -> str:
+        """What to tell the admin when :meth:`ensure` or :meth:`recover` failed."""
+        return (f"cannot use the deposit spool {self.root}: {exc}; create it, owned by the "
+                "user mailcall runs as (mode 0750), or set [server] spool_dir / --spool-dir")
+
     # -- atomic writes ---------------------------------------------------
     def _write_atomic(self, target: Path, data: bytes) -> None:
         tmp = self.root / "tmp" / f"{target.name}.{os.getpid()}.tmp"
@@ -262,6 +267,9 @@ class Spool:
                 if any(self.path(later, sid).exists() for later in STATES[index + 1 :]):
                     self.path(state, sid).unlink(missing_ok=True)
                     fixed += 1
+        if fixed:
+            log.info("spool %s: %d record(s) left in two states by a crash, resolved",
+                     self.root, fixed)
         return fixed
 
     def remove(self, sid: str) -> None:

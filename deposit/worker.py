@@ -139,17 +139,9 @@ class SpoolWorker:
         try:
             await self._io(self.spool.ensure)
         except OSError as exc:
-            raise RuntimeError(
-                f"cannot use the deposit spool {self.spool.root}: {exc}; create it, owned by "
-                "the user mailcall runs as (mode 0750), or set [server] spool_dir / --spool-dir"
-            ) from exc
-        fixed = await self._io(self.spool.recover) if self.recover else 0
-        if fixed:
-            log.info(
-                "spool %s: %d record(s) left in two states by a crash, resolved",
-                self.spool.root,
-                fixed,
-            )
+            raise RuntimeError(self.spool.unusable(exc)) from exc
+        if self.recover:
+            await self._io(self.spool.recover)
         self._executor = self._executor_factory()
         self._stopping = False
         self._task = asyncio.create_task(self._run(), name="deposit-spool")

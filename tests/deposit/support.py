@@ -166,3 +166,48 @@ def run(coro, timeout: float = 120):
             return await coro
 
     return asyncio.run(bounded())
+
+
+def states(spool: Spool) -> dict[str, str]:
+    return {r["id"]: r["state"] for r in spool.records()}
+
+
+async def wait_states(spool: Spool, wanted: str, count: int, timeout: float) -> None:
+    async with asyncio.timeout(timeout):
+        while sum(1 for s in states(spool).values() if s == wanted) < count:
+            await asyncio.sleep(0.05)
+
+
+# -- processes, read from /proc (the delivery process and its build processes) ----------
+
+
+def stat_fields(pid: int) -> list[str]:
+    """``/proc/PID/stat`` after the command name: state, ppid, ..., nice at index 16."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def gone(pid: int) -> bool:
+    """Exited (a zombie counts: it runs nothing any more)."""
+    try:
+        return stat_fields(pid)[0] == "Z"
+    except OSError:
+        return True
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process under `pid` (its delivery process, their build processes...)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = stat_fields(int(entry.name))
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                parents[int(entry.name)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found

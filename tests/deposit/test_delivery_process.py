@@ -25,11 +25,15 @@ from mailcall.plugins import deposit as plugin
 from tests.deposit.support import (
     MEDIA,
     USERS,
+    descendants,
+    gone,
     make_policy,
     message_ids,
     plugin_manager,
     run,
+    stat_fields,
     voice,
+    wait_states,
 )
 
 pytestmark = pytest.mark.dovecot
@@ -75,29 +79,6 @@ def make_process(spool_dir: Path, policy, recorder: Recorder | None = None,
         delivered=recorder.on_delivered,
         depositor=depositor,
     )
-
-
-def stat_fields(pid: int) -> list[str]:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def children_of(pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int(stat_fields(int(entry.name))[1]) == pid:
-                    found.add(int(entry.name))
-            except (OSError, IndexError):
-                pass
-    return found
-
-
-def gone(pid: int) -> bool:
-    try:
-        return stat_fields(pid)[0] == "Z"
-    except OSError:
-        return True
 
 
 async def wait_gone(pids, timeout: float = 10) -> bool:
@@ -154,9 +135,7 @@ def test_a_plan_the_parent_refuses_parks_the_deposit(dovecot_factory, tmp_path):
         try:
             proc.spool.accept(ghost)
             proc.wake()
-            async with asyncio.timeout(30):
-                while not any(r["state"] == "parked" for r in proc.spool.records()):
-                    await asyncio.sleep(0.05)
+            await wait_states(proc.spool, "parked", 1, 30)
         finally:
             await proc.stop(5)
 
@@ -187,9 +166,7 @@ def test_an_unanswerable_plan_defers_instead_of_parking(dovecot_factory, tmp_pat
         try:
             proc.spool.accept(call)
             proc.wake()
-            async with asyncio.timeout(30):
-                while not any(r["state"] == "deferred" for r in proc.spool.records()):
-                    await asyncio.sleep(0.05)
+            await wait_states(proc.spool, "deferred", 1, 30)
             broken[0] = False
             await rec.wait_for(1)  # the retry (0.2 s later) delivers it
         finally:
@@ -218,7 +195,7 @@ def test_a_killed_child_is_started_again_with_its_builds_gone_and_delivers_what_
             await depositor.accept(first_call)
             await rec.wait_for(1)
             first = proc.process.pid
-            builds = children_of(first)
+            builds = descendants(first)
             assert builds, "the Opus build ran in a build process of the child"
             os.kill(first, signal.SIGKILL)
             # Accepted while no child runs: the next child must find it without a poll.

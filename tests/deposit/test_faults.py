@@ -22,13 +22,17 @@ from tests.deposit.support import (
     FAST,
     MEDIA,
     USERS,
+    descendants,
     fax,
+    gone,
     make_policy,
     make_worker,
     message_ids,
     policy_text,
     run,
+    states,
     voice,
+    wait_states,
 )
 
 pytestmark = pytest.mark.dovecot
@@ -52,16 +56,6 @@ def all_ids(dovecot) -> list[str]:
     for address in USERS:
         ids += list(message_ids(dovecot, address).elements())
     return ids
-
-
-def states(spool: Spool) -> dict[str, str]:
-    return {r["id"]: r["state"] for r in spool.records()}
-
-
-async def wait_states(spool: Spool, wanted: str, count: int, timeout: float) -> None:
-    async with asyncio.timeout(timeout):
-        while sum(1 for s in states(spool).values() if s == wanted) < count:
-            await asyncio.sleep(0.05)
 
 
 def test_dovecot_down_while_depositing_then_up(dovecot_factory, tmp_path):
@@ -112,32 +106,6 @@ def kill_group(proc: subprocess.Popen) -> None:
     proc.wait(10)
 
 
-def descendants(pid: int) -> set[int]:
-    """Every live process under `pid` (its delivery process, their build processes...)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[0] != "Z":
-                parents[int(entry.name)] = int(fields[1])
-    found: set[int] = set()
-    frontier = {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        return (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) != "Z"
-    except OSError:
-        return False
-
-
 def kill_serving_process(proc: subprocess.Popen, log_path: Path) -> None:
     """SIGKILL the serving process alone, as the OOM killer or `kill -9` would: its delivery
     process and the build processes must go with it, or the restarted server would run a
@@ -147,7 +115,7 @@ def kill_serving_process(proc: subprocess.Popen, log_path: Path) -> None:
     proc.kill()
     proc.wait(10)
     try:
-        wait_until(lambda: not any(alive(p) for p in below), 10,
+        wait_until(lambda: all(gone(p) for p in below), 10,
                    f"processes {sorted(below)} to die with their parent", log_path)
     finally:
         with contextlib.suppress(ProcessLookupError):
