@@ -69,7 +69,7 @@ def make_process(spool_dir: Path, policy, recorder: Recorder | None = None,
         recorder.planned.append(deposit.call_id)
         return plugin.plan_for(policy, deposit)
 
-    return DeliveryProcess(
+    process = DeliveryProcess(
         depositor.spool if depositor else Spool(spool_dir),
         planner=planner,
         origin=lambda: plugin.origin_for(policy),
@@ -79,6 +79,9 @@ def make_process(spool_dir: Path, policy, recorder: Recorder | None = None,
         delivered=recorder.on_delivered,
         depositor=depositor,
     )
+    if depositor is not None:  # as plugins/deposit.py wires them
+        depositor.subscribe(process.wake)
+    return process
 
 
 async def wait_gone(pids, timeout: float = 10) -> bool:
@@ -97,7 +100,6 @@ def test_deliveries_go_through_the_child_with_plans_and_notices_in_the_parent(
     rec = Recorder()
     depositor = SpoolDepositor(Spool(tmp_path / "spool"))
     proc = make_process(tmp_path / "spool", policy, rec, depositor)
-    depositor.subscribe(proc.wake)
     calls = [voice(f"1764260600.{n}", mailbox=("alice", "bob")[n % 2],
                    recording=str(MEDIA / "voicemail-dtmf-end.wav")) for n in range(4)]
 
@@ -185,7 +187,6 @@ def test_a_killed_child_is_started_again_with_its_builds_gone_and_delivers_what_
     rec = Recorder()
     depositor = SpoolDepositor(Spool(tmp_path / "spool"))
     proc = make_process(tmp_path / "spool", policy, rec, depositor)
-    depositor.subscribe(proc.wake)
     first_call = voice("1764260800.1", recording=str(MEDIA / "voicemail-hangup-end.wav"))
     second_call = voice("1764260800.2", recording=str(MEDIA / "voicemail-dtmf-end.wav"))
 
