@@ -2,14 +2,15 @@
 
 Why: a FastAGI session is a handful of command/reply round trips. Run as an
 ``asyncio.Task``, each round trip costs a Future, its done-callback, a
-``call_soon`` and a Task step on top of the ``data_received`` that brought the
-reply, and the session itself costs a Task: measured, that was a good part of
-what mailcall paid above a bare ``asyncio.Protocol`` (``docs/asterisk.md``,
-section 10). So the server steps the handler coroutine itself: the first step
-runs straight from ``data_received`` (the environment block), each reply is
-handed back with ``coro.send(reply)`` from one ``call_soon`` callback queued by
-``data_received`` (:meth:`Runner.resume` says why not from ``data_received``
-itself), the handler writes its next command and parks again.
+``call_soon`` and a Task step on top of the read callback (``buffer_updated``)
+that brought the reply, and the session itself costs a Task: measured, that
+was a good part of what mailcall paid above a bare ``asyncio.Protocol``
+(``docs/asterisk.md``, section 10). So the server steps the handler coroutine
+itself: the first step runs straight from the read callback (the environment
+block), each reply is handed back with ``coro.send(reply)`` from one
+``call_soon`` callback queued by the read callback (:meth:`Runner.resume` says
+why not from the read callback itself), the handler writes its next command
+and parks again.
 
 The handler stays an ordinary ``async def``. Awaiting an AGI reply while the
 server drives it parks on :data:`PARKED`; awaiting *anything else* (a Future
@@ -134,7 +135,7 @@ class Runner:
     def resume(self, value: Any, exc: BaseException | None) -> None:
         """Resume the parked coroutine at the end of this loop iteration.
 
-        Not from inside ``data_received`` itself: on the stdlib loop, answering
+        Not from inside the read callback itself: on the stdlib loop, answering
         every reply the moment it is read interleaves one write per read and
         keeps both ends waking each other up; answering them together after
         the iteration's reads (as a Task wake-up does) was measured cheaper.
