@@ -4,7 +4,8 @@ Asterisk splits a command line on blanks; ``"`` toggles quoting and ``\\``
 escapes the next character (res_agi.c, ``parse_args``). There is no way to
 escape a newline: a CR or LF in a value would end the command and start a new
 one, so the serializer refuses CR, LF and NUL anywhere, whatever the caller
-asked for. Asterisk also keeps at most 128 words (``MAX_ARGS``) and reads
+asked for. Asterisk also has room for 128 words (``MAX_ARGS``), and mailcall
+sends at most 127 (``MAX_WORDS``, below), and reads
 commands into a fixed buffer (8192 bytes, 2048 before Asterisk 20.16, 21.11 and
 22.6): a longer line is cut and its tail read as a *second* command, so the
 length is checked against a limit that defaults to the older, smaller buffer.
@@ -21,7 +22,12 @@ import re
 from typing import NamedTuple
 
 MAX_ARGS = 128
-"""res_agi.c MAX_ARGS: words beyond it are silently dropped by Asterisk."""
+"""res_agi.c MAX_ARGS: the size of Asterisk's word array, its end marker included."""
+MAX_WORDS = MAX_ARGS - 1
+"""The most words mailcall sends. res_agi's ``parse_args`` stops bare words at
+``MAX_ARGS - 1`` but a word opening with a quote skips that check, and the
+closing NULL then lands one past the array: 128 quoted words would overflow
+Asterisk's stack by one pointer. 127 leaves room for the NULL either way."""
 LINE_LIMIT_OLD = 2048
 LINE_LIMIT_NEW = 8192
 DEFAULT_LINE_LIMIT = LINE_LIMIT_OLD
@@ -87,8 +93,9 @@ def _encode(command: Command, line_limit: int) -> bytes:
     words = command.words
     if not words:
         raise CommandError("empty AGI command")
-    if len(words) > MAX_ARGS:
-        raise CommandError(f"AGI command has {len(words)} words; Asterisk keeps at most {MAX_ARGS}")
+    if len(words) > MAX_WORDS:
+        raise CommandError(f"AGI command has {len(words)} words; at most {MAX_WORDS} are sent "
+                           f"(Asterisk's MAX_ARGS is {MAX_ARGS}, its end marker included)")
     parts: list[str] = []
     bare: list[str] = []
     for word in words:

@@ -35,6 +35,8 @@ MAX_LINE = 16384
 MAX_ENV_LINES = 256
 """About 25 fixed variables plus at most 128 arguments."""
 MAX_USAGE_LINES = 200
+MAX_USAGE_BYTES = 65536
+"""A whole multi-line 520 (Asterisk's longest usage texts are a few KiB)."""
 MAX_ENV_BYTES = 65536
 """The whole environment block (Asterisk's own AGI argument buffer is far smaller)."""
 
@@ -107,6 +109,7 @@ class Connection:
         "_eof",
         "_error",
         "_usage",
+        "_usage_bytes",
         "environment",
         "hungup",
         "line_limit",
@@ -135,6 +138,7 @@ class Connection:
         self._env_checked = 0
         self._env_lines = 0
         self._usage: list[str] | None = None
+        self._usage_bytes = 0
         self._error: str | None = None
 
     @property
@@ -150,7 +154,11 @@ class Connection:
     # ------------------------------------------------------------------ input
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
-        """Feed bytes from the peer; ``b""`` means the peer closed."""
+        """Feed bytes from the peer; ``b""`` means the peer closed.
+
+        The bytes are copied before this returns: the server reads every
+        connection into one shared buffer and hands a view of it here.
+        """
         if data:
             if self._eof:
                 raise RuntimeError("data received after end of file")
@@ -220,19 +228,25 @@ class Connection:
         usage = self._usage
         if usage is not None:
             usage.append(line)
+            self._usage_bytes += len(line) + 1
             if line.startswith("520 "):
                 self._usage = None
                 return self._reply(Reply(code=520, text="\n".join(usage)))
             if len(usage) > MAX_USAGE_LINES:
                 self._fail(f"a usage message longer than {MAX_USAGE_LINES} lines")
+            if self._usage_bytes > MAX_USAGE_BYTES:
+                self._fail(f"a usage message longer than {MAX_USAGE_BYTES} bytes")
             return None
-        if len(line) < 3 or not line[:3].isdigit() or (len(line) > 3 and line[3] not in " -"):
+        code3 = line[:3]
+        if (len(line) < 3 or not code3.isascii() or not code3.isdigit()
+                or (len(line) > 3 and line[3] not in " -")):
             self._fail(f"not an AGI reply: {line[:80]!r}")
-        code = int(line[:3])
+        code = int(code3)
         if len(line) > 3 and line[3] == "-":
             if code != 520:
                 self._fail(f"unexpected continuation line: {line[:80]!r}")
             self._usage = [line]
+            self._usage_bytes = len(line) + 1
             return None
         if code == 100:
             return Trying(line)

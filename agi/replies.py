@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
-_RESULT = re.compile(r"result=(\S*)(?: \((.*)\))?((?: [A-Za-z_]+=\S*)*)\Z", re.DOTALL)
+_PARAM = re.compile(r"[A-Za-z_]+=\S*").fullmatch
+_WORD = re.compile(r"\S*").fullmatch
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,17 +74,47 @@ _REMEMBERED_LINE = 64
 def _parse(code: int, line: str) -> Reply:
     rest = line[4:]
     if code in (100, 200) and rest.startswith("result="):
-        m = _RESULT.match(rest)
-        if m is not None:
-            result, data, tail = m.groups()
-            params = tuple(
-                tuple(p.split("=", 1)) for p in tail.split(" ") if p  # type: ignore[misc]
-            ) if tail else ()
+        parsed = _result_data_params(rest[7:])
+        if parsed is not None:
+            result, data, params = parsed
             return Reply(code, result, data, params, line)
         # "200 result=-1 Gosub failed" and the like: keep the words as data.
         result, _, more = rest[7:].partition(" ")
-        return Reply(code=code, result=result, data=more or None, text=line)
+        return Reply(code=code, text=line, result=result, data=more or None)
     return Reply(code=code, text=line)
+
+
+def _result_data_params(
+    text: str,
+) -> tuple[str, str | None, tuple[tuple[str, str], ...]] | None:
+    """``N [(data)] [k=v ...]`` split into its parts, or None if it is not that shape.
+
+    The data may itself hold ``)`` and ``k=v``: it runs to the *last* ``)``
+    that only ``k=v`` words follow. Found in one pass from the right, so a
+    hostile line full of ``) a=b`` costs linear time (a backtracking regex
+    spent half a second on 15 KB of it).
+    """
+    result, sep, more = text.partition(" ")
+    if not _WORD(result):
+        return None
+    if not sep:
+        return result, None, ()
+    words = more.split(" ")
+    first_param = len(words)
+    while first_param > 0 and _PARAM(words[first_param - 1]):
+        first_param -= 1
+    if more.startswith("("):
+        # Where each candidate params tail starts (after its space), latest first.
+        end = len(more) + 1
+        for i in range(len(words), first_param - 1, -1):
+            if i < len(words):
+                end -= len(words[i]) + 1
+            if end >= 2 and more[end - 2] == ")":
+                params = tuple(tuple(w.split("=", 1)) for w in words[i:])
+                return result, more[1:end - 2], params  # type: ignore[return-value]
+    if first_param == 0:
+        return result, None, tuple(tuple(w.split("=", 1)) for w in words)  # type: ignore[misc]
+    return None
 
 
 _parsed = functools.lru_cache(maxsize=1024)(_parse)

@@ -14,7 +14,10 @@ from pathlib import Path
 _SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 _NUMBER = re.compile(r"\+?[0-9]{1,32}")
 _DIALLED = re.compile(r"\+?[0-9*#]{1,32}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+"""C0 and C1 controls (NEL, U+0085, included), Unicode line and paragraph
+separators (which some mail clients and log viewers break lines on) and
+bidirectional overrides (which make "evil" display as "live")."""
 
 
 def safe_component(value: str, default: str = "call", limit: int = 64) -> str:
@@ -37,7 +40,8 @@ def dialled(value: str | None) -> str | None:
 
 
 def caller_text(value: str, limit: int = 80) -> str:
-    """Caller ID text for records and logs: no control characters, bounded length."""
+    """Caller ID text for records and logs: no control, line-breaking or bidi characters,
+    bounded length."""
     return _CONTROL.sub("", value)[:limit]
 
 

@@ -181,12 +181,20 @@ class _AgiProtocol(asyncio.BufferedProtocol):
                     return
                 # Trying and HangupNotice only change the machine's state.
         except RemoteProtocolError as exc:
-            self.error = str(exc)
-            if self.session is not None:
-                self.session._lost(f"protocol error: {exc}")
-                self._close()
-            else:
-                self._finish_early("EOF" if conn.peer_closed else "PROTOCOL_ERROR", str(exc))
+            self._protocol_error(str(exc))
+        except Exception as exc:
+            # A bug on this side, met with input nobody foresaw: the call ends
+            # like one with bad input (closed, one log line), the server lives on.
+            log.exception("unexpected error reading from Asterisk (peer %s)", self.peer)
+            self._protocol_error(f"internal error: {type(exc).__name__}: {exc}")
+
+    def _protocol_error(self, error: str) -> None:
+        self.error = error
+        if self.session is not None:
+            self.session._lost(f"protocol error: {error}")
+            self._close()
+        else:
+            self._finish_early("EOF" if self.conn.peer_closed else "PROTOCOL_ERROR", error)
 
     def _env_timeout(self) -> None:
         if self.session is None and not self.closed:

@@ -17,8 +17,12 @@ def collect_handlers(runtime: Any) -> dict[str, Handler]:
     hook = runtime.pm.hook.mailcall_agi_handlers
     handlers: dict[str, Handler] = {}
     owners: dict[str, str] = {}
+    offered = {"runtime": runtime}
     for impl in reversed(hook.get_hookimpls()):  # registration order
-        mapping: Mapping[str, Handler] | None = impl.function(runtime=runtime)
+        # Called one by one (to name the owner of each script), so pass only the
+        # arguments each implementation declares, as pluggy itself does.
+        mapping: Mapping[str, Handler] | None = impl.function(
+            **{name: offered[name] for name in impl.argnames})
         for name, handler in (mapping or {}).items():
             if name in owners:
                 raise HandlerConflict(

@@ -4,9 +4,11 @@ The session is the only object handlers talk to. It sends one command at a
 time (the protocol machine enforces it) and hands back the reply; the typed
 helpers turn replies into values and raise :class:`AgiHangup` when the channel
 is gone, so a handler's happy path reads top to bottom and the hang-up path is
-an ``except`` clause. GET/SET VARIABLE still work on a dead channel (see the
-``voicemail`` and ``hangup-midway`` traces), so they never raise on 511-free
-replies, which lets handlers leave status variables after a hang-up.
+an ``except`` clause. GET VARIABLE still works on a dead channel (the
+``hangup-midway`` trace); res_agi.c's command table allows SET VARIABLE there
+too, but no trace shows it, so ``set_variable`` reports its reply's success
+instead of raising: leaving status variables after a hang-up is attempted,
+never relied on.
 """
 
 from __future__ import annotations
@@ -164,8 +166,8 @@ class AgiSession:
         One ``SET VARIABLE`` each, status first: the command the recorded
         traces show working (quotes and commas included). ``EXEC MSet`` would
         save round trips but the traces never show it, and mailcall must not
-        rely on what they do not show. Works after a hang-up: the dialplan's
-        ``h`` extension can still read them.
+        rely on what they do not show. Also tried after a hang-up, for the
+        dialplan's ``h`` extension; a refusal there is ignored.
         """
         self.status = status
         try:

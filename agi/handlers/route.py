@@ -37,9 +37,12 @@ from .voicemail import reason_for, take_message
 log = logging.getLogger("mailcall.agi.route")
 
 CONDITION = {"BUSY": "busy", "NOANSWER": "no-answer", "CHANUNAVAIL": "unavailable",
-             "CONGESTION": "unavailable"}
+             "CONGESTION": "unavailable", "INVALIDARGS": "unavailable"}
 """DIALSTATUS to the plan's Ring.after vocabulary."""
-MOVE_ON = frozenset({"BUSY", "NOANSWER", "CHANUNAVAIL", "CONGESTION", "UNKNOWN"})
+MOVE_ON = frozenset({"BUSY", "NOANSWER", "CHANUNAVAIL", "CONGESTION", "INVALIDARGS", "UNKNOWN"})
+"""Outcomes after which the plan goes on. INVALIDARGS is a dial string Dial refused
+(a ``[telephony]`` template that does not fit this Asterisk): the caller still gets
+the backup and the voicemail, and the administrator a warning."""
 
 
 def dial_options(policy: Any, step: Ring) -> str | None:
@@ -115,12 +118,16 @@ async def handler(session: AgiSession, runtime: Any, *, rules: Sequence[Any] | N
                 continue
             status = await session.dial(options)
             last_status = status
+            if status == "INVALIDARGS":
+                log.warning("Dial refused %r as invalid (DIALSTATUS=INVALIDARGS) while ringing "
+                            "%s: check the [telephony] dial templates in the policy; "
+                            "moving on with the plan", options, step.who)
             if step.own:
                 own_status = status
             if status == "ANSWER":
                 await session.set_status("ANSWERED", result=status, step=str(index))
                 return "ANSWERED"
-            if status not in MOVE_ON:  # CANCEL: the caller left; DONTCALL, TORTURE, ...
+            if status not in MOVE_ON:  # CANCEL: the caller left; DONTCALL, TORTURE (privacy)
                 await session.set_status("CALLER_HUNGUP", result=status, step=str(index))
                 return "CALLER_HUNGUP"
         elif isinstance(step, Voicemail):

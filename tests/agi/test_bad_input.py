@@ -196,3 +196,40 @@ def test_stop_cuts_calls_after_grace(caplog):
     call = run(go())
     assert call.commands == []
     assert 'outcome="CANCELLED"' in caplog.text
+
+
+def test_a_bug_met_while_reading_ends_that_call_only(caplog, monkeypatch):
+    """An exception nobody foresaw in the read path: that call ends with its log line and
+    the traceback, the connection closes, and the next call is served as usual."""
+    from mailcall.agi import server as server_module
+    from mailcall.agi.protocol import Connection, State
+
+    class Flawed(Connection):
+        __slots__ = ()
+
+        def next_event(self):
+            if self.state is State.AWAITING_REPLY and self.buffered and self._buf[:1] == b"9":
+                raise ValueError("a bug")
+            return super().next_event()
+
+    monkeypatch.setattr(server_module, "Connection", Flawed)
+    caplog.set_level(logging.INFO, logger="mailcall.agi")
+
+    async def call(server, reply: bytes) -> bytes:
+        reader, writer = await asyncio.open_connection(*server.address)
+        writer.write(ENV)
+        assert (await reader.readline()).startswith(b"VERBOSE")
+        writer.write(reply)
+        rest = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        return rest
+
+    async def go(server):
+        return await call(server, b"999 boom\n"), await call(server, b"200 result=1\n")
+
+    assert run(_with_server(go)) == (b"", b"")
+    first, second = _session_lines(caplog)
+    assert "internal error: ValueError: a bug" in first
+    assert 'outcome="OK"' in second
+    (bug,) = [r for r in caplog.records if r.getMessage().startswith("unexpected error reading")]
+    assert bug.levelno == logging.ERROR and bug.exc_info is not None

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import tempfile
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailcall.agi.commands import Command, CommandError, Quoted, encode
+from mailcall.agi.commands import MAX_ARGS, Command, CommandError, Quoted, encode
 from mailcall.agi.environment import split_script
 from mailcall.agi.protocol import NEED_DATA, Connection, EnvironmentReceived
-from mailcall.agi.safety import safe_component
+from mailcall.agi.safety import caller_text, safe_component
 
 from .fake_asterisk import Call, run_call
 from .harness import make_runtime, serving
@@ -22,7 +23,11 @@ KNOWN = {"EXEC", "GET", "SET", "ANSWER", "STREAM", "RECORD", "VERBOSE", "HANGUP"
 
 
 def asterisk_parse(line: str) -> list[str]:
-    """res_agi.c parse_args, ported: blanks split, '"' toggles quoting, '\\' escapes."""
+    """res_agi.c parse_args, ported: blanks split, '"' toggles quoting, '\\' escapes.
+
+    A new bare word past MAX_ARGS - 1 stops the parse ("Too many arguments,
+    truncating"); a word opening with a quote is not checked (see commands.MAX_WORDS).
+    """
     args: list[str] = []
     cur: list[str] = []
     quoted = escaped = whitespace = False
@@ -34,6 +39,8 @@ def asterisk_parse(line: str) -> list[str]:
                 cur, started = [], False
             whitespace = True
             continue
+        if not started and not quoted and ch != '"' and len(args) >= MAX_ARGS - 1:
+            break  # Asterisk truncates here
         whitespace = False
         if ch == "\\" and not escaped:
             escaped = True
@@ -74,7 +81,7 @@ def test_any_words_encode_to_at_most_one_line(words):
     except CommandError:
         return
     assert data.count(b"\n") == 1 and len(data) < 2048
-    assert len(words) + 1 <= 128
+    assert len(words) + 1 <= 127  # room for Asterisk's end marker (commands.MAX_WORDS)
 
 
 line_text = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\n"),
@@ -102,23 +109,33 @@ def test_environment_parses_whatever_the_values(values):
 
 
 caller = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\n"), max_size=60)
+_LINE_BREAKING = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+"""What no caller-controlled text may keep once in a message: controls (C0, C1 with
+NEL), Unicode line and paragraph separators, bidirectional overrides."""
 
 
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(number=caller, name=caller, dnid=caller, arg=caller, query=caller, uniqueid=caller,
+@given(number=caller, name=caller, dnid=caller, arg=caller, arg2=caller, query=caller,
+       uniqueid=caller, extension=caller, remote=caller,
        script=st.sampled_from(["route", "voicemail", "greeting", "fax"]))
-def test_caller_data_never_injects_commands_or_paths(caplog, number, name, dnid, arg, query,
-                                                     uniqueid, script):
+def test_caller_data_never_injects_commands_or_paths(caplog, number, name, dnid, arg, arg2, query,
+                                                     uniqueid, extension, remote, script):
+    """Everything a caller (or the remote fax machine) controls, at once: caller ID number
+    and name, DNID, the dialled extension, AGI arguments 1 and 2, the query string, the
+    unique ID, and the fax's REMOTESTATIONID and FAXERROR."""
     caplog.set_level(logging.INFO, logger="mailcall.agi")
     caplog.clear()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         rt = make_runtime(root)
-        call = Call(script=f"{script}?to={query}&mailbox={query}&file={query}", args=(arg,),
+        faxed = {name: [f"200 result=1 ({remote})\n"] for name in ("REMOTESTATIONID", "FAXERROR")}
+        call = Call(script=f"{script}?to={query}&mailbox={query}&file={query}",
+                    args=(arg, arg2), extension=extension.strip() or "s",
                     callerid=number.strip() or "x", calleridname=name.strip() or "x",
                     dnid=dnid.strip() or "x", uniqueid=uniqueid.strip() or "1.1",
-                    dials=["busy"] * 8, get_data=[arg, arg, arg, arg, arg, arg])
+                    dials=["busy"] * 8, get_data=[arg, arg, arg, arg, arg, arg],
+                    variables=faxed)
 
         async def go():
             async with serving(rt) as server:
@@ -146,8 +163,20 @@ def test_caller_data_never_injects_commands_or_paths(caplog, number, name, dnid,
                     if r.getMessage().startswith("agi session ")]
         assert len(sessions) == 1 and "\n" not in sessions[0], sessions
         for message in rt.depositor.messages:
-            for field in (message.caller_number, message.caller_name):
-                assert not any(ord(c) < 32 for c in field)
+            texts = [message.caller_number, message.caller_name,
+                     getattr(message, "station_id", ""), getattr(message, "error", "")]
+            for field in texts:
+                assert not _LINE_BREAKING.search(field), (field, message)
             path = getattr(message, "recording", None) or getattr(message, "tiff", None)
             if path:
                 assert Path(path).resolve().is_relative_to(spool)
+
+
+@given(st.text(max_size=100))
+def test_caller_text_keeps_no_line_breaking_or_bidi_characters(value):
+    cleaned = caller_text(value)
+    assert not _LINE_BREAKING.search(cleaned) and len(cleaned) <= 80
+
+
+def test_caller_text_drops_unicode_line_separators():
+    assert caller_text("Jean\u2028Bcc: x\u0085y\u202eevil") == "JeanBcc: xyevil"

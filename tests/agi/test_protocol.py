@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailcall.agi.commands import Command, CommandError, Quoted, encode
 from mailcall.agi.protocol import (
@@ -16,7 +20,13 @@ from mailcall.agi.protocol import (
     State,
     Trying,
 )
-from mailcall.agi.replies import Reply, data_result, record_result, stream_result
+from mailcall.agi.replies import (
+    Reply,
+    data_result,
+    parse_reply_line,
+    record_result,
+    stream_result,
+)
 
 from .support import Trace, all_traces, tokenize
 
@@ -248,9 +258,11 @@ def test_bare_word_needing_quotes_is_refused():
 
 
 def test_arg_and_line_limits():
-    encode(Command(tuple(["NOOP"] + ["x"] * 127)))
-    with pytest.raises(CommandError, match="128"):
-        encode(Command(tuple(["NOOP"] + ["x"] * 128)))
+    encode(Command(tuple(["NOOP"] + ["x"] * 126)))
+    with pytest.raises(CommandError, match="at most 127"):
+        encode(Command(tuple(["NOOP"] + ["x"] * 127)))
+    with pytest.raises(CommandError, match="at most 127"):  # quoted words skip Asterisk's check
+        encode(Command(tuple(["VERBOSE"] + [Quoted("x")] * 127)))
     with pytest.raises(CommandError, match="2047"):
         encode(Command(("VERBOSE", Quoted("x" * 2040))))
     assert encode(Command(("VERBOSE", Quoted("x" * 2040))), line_limit=8192)
@@ -313,3 +325,78 @@ def test_parsed_replies_are_reused_within_a_bound():
         assert replies.parse_reply_line(200, f"200 result={n}").result == str(n)
     info = replies._parsed.cache_info()
     assert info.currsize <= info.maxsize == 1024
+
+
+# ------------------------------------------------------- hostile reply lines
+
+_REFERENCE = re.compile(r"result=(\S*)(?: \((.*)\))?((?: [A-Za-z_]+=\S*)*)\Z", re.DOTALL)
+"""The reply grammar as one regex: the specification the linear parser must follow."""
+
+
+def _by_reference(text: str):
+    m = _REFERENCE.match("result=" + text)
+    if m is None:
+        return None
+    result, data, tail = m.groups()
+    return result, data, tuple(tuple(p.split("=", 1)) for p in tail.split(" ") if p)
+
+
+@settings(max_examples=3000)
+@given(st.text(alphabet=st.sampled_from(list("() =a_1\t\u2028x")), max_size=24))
+def test_reply_parser_follows_the_reply_grammar(text):
+    from mailcall.agi.replies import _result_data_params
+
+    assert _result_data_params(text) == _by_reference(text)
+
+
+def test_reply_full_of_parentheses_and_pairs_parses_in_one_pass():
+    """A backtracking regex took ~0.5 s on this line; the parser reads it once."""
+    data = ") a=b" * 3000 + " x"
+    reply = parse_reply_line(200, f"200 result=1 ({data}) endpos=7")
+    assert (reply.result, reply.data, reply.params) == ("1", data, (("endpos", "7"),))
+
+
+def _awaiting() -> Connection:
+    conn = Connection()
+    conn.receive_data(b"agi_network: yes\n\n")
+    conn.next_event()
+    conn.send(Command(("ANSWER",)))
+    return conn
+
+
+@pytest.mark.parametrize("line", [
+    "\u00b2\u00b2\u00b2 x",  # superscripts: isdigit() says yes, int() raises ValueError
+    "\u0663\u0660\u0660 result=0",  # Arabic-Indic 300: int() would read it
+    "\uff12\uff10\uff10 result=0",  # full-width 200: int() would read it
+])
+def test_reply_code_must_be_ascii_digits(line):
+    """Only ASCII digits make an AGI code; anything else is bad input, not a crash."""
+    conn = _awaiting()
+    conn.receive_data(line.encode() + b"\n")
+    with pytest.raises(RemoteProtocolError, match="not an AGI reply"):
+        conn.next_event()
+
+
+@settings(max_examples=500)
+@given(st.lists(st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\n"),
+                        max_size=40), min_size=1, max_size=4))
+def test_any_reply_lines_give_events_or_a_protocol_error(lines):
+    """Whatever Asterisk (or an impostor) answers: events, or RemoteProtocolError, nothing else."""
+    conn = _awaiting()
+    conn.receive_data("".join(f"{x}\n" for x in lines).encode())
+    try:
+        while conn.next_event() is not NEED_DATA:
+            if conn.state is State.IDLE:
+                conn.send(Command(("ANSWER",)))
+    except RemoteProtocolError:
+        pass
+
+
+def test_usage_text_is_bounded_in_bytes():
+    conn = _awaiting()
+    line = b"520-" + b"u" * 16000 + b"\n"
+    conn.receive_data(line * 3)
+    assert conn.next_event() is NEED_DATA  # 48 KB so far: still a usage message
+    conn.receive_data(line * 2)
+    with pytest.raises(RemoteProtocolError, match="longer than 65536 bytes"):
+        conn.next_event()

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+import uvloop
+
 from mailcall.agi.protocol import MAX_ENV_BYTES
 from mailcall.agi.server import READ_BUFFER, AgiServer
 
-from .harness import run
 from .support import all_traces
 
 ENV = all_traces()[1].env_bytes  # dial-answer's environment
@@ -79,15 +81,22 @@ def _expected() -> dict[str, tuple[str, str]]:
             for n in range(CALLS)}
 
 
-def test_interleaved_calls_each_get_their_own_bytes():
+LOOPS = pytest.mark.parametrize("run", [asyncio.run, uvloop.run], ids=["asyncio", "uvloop"])
+"""uvloop calls get_buffer/buffer_updated from its own C code: both loops are checked."""
+
+
+@LOOPS
+def test_interleaved_calls_each_get_their_own_bytes(run):
     assert run(_calls(size=7)) == _expected()
 
 
-def test_one_byte_reads_across_calls():
+@LOOPS
+def test_one_byte_reads_across_calls(run):
     assert run(_calls(size=1)) == _expected()
 
 
-def test_a_read_larger_than_the_buffer_is_split_not_lost():
+@LOOPS
+def test_a_read_larger_than_the_buffer_is_split_not_lost(run):
     """An environment bigger than one read: more than READ_BUFFER bytes in one write."""
     padding = b"".join(f"agi_arg_{i}: {'x' * 400}\n".encode() for i in range(1, 129))
     big = _env_for(0).replace(b"\n\n", b"\n" + padding + b"\n")
