@@ -37,3 +37,11 @@ class PolicyInvalid(Exception):
         n = len(self.problems)
         head = f"policy rejected: {n} problem{'s' if n != 1 else ''} (nothing was applied)"
         return "\n".join([head, *(f"  {p}" for p in self.problems)])
+
+
+class ServiceStartError(Exception):
+    """A ``mailcall serve`` service cannot start, for a reason the administrator can fix.
+
+    ``mailcall serve`` prints the message alone (no traceback) and exits 1, so
+    the message says what is wrong, where, and what to do.
+    """

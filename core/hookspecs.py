@@ -131,7 +131,10 @@ def mailcall_services(runtime: Runtime) -> list[Any]:
     with the ``runtime`` the services share. Return a list of objects with
     ``name: str``, ``async start() -> None``
     (returns once listening) and ``async stop(grace: float) -> None`` (lets
-    work in progress finish for at most ``grace`` seconds).
+    work in progress finish for at most ``grace`` seconds). ``start`` raises
+    ``mailcall.core.errors.ServiceStartError`` (or ``OSError``) with a message
+    for the administrator when it cannot start: ``serve`` prints it, stops the
+    services already started and exits 1.
     """
 
 

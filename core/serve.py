@@ -15,7 +15,7 @@ from typing import Any
 
 import pluggy
 
-from .errors import PolicyInvalid
+from .errors import PolicyInvalid, ServiceStartError
 from .model import Policy
 from .policy import load_policy
 from .runtime import Runtime, freeze_snapshot
@@ -83,7 +83,7 @@ async def run(runtime: Runtime) -> int:
     loop.add_signal_handler(signal.SIGHUP, reload, runtime)
     try:
         services = await start_services(runtime)
-    except OSError as exc:
+    except (OSError, ServiceStartError) as exc:
         log.error("cannot start: %s", exc)
         return 1
     names = ", ".join(s.name for s in services) or "no service (no plugin offers one)"

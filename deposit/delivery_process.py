@@ -48,10 +48,11 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from mailcall.core.deposits import Deposit
+from mailcall.core.errors import ServiceStartError
 from mailcall.core.plans import DepositPlan
 
 from .delivery import Target
-from .spool import Spool, SpoolDepositor
+from .spool import Spool, SpoolBusy, SpoolDepositor
 from .voice_message import Origin
 from .worker import PlanUnavailable, SpoolWorker, WorkerSettings
 
@@ -264,21 +265,41 @@ class DeliveryProcess:
         self._restart: asyncio.TimerHandle | None = None
         self._respawning: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._lock: int | None = None
+        """Holds the spool for this process while it serves (Spool.lock)."""
 
     # -- service interface ---------------------------------------------------
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopping = False
         try:
+            try:
+                self._lock = await asyncio.to_thread(self.spool.lock)
+            except SpoolBusy as exc:
+                raise _NotStarted(str(exc)) from None
+            except OSError as exc:
+                raise _NotStarted(self.spool.unusable(exc)) from exc
             await self._spawn()
         except BaseException:
             self._stopping = True  # serve reports it and stops: no restart behind its back
             if self._restart is not None:
                 self._restart.cancel()
                 self._restart = None
+            self._unlock()
             raise
 
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
     async def stop(self, grace: float) -> None:
+        try:
+            await self._stop_child(grace)
+        finally:
+            self._unlock()  # only once no child of ours can touch the spool
+
+    async def _stop_child(self, grace: float) -> None:
         self._stopping = True
         if self._restart is not None:
             self._restart.cancel()
@@ -530,7 +551,7 @@ class DeliveryProcess:
             self._respawning = None
 
 
-class _NotStarted(RuntimeError):
+class _NotStarted(ServiceStartError):
     """The child could not even be started (the spool is unusable)."""
 
 

@@ -18,6 +18,12 @@ the most advanced state (delivered > parked > deferred > incoming) and
 
 The spool ID is derived from (kind, mailbox, Asterisk unique id): accepting
 the same call twice (a handler retried after a timeout) keeps one deposit.
+
+One ``mailcall serve`` per spool (``lock``, held by ``flock`` on ``serve.lock``):
+a second one would run :meth:`Spool.recover`, which empties ``tmp/``, under
+the first one's accepts, and both would deliver the same records. The kernel
+drops the lock with the process, even after SIGKILL, so a crash never leaves
+a stale lock behind.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
+import fcntl
 import hashlib
 import json
 import logging
@@ -47,12 +54,17 @@ log = logging.getLogger(__name__)
 STATES = ("incoming", "deferred", "parked", "delivered")
 """In increasing precedence: a record found in two states is in the later one."""
 DIRS = ("tmp", "data", "messages", *STATES)
+LOCK_FILE = "serve.lock"
 _ID_SAFE = re.compile(r"[^A-Za-z0-9.\-]")
 _VALID_ID = re.compile(r"^(voice|fax)-[A-Za-z0-9.\-]{0,40}-[0-9a-f]{16}$")
 
 
 class NotARegularFile(OSError):
     """A recording path that names a device, a folder or a pipe."""
+
+
+class SpoolBusy(Exception):
+    """Another process serves this spool (see :meth:`Spool.lock`)."""
 
 
 class SpoolError(Exception):
@@ -109,6 +121,31 @@ class Spool:
     def ensure(self) -> None:
         for name in DIRS:
             (self.root / name).mkdir(parents=True, exist_ok=True, mode=0o750)
+
+    def lock(self) -> int:
+        """Take the spool for this process; the returned descriptor holds it until closed.
+
+        Raises :class:`SpoolBusy` naming the process that holds it.
+        """
+        self.ensure()
+        path = self.root / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise SpoolBusy(
+                f"the deposit spool {self.root} is already used by another 'mailcall serve' "
+                f"(pid {holder}, see {path}); two would deliver the same voicemails twice. "
+                "Stop that one first (systemctl stop mailcall), or give this one its own "
+                "--spool-dir") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return fd
 
     def unusable(self, exc: OSError) -> str:
         """What to tell the admin when :meth:`ensure` or :meth:`recover` failed."""

@@ -29,24 +29,36 @@ def wait_for(predicate, timeout=15.0):
     return False
 
 
+def serve_command(policy: Path, port: int, spool: Path, greetings: Path) -> list[str]:
+    return [sys.executable, "-m", "mailcall.core.cli", "serve", "--policy", str(policy),
+            "--agi-listen", f"127.0.0.1:{port}", "--spool-dir", str(spool),
+            "--greetings-dir", str(greetings)]
+
+
+def start_serve(command: list[str], log: Path) -> subprocess.Popen:
+    with open(log, "wb") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def is_listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
 def test_serve_reload_and_stop(tmp_path):
     policy = tmp_path / "policy.toml"
     shutil.copy(EXAMPLE, policy)
     port = free_port()
     log = tmp_path / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mailcall.core.cli", "serve", "--policy", str(policy),
-             "--agi-listen", f"127.0.0.1:{port}", "--spool-dir", str(tmp_path / "spool"),
-             "--greetings-dir", str(tmp_path / "greetings")],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = start_serve(serve_command(policy, port, tmp_path / "spool", tmp_path / "greetings"),
+                       log)
     try:
         def listening():
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    return True
-            except OSError:
-                return False
+            return is_listening(port)
 
         assert wait_for(listening), log.read_text()
         assert wait_for(lambda: "mailcall serving" in log.read_text()), log.read_text()
@@ -80,3 +92,55 @@ def test_serve_refuses_an_invalid_policy(tmp_path):
     assert "organisation.domain: required key 'domain' is missing" in out.stderr
     assert "Traceback" not in out.stderr
     assert Path(policy).exists()
+
+
+def test_a_second_serve_on_the_same_spool_is_refused(tmp_path):
+    """Two serves on one spool would recover (empty tmp/) under each other's accepts and
+    deliver every voicemail twice: the second one stops at once with the first one's pid.
+    A killed first one leaves no stale lock: the kernel drops it with the process."""
+    policy = tmp_path / "policy.toml"
+    shutil.copy(EXAMPLE, policy)
+    spool, greetings = tmp_path / "spool", tmp_path / "greetings"
+    first_port = free_port()
+    first = start_serve(serve_command(policy, first_port, spool, greetings),
+                        tmp_path / "first.log")
+    try:
+        assert wait_for(lambda: "mailcall serving" in (tmp_path / "first.log").read_text())
+        second_port = free_port()
+        out = subprocess.run(serve_command(policy, second_port, spool, greetings),
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 1, out.stderr
+        assert (f"the deposit spool {spool} is already used by another 'mailcall serve' "
+                f"(pid {first.pid}") in out.stderr
+        assert "Traceback" not in out.stderr
+        assert not is_listening(second_port)  # what it had started is stopped again
+        assert first.poll() is None and is_listening(first_port)
+
+        first.kill()
+        first.wait(timeout=10)
+        third = start_serve(serve_command(policy, second_port, spool, greetings),
+                            tmp_path / "third.log")
+        try:
+            assert wait_for(lambda: "mailcall serving" in (tmp_path / "third.log").read_text()), \
+                (tmp_path / "third.log").read_text()
+            third.send_signal(signal.SIGTERM)
+            assert third.wait(timeout=40) == 0
+        finally:
+            if third.poll() is None:
+                third.kill()
+    finally:
+        if first.poll() is None:
+            first.kill()
+
+
+def test_serve_with_an_unusable_spool_says_why_without_a_traceback(tmp_path):
+    policy = tmp_path / "policy.toml"
+    shutil.copy(EXAMPLE, policy)
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("x")
+    out = subprocess.run(serve_command(policy, free_port(), blocker / "spool",
+                                       tmp_path / "greetings"),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert f"cannot start: cannot use the deposit spool {blocker / 'spool'}" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from mailcall.core.errors import ServiceStartError
 from mailcall.deposit import delivery_process
 from mailcall.deposit.delivery_process import DELIVERY_NICENESS, DeliveryProcess
 from mailcall.deposit.headers import message_id
@@ -284,13 +285,36 @@ def test_an_unusable_spool_fails_the_start_with_the_reason(tmp_path):
     proc = make_process(blocker / "spool", make_policy("unix:/nonexistent/lmtp"))
 
     async def go():
-        with pytest.raises(RuntimeError, match="cannot use the deposit spool"):
+        with pytest.raises(ServiceStartError, match="cannot use the deposit spool"):
             await proc.start()
         await proc.stop(1)
         assert proc._restart is None
 
     run(go())
 
+
+
+def test_one_delivery_process_per_spool(tmp_path):
+    """The spool is held from start to stop: a second one is refused with the holder's
+    pid, before it could recover or deliver anything; after stop, another may start."""
+    policy = make_policy("unix:/nonexistent/lmtp")
+    spool = tmp_path / "spool"
+    first, second = make_process(spool, policy), make_process(spool, policy)
+
+    async def go():
+        await first.start()
+        leftover = spool / "tmp" / "being-written-by-the-first"
+        leftover.write_bytes(b"an accept in progress")
+        with pytest.raises(ServiceStartError,
+                           match=rf"already used by another 'mailcall serve' \(pid {os.getpid()}"):
+            await second.start()
+        assert second.process is None and leftover.exists()  # no child, no recovery
+        await second.stop(1)
+        await first.stop(5)
+        await second.start()  # the first released it
+        await second.stop(5)
+
+    run(go())
 
 CHILD_OF_KILLED_PARENT = """
 import asyncio, sys
