@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mailcall.agi.handlers import fax, greeting, route, voicemail
+from mailcall.agi.pin_guard import PinGuard
 from mailcall.agi.service import AgiService
 from mailcall.core.hookspecs import hookimpl
 from mailcall.core.routing import collect_rules
@@ -17,7 +18,7 @@ def mailcall_agi_handlers(runtime: Any) -> dict[str, Any]:
         "route": route.make_handler(rules),
         "voicemail": voicemail.handler,
         "fax": fax.handler,
-        "greeting": greeting.handler,
+        "greeting": greeting.make_handler(PinGuard()),
     }
 
 

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mailcall.agi.handlers.voicemail import shared_folder
 from mailcall.core.greeting_text import greeting_text
 from mailcall.core.hookspecs import hookimpl
 from mailcall.core.model import GREETING_KINDS, Policy
@@ -51,7 +52,8 @@ def generate_greetings(policy: Policy, engines: Sequence[Any], directory: Path,
                 continue
             if wav.exists() and txt.exists() and txt.read_text("utf-8") == text:
                 continue
-            folder.mkdir(parents=True, exist_ok=True)
+            # Group-writable whatever the umask: Asterisk records personal greetings here.
+            shared_folder(folder)
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".wav")
             os.close(fd)
             try:

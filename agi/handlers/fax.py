@@ -1,24 +1,38 @@
-"""``agi://host/fax?mailbox=USER&file=PATH``: after ReceiveFAX, deposit what arrived.
+"""``AGI(agi://host/fax,NUMBER,FILE)`` (or ``fax?mailbox=USER&file=FILE``): after ReceiveFAX.
 
 ReceiveFAX leaves its outcome in channel variables (FAXSTATUS, FAXERROR,
 FAXPAGES, FAXBITRATE, FAXRESOLUTION, REMOTESTATIONID; see the
 ``fax-received`` trace). A failed fax is deposited too, with Asterisk's reason,
-so the recipient learns that someone tried. The TIFF path is accepted only
-when it resolves inside ``{spool_dir}/rec``: the dialplan (or whoever can set
-the query) cannot make mailcall read and mail an arbitrary file.
+so the recipient learns that someone tried. What arrived is handed to the
+deposit path.
+
+Which file is mailed is decided here, not by the arguments: the only TIFF this
+call may hand over is the one the dialplan told ReceiveFAX to write for *this*
+channel, ``{spool_dir}/rec/fax-{agi_uniqueid}.tif`` (``MAILCALL_FAXFILE`` in
+``contrib/asterisk/extensions-mailcall.conf``; ``agi_uniqueid`` is the
+channel's ``${UNIQUEID}``). The FILE argument is only compared with that name.
+Why not merely "inside rec/": the arguments are not trustworthy. A dialled
+number such as ``201,/var/spool/mailcall/rec/vm-X.wav`` routed to
+``[mailcall-fax]`` ends up as AGI arguments ``201`` and that path (Asterisk
+splits application arguments on commas after expanding ``${EXTEN}``), and
+``rec/`` also holds other callers' voicemail. A FILE that is not this call's
+fax file is refused: logged, and deposited as a failed fax (FAX_FAILED), the
+file named is never read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
 from mailcall.core.deposits import FaxMessage
 
 from ..driver import inline
-from ..safety import caller_text, inside
+from ..safety import caller_text, inside, safe_component
 from ..session import AgiSession
 
 log = logging.getLogger("mailcall.agi.fax")
@@ -31,17 +45,50 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-def _checked_tiff(runtime: Any, raw: str | None) -> tuple[str | None, str]:
-    """(path, problem): the TIFF if it is a regular file inside the spool's rec dir."""
-    if not raw:
-        return None, "no fax file was given"
-    rec = Path(runtime.setting("spool_dir")) / "rec"
-    path = Path(raw)
-    if not path.is_absolute() or not inside(rec, path):
-        return None, f"fax file {raw[:200]!r} is outside {rec}"
-    if not path.is_file():
-        return None, f"fax file {raw[:200]!r} does not exist"
-    return str(path.resolve()), ""
+def expected_fax_file(runtime: Any, uniqueid: str) -> Path | None:
+    """``{spool_dir}/rec/fax-{uniqueid}.tif``: where the dialplan has ReceiveFAX write.
+
+    None when the uniqueid is not a plain file-name word (Asterisk's are
+    ``1795887828.27`` or ``systemname-1795887828.27``, at most 149 characters,
+    ``AST_MAX_UNIQUEID``): then no file is this call's.
+    """
+    if not uniqueid or safe_component(uniqueid, limit=150) != uniqueid:
+        return None
+    return Path(runtime.setting("spool_dir")) / "rec" / f"fax-{uniqueid}.tif"
+
+
+def _same_file_name(raw: str, expected: Path) -> bool:
+    """True when `raw` names `expected` (spelt differently at most: ``//``, symlinked dirs)."""
+    if os.path.normpath(raw) == os.path.normpath(expected):
+        return True
+    try:
+        return Path(raw).is_absolute() and Path(raw).resolve() == expected.resolve()
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
+def _checked_tiff(runtime: Any, raw: str | None, uniqueid: str) -> tuple[str | None, str, bool]:
+    """(path, problem, refused): this call's own fax file, if FILE names it and it is a file.
+
+    `refused` says the FILE given was not this call's: someone tampered with the
+    arguments (or the dialplan is not the shipped one), worth a warning.
+    """
+    expected = expected_fax_file(runtime, uniqueid)
+    if expected is None:
+        return None, f"no fax file can belong to call id {uniqueid[:80]!r}", bool(raw)
+    if raw and not _same_file_name(raw, expected):
+        return None, (f"fax file {raw[:200]!r} refused: this call's fax file is {expected} "
+                      "(the dialplan's MAILCALL_FAXFILE)"), True
+    rec = expected.parent
+    try:
+        st = os.lstat(expected)
+    except FileNotFoundError:
+        return None, f"fax file {expected} does not exist (ReceiveFAX wrote nothing)", False
+    except OSError as exc:
+        return None, f"fax file {expected} cannot be read: {exc.strerror}", False
+    if not stat.S_ISREG(st.st_mode) or not inside(rec, expected):
+        return None, f"fax file {expected} is not a regular file in {rec}: refused", True
+    return str(expected.resolve()), "", False
 
 
 def find_mailbox(policy: Any, env: Any) -> str | None:
@@ -78,7 +125,16 @@ async def handler(session: AgiSession, runtime: Any) -> str:
         await session.set_status("NO_MAILBOX")
         return "NO_MAILBOX"
     loop = asyncio.get_running_loop()
-    tiff, problem = await loop.run_in_executor(None, _checked_tiff, runtime, raw_path)
+    tiff, problem, refused = await loop.run_in_executor(None, _checked_tiff, runtime,
+                                                        raw_path, env.uniqueid)
+    if refused:
+        log.warning("fax on %s, call %s, for mailbox %s: %s. Nothing was read; the call is "
+                    "reported as a failed fax. If this was a real fax: the dialplan must pass "
+                    "${MAILCALL_FAXFILE} unchanged and MAILCALL_SPOOL must be the policy's "
+                    "spool_dir (contrib/asterisk/extensions-mailcall.conf)",
+                    env.channel, caller_text(env.uniqueid), mailbox, caller_text(problem, 400))
+        # The recipient is told a fax failed, not which path someone tried to get mailed.
+        problem = "the fax file given to mailcall was not this call's (see mailcall's log)"
     if status == "SUCCESS" and tiff is None:
         status, error = "FAILED", problem
     elif problem and status == "SUCCESS":

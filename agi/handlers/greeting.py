@@ -5,7 +5,18 @@ scrypt hash, off the event loop: scrypt is deliberately slow), picks a kind
 (1 unavailable, 2 busy, 3 absence — only kinds their profile grants), and
 records. The new greeting is written under a temporary name and renamed over
 the old one, so a call arriving meanwhile plays either the old or the new
-greeting, never half a file; a recording cut by a hang-up is thrown away.
+greeting, never half a file; a recording cut by a hang-up is thrown away, and
+so is one cut by a lost connection or by mailcall stopping (nothing else would
+ever clean the temporary file up).
+
+Wrong PINs are also counted across calls (:mod:`..pin_guard`): after 5 in
+15 minutes for one account, its prompt is refused for 15 minutes, with a
+warning in the log naming the account and the calling number.
+
+The temporary file is recorded in the greeting's own folder, not elsewhere:
+the rename must not cross filesystems. Asterisk writes it, so the folder is
+made group-writable explicitly (:func:`~.voicemail.shared_folder`), whatever
+mailcall's umask (the systemd unit's ``UMask=0027`` would make it 2750).
 """
 
 from __future__ import annotations
@@ -13,15 +24,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from mailcall.core.pins import verify_pin
 
 from ..driver import inline
+from ..pin_guard import PinGuard
 from ..safety import dialled, safe_component
 from ..session import AgiSession
-from .voicemail import WAV_HEADER, greeting_path
+from .voicemail import WAV_HEADER, greeting_path, shared_folder
 
 log = logging.getLogger("mailcall.agi.greeting")
 
@@ -42,7 +55,7 @@ def find_user(policy: Any, env: Any) -> str | None:
 
 
 def _prepare(final: Path, uniqueid: str) -> Path:
-    final.parent.mkdir(parents=True, exist_ok=True)
+    shared_folder(final.parent)
     return final.with_name(f".{final.name}.tmp-{safe_component(uniqueid)}")
 
 
@@ -62,19 +75,48 @@ def _discard(tmp: Path) -> None:
     tmp.with_name(tmp.name + ".wav").unlink(missing_ok=True)
 
 
+def make_handler(guard: PinGuard) -> Callable[[AgiSession, Any], Awaitable[str]]:
+    """The ``greeting`` handler with wrong PINs counted across calls by `guard`."""
+
+    @inline
+    def greeting(session: AgiSession, runtime: Any) -> Awaitable[str]:
+        return handler(session, runtime, guard=guard)  # no extra coroutine frame per step
+
+    return greeting
+
+
 @inline
-async def handler(session: AgiSession, runtime: Any) -> str:
+async def handler(session: AgiSession, runtime: Any, *, guard: PinGuard | None = None) -> str:
+    """Without a `guard`, wrong PINs are only limited per call (tests, third parties)."""
     env = session.env
     policy = runtime.policy
     user_id = find_user(policy, env)
+    guard = guard if guard is not None else PinGuard()
+    account = user_id or f"unknown phone {dialled(env.callerid) or '(no caller ID)'}"
     await session.answer()
+    if (left := guard.locked_for(account)) > 0:
+        log.warning("greeting PIN prompt refused for %s (caller %r): locked for %.0f more "
+                    "minute(s) after repeated wrong PINs", account, env.callerid, left / 60)
+        await session.stream_file("vm-goodbye")
+        await session.set_status("AUTH_FAILED")
+        return "AUTH_LOCKED"
     user = policy.users.get(user_id) if user_id else None
     loop = asyncio.get_running_loop()
     for _attempt in range(MAX_TRIES):
         pin = (await session.get_data("agent-pass", 5000, 12)).digits
-        ok = user is not None and await loop.run_in_executor(None, verify_pin, user.pin_hash, pin)
+        # An unknown account costs the same scrypt as a known one: no timing oracle.
+        pin_hash = user.pin_hash if user is not None else guard.decoy_hash()
+        ok = await loop.run_in_executor(None, verify_pin, pin_hash, pin) and user is not None
         if ok:
+            guard.succeeded(account)
             break
+        if guard.failed(account):
+            log.warning("greeting: %d wrong PINs for %s within %.0f minutes (last from caller "
+                        "%r): PIN prompt locked for %.0f minutes", guard.max_failures, account,
+                        guard.window / 60, env.callerid, guard.lockout / 60)
+            await session.stream_file("vm-goodbye")
+            await session.set_status("AUTH_FAILED")
+            return "AUTH_LOCKED"
         await session.stream_file("auth-incorrect")
     else:
         await session.stream_file("vm-goodbye")
@@ -96,9 +138,17 @@ async def handler(session: AgiSession, runtime: Any) -> str:
         return "NO_CHOICE"
     final = greeting_path(runtime, user.id, kind)
     tmp = await loop.run_in_executor(None, _prepare, final, env.uniqueid)
-    rec = await session.record_file(str(tmp), "wav", "#", MAX_GREETING_MS, beep=True,
-                                    silence_s=3)
-    if rec.outcome in ("dtmf", "timeout") and await loop.run_in_executor(None, _commit, tmp, final):
+    try:
+        rec = await session.record_file(str(tmp), "wav", "#", MAX_GREETING_MS, beep=True,
+                                        silence_s=3)
+        saved = rec.outcome in ("dtmf", "timeout") and await loop.run_in_executor(
+            None, _commit, tmp, final)
+    except BaseException:
+        # Connection lost, or cancelled (mailcall stopping): right here, not in the
+        # executor, since a cancelled task cannot count on its next await. One unlink.
+        _discard(tmp)
+        raise
+    if saved:
         log.info("greeting %s of %s replaced", kind, user.id)
         if not session.hungup:
             await session.stream_file("vm-msgsaved")

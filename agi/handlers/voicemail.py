@@ -11,6 +11,22 @@ time limit, and a caller who hung up before the beep still produces a
 "missed call" deposit (``recording=None``). If the deposit itself fails, the
 WAV stays in ``{spool_dir}/rec`` and the failure is logged with its path.
 
+When mailcall stops during a call (the server cancels handlers still running
+after its grace period), the message is still deposited before the
+cancellation goes on. The deposit runs in a task of its own behind
+:func:`asyncio.shield`, so a second cancellation while it runs (the server's
+last wait running out, ``asyncio.run`` tearing the loop down) does not cut it
+either: the handler waits for it and only then lets the cancellation through.
+If the deposit fails or is itself cancelled, the recording's path is logged at
+ERROR with what to do: "delivered or reported", never silently dropped.
+
+Asterisk writes recordings and greetings into folders mailcall creates
+(``rec/``, ``{greetings_dir}/{user}/``). They are made group-writable
+explicitly (:func:`shared_folder`, mode 2770 as ``docs/asterisk.md`` section 2
+sets up the parents), not left to the umask: the shipped systemd unit runs
+mailcall with ``UMask=0027``, which would make them 2750 and Asterisk's
+``RECORD FILE`` would fail.
+
 Paths are built from the policy's user id and Asterisk's ``agi_uniqueid``, both
 passed through :func:`~mailcall.agi.safety.safe_component`; nothing the caller
 typed reaches a path.
@@ -19,7 +35,10 @@ typed reaches a path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +88,51 @@ def greeting_candidates(runtime: Any, user_id: str, kind: str) -> list[Path]:
     return [personal, personal.with_name("generated-" + personal.name)]
 
 
+SHARED_DIR_MODE = 0o2770
+"""Folders Asterisk writes into: owner and group (asterisk) rwx, setgid so what is
+created inside keeps the group (``docs/asterisk.md`` section 2)."""
+
+
+def shared_folder(path: Path) -> Path:
+    """Make `path` (and missing parents) a folder Asterisk's group can write, whatever the umask.
+
+    Folders made here are chmod-ed to :data:`SHARED_DIR_MODE`; an existing one
+    missing group rwx (made by an older mailcall under ``UMask=0027``) gets it
+    added. When that is not allowed (not mailcall's folder), the problem is
+    logged with the command that fixes it, and the caller carries on: Asterisk
+    will then fail to record there, which the caller reports.
+    """
+    missing = []
+    probe = path
+    while not probe.is_dir() and probe.parent != probe:
+        missing.append(probe)
+        probe = probe.parent
+    path.mkdir(parents=True, exist_ok=True)
+    for folder in missing:
+        _add_group_rwx(folder, os.stat(folder).st_mode, created=True)
+    if not missing:
+        mode = os.stat(path).st_mode
+        if mode & 0o070 != 0o070:
+            _add_group_rwx(path, mode, created=False)
+    return path
+
+
+def _add_group_rwx(folder: Path, mode: int, *, created: bool) -> None:
+    new = SHARED_DIR_MODE if created else stat.S_IMODE(mode) | (SHARED_DIR_MODE & 0o2070)
+    try:
+        os.chmod(folder, new)
+    except OSError as exc:
+        log.error("%s is mode %o: Asterisk (group) cannot write there and chmod failed (%s). "
+                  "Fix: chgrp asterisk %s && chmod 2770 %s (docs/asterisk.md, section 2)",
+                  folder, stat.S_IMODE(mode), exc.strerror, folder, folder)
+        return
+    if not created:
+        log.warning("%s was mode %o, Asterisk (group) could not write there: now %o",
+                    folder, stat.S_IMODE(mode), new)
+
+
 def _recording_base(runtime: Any, uniqueid: str) -> Path:
-    rec = Path(runtime.setting("spool_dir")) / "rec"
-    rec.mkdir(parents=True, exist_ok=True)
+    rec = shared_folder(Path(runtime.setting("spool_dir")) / "rec")
     stem = "vm-" + safe_component(uniqueid)
     candidate = rec / stem
     n = 1
@@ -145,7 +206,7 @@ async def take_message(
         stopping = isinstance(exc, asyncio.CancelledError)
         ended_by = ended_by or ("" if stopping else "hangup")
         if recording is None:
-            recording, duration_ms = await _salvage(wav)
+            recording, duration_ms = _salvage(wav)
     except Exception:
         # Asterisk refused a command (520 usage, 510 on an odd build...): the caller
         # still called, and may have spoken; deposit what there is, never nothing.
@@ -153,7 +214,7 @@ async def take_message(
                       "recorded", user.id, env.channel)
         ended_by = ended_by or "error"
         if recording is None:
-            recording, duration_ms = await _salvage(wav)
+            recording, duration_ms = _salvage(wav)
     message = VoiceMessage(
         call_id=env.uniqueid,
         mailbox=user.id,
@@ -165,18 +226,25 @@ async def take_message(
         duration_ms=duration_ms,
         ended_by=ended_by,
     )
-    try:
-        spool_id = await runtime.deposit(message)
-    except Exception:
+    deposit = asyncio.ensure_future(runtime.deposit(message))
+    stopping = await _settle(deposit) or stopping
+    if deposit.cancelled():
+        # Only the event loop going away cancels the deposit task itself.
+        log.error("voicemail deposit INTERRUPTED (mailcall stopping) for mailbox %s, call %s: "
+                  "it may or may not be in the spool; after the restart look for call %s in "
+                  "`mailcall spool list`. %s", user.id, env.uniqueid, env.uniqueid,
+                  _what_is_kept(message))
+        raise asyncio.CancelledError
+    failure = deposit.exception()
+    if failure is not None:
+        log.error("voicemail deposit FAILED for mailbox %s, call %s: %s: %s. Fix the spool "
+                  "(disk full? permissions of spool_dir?). %s", user.id, env.uniqueid,
+                  type(failure).__name__, failure, _what_is_kept(message), exc_info=failure)
         if stopping:
-            raise asyncio.CancelledError from None
-        log.exception(
-            "voicemail deposit FAILED for mailbox %s, call %s; the recording is kept at %s",
-            user.id, env.uniqueid, recording or "(none: missed call)",
-        )
+            raise asyncio.CancelledError
         await session.set_status("DEPOSIT_FAILED", voicemail=user.id, greeting=greeting, **more)
         return "DEPOSIT_FAILED"
-    session.outcome_detail = str(spool_id)
+    session.outcome_detail = str(deposit.result())
     if stopping:
         log.warning("server stopping: message of call %s deposited as it was (%s)",
                     env.uniqueid, recording or "nothing recorded")
@@ -186,11 +254,44 @@ async def take_message(
     return outcome
 
 
-async def _salvage(wav: Path | None) -> tuple[str | None, int | None]:
-    """What RECORD FILE left on disk when it did not answer normally, and how long it is."""
+def _what_is_kept(message: VoiceMessage) -> str:
+    """The end of an ERROR line about a deposit that did not happen: what the admin still has."""
+    if message.recording is None:
+        return (f"Nothing was recorded: it was a missed call from {message.caller_number or '?'} "
+                f"at {message.at:%Y-%m-%d %H:%M}; tell {message.mailbox}")
+    return (f"The recording is kept at {message.recording}: it is the caller's message "
+            f"(from {message.caller_number or '?'} at {message.at:%Y-%m-%d %H:%M}); forward "
+            f"it to {message.mailbox} by hand, mailcall will not retry it")
+
+
+async def _settle(deposit: asyncio.Future[Any]) -> bool:
+    """Wait until `deposit` is done, through any cancellation; True if we were cancelled.
+
+    The shield keeps a cancellation of this handler from reaching the deposit;
+    catching it and waiting again keeps a *second* one (or a third) from
+    abandoning the deposit half-way. The caller re-raises CancelledError once
+    the deposit is done or reported, so the cancellation still propagates.
+    """
+    cancelled = False
+    while not deposit.done():
+        try:
+            with contextlib.suppress(Exception):  # the caller reads it from the future
+                await asyncio.shield(deposit)
+        except asyncio.CancelledError:
+            cancelled = True
+    return cancelled
+
+
+def _salvage(wav: Path | None) -> tuple[str | None, int | None]:
+    """What RECORD FILE left on disk when it did not answer normally, and how long it is.
+
+    Called on the event loop on purpose: it is one ``stat()`` of a local file,
+    and on these paths no await may come before the deposit is under way (a
+    cancellation there, e.g. mailcall stopping, would skip the deposit).
+    """
     if wav is None:
         return None, None
-    size = await asyncio.get_running_loop().run_in_executor(None, _size, wav)
+    size = _size(wav)
     if size <= WAV_HEADER:
         return None, None
     return str(wav), (size - WAV_HEADER) // (2 * SAMPLES_PER_MS)

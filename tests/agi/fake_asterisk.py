@@ -8,6 +8,22 @@ for the same command in ``shared/asterisk/traces`` (Dial and DIALSTATUS from
 Asterisk would. Dead-channel rules follow res_agi.c: after a hang-up only
 commands flagged "dead-safe" (GET/SET VARIABLE, EXEC, VERBOSE...) are answered,
 the others get 511.
+
+How a hang-up reaches the server follows the traces, never a guess. In every
+recorded hang-up the command that was running when the caller left answers
+normally (``dtmf``: STREAM FILE ``200 result=-1 endpos=6080``;
+``voicemail-hangup``: RECORD FILE ``200 result=-1 (hangup) endpos=18032``),
+and the bare ``HANGUP`` line only comes once the server sends its *next*
+command, just before that command's reply (``dtmf``: HANGUP then 511;
+``hangup-midway``: HANGUP then ``200 result=1 ()`` for GET VARIABLE). The fake
+keeps that notice pending (:attr:`Call.hangup_pending`) and sends it with the
+next reply. No trace shows a caller hanging up during Dial; the default
+``dials=["hangup"]`` is built from the same rule: Dial answers ``200
+result=-1`` (its reply line in ``dial-answer``) and the following GET VARIABLE
+DIALSTATUS gets ``HANGUP`` then ``200 result=1 (CANCEL)`` (CANCEL: app_dial's
+documented DIALSTATUS when the caller hangs up). Shapes the traces do not show
+are opt-in, named ``*-early``/``*-eager`` and used only by defensive tests that
+say why they are plausible.
 """
 
 from __future__ import annotations
@@ -57,6 +73,10 @@ class Recorded:
                        recorded_reply(ans, "GET VARIABLE DIALSTATUS")),
         }
         vm, vmh, dtmf, basic = _t("voicemail"), _t("voicemail-hangup"), _t("dtmf"), _t("basic")
+        self.dial_hungup = [x for x in recorded_reply(ans, "EXEC Dial") if x != "HANGUP\n"]
+        """Dial's reply when it ended on a hang-up: ``200 result=-1`` (dial-answer)."""
+        self.stream_hangup = recorded_reply(dtmf, "STREAM FILE")
+        """STREAM FILE cut by the caller hanging up: ``200 result=-1 endpos=6080`` (dtmf)."""
         self.answer = recorded_reply(vm, "ANSWER")
         self.stream_ok = recorded_reply(vm, "STREAM FILE", 0)
         self.stream_missing = recorded_reply(vm, "STREAM FILE", 1)
@@ -94,11 +114,21 @@ class Call:
     extension: str = "s"
     dnid: str = "unknown"
     dials: list[str] = field(default_factory=list)
-    """Outcome of each Dial in turn: busy, noanswer, unavailable, answer, hangup."""
+    """Outcome of each Dial in turn: busy, noanswer, unavailable, answer, hangup (the
+    caller leaves while it rings: traced shapes, see the module docstring), or
+    hangup-early (the caller left just before Dial was sent: ``HANGUP`` then the Dial
+    reply, the hangup-midway shape for a dead-safe command)."""
     record: str = "dtmf"
-    """RECORD FILE outcome: dtmf, hangup (both copy the recorded WAV), empty, or
-    "drop" (copy the WAV, then close the connection without replying)."""
+    """RECORD FILE outcome: dtmf, hangup (both copy the recorded WAV and reply as
+    recorded; after "hangup" the HANGUP notice comes with the next reply), empty,
+    hangup-eager (HANGUP notice right after the reply, before any next command: not
+    traced), "drop" (copy the WAV, then close the connection without replying),
+    "stall" (copy the WAV, never reply) or "refused" (copy the WAV, reply 520)."""
     hangup_on_stream: bool = False
+    """The caller hangs up during the first STREAM FILE: the ``dtmf`` trace's shape."""
+    hangup_before: str = ""
+    """The caller hangs up just before the first command starting with this is sent:
+    ``HANGUP`` then its reply (dead-safe) or 511 (``hangup-midway``, ``dtmf``)."""
     get_data: list[str] = field(default_factory=list)
     variables: dict[str, list[str]] = field(default_factory=dict)
     existing_files: set[str] = field(default_factory=set)
@@ -107,6 +137,8 @@ class Call:
     variables_set: dict[str, str] = field(default_factory=dict)
     recorded_to: list[str] = field(default_factory=list)
     hungup: bool = False
+    hangup_pending: bool = False
+    """The caller is gone; the HANGUP line goes out before the next reply (traced)."""
 
     def env_bytes(self) -> bytes:
         text = RECORDED.env_template
@@ -137,6 +169,8 @@ async def run_call(call: Call, host: str, port: int, timeout: float = 10.0) -> C
     dial_queue = list(call.dials)
     data_queue = list(call.get_data)
     current_dial: str | None = None
+    stream_hangup = call.hangup_on_stream
+    dropped = False
     try:
         while True:
             raw = await asyncio.wait_for(reader.readline(), timeout)
@@ -147,17 +181,28 @@ async def run_call(call: Call, host: str, port: int, timeout: float = 10.0) -> C
             words = _words(line)
             upper = " ".join(words[:3]).upper()
             out: list[str]
+            notice: list[str] = []
+            if (call.hangup_before and not call.hungup
+                    and line.upper().startswith(call.hangup_before.upper())):
+                call.hangup_pending = True
+            if call.hangup_pending:
+                call.hangup_pending = False
+                call.hungup = True
+                notice = ["HANGUP\n"]
             if call.hungup and not upper.startswith(DEAD_OK):
                 out = list(RECORDED.dead)
             elif upper.startswith("EXEC DIAL"):
                 current_dial = dial_queue.pop(0)
                 if current_dial == "hangup":
+                    call.hangup_pending = True
+                    out = list(RECORDED.dial_hungup)
+                elif current_dial == "hangup-early":
                     call.hungup = True
-                    out = ["HANGUP\n", "200 result=-1\n"]
+                    out = ["HANGUP\n", *RECORDED.dial_hungup]
                 else:
                     out = list(RECORDED.dial[current_dial][0])
             elif upper.startswith("GET VARIABLE DIALSTATUS"):
-                if current_dial == "hangup":
+                if current_dial in ("hangup", "hangup-early"):
                     out = ["200 result=1 (CANCEL)\n"]
                 else:
                     out = list(RECORDED.dial[current_dial][1] if current_dial else RECORDED.unset)
@@ -169,9 +214,10 @@ async def run_call(call: Call, host: str, port: int, timeout: float = 10.0) -> C
             elif upper.startswith("ANSWER"):
                 out = list(RECORDED.answer)
             elif upper.startswith("STREAM FILE"):
-                if call.hangup_on_stream:
-                    call.hungup = True
-                    out = ["HANGUP\n", "200 result=-1 endpos=1200\n"]
+                if stream_hangup:
+                    stream_hangup = False
+                    call.hangup_pending = True
+                    out = list(RECORDED.stream_hangup)
                 elif words[2].startswith("/") and words[2] not in call.existing_files:
                     out = list(RECORDED.stream_missing)
                 else:
@@ -182,7 +228,7 @@ async def run_call(call: Call, host: str, port: int, timeout: float = 10.0) -> C
                 if call.record == "stall":  # recording goes on and on: never replies
                     shutil.copyfile(RECORDED.record_media["dtmf"], path)
                     await reader.read()
-                    call.hungup = True
+                    call.hungup = dropped = True
                     break
                 if call.record == "refused":  # a 520 after writing part of the message
                     shutil.copyfile(RECORDED.record_media["dtmf"], path)
@@ -191,12 +237,15 @@ async def run_call(call: Call, host: str, port: int, timeout: float = 10.0) -> C
                     continue
                 if call.record == "drop":
                     shutil.copyfile(RECORDED.record_media["hangup"], path)
-                    call.hungup = True
+                    call.hungup = dropped = True
                     break
-                if call.record in RECORDED.record:
-                    shutil.copyfile(RECORDED.record_media[call.record], path)
-                    out = list(RECORDED.record[call.record])
+                shape = "hangup" if call.record == "hangup-eager" else call.record
+                if shape in RECORDED.record:
+                    shutil.copyfile(RECORDED.record_media[shape], path)
+                    out = list(RECORDED.record[shape])
                     if call.record == "hangup":
+                        call.hangup_pending = True
+                    elif call.record == "hangup-eager":
                         call.hungup = True
                         out.append("HANGUP\n")
                 else:
@@ -207,9 +256,11 @@ async def run_call(call: Call, host: str, port: int, timeout: float = 10.0) -> C
                 out = [f"200 result={digits}\n" if digits else "200 result= (timeout)\n"]
             else:
                 out = ["200 result=0\n"]
-            writer.write("".join(out).encode())
+            writer.write("".join(notice + out).encode())
             await writer.drain()
-        if not call.hungup:
+        if not dropped:
+            # "When the session ends Asterisk writes one more HANGUP, even if the server
+            # already closed" (shared/asterisk/README.md).
             writer.write(b"HANGUP\n")
     finally:
         writer.close()

@@ -119,6 +119,7 @@ def test_route_unknown_number(tmp_path):
 
 
 def test_hangup_during_dial_stops(tmp_path):
+    """Dial ``200 result=-1``, then HANGUP before the DIALSTATUS reply (fake_asterisk docstring)."""
     rt = make_runtime(tmp_path)
     call = drive(rt, Call(args=("201",), dials=["hangup"]))
     assert dials(call) == ['EXEC Dial "PJSIP/201,20"\n']
@@ -128,6 +129,7 @@ def test_hangup_during_dial_stops(tmp_path):
 
 
 def test_hangup_during_greeting_deposits_missed_call(tmp_path):
+    """The dtmf trace's shape: ``200 result=-1 endpos=6080``, HANGUP + 511 on the next command."""
     rt = make_runtime(tmp_path)
     call = drive(rt, Call(args=("203",), dials=["noanswer"], hangup_on_stream=True))
     assert not any(c.startswith("RECORD FILE") for c in call.commands)
@@ -137,6 +139,7 @@ def test_hangup_during_greeting_deposits_missed_call(tmp_path):
 
 
 def test_hangup_during_recording_still_deposits_the_message(tmp_path):
+    """voicemail-hangup's shape: ``200 result=-1 (hangup) endpos=18032``, HANGUP comes later."""
     rt = make_runtime(tmp_path)
     call = drive(rt, Call(args=("203",), dials=["busy"], record="hangup"))
     (msg,) = rt.depositor.messages
@@ -196,18 +199,22 @@ def test_voicemail_refuses_ungranted_greeting_and_unknown_mailbox(tmp_path):
     assert call.variables_set["MAILCALL_STATUS"] == "NO_MAILBOX"
 
 
+FAX_CALL_ID = "1795887828.27"
+
+
 def _fax_call(path: str, status: list[str] | None = None) -> Call:
     variables = dict(RECORDED.fax_vars)
     if status is not None:
         variables["FAXSTATUS"] = status
-    return Call(script=f"fax?mailbox=alice&file={path}", variables=variables)
+    return Call(script=f"fax?mailbox=alice&file={path}", variables=variables,
+                uniqueid=FAX_CALL_ID)
 
 
 def test_fax_received(tmp_path):
     rt = make_runtime(tmp_path)
     rec = tmp_path / "spool" / "rec"
     rec.mkdir(parents=True)
-    tif = rec / "fax-1795887828.27.tif"
+    tif = rec / f"fax-{FAX_CALL_ID}.tif"  # the dialplan's MAILCALL_FAXFILE for this call
     shutil.copyfile(MEDIA / "fax-received-g3.tif", tif)
     call = drive(rt, _fax_call(str(tif)))
     for name in ("FAXSTATUS", "FAXERROR", "FAXPAGES", "FAXBITRATE", "FAXRESOLUTION",
@@ -226,7 +233,7 @@ def test_fax_outside_spool_is_refused_but_reported(tmp_path):
     (tmp_path / "spool" / "rec").mkdir(parents=True)
     call = drive(rt, _fax_call(f"{tmp_path}/spool/rec/../../secret.tif"))
     (msg,) = rt.depositor.messages
-    assert msg.status == "FAILED" and msg.tiff is None and "outside" in msg.error
+    assert msg.status == "FAILED" and msg.tiff is None and "not this call's" in msg.error
     assert call.variables_set["MAILCALL_STATUS"] == "FAX_FAILED"
 
 

@@ -1,0 +1,82 @@
+"""Wrong PINs counted across calls, so that a PIN cannot be guessed by calling again.
+
+Three tries per call are not a limit: an attacker hangs up and calls back.
+The guard counts wrong PINs per account over a window and, past a threshold,
+refuses that account's PIN prompt for a while. The account is the user the
+phone call claims to be, or the calling number when it claims nobody, so an
+unknown phone is locked out exactly like a known one and the lockout tells an
+attacker nothing about which users exist.
+
+One guard per server process, held by the ``greeting`` handler the plugin
+builds (no module state); it forgets on restart, which an attacker cannot
+trigger. Memory is bounded: at most ``max_accounts`` accounts are tracked,
+the stalest dropped first.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+
+from mailcall.core.pins import hash_pin
+
+MAX_FAILURES = 5
+"""Wrong PINs per account within WINDOW before the account is locked."""
+WINDOW = 15 * 60.0
+LOCKOUT = 15 * 60.0
+MAX_ACCOUNTS = 10_000
+
+
+class PinGuard:
+    def __init__(self, *, max_failures: int = MAX_FAILURES, window: float = WINDOW,
+                 lockout: float = LOCKOUT, max_accounts: int = MAX_ACCOUNTS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_failures = max_failures
+        self.window = window
+        self.lockout = lockout
+        self.max_accounts = max_accounts
+        self.clock = clock
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._locked_until: dict[str, float] = {}
+        self._decoy: str | None = None
+
+    def decoy_hash(self) -> str:
+        """A PIN hash no account has, checked for an unknown account so that its wrong
+        PIN takes as long as a known one's (made once, on first use: scrypt is slow)."""
+        if self._decoy is None:
+            self._decoy = hash_pin(f"{secrets.randbelow(10 ** 12):012d}")
+        return self._decoy
+
+    def locked_for(self, account: str) -> float:
+        """Seconds until `account` may try a PIN again; 0 when it may now."""
+        until = self._locked_until.get(account)
+        if until is None:
+            return 0.0
+        left = until - self.clock()
+        if left <= 0:
+            del self._locked_until[account]
+            return 0.0
+        return left
+
+    def failed(self, account: str) -> bool:
+        """Count one wrong PIN; True when this one locks the account."""
+        now = self.clock()
+        times = self._failures.pop(account, None) or deque()
+        times.append(now)
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if len(times) >= self.max_failures:
+            self._locked_until[account] = now + self.lockout
+            return True  # the count starts again after the lockout
+        self._failures[account] = times  # most recent last
+        while len(self._failures) > self.max_accounts:
+            self._failures.popitem(last=False)
+        if len(self._locked_until) > self.max_accounts:
+            for stale in [a for a, t in self._locked_until.items() if t <= now]:
+                del self._locked_until[stale]
+        return False
+
+    def succeeded(self, account: str) -> None:
+        self._failures.pop(account, None)

@@ -1,0 +1,128 @@
+"""Wrong greeting PINs are counted across calls (agi/pin_guard.py)."""
+
+from __future__ import annotations
+
+import logging
+
+from mailcall.agi.pin_guard import PinGuard
+
+from .fake_asterisk import Call, run_call
+from .harness import make_runtime, run, serving
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_five_wrong_pins_within_the_window_lock_the_account_for_a_while():
+    clock = Clock()
+    guard = PinGuard(clock=clock)
+    assert [guard.failed("alice") for _ in range(5)] == [False] * 4 + [True]
+    assert guard.locked_for("alice") == 15 * 60
+    assert guard.locked_for("bob") == 0  # per account
+    clock.now += 15 * 60 - 1
+    assert guard.locked_for("alice") == 1
+    clock.now += 1
+    assert guard.locked_for("alice") == 0
+    assert guard.failed("alice") is False  # the count started again
+
+
+def test_failures_older_than_the_window_do_not_count():
+    clock = Clock()
+    guard = PinGuard(clock=clock)
+    for _ in range(4):
+        guard.failed("alice")
+    clock.now += 15 * 60
+    assert guard.failed("alice") is False
+    assert guard.locked_for("alice") == 0
+
+
+def test_a_right_pin_forgets_the_wrong_ones():
+    guard = PinGuard(clock=Clock())
+    for _ in range(4):
+        guard.failed("alice")
+    guard.succeeded("alice")
+    assert [guard.failed("alice") for _ in range(4)] == [False] * 4
+
+
+def test_memory_is_bounded():
+    clock = Clock()
+    guard = PinGuard(clock=clock, max_accounts=100)
+    for n in range(1000):
+        guard.failed(f"+3361000{n:04d}")
+    assert len(guard._failures) == 100
+    for n in range(1000):  # a lockout each
+        clock.now += 1
+        for _ in range(5):
+            guard.failed(f"caller {n}")
+    clock.now += 15 * 60 + 1
+    guard.failed("one more")
+    assert len(guard._locked_until) <= 101
+
+
+def _greeting_calls(tmp_path, calls: list[Call]) -> list[Call]:
+    rt = make_runtime(tmp_path)
+
+    async def go():
+        async with serving(rt) as server:  # one server: one guard for all the calls
+            return [await run_call(call, *server.address) for call in calls]
+
+    return run(go())
+
+
+def test_calling_again_does_not_give_more_guesses(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="mailcall.agi")
+    wrong = ["0000", "0001", "0002"]
+    first, second, third = _greeting_calls(tmp_path, [
+        Call(script="greeting?user=alice", get_data=list(wrong)),
+        Call(script="greeting?user=alice", get_data=list(wrong)),
+        Call(script="greeting?user=alice", get_data=["2468", "1"]),  # the right PIN, too late
+    ])
+    assert first.commands.count('GET DATA agent-pass 5000 12\n') == 3
+    assert first.variables_set["MAILCALL_STATUS"] == "AUTH_FAILED"
+    # Fifth wrong PIN overall: the second call ends there, not after its third try.
+    assert second.commands.count('GET DATA agent-pass 5000 12\n') == 2
+    assert second.variables_set["MAILCALL_STATUS"] == "AUTH_FAILED"
+    # Locked: not even asked, so the right PIN cannot be tried.
+    assert 'GET DATA agent-pass 5000 12\n' not in third.commands
+    assert third.variables_set["MAILCALL_STATUS"] == "AUTH_FAILED"
+    assert not (tmp_path / "greetings" / "alice" / "unavailable.wav").exists()
+    sessions = [r.getMessage() for r in caplog.records if r.getMessage().startswith("agi session")]
+    assert [s.split('outcome="')[1].split('"')[0] for s in sessions] == [
+        "AUTH_FAILED", "AUTH_LOCKED", "AUTH_LOCKED"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
+                and r.name == "mailcall.agi.greeting"]
+    assert "5 wrong PINs for alice within 15 minutes" in warnings[0]
+    assert "PIN prompt refused for alice" in warnings[1]
+
+
+def test_an_unknown_phone_is_locked_out_like_a_known_user(tmp_path):
+    calls = _greeting_calls(tmp_path, [
+        Call(script="greeting", callerid="+33699999999", get_data=["1", "2", "3"]),
+        Call(script="greeting", callerid="+33699999999", get_data=["1", "2", "3"]),
+        Call(script="greeting", callerid="+33699999999", get_data=["1"]),
+    ])
+    counts = [c.commands.count('GET DATA agent-pass 5000 12\n') for c in calls]
+    assert counts == [3, 2, 0]
+
+
+def test_an_unknown_phone_pays_the_same_scrypt_as_a_known_user(tmp_path, monkeypatch):
+    """No timing oracle: a wrong PIN for nobody is checked against a decoy hash."""
+    from mailcall.agi.handlers import greeting
+    from mailcall.core.pins import is_pin_hash, verify_pin
+
+    checked = []
+
+    def spy(pin_hash, pin):
+        checked.append(pin_hash)
+        return verify_pin(pin_hash, pin)
+
+    monkeypatch.setattr(greeting, "verify_pin", spy)
+    (call,) = _greeting_calls(tmp_path, [
+        Call(script="greeting", callerid="+33699999999", get_data=["2468", "1", "2"])])
+    assert call.variables_set["MAILCALL_STATUS"] == "AUTH_FAILED"
+    assert len(checked) == 3 and len(set(checked)) == 1 and is_pin_hash(checked[0])
