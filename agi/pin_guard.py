@@ -40,11 +40,15 @@ class PinGuard:
         self.clock = clock
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
         self._locked_until: dict[str, float] = {}
+        self._pending: dict[str, int] = {}
+        """PIN prompts under way per account: a guess counts from the moment it is asked
+        for, so parallel calls cannot each get a guess past the limit."""
         self._decoy: str | None = None
 
     def decoy_hash(self) -> str:
         """A PIN hash no account has, checked for an unknown account so that its wrong
-        PIN takes as long as a known one's (made once, on first use: scrypt is slow)."""
+        PIN takes as long as a known one's. Made once, on first use, by scrypt (tens of
+        milliseconds): call it off the event loop."""
         if self._decoy is None:
             self._decoy = hash_pin(f"{secrets.randbelow(10 ** 12):012d}")
         return self._decoy
@@ -60,8 +64,40 @@ class PinGuard:
             return 0.0
         return left
 
+    def begin(self, account: str) -> bool:
+        """May `account` be asked for a PIN now? If so, the guess is counted as under way
+        until :meth:`failed`, :meth:`succeeded` or :meth:`abandoned` says how it ended."""
+        if self.locked_for(account) > 0:
+            return False
+        times = self._failures.get(account)
+        now = self.clock()
+        recent = sum(1 for t in times if t > now - self.window) if times else 0
+        pending = self._pending.get(account, 0)
+        if recent + pending >= self.max_failures:
+            return False
+        self._pending[account] = pending + 1
+        return True
+
+    def _ended(self, account: str) -> None:
+        left = self._pending.get(account, 0) - 1
+        if left > 0:
+            self._pending[account] = left
+        else:
+            self._pending.pop(account, None)
+
+    def abandoned(self, account: str) -> None:
+        """The guess never came (the caller hung up while being asked)."""
+        self._ended(account)
+
     def failed(self, account: str) -> bool:
-        """Count one wrong PIN; True when this one locks the account."""
+        """Count one wrong PIN; True when the account is (now) locked.
+
+        A wrong PIN typed in another call while the account is already locked
+        keeps it locked and starts no new count.
+        """
+        self._ended(account)
+        if self.locked_for(account) > 0:
+            return True
         now = self.clock()
         times = self._failures.pop(account, None) or deque()
         times.append(now)
@@ -79,4 +115,5 @@ class PinGuard:
         return False
 
     def succeeded(self, account: str) -> None:
+        self._ended(account)
         self._failures.pop(account, None)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Mapping
 from typing import Any
+
+from mailcall.core.errors import ServiceStartError
 
 from .server import AgiServer, Handler
 
 
-class HandlerConflict(RuntimeError):
+class HandlerConflict(ServiceStartError):
     """Two plugins offer the same AGI script name."""
 
 
@@ -72,15 +75,35 @@ class AgiService:
 
     async def start(self) -> None:
         handlers = collect_handlers(self.runtime)
-        host, port = parse_listen(self.runtime.setting("agi_listen") or "127.0.0.1:4573")
+        try:
+            host, port = parse_listen(self.runtime.setting("agi_listen") or "127.0.0.1:4573")
+        except ValueError as exc:
+            raise ServiceStartError(str(exc)) from None
         max_sessions = int(self.runtime.setting("max_agi_sessions") or 2000)
         self.server = AgiServer(
             self.runtime, handlers, host=host, port=port, max_sessions=max_sessions,
             line_limit=_line_limit(self.runtime),
         )
-        await self.server.start()
+        try:
+            await self.server.start()
+        except OSError as exc:
+            self.server = None
+            raise ServiceStartError(_cannot_listen(host, port, exc)) from None
 
     async def stop(self, grace: float) -> None:
         if self.server is not None:
             await self.server.stop(grace)
             self.server = None
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> str:
+    where = f"cannot listen for FastAGI on {host}:{port}"
+    fix = "or set another address in [server] agi_listen / --agi-listen"
+    if exc.errno == errno.EADDRINUSE:
+        return (f"{where}: the address is in use (another 'mailcall serve'? see what holds "
+                f"it: ss -ltnp 'sport = :{port}'); stop that process, {fix}")
+    if exc.errno == errno.EACCES:
+        return f"{where}: permission denied (ports below 1024 need privileges); {fix}"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{where}: no interface of this machine has that address; {fix}"
+    return f"{where}: {exc.strerror or exc}; {fix}"

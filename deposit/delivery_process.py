@@ -274,7 +274,9 @@ class DeliveryProcess:
         self._stopping = False
         try:
             try:
-                self._lock = await asyncio.to_thread(self.spool.lock)
+                # On the loop, not in a thread: a few system calls at start, and a
+                # cancelled start can then never leave the lock held by nobody.
+                self._lock = self.spool.lock()
             except SpoolBusy as exc:
                 raise _NotStarted(str(exc)) from None
             except OSError as exc:
@@ -401,9 +403,9 @@ class DeliveryProcess:
             await asyncio.wait_for(asyncio.shield(self._ready), START_TIMEOUT)
         except TimeoutError:
             process.kill()
-            raise RuntimeError(
-                f"the delivery process did not start within {START_TIMEOUT:.0f} s"
-            ) from None
+            raise _StartTimedOut(
+                f"the delivery process did not start within {START_TIMEOUT:.0f} s; the "
+                "lines above (logger mailcall.deposit) say what it was doing") from None
         except asyncio.CancelledError:  # stop() gave up waiting for a restart
             process.kill()
             raise
@@ -553,6 +555,11 @@ class DeliveryProcess:
 
 class _NotStarted(ServiceStartError):
     """The child could not even be started (the spool is unusable)."""
+
+
+class _StartTimedOut(ServiceStartError):
+    """The child started but never said it was ready; it was killed, and its exit
+    schedules the next attempt (so not a _NotStarted, which schedules one itself)."""
 
 
 def _how_it_ended(exitcode: int | None) -> str:

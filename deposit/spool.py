@@ -48,6 +48,8 @@ from typing import Any, TypeVar
 
 from mailcall.core.deposits import Deposit, FaxMessage, VoiceMessage
 
+from .wav_header import complete_wav_header
+
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -125,26 +127,35 @@ class Spool:
     def lock(self) -> int:
         """Take the spool for this process; the returned descriptor holds it until closed.
 
-        Raises :class:`SpoolBusy` naming the process that holds it.
+        Raises :class:`SpoolBusy` naming the process that holds it. The file is the
+        mailcall user's alone (0600, never through a link): the spool root is
+        readable by Asterisk's group, and nobody else may hold, empty or replace it.
         """
         self.ensure()
         path = self.root / LOCK_FILE
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-            os.close(fd)
-            raise SpoolBusy(
-                f"the deposit spool {self.root} is already used by another 'mailcall serve' "
-                f"(pid {holder}, see {path}); two would deliver the same voicemails twice. "
-                "Stop that one first (systemctl stop mailcall), or give this one its own "
-                "--spool-dir") from None
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+                raise SpoolBusy(
+                    f"{path} is not a regular file owned by this user (uid {os.geteuid()}): "
+                    f"remove it (rm {path}) and make {self.root} writable by mailcall only "
+                    "(mode 2750, docs/asterisk.md section 2)")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 16, 0).split(b"\n", 1)[0]
+                pid = holder.decode() if holder.isdigit() else "unknown"
+                raise SpoolBusy(
+                    f"the deposit spool {self.root} is already used by another 'mailcall "
+                    f"serve' (pid {pid}, see {path}); two would deliver the same voicemails "
+                    "twice. Stop that one first (systemctl stop mailcall), or give this one "
+                    "its own --spool-dir") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         except BaseException:
             os.close(fd)
             raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         return fd
 
     def unusable(self, exc: OSError) -> str:
@@ -171,7 +182,7 @@ class Spool:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise NotARegularFile(f"{source} is not a regular file")
-        with os.fdopen(fd, "rb") as src, open(tmp, "wb") as dst:
+        with os.fdopen(fd, "rb") as src, open(tmp, "w+b") as dst:
             # Copied by the kernel (sendfile; shutil's fallback where that is refused), not
             # through Python buffers: this runs in the FastAGI process, and a burst of 1 MB
             # copies through bytes objects was what slowed call routing most during a burst
@@ -190,6 +201,13 @@ class Spool:
                 dst.seek(0)
                 dst.truncate()
                 shutil.copyfileobj(src, dst, 1 << 20)
+            if target.suffix == ".wav":
+                dst.flush()
+                if complete_wav_header(dst.fileno()):
+                    log.warning("recording %s was still being written by Asterisk when it was "
+                                "deposited (mailcall stopping, or the call's connection lost): "
+                                "its header was completed from its length, %d bytes",
+                                source, os.fstat(dst.fileno()).st_size)
             os.fsync(dst.fileno())
         os.replace(tmp, target)
         fsync_dir(target.parent)

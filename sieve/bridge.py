@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from mailcall.core.errors import ServiceStartError
 from mailcall.core.mailing import plan_mail
 from mailcall.core.plans import FileInto, MailPlan, MailRequest, Notify
 from mailcall.core.plugins import announce_decision
@@ -297,6 +298,12 @@ class SieveBridge:
             )
         if self.path.exists() and not stat.S_ISSOCK(self.path.lstat().st_mode):
             raise OSError(f"{self.path} exists and is not a socket: refusing to replace it")
+        if self.path.exists() and _answers(self.path):
+            raise ServiceStartError(
+                f"another process (another 'mailcall serve'?) is listening on the Sieve socket "
+                f"{self.path}: stop it first (systemctl stop mailcall), or give this one its "
+                "own [sieve] socket. A socket left by a crashed mailcall does not answer and "
+                "is replaced.")
         if self._owns_dispatcher:
             await self.dispatcher.start()
         self._loop = asyncio.get_running_loop()
@@ -424,3 +431,16 @@ class SieveBridge:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("mail to %s: %s", recipient, "; ".join(plan.explanation))
         return plan
+
+
+def _answers(path: Path) -> bool:
+    """True when something accepts connections on the Unix socket `path`."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        return False  # ECONNREFUSED: a socket nobody listens on any more
+    finally:
+        probe.close()
+    return True

@@ -48,9 +48,10 @@ def _int(value: str | None) -> int | None:
 def expected_fax_file(runtime: Any, uniqueid: str) -> Path | None:
     """``{spool_dir}/rec/fax-{uniqueid}.tif``: where the dialplan has ReceiveFAX write.
 
-    None when the uniqueid is not a plain file-name word (Asterisk's are
-    ``1795887828.27`` or ``systemname-1795887828.27``, at most 149 characters,
-    ``AST_MAX_UNIQUEID``): then no file is this call's.
+    None when the uniqueid is not a plain file-name word: then no file is this
+    call's. Asterisk makes them ``1795887828.27`` or ``systemname-1795887828.27``
+    (channel.c; at most ``AST_MAX_PUBLIC_UNIQUEID``, 149 characters), but a
+    channel created through ARI or AMI can be given any text as its id.
     """
     if not uniqueid or safe_component(uniqueid, limit=150) != uniqueid:
         return None
@@ -75,7 +76,9 @@ def _checked_tiff(runtime: Any, raw: str | None, uniqueid: str) -> tuple[str | N
     """
     expected = expected_fax_file(runtime, uniqueid)
     if expected is None:
-        return None, f"no fax file can belong to call id {uniqueid[:80]!r}", bool(raw)
+        return None, (f"no fax file can belong to call id {uniqueid[:80]!r}: it is not made "
+                      "only of letters, digits, '.', '_' and '-' (a channel id given through "
+                      "ARI or AMI?), so it cannot name a file safely"), bool(raw)
     if raw and not _same_file_name(raw, expected):
         return None, (f"fax file {raw[:200]!r} refused: this call's fax file is {expected} "
                       "(the dialplan's MAILCALL_FAXFILE)"), True

@@ -71,6 +71,14 @@ def _commit(tmp: Path, final: Path) -> bool:
         return False
 
 
+def _check_pin(guard: PinGuard, user: Any, pin: str) -> bool:
+    """Off the event loop: scrypt, and the decoy hash made on first use, are slow."""
+    if user is None:
+        verify_pin(guard.decoy_hash(), pin)
+        return False
+    return verify_pin(user.pin_hash, pin)
+
+
 def _discard(tmp: Path) -> None:
     tmp.with_name(tmp.name + ".wav").unlink(missing_ok=True)
 
@@ -94,19 +102,25 @@ async def handler(session: AgiSession, runtime: Any, *, guard: PinGuard | None =
     guard = guard if guard is not None else PinGuard()
     account = user_id or f"unknown phone {dialled(env.callerid) or '(no caller ID)'}"
     await session.answer()
-    if (left := guard.locked_for(account)) > 0:
-        log.warning("greeting PIN prompt refused for %s (caller %r): locked for %.0f more "
-                    "minute(s) after repeated wrong PINs", account, env.callerid, left / 60)
-        await session.stream_file("vm-goodbye")
-        await session.set_status("AUTH_FAILED")
-        return "AUTH_LOCKED"
     user = policy.users.get(user_id) if user_id else None
     loop = asyncio.get_running_loop()
     for _attempt in range(MAX_TRIES):
-        pin = (await session.get_data("agent-pass", 5000, 12)).digits
-        # An unknown account costs the same scrypt as a known one: no timing oracle.
-        pin_hash = user.pin_hash if user is not None else guard.decoy_hash()
-        ok = await loop.run_in_executor(None, verify_pin, pin_hash, pin) and user is not None
+        # Before every prompt, and counted from the prompt on: calls made in
+        # parallel share the one budget.
+        if not guard.begin(account):
+            log.warning("greeting PIN prompt refused for %s (caller %r): locked for %.0f more "
+                        "minute(s) after repeated wrong PINs, or that many being typed in "
+                        "other calls", account, env.callerid, guard.locked_for(account) / 60)
+            await session.stream_file("vm-goodbye")
+            await session.set_status("AUTH_FAILED")
+            return "AUTH_LOCKED"
+        try:
+            pin = (await session.get_data("agent-pass", 5000, 12)).digits
+            # An unknown account costs the same scrypt as a known one: no timing oracle.
+            ok = await loop.run_in_executor(None, _check_pin, guard, user, pin)
+        except BaseException:
+            guard.abandoned(account)
+            raise
         if ok:
             guard.succeeded(account)
             break

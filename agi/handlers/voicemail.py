@@ -91,16 +91,21 @@ def greeting_candidates(runtime: Any, user_id: str, kind: str) -> list[Path]:
 SHARED_DIR_MODE = 0o2770
 """Folders Asterisk writes into: owner and group (asterisk) rwx, setgid so what is
 created inside keeps the group (``docs/asterisk.md`` section 2)."""
+TRAVERSE_DIR_MODE = 0o2750
+"""Their parents, when mailcall makes them: the group may pass, not write."""
 
 
 def shared_folder(path: Path) -> Path:
-    """Make `path` (and missing parents) a folder Asterisk's group can write, whatever the umask.
+    """Make `path` a folder Asterisk's group can write, whatever the umask.
 
-    Folders made here are chmod-ed to :data:`SHARED_DIR_MODE`; an existing one
-    missing group rwx (made by an older mailcall under ``UMask=0027``) gets it
-    added. When that is not allowed (not mailcall's folder), the problem is
-    logged with the command that fixes it, and the caller carries on: Asterisk
-    will then fail to record there, which the caller reports.
+    `path` itself, if made here, is chmod-ed to :data:`SHARED_DIR_MODE`; an
+    existing one missing group rwx (made by an older mailcall under
+    ``UMask=0027``) gets it added. Missing parents are made
+    :data:`TRAVERSE_DIR_MODE`: Asterisk's group passes through them but cannot
+    write there (the spool root holds mailcall's own state and its lock). When
+    a chmod is not allowed (not mailcall's folder), the problem is logged with
+    the command that fixes it, and the caller carries on: Asterisk will then
+    fail to record there, which the caller reports.
     """
     missing = []
     probe = path
@@ -109,7 +114,11 @@ def shared_folder(path: Path) -> Path:
         probe = probe.parent
     path.mkdir(parents=True, exist_ok=True)
     for folder in missing:
-        _add_group_rwx(folder, os.stat(folder).st_mode, created=True)
+        if folder == path:
+            _add_group_rwx(folder, os.stat(folder).st_mode, created=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.chmod(folder, TRAVERSE_DIR_MODE)
     if not missing:
         mode = os.stat(path).st_mode
         if mode & 0o070 != 0o070:

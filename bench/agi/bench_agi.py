@@ -245,43 +245,17 @@ async def _serve_async(kind: str, lines: list[bytes], conn) -> None:
                            max_sessions=5000)
         await server.start()
         port = server.address[1]
-    elif kind == "bare-buf":
+    elif kind in ("bare", "bare-buf"):
         script = list(lines)
-        buffer = memoryview(bytearray(16384))
 
-        class BareBuffered(asyncio.BufferedProtocol):
+        class Script:
+            """The floor's whole logic: skip the environment, answer each line read with
+            the next command, close after the last. Shared by both floors."""
+
             def connection_made(self, transport):
                 self.t, self.buf, self.i = transport, b"", -1
 
-            def get_buffer(self, sizehint):
-                return buffer
-
-            def buffer_updated(self, nbytes):
-                self.buf += buffer[:nbytes]
-                if self.i < 0:
-                    if b"\n\n" not in self.buf:
-                        return
-                    self.buf = self.buf.split(b"\n\n", 1)[1]
-                elif b"\n" not in self.buf:
-                    return
-                else:
-                    self.buf = self.buf.split(b"\n", 1)[1]
-                self.i += 1
-                if self.i < len(script):
-                    self.t.write(script[self.i])
-                else:
-                    self.t.close()
-
-        srv = await loop.create_server(BareBuffered, "127.0.0.1", 0, backlog=4096)
-        port = srv.sockets[0].getsockname()[1]
-    elif kind == "bare":
-        script = list(lines)
-
-        class Bare(asyncio.Protocol):
-            def connection_made(self, transport):
-                self.t, self.buf, self.i = transport, b"", -1
-
-            def data_received(self, data):
+            def got(self, data):
                 self.buf += data
                 if self.i < 0:
                     if b"\n\n" not in self.buf:
@@ -297,7 +271,20 @@ async def _serve_async(kind: str, lines: list[bytes], conn) -> None:
                 else:
                     self.t.close()
 
-        srv = await loop.create_server(Bare, "127.0.0.1", 0, backlog=4096)
+        class Bare(Script, asyncio.Protocol):
+            data_received = Script.got
+
+        buffer = memoryview(bytearray(16384))
+
+        class BareBuffered(Script, asyncio.BufferedProtocol):
+            def get_buffer(self, sizehint):
+                return buffer
+
+            def buffer_updated(self, nbytes):
+                self.got(buffer[:nbytes])
+
+        factory = Bare if kind == "bare" else BareBuffered
+        srv = await loop.create_server(factory, "127.0.0.1", 0, backlog=4096)
         port = srv.sockets[0].getsockname()[1]
     elif kind == "panoramisk":
         from panoramisk.fast_agi import Application

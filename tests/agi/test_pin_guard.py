@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from mailcall.agi.pin_guard import PinGuard
@@ -126,3 +127,31 @@ def test_an_unknown_phone_pays_the_same_scrypt_as_a_known_user(tmp_path, monkeyp
         Call(script="greeting", callerid="+33699999999", get_data=["2468", "1", "2"])])
     assert call.variables_set["MAILCALL_STATUS"] == "AUTH_FAILED"
     assert len(checked) == 3 and len(set(checked)) == 1 and is_pin_hash(checked[0])
+
+
+def test_guesses_under_way_count_against_the_budget():
+    guard = PinGuard(clock=Clock())
+    assert [guard.begin("alice") for _ in range(6)] == [True] * 5 + [False]
+    guard.abandoned("alice")  # that caller hung up while being asked
+    assert guard.begin("alice") is True
+    for _ in range(4):
+        assert guard.failed("alice") is False
+    assert guard.failed("alice") is True  # the fifth wrong PIN locks
+    assert guard.begin("alice") is False and guard.locked_for("alice") > 0
+    assert guard._pending == {}  # nothing left under way
+
+
+def test_parallel_calls_share_one_budget_of_guesses(tmp_path):
+    """Ten calls at once, three wrong PINs each: five guesses in all, not ten or thirty."""
+    rt = make_runtime(tmp_path)
+    calls = [Call(script="greeting?user=alice", get_data=["0000", "0001", "0002"])
+             for _ in range(10)]
+
+    async def go():
+        async with serving(rt) as server:
+            return await asyncio.gather(*(run_call(c, *server.address) for c in calls))
+
+    done = run(go())
+    asked = sum(c.commands.count('GET DATA agent-pass 5000 12\n') for c in done)
+    assert asked == 5
+    assert all(c.variables_set["MAILCALL_STATUS"] == "AUTH_FAILED" for c in done)

@@ -29,10 +29,21 @@ def wait_for(predicate, timeout=15.0):
     return False
 
 
-def serve_command(policy: Path, port: int, spool: Path, greetings: Path) -> list[str]:
+def serve_command(policy: Path, port: int, spool: Path, greetings: Path,
+                  sieve_socket: Path | None = None) -> list[str]:
+    extra = ["--sieve-socket", str(sieve_socket)] if sieve_socket else []
     return [sys.executable, "-m", "mailcall.core.cli", "serve", "--policy", str(policy),
             "--agi-listen", f"127.0.0.1:{port}", "--spool-dir", str(spool),
-            "--greetings-dir", str(greetings)]
+            "--greetings-dir", str(greetings), *extra]
+
+
+def answers(unix_socket: Path) -> bool:
+    with socket.socket(socket.AF_UNIX) as s:
+        try:
+            s.connect(str(unix_socket))
+            return True
+        except OSError:
+            return False
 
 
 def start_serve(command: list[str], log: Path) -> subprocess.Popen:
@@ -101,20 +112,24 @@ def test_a_second_serve_on_the_same_spool_is_refused(tmp_path):
     policy = tmp_path / "policy.toml"
     shutil.copy(EXAMPLE, policy)
     spool, greetings = tmp_path / "spool", tmp_path / "greetings"
+    (tmp_path / "sock").mkdir()
+    sieve = tmp_path / "sock" / "mailcall-sieve"
     first_port = free_port()
-    first = start_serve(serve_command(policy, first_port, spool, greetings),
+    first = start_serve(serve_command(policy, first_port, spool, greetings, sieve),
                         tmp_path / "first.log")
     try:
         assert wait_for(lambda: "mailcall serving" in (tmp_path / "first.log").read_text())
+        assert answers(sieve)
         second_port = free_port()
-        out = subprocess.run(serve_command(policy, second_port, spool, greetings),
+        out = subprocess.run(serve_command(policy, second_port, spool, greetings, sieve),
                              capture_output=True, text=True, timeout=60)
         assert out.returncode == 1, out.stderr
         assert (f"the deposit spool {spool} is already used by another 'mailcall serve' "
                 f"(pid {first.pid}") in out.stderr
         assert "Traceback" not in out.stderr
-        assert not is_listening(second_port)  # what it had started is stopped again
-        assert first.poll() is None and is_listening(first_port)
+        assert not is_listening(second_port)  # it started nothing it would have to undo
+        # The first one is untouched: still routing calls, still serving Dovecot.
+        assert first.poll() is None and is_listening(first_port) and answers(sieve)
 
         first.kill()
         first.wait(timeout=10)
@@ -144,3 +159,25 @@ def test_serve_with_an_unusable_spool_says_why_without_a_traceback(tmp_path):
     assert out.returncode == 1
     assert f"cannot start: cannot use the deposit spool {blocker / 'spool'}" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_serve_that_cannot_listen_says_why_without_a_traceback(tmp_path):
+    policy = tmp_path / "policy.toml"
+    shutil.copy(EXAMPLE, policy)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = subprocess.run(serve_command(policy, port, tmp_path / "spool",
+                                            tmp_path / "greetings"),
+                              capture_output=True, text=True, timeout=60)
+    assert busy.returncode == 1
+    assert (f"cannot start: cannot listen for FastAGI on 127.0.0.1:{port}: the address is in "
+            f"use (another 'mailcall serve'? see what holds it: ss -ltnp 'sport = :{port}')"
+            in busy.stderr)
+    command = serve_command(policy, 0, tmp_path / "spool", tmp_path / "greetings")
+    command[command.index("127.0.0.1:0")] = "nonsense"
+    wrong = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 1
+    assert "cannot start: agi_listen 'nonsense' is not HOST:PORT" in wrong.stderr
+    assert "Traceback" not in busy.stderr + wrong.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -315,6 +316,26 @@ def test_one_delivery_process_per_spool(tmp_path):
         await second.stop(5)
 
     run(go())
+
+
+def test_the_lock_file_is_never_followed_through_a_link(tmp_path):
+    """The spool root is readable by Asterisk's group: a link planted as serve.lock must
+    not make mailcall empty the file it points to, nor count as the lock."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (spool / "serve.lock").symlink_to(victim)
+    with pytest.raises(OSError):
+        Spool(spool).lock()
+    assert victim.read_text() == "precious"
+    (spool / "serve.lock").unlink()
+    fd = Spool(spool).lock()
+    try:
+        assert stat.S_IMODE(os.stat(spool / "serve.lock").st_mode) == 0o600
+        assert (spool / "serve.lock").read_text() == f"{os.getpid()}\n"
+    finally:
+        os.close(fd)
 
 CHILD_OF_KILLED_PARENT = """
 import asyncio, sys

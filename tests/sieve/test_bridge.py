@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import stat
 import subprocess
 import time
@@ -319,3 +320,32 @@ def test_each_decision_is_announced_to_audit_plugins(tmp_path: Path):
 
     run(scenario())
     assert seen == [("mail", "alice@stockinox.example", "alice")]
+
+
+def test_a_live_socket_is_not_taken_over_but_a_stale_one_is_replaced(tmp_path: Path):
+    """A second bridge on the same path (a second `mailcall serve`) is refused while the
+    first answers; the socket a crashed bridge left, which nobody answers, is replaced."""
+    from mailcall.core.errors import ServiceStartError
+
+    async def scenario():
+        first, _ = make_bridge(tmp_path)
+        second, _ = make_bridge(tmp_path)
+        await first.start()
+        try:
+            with pytest.raises(ServiceStartError, match="is listening on the Sieve socket"):
+                await second.start()
+            await second.stop(1)
+            assert await ask(first.path, serialize_request(["notify"], ALICE_ENV, b"")) != b""
+        finally:
+            await first.stop(1)
+        stale = socket.socket(socket.AF_UNIX)
+        stale.bind(str(first.path))  # bound, never listening: what a crash leaves
+        stale.close()
+        third, _ = make_bridge(tmp_path)
+        await third.start()
+        try:
+            assert await ask(third.path, serialize_request(["notify"], ALICE_ENV, b"")) != b""
+        finally:
+            await third.stop(1)
+
+    run(scenario())
