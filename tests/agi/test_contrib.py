@@ -38,6 +38,21 @@ def _code() -> str:
                      if not line.lstrip().startswith(";"))
 
 
+def _extensions() -> dict[str, set[str]]:
+    """context -> the extensions it defines, from the snippet's code lines."""
+    found: dict[str, set[str]] = {}
+    context = ""
+    for line in _code().splitlines():
+        head = re.match(r"\[([a-z-]+)\]", line)
+        if head:
+            context = head[1]
+            found.setdefault(context, set())
+        exten = re.match(r"exten => ([^,]+),", line)
+        if exten:
+            found[context].add(exten[1])
+    return found
+
+
 def _doc_section(number: int) -> str:
     text = DOC.read_text()
     start = text.index(f"\n## {number}. ")
@@ -172,25 +187,53 @@ def test_statuses_that_move_on_are_the_documented_ones():
 
 
 def test_contexts_are_balanced():
+    """Every jump lands on an extension that exists: Goto/Gosub(context,exten,prio),
+    GotoIf's ?context,s,1, and Goto(exten,label) inside the same context."""
     text = _code()
     contexts = re.findall(r"^\[([a-z-]+)\]", text, re.M)
     assert len(contexts) == len(set(contexts))
-    targets = re.findall(r"(?:Goto|Gosub)\(([a-z-]+),", text)
-    targets += re.findall(r"\?([a-z-]+),s,1\)", text)
-    assert "mailcall-refused" in targets
-    for target in targets:
-        assert target in contexts, target
+    extensions = _extensions()
+    targets = re.findall(r"(?:Goto|Gosub)\(([a-z-]+),([^,()]+),[^,()]+[()]", text)
+    targets += re.findall(r"\?([a-z-]+),(s),1\)", text)
+    assert ("mailcall-refused", "s") in targets and ("mailcall-check-number", "s") in targets
+    for context, exten in targets:
+        assert exten in extensions.get(context, set()), (context, exten)
+    for context, body in re.findall(r"^\[([a-z-]+)\]\n(.*?)(?=^\[|\Z)", text, re.M | re.S):
+        for exten, label in re.findall(r"Goto\(([^,()]+),([^,()]+)\)", body):
+            assert exten in extensions[context], (context, exten)
+            assert re.search(rf"n\({label}\)", body), (context, label)
 
 
 def test_docs_call_the_subroutines_the_snippet_has():
-    text = SNIPPET.read_text()
-    calls = re.findall(r"(Goto|Gosub)\((mailcall-[a-z-]+),([^,]+),", DOC.read_text())
+    """Every Gosub the docs show targets an extension the snippet has (KIND being
+    the placeholder for mailcall-voicemail's), with at most one argument."""
+    extensions = _extensions()
+    calls = re.findall(r"(Goto|Gosub)\((mailcall-[a-z-]+),([^,]+),1(?:\((.*?)\))?\)",
+                       DOC.read_text())
     assert calls
-    for app, context, exten in calls:
+    kinds = set()
+    for app, context, exten, args in calls:
         if exten == "${EXTEN}":  # the form §4 warns against, quoted as such
             continue
         assert app == "Gosub", (app, context)
-        assert f"[{context}]" in text and exten == "s", (context, exten)
+        if context == "mailcall-voicemail" and exten != "KIND":
+            kinds.add(exten)
+        assert exten in extensions[context] or (context, exten) == (
+            "mailcall-voicemail", "KIND"), (context, exten)
+        assert "," not in args, f"Gosub({context},{exten},1({args})): one argument only"
+    assert {"s", "busy"} <= kinds
+    assert extensions["mailcall-voicemail"] == {"s", "unavailable", "busy", "absence"}
+
+
+def test_docs_spool_root_is_not_writable_by_asterisk():
+    """§2: Asterisk's group may write rec/ and the greetings, not the spool root
+    (serve.lock and the spool's state live there)."""
+    section = _doc_section(2)
+    modes = dict((path, mode) for mode, path in
+                 re.findall(r"install -d -o mailcall -g asterisk -m (\d+) (\S+)", section))
+    assert modes == {"/var/spool/mailcall": "2750", "/var/spool/mailcall/rec": "2770",
+                     "/var/lib/mailcall/greetings": "2770"}
+    assert "serve.lock" in section
 
 
 def test_fallback_relies_on_mailcall_status_not_agistatus():

@@ -13,23 +13,31 @@ the dialplan it uses, written from Asterisk's sources:
   for line: parentheses, brackets and quotes protect the delimiter, ``\\``
   escapes, the last slot takes the remainder, a trailing delimiter adds an
   empty argument;
+* an application's data substituted into a buffer of ``EXT_DATA_SIZE``
+  (8192) bytes, NUL included, the rest cut off (pbx.c,
+  ``pbx_extension_helper``);
 * ``FILTER``, ``LEN``, ``REPLACE`` (without a replacement character: the
   listed characters are removed) and ``FIELDQTY`` (funcs/func_strings.c; both
-  take a variable *name*), ``Gosub``/``Return`` with
-  ``ARGn``/``ARGC`` (apps/app_stack.c: label up to the first ``(``,
-  arguments up to the last ``)``, split RAW), ``GotoIf``, ``ExecIf``,
-  ``Set``/``MSet``, ``Hangup``, and ``AGI``/``Dial``/``ReceiveFAX`` recorded
-  instead of run;
+  take a variable *name*), ``CALLERID(num)``, ``Gosub``/``Return`` with
+  ``ARGn``/``ARGC`` (apps/app_stack.c ``gosub_exec``: label up to the first
+  ``(``, arguments up to the last ``)`` or to the end when there is none,
+  split RAW; a nested Gosub masks every ``ARGn`` of the frame below it, up to
+  that frame's count, and ``Return`` brings them back; a ``Goto`` leaves the
+  frames as they are), ``Goto``, ``GotoIf``, ``ExecIf``, ``Set``/``MSet``,
+  ``Hangup``, and ``AGI``/``Dial``/``ReceiveFAX`` recorded instead of run;
 * ``$[...]`` expressions with ``|``, ``&``, comparisons and parentheses, as
   ast_expr2.y evaluates them (``a | b`` is ``a`` unless it is empty or zero,
   then ``b``). A syntax error makes the test fail: it would mean caller text
   reached an expression.
 
 The entry lines are the ones docs/asterisk.md tells sysadmins to write, taken
-from the doc itself. The property checked, for every number hypothesis can
-think of: the call is either refused (hung up with cause 21, nothing dialled,
-mailcall never asked) or goes on with exactly the number that was dialled,
-which is then one optional leading ``+`` and digits.
+from the doc itself, plus one per extension of ``mailcall-voicemail`` (the
+greeting kinds). The property checked, for every context and every number
+hypothesis can think of: the call is either refused (hung up with cause 21,
+nothing dialled, mailcall never asked) or goes on with exactly the number
+that was dialled, which is then one optional leading ``+`` and digits, at
+most 79 characters. All three go through the one check,
+``[mailcall-check-number]``, called with a nested Gosub.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
@@ -50,6 +59,11 @@ from .support import REPO
 SNIPPET = REPO / "contrib" / "asterisk" / "extensions-mailcall.conf"
 DOC = REPO / "docs" / "asterisk.md"
 NUMBER = re.compile(r"\+?[0-9]+")
+MAX_NUMBER = 79  # AST_MAX_EXTENSION (80) without its NUL
+EXT_DATA_SIZE = 8192  # pbx.c: an application's data after substitution, NUL included
+KINDS = {"s": "unavailable", "unavailable": "unavailable", "busy": "busy",
+         "absence": "absence"}
+CHECK = "mailcall-check-number"
 SPOOL = "/var/spool/mailcall"
 UNIQUEID = "1795887768.3"
 URL = "agi://127.0.0.1:4573"
@@ -213,8 +227,10 @@ def evaluate_expression(text: str) -> str:
             op = tokens[i][1]
             right, i = operand(i + 1)
             if re.fullmatch(r"-?\d+", left) and re.fullmatch(r"-?\d+", right):
-                a: int | str = int(left)
-                b: int | str = int(right)
+                # Decimal: exact, and without int()'s 4300-digit limit (the
+                # 8 KiB buffer lets 8,000-digit operands through).
+                a: Decimal | str = Decimal(left)
+                b: Decimal | str = Decimal(right)
             else:
                 a, b = left, right
             result = {"=": a == b, "!=": a != b, "<": a < b, ">": a > b,  # type: ignore[operator]
@@ -348,6 +364,8 @@ class Channel:
     vars: dict[str, str] = field(default_factory=lambda: {
         "CHANNEL": "PJSIP/trunk-0000002a", "UNIQUEID": UNIQUEID})
     globals: dict[str, str] = field(default_factory=dict)
+    caller_num: str = "0611111111"
+    """``CALLERID(num)``: whatever the calling side sent."""
     frames: list[Frame] = field(default_factory=list)
     done: list[tuple[str, list[str]]] = field(default_factory=list)
     where: tuple[str, str, int] = ("", "", 1)
@@ -356,8 +374,9 @@ class Channel:
     def get(self, name: str) -> str:
         if name == "EXTEN":
             return self.where[1]
-        if self.frames and name in self.frames[-1].local:
-            return self.frames[-1].local[name]
+        for frame in reversed(self.frames):  # app_stack.c pushes each frame's variables
+            if name in frame.local:
+                return frame.local[name]
         return self.vars.get(name, "")
 
     def subst(self, text: str) -> str:
@@ -407,6 +426,9 @@ class Channel:
             return "0" if not value else str(value.count(delim) + 1)
         if name == "GLOBAL":
             return self.globals.get(args, "")
+        if name == "CALLERID":
+            assert args == "num", f"CALLERID({args}) is not modelled"
+            return self.caller_num
         raise AssertionError(f"function {name} is not modelled")
 
     # -- control flow
@@ -440,7 +462,8 @@ class Channel:
                 if n > len(prios):
                     raise Ended("fell-off")
                 self.where = (c, e, n + 1)
-                self.execute(prios[n - 1].app, self.subst(prios[n - 1].data))
+                data = self.subst(prios[n - 1].data)[:EXT_DATA_SIZE - 1]
+                self.execute(prios[n - 1].app, data)
             raise AssertionError("dialplan loops")
         except Ended as end:
             if end.how in ("hangup", "caller-hangup") and "h" in self.plan.get(self.where[0], {}):
@@ -478,8 +501,11 @@ class Channel:
             self.jump(data)
         elif app == "Gosub":
             label, paren, rest = data.partition("(")
-            args = separate_args(rest[:rest.rindex(")")], ",", remove_chars=False,
-                                 arraylen=100) if paren else []
+            if ")" in rest:
+                rest = rest[:rest.rindex(")")]
+            elif paren:  # "Ouch.  No closing paren": the arguments run to the end
+                self.done.append(("Log", [f"WARNING,Ouch.  No closing paren: '{data}'?"]))
+            args = separate_args(rest, ",", remove_chars=False, arraylen=100) if paren else []
             before = sum(1 for k in self.frames[-1].local if k != "ARGC") if self.frames else 0
             local = {f"ARG{i + 1}": args[i] if i < len(args) else ""
                      for i in range(max(len(args), before))}
@@ -522,19 +548,31 @@ def doc_line(fragment: str) -> str:
     raise AssertionError(f"docs/asterisk.md has no example line with {fragment!r}")
 
 
-def call(number: str, entry: str, **kw: object) -> tuple[Channel, Ended]:
-    """`number` dialled into an extension whose lines are `entry` then Hangup()."""
+def call(number: str, entry: str, *, exten: str | None = None,
+         preset: dict[str, str] | None = None, **kw: object) -> tuple[Channel, Ended]:
+    """A call to extension `exten` (default: `number` itself) whose lines are
+    `entry` then Hangup(), on a channel that already holds the `preset` variables."""
+    exten = number if exten is None else exten
     app = entry[:entry.index("(")]
     data = entry[entry.index("(") + 1:entry.rindex(")")]
     plan = dict(PLAN)
-    plan["from-test"] = {number: [Priority(None, app, data), Priority(None, "Hangup", "")]}
+    plan["from-test"] = {exten: [Priority(None, app, data), Priority(None, "Hangup", "")]}
     chan = Channel(plan, **kw)  # type: ignore[arg-type]
-    return chan, chan.run("from-test", number)
+    chan.vars.update(preset or {})
+    return chan, chan.run("from-test", exten)
+
+
+def acceptable(number: str) -> bool:
+    return NUMBER.fullmatch(number) is not None and len(number) <= MAX_NUMBER
 
 
 ROUTE = doc_line("_+X.,1,Gosub(mailcall-route")
 FAX = doc_line("Gosub(mailcall-fax")
 VOICEMAIL = doc_line("Gosub(mailcall-voicemail")
+VOICEMAIL_BUSY = doc_line("Gosub(mailcall-voicemail,busy")
+VOICEMAIL_KINDS = {kind: f"Gosub(mailcall-voicemail,{kind},1(${{EXTEN}}))" for kind in KINDS}
+ENTRIES = {"route": ROUTE, "fax": FAX,
+           **{f"voicemail-{kind}": entry for kind, entry in VOICEMAIL_KINDS.items()}}
 
 HOSTILE = [
     "+3,5,U(sub)", "2&PJSIP/x@trunk", "+32&PJSIP/x@trunk", "201,busy", "+33,3",
@@ -542,8 +580,11 @@ HOSTILE = [
     "++33", "3+3", "201,/var/spool/mailcall/rec/vm-1.wav", "$[1+1]", "${CHANNEL}",
     "201}", "[201]", "201?x:y", "201|1", "x\" | \"?System(id):", "", "201,", ",201",
     "+33140000201\n", "0x20", "\u0662\u0660\u0661", "1):0:1", "20):0:2", "201:0:1",
+    "0,", "0,busy", "201,absence", "(201,busy)", "201\\,busy", '"201,busy"',
+    "1" * (MAX_NUMBER + 1), "+" + "1" * MAX_NUMBER,
 ]
-VALID = ["201", "+33140000201", "0140000299", "2", "+1", "0" * 40]
+VALID = ["201", "+33140000201", "0140000299", "2", "+1", "0" * 40,
+         "1" * MAX_NUMBER, "+" + "1" * (MAX_NUMBER - 1)]
 caller_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",),
                                              blacklist_characters="\x00"), max_size=40)
 numbers = st.one_of(caller_text, st.from_regex(NUMBER, fullmatch=True),
@@ -560,6 +601,15 @@ def assert_refused(chan: Channel, end: Ended) -> None:
         assert not chan.calls(app), (app, chan.done)
 
 
+def assert_refused_or_exact(chan: Channel, end: Ended, number: str, script: str,
+                            *rest: str) -> None:
+    """The property, for any entry: refused, or mailcall asked about exactly `number`."""
+    if acceptable(number):
+        assert chan.calls("AGI") == [[f"{URL}/{script}", number, *rest]], chan.done
+    else:
+        assert_refused(chan, end)
+
+
 # ------------------------------------------------------- the model itself
 
 
@@ -568,6 +618,8 @@ def test_model_follows_asterisk_on_known_cases():
     assert separate_args("a,(b,c),d", ",", remove_chars=False) == ["a", "(b,c)", "d"]
     assert separate_args('a,"b,c"', ",", remove_chars=True) == ["a", "b,c"]
     assert separate_args("a,", ",", remove_chars=False) == ["a", ""]
+    assert separate_args("0,", ",", remove_chars=False) == ["0", ""]
+    assert separate_args("", ",", remove_chars=False) == []
     assert separate_args("0-9,1,2", ",", remove_chars=False, arraylen=2) == ["0-9", "1,2"]
     # func_strings.c FILTER and README-SERIOUSLY.bestpractices.md's example.
     assert filter_chars("0-9", "500&SIP/itsp/14165551212") == "50014165551212"
@@ -577,18 +629,143 @@ def test_model_follows_asterisk_on_known_cases():
     assert evaluate_expression('"a" | "b"') == "a"
     assert evaluate_expression("3 != 3 | 0 = 0") == "1"
     assert evaluate_expression('("1" != "1" & "1" != "2") | 0 = 0') == "1"
+    assert evaluate_expression("80 > 79") == "1" and evaluate_expression("9 > 79") == "0"
     with pytest.raises(ExprError):
         evaluate_expression('"x"" = "1"')
     assert check_condition("0") is False and check_condition("") is False
     assert check_condition("12") is True and check_condition("abc") is True
 
 
+def _plan(**contexts: list[tuple[str, str]]) -> dict[str, dict[str, list[Priority]]]:
+    return {ctx.replace("_", "-"): {"s": [Priority(None, app, data) for app, data in prios]}
+            for ctx, prios in contexts.items()}
+
+
+def test_model_nested_gosub_masks_the_callers_arguments_and_return_restores_them():
+    # app_stack.c gosub_exec: max_argc = max(this call's count, the frame below's);
+    # ARG1..ARGmax set in the new frame ("" past this call's count), ARGC its own count.
+    chan = Channel(_plan(
+        outer=[("Gosub", "inner,s,1(${ARG2})"), ("Set", "AFTER=${ARG1}|${ARG2}|${ARGC}"),
+               ("Return", "")],
+        inner=[("Set", "IN=${ARG1}|${ARG2}|${ARGC}"), ("Return", "")],
+        start=[("Gosub", "outer,s,1(a,b)"), ("Set", "BACK=${ARG1}|${ARGC}"),
+               ("Hangup", "")]))
+    end = chan.run("start", "s")
+    assert end.how == "hangup" and not chan.frames
+    assert chan.vars["IN"] == "b||1"  # the inner ARG1 is the outer's ARG2; ARG2 masked
+    assert chan.vars["AFTER"] == "a|b|2"  # Return brought the outer frame's back
+    assert chan.vars["BACK"] == "|"  # and left nothing behind
+
+
+def test_model_inner_argument_is_the_outer_one_split_again():
+    # Gosub(inner,s,1(${ARG1})): the substituted text is split RAW once more, so one
+    # argument stays one and unchanged, and one with a comma would have been two.
+    for arg in ["201", "(1,2)", '"1,2"', "1\\,2", "x)y(", "+3"]:
+        chan = Channel(_plan(
+            outer=[("Gosub", "inner,s,1(${ARG1})"), ("Return", "")],
+            inner=[("Set", "IN=${ARG1}"), ("Set", "INC=${ARGC}"), ("Return", "")],
+            start=[("Gosub", "outer,s,1(" + arg + ")"), ("Hangup", "")]))
+        chan.run("start", "s")
+        assert (chan.vars["IN"], chan.vars["INC"]) == (arg, "1"), arg
+
+
+def test_model_goto_out_of_a_nested_subroutine_keeps_its_frames():
+    chan = Channel(_plan(
+        outer=[("Gosub", "inner,s,1(x)"), ("Return", "")],
+        inner=[("Goto", "away,s,1")],
+        away=[("Set", "SEEN=${ARG1}"), ("Hangup", "21")],
+        start=[("Gosub", "outer,s,1(a)"), ("Hangup", "")]))
+    end = chan.run("start", "s")
+    assert (end.how, end.cause, chan.where[0]) == ("hangup", "21", "away")
+    assert len(chan.frames) == 2 and chan.vars["SEEN"] == "x"
+
+
+def test_model_cuts_application_data_at_ext_data_size():
+    # pbx.c: passdata[EXT_DATA_SIZE]; Gosub without its closing paren then takes
+    # the arguments to the end (app_stack.c: "Ouch.  No closing paren").
+    long_arg = "1" * EXT_DATA_SIZE
+    chan = Channel(_plan(
+        inner=[("Set", "IN=${ARG1}"), ("Return", "")],
+        start=[("Set", "LONG=" + long_arg), ("Gosub", "inner,s,1(${LONG})"),
+               ("Hangup", "")]))
+    chan.run("start", "s")
+    assert chan.vars["IN"] == "1" * (EXT_DATA_SIZE - 1 - len("inner,s,1("))
+    assert any("No closing paren" in args[0] for args in chan.calls("Log"))
+
+
 def test_every_context_parses_and_entry_lines_come_from_the_docs():
     assert {"mailcall-route", "mailcall-voicemail", "mailcall-greeting", "mailcall-fax",
-            "mailcall-refused", "mailcall-settings"} <= set(PLAN)
+            CHECK, "mailcall-refused", "mailcall-settings"} <= set(PLAN)
     assert ROUTE == "Gosub(mailcall-route,s,1(${EXTEN}))"
     assert FAX == "Gosub(mailcall-fax,s,1(${EXTEN}))"
-    assert VOICEMAIL.startswith("Gosub(mailcall-voicemail,s,1(")
+    assert VOICEMAIL == "Gosub(mailcall-voicemail,s,1(${CALLERID(num)}))"
+    assert VOICEMAIL_BUSY == "Gosub(mailcall-voicemail,busy,1(${CALLERID(num)}))"
+    assert set(PLAN["mailcall-voicemail"]) == set(KINDS)  # every extension is an entry
+
+
+# ------------------------------------------------------------ every entry
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRIES))
+@pytest.mark.parametrize("number", HOSTILE)
+def test_every_entry_refuses_hostile_numbers(entry, number):
+    chan, end = call(number, ENTRIES[entry], agi=agi_unreachable)
+    assert_refused(chan, end)
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRIES))
+@pytest.mark.parametrize("args", ["201,busy", "201,", ",201", "201,201", "", None])
+def test_every_entry_takes_exactly_one_argument(entry, args):
+    """A second argument (an old-style greeting kind, or a comma in the number) or
+    none at all is refused before the number is looked at."""
+    context, exten = ENTRIES[entry].split("(", 1)[1].split(",")[:2]
+    gosub = f"Gosub({context},{exten},1" + (f"({args}))" if args is not None else ")")
+    chan, end = call("201", gosub, agi=agi_sets("VOICEMAIL"))
+    assert_refused(chan, end)
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRIES))
+def test_every_entry_entered_with_goto_instead_of_gosub_is_refused(entry):
+    context, exten = ENTRIES[entry].split("(", 1)[1].split(",")[:2]
+    chan, end = call("201", f"Goto({context},{exten},1)")
+    assert_refused(chan, end)
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRIES))
+@pytest.mark.parametrize("number", ["201", "20x"])
+def test_every_entry_ignores_a_number_left_from_before(entry, number):
+    stale = {"MAILCALL_NUMBER": "+999", "MAILCALL_FAXTO": "+999", "MAILCALL_KIND": "x"}
+    chan, end = call(number, ENTRIES[entry], agi=agi_unreachable, preset=stale)
+    if acceptable(number):
+        assert [args[1] for args in chan.calls("AGI")] == [number]
+        assert not any("+999" in arg for _, args in chan.done for arg in args), chan.done
+    else:
+        assert_refused(chan, end)
+
+
+def _label(entry: str) -> str:
+    return entry.split("(")[1]
+
+
+CUT_SHORT = [name for name in sorted(ENTRIES)
+             if len(_label(ENTRIES[name])) < len(f"{CHECK},s,1")]
+
+
+@pytest.mark.parametrize("entry", CUT_SHORT)
+def test_a_number_cut_short_by_asterisks_data_buffer_is_refused(entry):
+    """1(${EXTEN}) fits in the admin's Gosub, but the nested
+    Gosub(mailcall-check-number,s,1(${ARG1})) has a longer label: its copy is cut
+    (EXT_DATA_SIZE) and would be only the digits in front. The length cap refuses it."""
+    room = EXT_DATA_SIZE - 1 - len(_label(ENTRIES[entry]) + "()")  # longest ARG1 that fits
+    number = "1" * (room - 1) + "x"
+    chan, end = call(number, ENTRIES[entry], agi=agi_unreachable)
+    cut = [args for args in chan.calls("Log") if "No closing paren" in args[0]]
+    assert len(cut) == 1 and CHECK in cut[0][0], "not the nested Gosub that was cut"
+    assert_refused(chan, end)
+
+
+def test_entries_that_can_be_cut_short_are_tested():
+    assert {"route", "fax", "voicemail-s"} <= set(CUT_SHORT)  # shorter labels than the check
 
 
 # ------------------------------------------------------------------- route
@@ -600,26 +777,20 @@ def test_route_passes_a_plain_number_unchanged_and_returns(number):
     assert chan.calls("AGI") == [[f"{URL}/route", number]]
     assert not chan.calls("Dial")
     assert end.how == "hangup" and chan.where[0] == "from-test"  # Return() came back
-
-
-@pytest.mark.parametrize("number", HOSTILE)
-def test_route_refuses_hostile_numbers(number):
-    chan, end = call(number, ROUTE, agi=agi_unreachable)
-    assert_refused(chan, end)
+    assert not chan.frames
 
 
 @fuzz
 @given(number=numbers)
 @example(number="+3,5,U(sub)")
+@example(number="0,")
 def test_route_any_number_is_refused_or_used_exactly(number):
     for hook in (agi_unreachable, agi_sets("NO_ROUTE")):
         chan, end = call(number, ROUTE, agi=hook)
-        if NUMBER.fullmatch(number):
-            assert chan.calls("AGI") == [[f"{URL}/route", number]]
+        assert_refused_or_exact(chan, end, number, "route")
+        if acceptable(number):
             dials = chan.calls("Dial")
             assert dials == ([[f"PJSIP/{number}", "20"]] if hook is agi_unreachable else [])
-        else:
-            assert_refused(chan, end)
 
 
 @pytest.mark.parametrize("agistatus", ["SUCCESS", "FAILURE"])
@@ -665,11 +836,6 @@ def test_route_fallback_prefix_and_url_come_from_globals():
     assert chan.calls("Dial") == [["PJSIP/office-201", "20"]]
 
 
-def test_route_entered_with_goto_instead_of_gosub_is_refused():
-    chan, end = call("201", "Goto(mailcall-route,s,1)")
-    assert_refused(chan, end)
-
-
 # --------------------------------------------------------------------- fax
 
 
@@ -683,13 +849,12 @@ def _fax_file() -> str:
 @fuzz
 @given(number=numbers)
 @example(number="201,/var/spool/mailcall/rec/vm-1.wav")
+@example(number="0,")
 def test_fax_any_number_is_refused_or_used_exactly(number):
     chan, end = call(number, FAX, agi=agi_sets("FAX"))
-    if NUMBER.fullmatch(number):
+    assert_refused_or_exact(chan, end, number, "fax", _fax_file())
+    if acceptable(number):
         assert chan.calls("ReceiveFAX") == [[_fax_file()]]
-        assert chan.calls("AGI") == [[f"{URL}/fax", number, _fax_file()]]
-    else:
-        assert_refused(chan, end)
 
 
 def test_fax_sender_hanging_up_is_handed_over_once_by_h():
@@ -708,27 +873,29 @@ def test_fax_not_handed_over_is_reported_in_asterisks_log():
 
 
 @fuzz
-@given(number=numbers, kind=st.one_of(st.none(), caller_text,
-                                      st.sampled_from(["busy", "absence", "unavailable"])))
-@example(number="201", kind='x" | "?System(id):')
-def test_voicemail_mailbox_checked_and_kind_one_of_three(number, kind):
-    entry = ("Gosub(mailcall-voicemail,s,1(${EXTEN}))" if kind is None
-             else f"Gosub(mailcall-voicemail,s,1(${{EXTEN}},{kind}))")
-    chan, end = call(number, entry)
-    kind_args = separate_args(kind, ",", remove_chars=False) if kind is not None else []
-    if NUMBER.fullmatch(number) and len(kind_args) <= 1:
-        (agi,) = chan.calls("AGI")
-        assert agi[:2] == [f"{URL}/voicemail", number]
-        expected = kind if kind in ("busy", "absence") else "unavailable"
-        assert agi[2] == expected
-    elif not NUMBER.fullmatch(number):
-        assert_refused(chan, end)
-    else:
-        assert not chan.calls("AGI") or chan.calls("AGI")[0][1] == number
+@given(number=numbers)
+@example(number="0,")
+@example(number="201,busy")
+@example(number="201,absence")
+@example(number='x" | "?System(id):')
+def test_voicemail_any_number_is_refused_or_used_exactly_kind_from_the_extension(number):
+    """Through every kind's extension: refused, or exactly the number dialled with
+    the kind the admin's Gosub named; nothing the caller sends picks the greeting."""
+    for exten, kind in KINDS.items():
+        chan, end = call(number, VOICEMAIL_KINDS[exten])
+        assert_refused_or_exact(chan, end, number, "voicemail", kind)
+        if acceptable(number):
+            assert end.how == "hangup" and chan.where[0] == "from-test"
 
 
-def test_voicemail_docs_example_uses_the_callers_own_number():
-    assert VOICEMAIL == "Gosub(mailcall-voicemail,s,1(${CALLERID(num)}))"
+@fuzz
+@given(caller=numbers)
+@example(caller="201,busy")
+@example(caller="0,")
+def test_voicemail_docs_examples_refuse_or_use_the_callers_own_number(caller):
+    for entry, kind in ((VOICEMAIL, "unavailable"), (VOICEMAIL_BUSY, "busy")):
+        chan, end = call(caller, entry, exten="*97", caller_num=caller)
+        assert_refused_or_exact(chan, end, caller, "voicemail", kind)
 
 
 # ---------------------------------------------------------------- greeting
@@ -742,35 +909,96 @@ def test_greeting_takes_no_caller_text_and_returns():
 
 # --------------------------------------------------- nothing else reads input
 
+CHECK_CALL = Priority(None, "Gosub", f"{CHECK},s,1(${{ARG1}})")
+"""The only place ARG1 is expanded outside the check: as the whole argument list
+of a Gosub, the same shape as the admin's 1(${EXTEN}), split again the same way."""
+REFUSED = "?mailcall-refused,s,1"
+
+
+def straight_line(context: str, exten: str) -> list[Priority]:
+    """The priorities an entry runs when no check refuses, following Goto."""
+    prios = PLAN[context][exten]
+    out: list[Priority] = []
+    n = 0
+    while n < len(prios) and len(out) < 50:
+        prio = prios[n]
+        if prio.app == "Goto":
+            target = prio.data.split(",")
+            assert len(target) == 2, f"{context},{exten}: Goto leaves the context: {prio}"
+            exten, label = target
+            prios = PLAN[context][exten]
+            n = next(i for i, p in enumerate(prios) if p.label == label or str(i + 1) == label)
+            continue
+        out.append(prio)
+        if prio.app == "Return":
+            break
+        n += 1
+    return out
+
 
 def test_caller_text_is_only_named_until_it_is_known_to_be_digits():
-    """Until the digits-and-+ test has passed, ARG1 is given to REPLACE/FIELDQTY by
-    name and never expanded; ${EXTEN} and caller ID are not read at all; ARG2 only
-    ever goes through FILTER(a-z,...), whose output is letters whatever it holds."""
+    """Caller text arrives in ARG1 only (${EXTEN}, caller ID and the like are never
+    read by the snippet, and no other argument is). Outside the check, ARG1 is
+    expanded only as the one argument of the Gosub to the check. In the check,
+    until the digits-and-+ test has passed, ARG1 is given to REPLACE/FIELDQTY by
+    NAME and never expanded."""
     whitelisted_in = set()
+    check_calls = set()
     for ctx, extens in PLAN.items():
         for exten, prios in extens.items():
             whitelisted = False
             for n, prio in enumerate(prios, 1):
                 where = (ctx, exten, n, prio)
                 assert not re.search(r"\$\{(EXTEN|CALLERID|DNID|RDNIS)\b", prio.data), where
+                assert set(re.findall(r"\$\{(ARG\w*)", prio.data)) <= {"ARG1", "ARGC"}, where
+                if ctx != CHECK:
+                    if "${ARG1" in prio.data:
+                        assert prio == CHECK_CALL, where
+                        check_calls.add((ctx, exten))
+                    continue
                 if not whitelisted:
                     assert "${ARG1" not in prio.data, where
-                assert "${ARG2" not in prio.data.replace("${FILTER(a-z,${ARG2})}", ""), where
+                    named = re.sub(r"(REPLACE|FIELDQTY)\(ARG1,", "", prio.data)
+                    assert "ARG1" not in named, where
                 if prio.app == "GotoIf" and "${FIELDQTY(MAILCALL_REST,-)} != 0" in prio.data:
+                    assert prio.data.endswith(REFUSED), where
                     whitelisted = True
                     whitelisted_in.add(ctx)
-    assert whitelisted_in == {"mailcall-route", "mailcall-voicemail", "mailcall-fax"}
+    assert whitelisted_in == {CHECK}
+    assert check_calls == {("mailcall-route", "s"), ("mailcall-voicemail", "s"),
+                           ("mailcall-fax", "s")}
 
 
-def test_every_argument_taking_subroutine_checks_before_any_use():
-    for ctx in ("mailcall-route", "mailcall-voicemail", "mailcall-fax"):
-        prios = PLAN[ctx]["s"]
-        first_use = min(n for n, p in enumerate(prios)
-                        if p.app in ("AGI", "Dial", "ReceiveFAX", "Answer", "Gosub"))
-        checks = [p for p in prios[:first_use]
-                  if p.app == "GotoIf" and p.data.endswith("?mailcall-refused,s,1")]
-        assert len(checks) == 3, ctx  # argument count, characters, filtered == given
+def test_every_entry_checks_before_any_use():
+    """Each entry: its own ARGC test, then the check, before anything else is done;
+    afterwards the number is only read from MAILCALL_NUMBER, which only the check sets."""
+    for name, entry in ENTRIES.items():
+        context, exten = entry.split("(", 1)[1].split(",")[:2]
+        run = straight_line(context, exten)
+        steps = [p for p in run if not (p.app == "Set" and p.data.startswith("MAILCALL_KIND="))]
+        assert steps[0] == Priority(steps[0].label, "GotoIf",
+                                    '$["${ARGC}" != "1"]' + REFUSED), name
+        assert steps[1] == CHECK_CALL, name
+    for ctx, extens in PLAN.items():
+        for prios in extens.values():
+            for prio in prios:
+                if prio.app in ("Set", "MSet") and "MAILCALL_NUMBER=" in prio.data:
+                    assert ctx == CHECK, prio
+    check = PLAN[CHECK]["s"]
+    assert check[0] == Priority(None, "Set", "MAILCALL_NUMBER=")  # never a stale value
+    assert check[-1] == Priority(None, "Return", "")
+    refusals = [p for p in check if p.app == "GotoIf" and p.data.endswith(REFUSED)]
+    assert len(refusals) == 3  # argument count, characters, filtered == given and length
+    assert refusals[0].data == '$["${ARGC}" != "1"]' + REFUSED
+    assert f"${{LEN(${{ARG1}})}} > {MAX_NUMBER}" in refusals[-1].data
+    assert check.index(refusals[-1]) == len(check) - 2  # nothing between it and Return
     assert PLAN["mailcall-refused"]["s"][-1] == Priority(None, "Hangup", "21")
 
 
+def test_voicemail_kind_is_written_in_the_snippet_per_extension():
+    for exten, kind in KINDS.items():
+        first = PLAN["mailcall-voicemail"][exten][0]
+        assert first == Priority(None, "Set", f"MAILCALL_KIND={kind}"), exten
+    sets = [p for extens in PLAN.values() for prios in extens.values() for p in prios
+            if "MAILCALL_KIND=" in p.data]
+    assert all(p.data in {f"MAILCALL_KIND={k}" for k in set(KINDS.values())} for p in sets)
