@@ -92,12 +92,8 @@ def mailcall_depositor(runtime: Runtime) -> SpoolDepositor:
     return SpoolDepositor(Spool(runtime.setting("spool_dir")))
 
 
-@hookimpl(tryfirst=True)
+@hookimpl
 def mailcall_services(runtime: Runtime) -> list[Any]:
-    """First among the services (tryfirst): the spool lock is taken before any other
-    service touches a shared resource (a second serve must not replace the first one's
-    Sieve socket before it is refused), and the spool stops last, after the calls that
-    deposit into it."""
     depositor = runtime.depositor
     if isinstance(depositor, SpoolDepositor):
         spool = depositor.spool

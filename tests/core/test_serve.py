@@ -107,7 +107,8 @@ def test_serve_refuses_an_invalid_policy(tmp_path):
 
 def test_a_second_serve_on_the_same_spool_is_refused(tmp_path):
     """Two serves on one spool would recover (empty tmp/) under each other's accepts and
-    deliver every voicemail twice: the second one stops at once with the first one's pid.
+    deliver every voicemail twice: the second one stops at once, naming the first one,
+    and leaves it alone, whatever it reaches first (the spool lock, or the Sieve socket).
     A killed first one leaves no stale lock: the kernel drops it with the process."""
     policy = tmp_path / "policy.toml"
     shutil.copy(EXAMPLE, policy)
@@ -120,24 +121,31 @@ def test_a_second_serve_on_the_same_spool_is_refused(tmp_path):
     try:
         assert wait_for(lambda: "mailcall serving" in (tmp_path / "first.log").read_text())
         assert answers(sieve)
-        second_port = free_port()
-        out = subprocess.run(serve_command(policy, second_port, spool, greetings, sieve),
-                             capture_output=True, text=True, timeout=60)
-        assert out.returncode == 1, out.stderr
-        assert (f"the deposit spool {spool} is already used by another 'mailcall serve' "
-                f"(pid {first.pid}") in out.stderr
-        assert "Traceback" not in out.stderr
-        assert not is_listening(second_port)  # it started nothing it would have to undo
-        # The first one is untouched: still routing calls, still serving Dovecot.
-        assert first.poll() is None and is_listening(first_port) and answers(sieve)
+        for other_socket, refusal in [
+            (tmp_path / "sock" / "other-sieve",
+             f"the deposit spool {spool} is already used by another 'mailcall serve' "
+             f"(pid {first.pid}"),
+            (sieve, f"is listening on the Sieve socket {sieve}: stop it first"),
+        ]:
+            second_port = free_port()
+            out = subprocess.run(
+                serve_command(policy, second_port, spool, greetings, other_socket),
+                capture_output=True, text=True, timeout=60)
+            assert out.returncode == 1, out.stderr
+            assert refusal in out.stderr, out.stderr
+            assert "Traceback" not in out.stderr
+            assert not is_listening(second_port)  # what it had started is stopped again
+            # The first one is untouched: still routing calls, still serving Dovecot.
+            assert first.poll() is None and is_listening(first_port) and answers(sieve)
 
         first.kill()
         first.wait(timeout=10)
-        third = start_serve(serve_command(policy, second_port, spool, greetings),
+        third = start_serve(serve_command(policy, second_port, spool, greetings, sieve),
                             tmp_path / "third.log")
         try:
             assert wait_for(lambda: "mailcall serving" in (tmp_path / "third.log").read_text()), \
                 (tmp_path / "third.log").read_text()
+            assert answers(sieve)  # the killed one's socket was replaced
             third.send_signal(signal.SIGTERM)
             assert third.wait(timeout=40) == 0
         finally:
