@@ -221,26 +221,34 @@ def _server_main(kind: str, loop_name: str, lines: list[bytes], conn, cpu: int) 
     runner(_serve_async(kind, lines, conn))
 
 
+def bench_runtime():
+    """mailcall as the benchmark runs it: the built-in agi and rules plugins, the bench
+    policy, the clock fixed on a weekday morning (office hours, nobody absent)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from mailcall.core.plugins import make_plugin_manager
+    from mailcall.core.policy import compile_text
+    from mailcall.core.runtime import Runtime
+    from mailcall.plugins import agi as agi_plugin
+    from mailcall.plugins import rules as rules_plugin
+
+    pm = make_plugin_manager(entrypoints=False)
+    pm.register(agi_plugin, name="agi")
+    pm.register(rules_plugin, name="rules")
+    runtime = Runtime(compile_text(POLICY, name="bench.toml"), pm)
+    at = datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("Europe/Paris"))
+    runtime.clock = lambda: at
+    return runtime
+
+
 async def _serve_async(kind: str, lines: list[bytes], conn) -> None:
     loop = asyncio.get_running_loop()
     if kind == "mailcall":
-        from datetime import datetime
-        from zoneinfo import ZoneInfo
-
         from mailcall.agi.server import AgiServer
         from mailcall.agi.service import collect_handlers
-        from mailcall.core.plugins import make_plugin_manager
-        from mailcall.core.policy import compile_text
-        from mailcall.core.runtime import Runtime
-        from mailcall.plugins import agi as agi_plugin
-        from mailcall.plugins import rules as rules_plugin
 
-        pm = make_plugin_manager(entrypoints=False)
-        pm.register(agi_plugin, name="agi")
-        pm.register(rules_plugin, name="rules")
-        runtime = Runtime(compile_text(POLICY, name="bench.toml"), pm)
-        at = datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("Europe/Paris"))
-        runtime.clock = lambda: at
+        runtime = bench_runtime()
         server = AgiServer(runtime, collect_handlers(runtime), host="127.0.0.1", port=0,
                            max_sessions=5000)
         await server.start()
@@ -458,26 +466,14 @@ def _inprocess_worker(args: tuple) -> dict:
         replies.append(answer_for(line, dials))
 
     async def measure() -> dict:
-        from datetime import datetime
-        from zoneinfo import ZoneInfo
-
         from mailcall.agi.driver import inline
         from mailcall.agi.server import AgiServer, _AgiProtocol, log, log_session
         from mailcall.agi.service import collect_handlers
         from mailcall.core.plans import CallRequest
-        from mailcall.core.plugins import make_plugin_manager
-        from mailcall.core.policy import compile_text
         from mailcall.core.routing import collect_rules, plan_call
-        from mailcall.core.runtime import Runtime
-        from mailcall.plugins import agi as agi_plugin
-        from mailcall.plugins import rules as rules_plugin
 
-        pm = make_plugin_manager(entrypoints=False)
-        pm.register(agi_plugin, name="agi")
-        pm.register(rules_plugin, name="rules")
-        runtime = Runtime(compile_text(POLICY, name="bench.toml"), pm)
-        at = datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("Europe/Paris"))
-        runtime.clock = lambda: at
+        runtime = bench_runtime()
+        pm, at = runtime.pm, runtime.now()
         loop = asyncio.get_running_loop()
 
         from mailcall.agi.commands import Command, Quoted
