@@ -19,9 +19,10 @@ from __future__ import annotations
 import email.policy
 import hashlib
 import re
-import unicodedata
 from email.headerregistry import Address
 from email.message import EmailMessage
+
+from mailcall.core.text import display_text, truncate
 
 STRICT = email.policy.SMTP.clone(raise_on_defect=True, max_line_length=78, utf8=False)
 """CRLF line ends, 7-bit headers (non-ASCII becomes RFC 2047 encoded words), defects raise."""
@@ -35,34 +36,15 @@ _ID_SAFE = re.compile(r"[^A-Za-z0-9.\-]")
 
 
 def clean_text(value: str | bytes | None, limit: int | None = MAX_NAME) -> str:
-    """One printable line, at most `limit` characters, from untrusted caller data.
-
-    Bytes are decoded as UTF-8 with replacement; lone surrogates (how Python
-    carries undecodable bytes in ``str``) become U+FFFD; every control or
-    formatting character (CR, LF, TAB, NUL, bidi overrides...) becomes a space.
-    """
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", errors="replace")
-    value = value.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
-    kept = []
-    for char in value:
-        category = unicodedata.category(char)
-        kept.append(" " if category[0] in ("C", "Z") and char != "\ufffd" else char)
-    return _truncate(_SPACES.sub(" ", "".join(kept)).strip(), limit)
-
-
-def _truncate(text: str, limit: int | None) -> str:
-    if limit is not None and len(text) > limit:
-        return text[: limit - 1].rstrip() + "…"
-    return text
+    """One printable line, at most `limit` characters, from untrusted caller data
+    (:func:`mailcall.core.text.display_text`, the one rule for outside text)."""
+    return display_text(value, limit)
 
 
 def header_text(value: str | bytes | None, limit: int = MAX_NAME) -> str:
     """:func:`clean_text` for a header: also breaks "=?", so caller text that looks like an
     RFC 2047 encoded word is shown literally instead of being decoded by the mail client."""
-    return _truncate(clean_text(value, limit=None).replace("=?", "= ?"), limit)
+    return truncate(clean_text(value, limit=None).replace("=?", "= ?"), limit)
 
 
 _SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')
