@@ -168,6 +168,11 @@ class StreamResult:
     digit: str | None
     endpos: int
 
+    @property
+    def cut(self) -> bool:
+        """Started, then stopped by the channel going away (``result=-1``, ``endpos`` > 0)."""
+        return not self.played and self.endpos > 0
+
 
 def stream_result(reply: Reply) -> StreamResult:
     code = reply.result_int

@@ -11,13 +11,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from mailcall.core.text import display_text
+
 _SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 _NUMBER = re.compile(r"\+?[0-9]{1,32}")
 _DIALLED = re.compile(r"\+?[0-9*#]{1,32}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-"""C0 and C1 controls (NEL, U+0085, included), Unicode line and paragraph
-separators (which some mail clients and log viewers break lines on) and
-bidirectional overrides (which make "evil" display as "live")."""
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_QUOTED_PAIR = re.compile(r"\\([\x00-\x09\x0b\x0c\x0e-\x7f])")
+"""RFC 3261 25.1: ``quoted-pair = "\\" (%x00-09 / %x0B-0C / %x0E-7F)``."""
 
 
 def safe_component(value: str, default: str = "call", limit: int = 64) -> str:
@@ -40,9 +41,35 @@ def dialled(value: str | None) -> str | None:
 
 
 def caller_text(value: str, limit: int = 80) -> str:
-    """Caller ID text for records and logs: no control, line-breaking or bidi characters,
-    bounded length."""
-    return _CONTROL.sub("", value)[:limit]
+    """Caller ID text for records and logs, by the one rule (:func:`display_text`).
+
+    No control, line-breaking, bidi or other hidden character survives (each
+    becomes a space), the result is one line of at most `limit` characters
+    (ending in "…" when cut), and no input raises: a lone surrogate, which
+    display_text's UTF-8 round trip cannot encode, is shown as U+FFFD first.
+    """
+    if not value.isascii():
+        value = _SURROGATE.sub("\ufffd", value)
+    return display_text(value, max(limit, 1))
+
+
+def unescape_display_name(value: str) -> str:
+    """A SIP display name as the caller wrote it: RFC 3261 quoted-pairs undone.
+
+    PJSIP keeps a quoted display name's escapes (``"Jean \\"Le Boss\\""``
+    reaches ``agi_calleridname`` as ``Jean \\"Le Boss\\"``; res_pjsip copies
+    pjsip's ``display`` untouched). A backslash can only come from a
+    quoted-string there (a token display name cannot hold one), so each
+    ``\\`` followed by an ASCII character other than CR and LF is undone,
+    nothing else: ``\\\\`` gives ``\\``, and a backslash before anything else
+    stays as it is.
+    """
+    return _QUOTED_PAIR.sub(r"\1", value) if "\\" in value else value
+
+
+def caller_name(value: str, limit: int = 80) -> str:
+    """``agi_calleridname`` for a message's Subject and From: unescaped, then cleaned."""
+    return caller_text(unescape_display_name(value), limit)
 
 
 def inside(base: Path, candidate: Path) -> bool:

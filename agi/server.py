@@ -94,6 +94,7 @@ class _AgiProtocol(asyncio.BufferedProtocol):
         "conn",
         "error",
         "peer",
+        "pending",
         "server",
         "session",
         "started",
@@ -105,6 +106,8 @@ class _AgiProtocol(asyncio.BufferedProtocol):
         self.conn = Connection(line_limit=server.line_limit)
         self.transport: asyncio.Transport | None = None
         self.session: AgiSession | None = None
+        self.pending: AgiSession | None = None
+        """A session whose environment is in, started once what came with it is read."""
         self.peer = ""
         self.started = time.monotonic()
         self.closed = False
@@ -162,6 +165,8 @@ class _AgiProtocol(asyncio.BufferedProtocol):
             while True:
                 event = conn.next_event()
                 if event is NEED_DATA:
+                    if self.pending is not None:
+                        self._start_pending()
                     return
                 if isinstance(event, Reply):
                     if self.session is not None:
@@ -170,12 +175,17 @@ class _AgiProtocol(asyncio.BufferedProtocol):
                         return  # the usual case: one reply per read
                 elif isinstance(event, EnvironmentReceived):
                     self._cancel_timer()
-                    self.session = AgiSession(
+                    # Not started yet: whatever arrived with the block is read first. If a
+                    # caller's value forged the block's end, the real rest is in this read
+                    # (Asterisk writes the whole block before reading a command), and the
+                    # call is refused before the handler sends anything (protocol.py).
+                    self.pending = AgiSession(
                         conn, self.transport.write, event.environment,  # type: ignore[union-attr]
                         self.peer, self.server.loop,
                     )
-                    self.server._begin(self, self.session)
                 elif isinstance(event, ConnectionClosed):
+                    if self.pending is not None:
+                        self._start_pending()
                     if self.session is not None:
                         self.session._lost("Asterisk closed the connection")
                     return
@@ -188,8 +198,14 @@ class _AgiProtocol(asyncio.BufferedProtocol):
             log.exception("unexpected error reading from Asterisk (peer %s)", self.peer)
             self._protocol_error(f"internal error: {type(exc).__name__}: {exc}")
 
+    def _start_pending(self) -> None:
+        session, self.pending = self.pending, None
+        self.session = session
+        self.server._begin(self, session)  # type: ignore[arg-type]
+
     def _protocol_error(self, error: str) -> None:
         self.error = error
+        self.pending = None
         if self.session is not None:
             self.session._lost(f"protocol error: {error}")
             self._close()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from mailcall.core.errors import ServiceStartError
 
+from .folders import shared_folder
 from .server import AgiServer, Handler
 
 
@@ -80,6 +82,9 @@ class AgiService:
         except ValueError as exc:
             raise ServiceStartError(str(exc)) from None
         max_sessions = int(self.runtime.setting("max_agi_sessions") or 2000)
+        # ReceiveFAX writes {spool_dir}/rec/fax-*.tif before mailcall hears of the call:
+        # the folder must exist before the first call, not only after a voicemail.
+        shared_folder(Path(self.runtime.setting("spool_dir")) / "rec")
         self.server = AgiServer(
             self.runtime, handlers, host=host, port=port, max_sessions=max_sessions,
             line_limit=_line_limit(self.runtime),

@@ -59,7 +59,7 @@ class AgiSession:
     """A live FastAGI conversation; created by the server once the environment is in."""
 
     __slots__ = ("_conn", "_gone", "_loop", "_runner", "_waiter", "_write", "env",
-                 "outcome_detail", "peer", "status")
+                 "language", "outcome_detail", "peer", "status")
 
     def __init__(
         self,
@@ -81,6 +81,8 @@ class AgiSession:
         self.peer = peer
         self.status: str | None = None
         """The last MAILCALL_STATUS this session set (for the log line)."""
+        self.language: str | None = None
+        """The CHANNEL(language) this session set, None before :meth:`set_language`."""
         self.outcome_detail = ""
 
     @property
@@ -160,6 +162,21 @@ class AgiSession:
         reply = await self.send(c.set_variable(name, value))
         return reply.code == 200
 
+    async def set_language(self, language: str) -> None:
+        """Make Asterisk play its stock prompts in `language` (``en``, ``fr``).
+
+        ``SET VARIABLE CHANNEL(language) fr``: res_agi hands the name to
+        ``pbx_builtin_setvar_helper``, which writes a name ending in ``)``
+        through the dialplan function (``ast_func_write``), exactly as
+        ``Set(CHANNEL(language)=fr)`` does. Sent once per value: a handler run
+        inside another (route ending in voicemail) asks again at no cost.
+        Every handler sends it as its first command, before anything that
+        acts on the environment (see protocol.py's environment reader).
+        """
+        if language != self.language:
+            self.language = language
+            await self.set_variable("CHANNEL(language)", language)
+
     async def set_status(self, status: str, **variables: str) -> None:
         """Leave MAILCALL_STATUS and MAILCALL_<NAME> variables for the dialplan.
 
@@ -181,7 +198,12 @@ class AgiSession:
         return await self.run(c.exec_app(application, options))
 
     async def dial(self, dial_string: str) -> str:
-        """EXEC Dial and return the normalised DIALSTATUS (CANCEL if the caller left)."""
+        """EXEC Dial and return the normalised DIALSTATUS (CANCEL if the caller left).
+
+        Nothing is dialled once Asterisk said HANGUP: CANCEL at once.
+        """
+        if self.hungup:
+            return "CANCEL"
         reply = await self.send(c.exec_app("Dial", dial_string))
         if reply.code != 200:
             if reply.code == 511:
@@ -193,12 +215,26 @@ class AgiSession:
         return status
 
     async def stream_file(self, name: str, escape_digits: str = "") -> StreamResult:
-        result = stream_result(await self.run(c.stream_file(name, escape_digits)))
+        """Play `name`; AgiHangup when the caller is gone, before it or during it.
+
+        No prompt is sent once Asterisk said HANGUP. A playback cut short
+        (``result=-1`` with ``endpos`` past 0, the ``dtmf`` trace) is the
+        caller hanging up too: ast_waitstream returns -1 only when the channel
+        hangs up or fails (file.c), and the HANGUP line follows a moment
+        later, often after the next command was already on its way. A file
+        that does not exist answers ``result=-1 endpos=0`` (``voicemail``
+        trace) and is returned as not played.
+        """
         if self.hungup:
+            raise AgiHangup("caller hung up before the prompt")
+        result = stream_result(await self.run(c.stream_file(name, escape_digits)))
+        if self.hungup or result.cut:
             raise AgiHangup("caller hung up during playback")
         return result
 
     async def get_data(self, name: str, timeout_ms: int, max_digits: int) -> DataResult:
+        if self.hungup:
+            raise AgiHangup("caller hung up before the prompt")
         result = data_result(await self.run(c.get_data(name, timeout_ms, max_digits)))
         if result.hangup or self.hungup:
             raise AgiHangup("caller hung up while typing")
@@ -214,7 +250,12 @@ class AgiSession:
         beep: bool = True,
         silence_s: int | None = None,
     ) -> RecordResult:
-        """RECORD FILE; a hang-up is an outcome here, not an exception (keep the message)."""
+        """RECORD FILE; a hang-up is an outcome here, not an exception (keep the message).
+
+        Not sent once Asterisk said HANGUP: there is nobody left to record (AgiHangup).
+        """
+        if self.hungup:
+            raise AgiHangup("caller hung up before the recording")
         reply = await self.run(
             c.record_file(path, fmt, escape_digits, timeout_ms, beep=beep, silence_s=silence_s)
         )

@@ -7,7 +7,10 @@ applied to a running server.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC
 from types import MappingProxyType
 from typing import Any
 
@@ -42,9 +45,10 @@ def compile_policy(raw: RawPolicy, directory_users: Iterable[Mapping[str, Any]] 
     check = Checker(raw)
     data = check.table(raw.data, (), TOP, required=("organisation",))
     defaults = feat.load_defaults()
-    users_raw = dict(data.get("users", {})) if isinstance(data.get("users"), dict) else {}
+    users_raw = dict(check.typed(data.get("users", {}), ("users",), dict,
+                                 "a table of users ([users.ID])") or {})
     for entry in directory_users:
-        uid = entry.get("id")
+        uid = entry.get("id") if isinstance(entry, Mapping) else None
         if not isinstance(uid, str) or uid in users_raw:
             check.error(("users", str(uid)), "a directory plugin returned a user that is missing "
                         "an id or is already defined in the policy file")
@@ -62,6 +66,7 @@ def compile_policy(raw: RawPolicy, directory_users: Iterable[Mapping[str, Any]] 
                          _DELIVERY, DeliverySettings)
     channels = _settings(check, data.get("channels", {}), ("channels",), defaults["channels"],
                          _CHANNELS, ChannelSettings)
+    _check_relay(check, channels, delivery)
     schedules = _schedules(check, data.get("schedules", {}))
     base = feat.parse(check, defaults["features"], ("defaults",))
     profiles = _profiles(check, data.get("profiles", {}), base)
@@ -95,6 +100,17 @@ def compile_policy(raw: RawPolicy, directory_users: Iterable[Mapping[str, Any]] 
         by_mobile=MappingProxyType(index["mobile"]),
         sources=tuple(raw.files),
     )
+
+
+def _reference(check: Checker, t: dict[str, Any], key: str, path: Path, what: str) -> str | None:
+    """The name `t[key]` refers to, or None (absent, or not a string: problem recorded).
+
+    Only a string can name something; a list or table there must be reported, not
+    looked up (it cannot even be a dictionary key).
+    """
+    if key not in t:
+        return None
+    return check.typed(t[key], (*path, key), str, what)
 
 
 def _known(names: Iterable[str]) -> str:
@@ -151,7 +167,10 @@ def _listen(check: Checker, v: Any, p: Path) -> str | None:
     if s is None:
         return None
     host, sep, port = s.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    # ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and "٤" (which
+    # int() reads as 4, leaving a port the socket layer never sees written that way).
+    if (not sep or not host or not (port.isascii() and port.isdigit())
+            or not 0 < int(port) < 65536):
         check.error(p, f"'{s}' is not HOST:PORT, e.g. 127.0.0.1:4573")
         return None
     return s
@@ -176,6 +195,22 @@ def _sender_address(check: Checker, v: Any, p: Path) -> str | None:
     return check.email(v, p)
 
 
+_RELAY = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})")
+
+
+def _relay(check: Checker, v: Any, p: Path) -> str | None:
+    s = check.string(v, p)
+    if s is None:
+        return None
+    match = _RELAY.fullmatch(s)
+    if match is None or not 0 < int(match.group(1)) < 65536:
+        check.error(p, f"'{s}' is not HOST:PORT of an SMTP server, e.g. 127.0.0.1:25 (the "
+                       "local MTA) or [::1]:25; it takes the mail mailcall sends out "
+                       "(SMS-gateway mails, e-mail notices)")
+        return None
+    return s
+
+
 def _gateway(check: Checker, v: Any, p: Path) -> str | None:
     s = check.string(v, p)
     if s is not None and ("{number}" not in s or "@" not in s):
@@ -194,7 +229,7 @@ def _url(check: Checker, v: Any, p: Path) -> str | None:
 
 
 def _line_limit(check: Checker, v: Any, p: Path) -> int | None:
-    if v not in (2048, 8192) or isinstance(v, bool):
+    if type(v) is not int or v not in (2048, 8192):
         check.error(p, f"must be 2048 (Asterisk before 20.16, 21.11, 22.6) or 8192, not {v!r}")
         return None
     return v
@@ -231,7 +266,16 @@ _SERVER = {"agi_listen": _listen, "spool_dir": _agi_dir, "greetings_dir": _agi_d
            "max_agi_sessions": _int(1, 100000), "agi_line_limit": _line_limit}
 _DELIVERY = {"method": _choice("lmtp", "smtp"), "address": _address, "sender": _sender_address}
 _CHANNELS = {"sms_gateway": _gateway, "webhook_url": _url, "webhook_timeout": _float(0.1, 60),
-             "file_path": _str, "rate_limit_per_hour": _int(1, 10000)}
+             "file_path": _str, "rate_limit_per_hour": _int(1, 10000), "relay": _relay}
+
+
+def _check_relay(check: Checker, channels: ChannelSettings, delivery: DeliverySettings) -> None:
+    """The relay takes mail for the outside; Dovecot's LMTP refuses any non-local address."""
+    if delivery.method == "lmtp" and channels.relay == delivery.address:
+        check.error(("channels", "relay"),
+                    f"'{channels.relay}' is [delivery] address, Dovecot's LMTP: it answers 550 "
+                    "to SMS-gateway and outside addresses. Set relay to your MTA's SMTP "
+                    "port (e.g. 127.0.0.1:25)")
 
 
 def _settings(check: Checker, value: Any, path: Path, defaults: dict[str, Any],
@@ -279,41 +323,53 @@ def _profiles(check: Checker, value: Any, base: feat.Flat) -> dict[str, tuple[Pr
         locked = check.choices(t.get("locked", []), (*path, "locked"), feat.FEATURE_NAMES) or ()
         parsed[name] = {
             "description": check.string(t.get("description", ""), (*path, "description"),
-                                        empty=True) or "",
+                                        empty=True, lines=True) or "",
             "extends": t.get("extends"),
             "features": feat.parse(check, t.get("features", {}), (*path, "features")),
             "locked": frozenset(locked),
         }
     out: dict[str, tuple[Profile, feat.Flat]] = {}
-
-    def resolve(name: str, chain: tuple[str, ...]) -> tuple[feat.Flat, frozenset[str]] | None:
-        if name in out:
-            return out[name][1], out[name][0].locked
-        p = parsed[name]
-        parent = p["extends"]
-        flat, locked = dict(base), frozenset()
-        if parent is not None:
-            path = ("profiles", name, "extends")
-            if not isinstance(parent, str) or parent not in parsed:
-                check.error(path, f"profile '{parent}' is not defined{_known(parsed)}")
-                return None
-            if parent in chain:
-                loop = " → ".join((*chain[chain.index(parent):], parent))
-                check.error(path, f"'extends' loops: {loop}; a profile cannot extend itself")
-                return None
-            got = resolve(parent, (*chain, parent))
-            if got is None:
-                return None
-            flat, locked = dict(got[0]), got[1]
-        flat.update(p["features"])
-        locked = locked | p["locked"]
-        out[name] = (Profile(name=name, description=p["description"], extends=parent,
-                             features=feat.build(flat), locked=locked), flat)
-        return flat, locked
-
+    failed: set[str] = set()
     for name in parsed:
-        resolve(name, (name,))
+        # Up the `extends` chain to a profile already built (or to the top), then build
+        # back down: a loop, not recursion, so that no chain is too long to check.
+        walk: list[str] = []
+        at: Any = name
+        while at is not None and at not in out:
+            path = ("profiles", at, "extends")
+            if at in failed:
+                break
+            if at in walk:
+                loop = _chain((*walk[walk.index(at):], at))
+                check.error(path, f"'extends' loops: {loop}; a profile cannot extend itself")
+                break
+            walk.append(at)
+            parent = parsed[at]["extends"]
+            if parent is not None and check.typed(parent, path, str, "a profile name") is None:
+                break
+            if parent is not None and parent not in parsed:
+                check.error(path, f"profile '{parent}' is not defined{_known(parsed)}")
+                break
+            at = parent
+        else:
+            for n in reversed(walk):
+                p = parsed[n]
+                parent = p["extends"]
+                flat = dict(base if parent is None else out[parent][1])
+                flat.update(p["features"])
+                locked = (frozenset() if parent is None else out[parent][0].locked) | p["locked"]
+                out[n] = (Profile(name=n, description=p["description"], extends=parent,
+                                  features=feat.build(flat), locked=locked), flat)
+            continue
+        failed.update(walk)  # reported once, where the chain breaks; not again from below
     return out
+
+
+def _chain(names: Sequence[str]) -> str:
+    """`a → b → a`, for a loop in a message; a long one keeps its first 5 and last 4 names."""
+    if len(names) > 12:
+        names = [*names[:5], f"… {len(names) - 9} more", *names[-4:]]
+    return " → ".join(names)
 
 
 _USER_KEYS = ("name", "email", "profile", "extensions", "numbers", "mobile", "preferred_medium",
@@ -331,7 +387,7 @@ def _users(check: Checker, table: dict[str, Any], profiles: dict[str, tuple[Prof
         t = check.table(body, path, _USER_KEYS, required=("name", "email", "profile"))
         if not t:
             continue
-        profile_name = t.get("profile")
+        profile_name = _reference(check, t, "profile", path, "a profile name")
         if profile_name is not None and profile_name not in profiles:
             check.error((*path, "profile"), f"profile '{profile_name}' is not defined"
                         f"{_known(profiles)}")
@@ -361,7 +417,7 @@ def _users(check: Checker, table: dict[str, Any], profiles: dict[str, tuple[Prof
         if medium is not None:
             _check_medium(check, (*path, "preferred_medium"), medium, features, profile_name,
                           mobile, channels)
-        elif features.notify.mail or features.notify.voicemail:
+        elif (features.notify.mail or features.notify.voicemail) and features.notify.media:
             medium = features.notify.media[0]
             _check_medium(check, (*path, "preferred_medium"), medium, features, profile_name,
                           mobile, channels)
@@ -370,7 +426,7 @@ def _users(check: Checker, table: dict[str, Any], profiles: dict[str, tuple[Prof
             check.error((*path, "pin"), "must be a PIN hash, never the PIN itself: run "
                         "'mailcall hash-pin' and paste what it prints")
             pin = None
-        schedule = t.get("schedule")
+        schedule = _reference(check, t, "schedule", path, "a schedule name")
         if schedule is not None and schedule not in schedules:
             check.error((*path, "schedule"), f"schedule '{schedule}' is not defined"
                         f"{_known(schedules)}")
@@ -421,10 +477,10 @@ def _groups(check: Checker, value: Any, users: frozenset[str], schedules: dict[s
         for i, m in enumerate(members):
             if m not in users:
                 check.error((*path, "members", str(i)), f"user '{m}' is not defined")
-        mailbox = t.get("mailbox")
+        mailbox = _reference(check, t, "mailbox", path, "a user id")
         if mailbox is not None and mailbox not in users:
             check.error((*path, "mailbox"), f"user '{mailbox}' is not defined")
-        schedule = t.get("schedule")
+        schedule = _reference(check, t, "schedule", path, "a schedule name")
         if schedule is not None and schedule not in schedules:
             check.error((*path, "schedule"), f"schedule '{schedule}' is not defined"
                         f"{_known(schedules)}")
@@ -435,7 +491,7 @@ def _groups(check: Checker, value: Any, users: frozenset[str], schedules: dict[s
             strategy=check.choice(t.get("strategy", "all"), (*path, "strategy"),
                                   ("all", "in-order")) or "all",
             ring_time=check.integer(t.get("ring_time", 20), (*path, "ring_time"), 5, 300) or 20,
-            overflow=t.get("overflow"),
+            overflow=_reference(check, t, "overflow", path, 'a user id or "@group"'),
             mailbox=mailbox,
             extensions=check.strings(t.get("extensions", []), (*path, "extensions"),
                                      check.extension) or (),
@@ -449,7 +505,9 @@ def _groups(check: Checker, value: Any, users: frozenset[str], schedules: dict[s
 def _absences(check: Checker, value: Any, users: frozenset[str], groups: frozenset[str],
               org: Organisation | None) -> dict[str, tuple[Absence, ...]]:
     items = check.typed(value, ("absences",), list, "a list of [[absences]] tables") or []
-    tz = org.timezone if org else None
+    # Without a valid organisation there is no time zone, and the policy is rejected
+    # anyway; UTC still lets a time written with an offset be compared with one without.
+    tz = org.timezone if org else UTC
     out: dict[str, list[Absence]] = {}
     for i, body in enumerate(items):
         path: Path = ("absences", str(i))
@@ -457,7 +515,9 @@ def _absences(check: Checker, value: Any, users: frozenset[str], groups: frozens
                         required=("user", "from", "until"))
         if not {"user", "from", "until"} <= set(t):
             continue
-        user = t["user"]
+        user = _reference(check, t, "user", path, "a user id")
+        if user is None:
+            continue
         if user not in users:
             check.error((*path, "user"), f"user '{user}' is not defined")
             continue
@@ -475,7 +535,8 @@ def _absences(check: Checker, value: Any, users: frozenset[str], groups: frozens
             backup = None
         if backup == user:
             check.error((*path, "backup"), "an absent user cannot be their own backup")
-        message = check.string(t["message"], (*path, "message")) if "message" in t else None
+        message = (check.string(t["message"], (*path, "message"), lines=True)
+                   if "message" in t else None)
         for other in out.get(user, []):
             if start < other.until and other.start < until:
                 check.error(path, f"overlaps another absence of '{user}' "
@@ -509,30 +570,90 @@ def _check_references(check: Checker, users: dict[str, User], groups: dict[str, 
             elif group.overflow == f"@{gid}":
                 check.error(path, "a group cannot overflow to itself")
     # Routing follows backups of an unreachable backup, and group overflows, transitively:
-    # a loop there would ring the same people again and again.
+    # a loop there would ring the same people again and again. Loops are the strongly
+    # connected parts of that graph, found in one pass: walking every backup path instead
+    # takes exponential time (32 users each naming the next two: seconds; 40: minutes).
     edges: dict[str, tuple[str, ...]] = {u: tuple(users[u].backups) for u in users}
     edges.update({f"@{g}": (groups[g].overflow,) if groups[g].overflow else () for g in groups})
-    reported: set[frozenset[str]] = set()
-    for start in edges:
-        _find_loop(check, start, edges, reported)
+    for tangle in _strongly_connected(edges):
+        start = tangle[0]
+        cycle = _shortest_cycle(start, edges, frozenset(tangle))
+        others = [n for n in tangle if n not in cycle]
+        also = (f" (also in this loop: {', '.join(others[:10])}"
+                f"{f' and {len(others) - 10} more' if len(others) > 10 else ''})" if others else "")
+        where = (("users", start, "backups") if not start.startswith("@")
+                 else ("groups", start[1:], "overflow"))
+        check.error(where, f"backup chain loops: {_chain((*cycle, start))}{also}; "
+                    "end the chain in a group or a user without backups")
 
 
-def _find_loop(check: Checker, start: str, edges: dict[str, tuple[str, ...]],
-               reported: set[frozenset[str]]) -> None:
-    stack = [(start, (start,))]
-    while stack:
-        node, chain = stack.pop()
-        for nxt in edges.get(node, ()):
-            if nxt == start:
-                loop = frozenset(chain)
-                if loop not in reported and len(chain) > 1:
-                    reported.add(loop)
-                    where = (("users", start, "backups") if not start.startswith("@")
-                             else ("groups", start[1:], "overflow"))
-                    check.error(where, f"backup chain loops: {' → '.join((*chain, start))}; "
-                                "end the chain in a group or a user without backups")
-            elif nxt not in chain and nxt in edges:
-                stack.append((nxt, (*chain, nxt)))
+def _strongly_connected(edges: Mapping[str, Sequence[str]]) -> list[list[str]]:
+    """The parts of the graph where each node reaches every other (Tarjan), of 2 nodes or more.
+
+    Iterative, so that no chain is too long; each part and the parts themselves are in
+    the order of `edges`, so the report names the loop where the policy file first has it.
+    Edges to nodes that are not keys of `edges` (undefined names) are ignored.
+    """
+    order = {n: i for i, n in enumerate(edges)}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    parts: list[list[str]] = []
+    for root in edges:
+        if root in index:
+            continue
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        work = [(root, iter(edges[root]))]
+        while work:
+            node, todo = work[-1]
+            for nxt in todo:
+                if nxt not in edges:
+                    continue
+                if nxt not in index:
+                    index[nxt] = low[nxt] = len(index)
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, iter(edges[nxt])))
+                    break
+                if nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    part = []
+                    while True:
+                        n = stack.pop()
+                        on_stack.discard(n)
+                        part.append(n)
+                        if n == node:
+                            break
+                    if len(part) > 1:
+                        parts.append(sorted(part, key=order.__getitem__))
+    return sorted(parts, key=lambda part: order[part[0]])
+
+
+def _shortest_cycle(start: str, edges: Mapping[str, Sequence[str]],
+                    members: frozenset[str]) -> list[str]:
+    """The shortest way from `start` back to it inside `members` (start first, not repeated)."""
+    came_from: dict[str, str | None] = {start: None}
+    queue = deque([start])
+    while queue:
+        node = queue.popleft()
+        for nxt in edges[node]:
+            if nxt == start and node != start:
+                path = [node]
+                while (back := came_from[path[-1]]) is not None:
+                    path.append(back)
+                return path[::-1]
+            if nxt in members and nxt not in came_from:
+                came_from[nxt] = node
+                queue.append(nxt)
+    return [start]
 
 
 def _index(check: Checker, users: dict[str, User], groups: dict[str, Group]) -> dict[str, dict]:

@@ -19,16 +19,18 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from .errors import Problem
-from .loading import RawPolicy
+from .loading import RawPolicy, key_path, visible
 
 Path = tuple[str, ...]
-_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-_EXTENSION = re.compile(r"^[0-9]{2,10}$")
-_RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+# Every pattern ends in \Z, not $: "$" also matches before a final line break, which
+# let "alice\n" pass as an id and "201\n" as an extension.
+_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}\Z")
+_EXTENSION = re.compile(r"^[0-9]{2,10}\Z")
+_RANGE = re.compile(r"^ *([0-9]{1,2}):([0-9]{2}) *- *([0-9]{1,2}):([0-9]{2}) *\Z")
 LANGUAGES = ("en", "fr")
 # An ASCII dot-atom local part (RFC 5322 3.2.3): the only shape that skips the full library check.
-_PLAIN_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
-_E164 = re.compile(r"^\+([1-9][0-9]{6,14})$")
+_PLAIN_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
+_E164 = re.compile(r"^\+([1-9][0-9]{6,14})\Z")
 
 
 class Checker:
@@ -40,9 +42,8 @@ class Checker:
         self._domains: dict[str, bool] = {}
 
     def error(self, path: Path, message: str) -> None:
-        self.problems.append(
-            Problem(self.raw.file_of(path), ".".join(path), message, self.raw.line_of(path))
-        )
+        self.problems.append(Problem(self.raw.file_of(path), key_path(path), visible(message),
+                                     self.raw.line_of(path)))
 
     def table(self, value: Any, path: Path, allowed: Iterable[str],
               required: Iterable[str] = ()) -> dict[str, Any]:
@@ -71,15 +72,26 @@ class Checker:
             return None
         return value
 
-    def string(self, value: Any, path: Path, *, empty: bool = False) -> str | None:
+    def string(self, value: Any, path: Path, *, empty: bool = False,
+               lines: bool = False) -> str | None:
+        """A string with no hidden character; line breaks only where `lines` (texts, not names).
+
+        Hidden is what `display_text` would remove (str.isprintable() is the same rule:
+        Unicode's C* and Z* categories but the space): names, folders and templates end up
+        in mail headers, Sieve scripts and dial strings, where a line break, a bidi
+        override or a zero-width space must not travel.
+        """
         s = self.typed(value, path, str, "a string")
         if s is None:
             return None
         if not empty and not s.strip():
             self.error(path, "must not be empty")
             return None
-        if any(ord(c) < 32 and c not in "\t\n" for c in s):
-            self.error(path, "must not contain control characters")
+        hidden = next((c for c in s if not c.isprintable() and not (lines and c == "\n")), None)
+        if hidden is not None:
+            where = "" if lines else " (line breaks included)"
+            self.error(path, f"must not contain control or invisible characters{where}: "
+                             f"found U+{ord(hidden):04X} at character {s.index(hidden) + 1}")
             return None
         return s
 
@@ -116,6 +128,11 @@ class Checker:
 
     def strings(self, value: Any, path: Path, item: Callable[[Any, Path], Any] | None = None,
                 *, nonempty: bool = False) -> tuple | None:
+        """A list whose every item passes `item`; None (problems recorded) if any does not.
+
+        A list is never used with its bad items left out: `media = ["fax"]` would
+        otherwise become an empty list of media that nothing downstream expects.
+        """
         items = self.typed(value, path, list, "a list")
         if items is None:
             return None
@@ -123,13 +140,16 @@ class Checker:
             self.error(path, "must not be empty")
             return None
         out = []
+        failed = False
         for i, v in enumerate(items):
             checked = (item or self.string)(v, (*path, str(i)))
-            if checked is not None:
+            if checked is None:
+                failed = True
+            else:
                 out.append(checked)
         if len(set(out)) != len(out):
             self.error(path, "lists the same value twice")
-        return tuple(out)
+        return None if failed else tuple(out)
 
     def choices(self, value: Any, path: Path, choices: Iterable[str], *,
                 nonempty: bool = False) -> tuple[str, ...] | None:

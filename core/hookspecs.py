@@ -62,7 +62,12 @@ def mailcall_notification_channels(runtime: Runtime) -> list[Any]:
     ``[channels]`` settings configure them. Return a list of objects with
     ``medium: str`` (the name users pick as ``preferred_medium``) and
     ``async send(notification: mailcall.core.plans.Notify, subject: str,
-    text: str) -> None``, which raises on failure so the caller can retry.
+    text: str) -> str | None`` (an optional receipt, quoted in the log),
+    which raises on failure (``mailcall.notifications.channel.Channel``).
+    Exception types in the optional ``temporary_errors`` tuple (default:
+    ``TemporaryChannelError``, ``TimeoutError``, ``ConnectionError``) are
+    retried from the durable queue with backoff; anything else is permanent
+    and reported once.
     """
 
 
@@ -120,6 +125,20 @@ def mailcall_depositor(runtime: Runtime) -> Depositor | None:
     *firstresult*. Called once when ``mailcall serve`` starts; the object
     returned is used by ``runtime.deposit(message)``. Return None to leave the
     choice to another plugin.
+    """
+
+
+@hookspec
+def mailcall_deposit_delivered(runtime: Runtime, deposit: Any, plan: Any, message_id: str) -> None:
+    """A voicemail or fax deposit is in the mailbox: the mail server accepted it.
+
+    Called in ``mailcall serve``'s main process once per delivered deposit, with the
+    shared ``runtime``, the ``deposit`` (``mailcall.core.deposits.VoiceMessage`` or
+    ``FaxMessage``), its ``plan`` (``mailcall.core.plans.DepositPlan``: ``mailbox`` is the
+    user id, ``kind`` "voice" or "fax") and the ``message_id`` it was delivered with. The
+    message-waiting
+    lamp recounts that user's voice folder. Must be fast and should not raise (an
+    exception is logged, and the delivery stays delivered). Return value ignored.
     """
 
 

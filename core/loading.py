@@ -50,7 +50,7 @@ def locate(text: str, path: tuple[str, ...]) -> int | None:
         dotted = r"\s*\.\s*".join(rf"(?:{p}|\"{p}\")" for p in parts)
         return re.compile(rf"^\s*\[\[?\s*{dotted}\s*\]\]?\s*(#.*)?$")
 
-    if len(path) >= 2 and path[1].isdigit():
+    if len(path) >= 2 and path[1].isascii() and path[1].isdigit():
         # [[absences]]: the n-th header of the array, then the key below it.
         array = re.compile(rf"^\s*\[\[\s*{quoted[0]}\s*\]\]")
         starts = [i for i, line in enumerate(lines) if array.match(line)]
@@ -84,6 +84,40 @@ def locate(text: str, path: tuple[str, ...]) -> int | None:
         if key.match(line):
             return i + 1
     return None
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")
+
+
+def key_path(path: tuple[str, ...]) -> str:
+    """A key path as the admin writes it in TOML: `users.alice`, `users."a.b"`, `users."x\\n"`.
+
+    A part that is not a bare key is quoted, so that a dot or a line break inside a key
+    cannot make the report name another key or break its line.
+    """
+    return ".".join(part if _BARE_KEY.match(part) else f'"{visible(part, quotes=True)}"'
+                    for part in path)
+
+
+def visible(text: str, *, quotes: bool = False) -> str:
+    """`text` with its hidden characters written as escapes (\\n, \\u202e), for problem reports.
+
+    Not `display_text`: that one removes what it hides, and a report must show the
+    admin the invisible character to delete. The hidden set is the same (str.isprintable).
+    """
+    if text.isprintable() and not (quotes and ('"' in text or "\\" in text)):
+        return text
+    out = []
+    for c in text:
+        if quotes and c in '"\\':
+            out.append("\\" + c)
+        elif c.isprintable():
+            out.append(c)
+        elif c in "\n\t\r":
+            out.append({"\n": "\\n", "\t": "\\t", "\r": "\\r"}[c])
+        else:
+            out.append(f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}")
+    return "".join(out)
 
 
 def policy_files(path: Path) -> list[Path]:
@@ -124,6 +158,11 @@ def parse_text(text: str, name: str, problems: list[Problem]) -> dict[str, Any] 
         problems.append(Problem(name, "", f"TOML syntax error: {_TOML_POS.sub('', msg).strip()}"
                                 f"{f' (column {m.group(2)})' if m else ''}", line))
         return None
+    except RecursionError:
+        problems.append(Problem(name, "", "values nested too deeply for a policy (tables or "
+                                "arrays inside each other hundreds of levels deep): write them "
+                                "flat, as the examples in docs/policy.md do", None))
+        return None
 
 
 def merge(raw: RawPolicy, new: dict[str, Any], name: str, prefix: tuple[str, ...],
@@ -143,7 +182,7 @@ def merge(raw: RawPolicy, new: dict[str, Any], name: str, prefix: tuple[str, ...
             target[key].extend(value)
         else:
             first = raw.file_of(path)
-            problems.append(Problem(name, ".".join(path),
+            problems.append(Problem(name, key_path(path),
                                     f"already set in {first}; set it in one file only",
                                     raw.line_of(path) if first == name
                                     else locate_in(name, raw, path)))

@@ -209,6 +209,9 @@ class ChannelSettings:
     webhook_timeout: float = 3.0
     file_path: str | None = None
     rate_limit_per_hour: int = 20
+    relay: str = "127.0.0.1:25"
+    """SMTP host:port that takes mail for the outside (SMS gateways, e-mail notices): the
+    local MTA by default. Never [delivery], the route into the local mailboxes."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,8 @@ def _compile(raw: RawPolicy, pm: pluggy.PluginManager | None) -> Policy:
     directory: list = []
     org = raw.data.get("organisation", {})
     if pm is not None:
+        # The hook promises a mapping; `organisation = 3` is the compiler's to report.
+        org = org if isinstance(org, dict) else {}
         for batch in pm.hook.mailcall_directory_users(organisation=org):
             directory.extend(batch or ())
     policy = compile_policy(raw, directory)

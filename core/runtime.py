@@ -8,20 +8,34 @@ nothing is kept in module globals, so tests can run several runtimes side by sid
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
 from .deposits import Deposit
 from .model import Policy
 
+if TYPE_CHECKING:
+    from mailcall.notifications.notice import MailNotice
+
 
 class Depositor(Protocol):
     async def accept(self, message: Deposit) -> str:
         """Make `message` durable (on disk, fsynced) and return its spool id."""
+        ...
+
+
+class Notifier(Protocol):
+    """Who takes the notifications of delivered mail, voicemail and fax
+    (``mailcall.notifications.Dispatcher`` by default)."""
+
+    def submit(self, notice: MailNotice) -> Awaitable[bool]:
+        """Queue `notice` durably; callable from synchronous code (the result may be
+        ignored). The awaitable says True once it is on disk, False when it could not
+        be stored (already logged)."""
         ...
 
 
@@ -41,9 +55,9 @@ class Runtime:
         self.policy_path = policy_path
         self.overrides = dict(overrides or {})
         self.depositor: Depositor | None = None
-        self.notifier: Any | None = None
-        """The notification dispatcher shared by the Sieve bridge and the deposit worker,
-        set by the channels plugin's service (None: no channel plugin loaded)."""
+        self.notifier: Notifier | None = None
+        """The notification service shared by the Sieve bridge and the deposit worker,
+        set by the channels plugin (None: no channel plugin loaded)."""
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         """Where "now" comes from; tests replace it to decide at a chosen time."""
 

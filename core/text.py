@@ -39,7 +39,10 @@ def display_text(value: str | bytes | None, limit: int | None = None, *,
         return ""
     if isinstance(value, bytes):
         value = value.decode("utf-8", errors="replace")
-    value = value.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+    try:  # bytes smuggled in as surrogate escapes are read back as UTF-8
+        value = value.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+    except UnicodeEncodeError:  # a surrogate no decoder made ("\ud800"): unreadable
+        value = "".join("\ufffd" if "\ud800" <= char <= "\udfff" else char for char in value)
     if lines:
         rows = value.replace("\r\n", "\n").replace("\r", "\n").split("\n")
         text = "\n".join(_one_line(row) for row in rows).strip("\n")
@@ -49,6 +52,8 @@ def display_text(value: str | bytes | None, limit: int | None = None, *,
 
 
 def _one_line(value: str) -> str:
+    if value.isascii() and value.isprintable():  # the usual case: nothing hidden to look for
+        return _SPACES.sub(" ", value).strip()
     shown = "".join(" " if _is_hidden(char) else char for char in value)
     return _SPACES.sub(" ", shown).strip()
 

@@ -8,10 +8,11 @@ are picked up by a running worker within its poll interval (30 s).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -83,16 +84,16 @@ def cmd_list(args: argparse.Namespace, policy_loader: Callable[[], Any]) -> int:
     states = tuple(args.state) if args.state else STATES
     rows = list(spool.records(states))
     if args.json:
-        json.dump(rows, sys.stdout, indent=1)
+        json.dump([r.to_json() for r in rows], sys.stdout, indent=1)
         print()
         return 0
     for r in rows:
-        d = r["deposit"]
-        when = r.get("next_attempt") if r["state"] == "deferred" else r.get("accepted_at")
+        when = r.next_attempt if r.state == "deferred" else r.accepted_at
         print(
-            f"{r['id']}  {r['state']:<9}  {d['mailbox']:<12}  attempts={r.get('attempts', 0)}"
-            f"  {'next=' if r['state'] == 'deferred' else 'accepted='}{when}"
-            + (f"  error: {r['last_error']}" if r.get("last_error") else "")
+            f"{r.id}  {r.state:<9}  {r.deposit.mailbox:<12}  attempts={r.attempts}"
+            f"  {'next=' if r.state == 'deferred' else 'accepted='}"
+            f"{when.isoformat() if when else None}"
+            + (f"  error: {r.last_error}" if r.last_error else "")
         )
     print(f"{len(rows)} deposit(s)", file=sys.stderr)
     return 0
@@ -118,12 +119,12 @@ def cmd_retry(args: argparse.Namespace, policy_loader: Callable[[], Any]) -> int
             print(f"{sid}: no such deposit in {spool.root}", file=sys.stderr)
             status = 1
             continue
-        if record["state"] == "delivered":
+        if record.state == "delivered":
             print(f"{sid}: already delivered, not sent again", file=sys.stderr)
             continue
-        record["next_attempt"] = None
-        record["accepted_at"] = now_utc().isoformat()  # a fresh give-up period
-        spool.save(record, "incoming")
+        # A fresh give-up period.
+        spool.save(dataclasses.replace(record, next_attempt=None, accepted_at=now_utc()),
+                   "incoming")
         print(f"{sid}: queued for delivery")
     return status
 
@@ -133,14 +134,14 @@ def cmd_purge(args: argparse.Namespace, policy_loader: Callable[[], Any]) -> int
     cutoff = now_utc() - timedelta(days=args.delivered_older_than)
     removed = 0
     for record in spool.records(("delivered",)):
-        stamp = (record.get("results") or [{}])[-1].get("at") or record["accepted_at"]
-        if datetime.fromisoformat(stamp) < cutoff:
-            spool.remove(record["id"])
+        stamp = record.results[-1].at if record.results else record.accepted_at
+        if stamp < cutoff:
+            spool.remove(record.id)
             removed += 1
     status = 0
     for sid in args.parked:
         record = spool.load(sid) if valid_id(sid) else None
-        if record is None or record["state"] != "parked":
+        if record is None or record.state != "parked":
             print(f"{sid}: not a parked deposit, left alone", file=sys.stderr)
             status = 1
             continue

@@ -79,9 +79,12 @@ async def deliver(
     timeout: float = 120.0,
     hostname: str | None = None,
     stuffed: bool = False,
+    setting: str = "policy [delivery] address",
+    guide: str = "contrib/delivery/README.md",
 ) -> list[Event]:
     """Deliver `message` (already dot-stuffed if `stuffed`); one :class:`Delivered` or
-    :class:`Failed` per recipient."""
+    :class:`Failed` per recipient. `setting` and `guide` name the setting that gave
+    `target`, and its documentation, for the "cannot connect" text the admin reads."""
     tx = MailTransaction(
         lmtp=target.method == "lmtp",
         hostname=hostname or _hostname(),
@@ -117,7 +120,7 @@ async def deliver(
         if writer is None:
             why = (
                 f"cannot connect to {target} ({detail}); is the mail server running, and is "
-                "policy [delivery] address right? See contrib/delivery/README.md"
+                f"{setting} right? See {guide}"
             )
         else:
             why = f"connection to {target} lost ({detail})"

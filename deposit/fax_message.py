@@ -83,8 +83,10 @@ def build_fax_message(
     origin: Origin,
     *,
     tiff: str | None,
+    key: bytes,
 ) -> EmailMessage:
-    """The complete message for `deposit`; `tiff` is the spool's copy of the received file."""
+    """The complete message for `deposit`; `tiff` is the spool's copy of the received file,
+    `key` the deposit key that seals it (:mod:`mailcall.deposit.seal`)."""
     language = plan.language
     name = clean_text(deposit.caller_name)
     number = clean_number(deposit.caller_number)
@@ -142,8 +144,9 @@ def build_fax_message(
         sender_name=name or station or number or origin.sender_name,
         recipient=plan.recipient,
         recipient_name=plan.display_name,
-        msgid=message_id("fax", deposit.mailbox, deposit.call_id, origin.domain),
+        msgid=message_id("fax", deposit.mailbox, deposit.call_id, origin.domain, key=key),
         date=local,
+        key=key,
     )
     if pdf is not None:
         stem = f"fax-{local:%Y%m%d-%H%M%S}"

@@ -11,18 +11,19 @@ even if step (1) had a bug, step (2) raises instead of injecting.
 
 References: RFC 5322 (message format), RFC 2047 (encoded words), RFC 3458
 (Message-Context), RFC 3803 (Content-Duration), RFC 3834 (Auto-Submitted),
-RFC 3966 (tel: URIs).
+RFC 3966 (tel: URIs); ``Mailcall-Deposit`` is mailcall's own (see seal.py).
 """
 
 from __future__ import annotations
 
 import email.policy
-import hashlib
 import re
 from email.headerregistry import Address
 from email.message import EmailMessage
 
 from mailcall.core.text import display_text, truncate
+
+from .seal import SEAL_HEADER, deposit_token, id_digest
 
 STRICT = email.policy.SMTP.clone(raise_on_defect=True, max_line_length=78, utf8=False)
 """CRLF line ends, 7-bit headers (non-ASCII becomes RFC 2047 encoded words), defects raise."""
@@ -79,17 +80,17 @@ def tel_uri(number: str, domain: str) -> str | None:
     return f"tel:{number};phone-context={domain}"
 
 
-def message_id(kind: str, mailbox: str, call_id: str, domain: str) -> str:
+def message_id(kind: str, mailbox: str, call_id: str, domain: str, *, key: bytes) -> str:
     """The stable Message-ID of a deposit: same call, kind and mailbox → same id.
 
-    The readable part keeps the Asterisk unique id for grepping logs; the hash
-    covers the exact original values, so two ids that clean to the same text
-    still differ.
+    The readable part keeps the Asterisk unique id for grepping logs; the keyed
+    hash (:func:`mailcall.deposit.seal.id_digest`) covers the exact original
+    values, so two ids that clean to the same text still differ, and nobody
+    without the deposit key can tell in advance the id of a voicemail to come.
     """
-    digest = hashlib.sha256(f"{kind}\0{mailbox}\0{call_id}".encode()).hexdigest()[:20]
     readable = _ID_SAFE.sub("", call_id)[:40] or "call"
     host = _ID_SAFE.sub("", domain) or "mailcall.invalid"
-    return f"<{kind}.{readable}.{digest}@{host}>"
+    return f"<{kind}.{readable}.{id_digest(key, kind, mailbox, call_id)}@{host}>"
 
 
 def set_common_headers(
@@ -103,8 +104,14 @@ def set_common_headers(
     recipient_name: str,
     msgid: str,
     date,
+    key: bytes,
 ) -> None:
-    """Headers every deposit message carries, set through the header registry only."""
+    """Headers every deposit message carries, set through the header registry only.
+
+    ``Mailcall-Deposit`` is the token that proves the message is mailcall's own
+    (:mod:`mailcall.deposit.seal`): bound to the Message-ID, the envelope
+    recipient and the context, so it cannot be moved to another message or user.
+    """
     msg["Message-ID"] = msgid
     msg["Date"] = date
     msg["From"] = Address(display_name=display_name(sender_name), addr_spec=sender)
@@ -112,6 +119,7 @@ def set_common_headers(
     msg["Subject"] = header_text(subject, limit=200)
     msg["Message-Context"] = context
     msg["Auto-Submitted"] = "auto-generated"
+    msg[SEAL_HEADER] = deposit_token(key, msgid, recipient, context)
 
 
 def serialise(msg: EmailMessage) -> bytes:

@@ -44,10 +44,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from mailcall.core.deposits import Deposit, FaxMessage, VoiceMessage
+from mailcall.core.deposits import Deposit, VoiceMessage
 
+from .spool_record import SpoolRecord, kind_of
 from .wav_header import complete_wav_header
 
 T = TypeVar("T")
@@ -84,24 +85,6 @@ def valid_id(value: str) -> bool:
     return bool(_VALID_ID.match(value))
 
 
-def kind_of(message: Deposit) -> str:
-    return "voice" if isinstance(message, VoiceMessage) else "fax"
-
-
-def deposit_to_json(message: Deposit) -> dict[str, Any]:
-    data = dataclasses.asdict(message)
-    data["at"] = message.at.isoformat()
-    return data
-
-
-def deposit_from_json(kind: str, data: dict[str, Any]) -> Deposit:
-    values = dict(data)
-    values["at"] = datetime.fromisoformat(values["at"])
-    cls = VoiceMessage if kind == "voice" else FaxMessage
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in values.items() if k in names})
-
-
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -121,8 +104,14 @@ class Spool:
         self.root = Path(root)
 
     def ensure(self) -> None:
+        """The spool's own folders, mailcall's alone (0700): the spool root is open to
+        Asterisk's group so it can reach rec/, but the sealed messages waiting here carry
+        their deposit token, which that group must not read and send ahead of them."""
         for name in DIRS:
-            (self.root / name).mkdir(parents=True, exist_ok=True, mode=0o750)
+            folder = self.root / name
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if stat.S_IMODE(folder.stat().st_mode) & 0o077:  # made 0750 by older versions
+                os.chmod(folder, 0o700)
 
     def lock(self) -> int:
         """Take the spool for this process; the returned descriptor holds it until closed.
@@ -173,7 +162,9 @@ class Spool:
         os.replace(tmp, target)
         fsync_dir(target.parent)
 
-    def _copy_atomic(self, source: Path, target: Path) -> None:
+    def _copy_atomic(self, source: Path, target: Path) -> bool:
+        """Copy `source` to `target` durably; True when it was still being written."""
+        unfinished = False
         tmp = self.root / "tmp" / f"{target.name}.{os.getpid()}.tmp"
         # The recordings folder is writable by Asterisk: a link planted there must never
         # make mailcall mail out a file it can read. No link is followed, and what is
@@ -204,13 +195,30 @@ class Spool:
             if target.suffix == ".wav":
                 dst.flush()
                 if complete_wav_header(dst.fileno()):
+                    unfinished = True
                     log.warning("recording %s was still being written by Asterisk when it was "
                                 "deposited (mailcall stopping, or the call's connection lost): "
-                                "its header was completed from its length, %d bytes",
-                                source, os.fstat(dst.fileno()).st_size)
+                                "its header was completed from its length, %d bytes; the file "
+                                "is left where it is", source, os.fstat(dst.fileno()).st_size)
             os.fsync(dst.fileno())
         os.replace(tmp, target)
         fsync_dir(target.parent)
+        return unfinished
+
+    def _release(self, source: Path) -> None:
+        """Remove a recording Asterisk left in ``rec/`` once the spool holds its own copy.
+
+        ``rec/`` is where the dialplan and the handlers have Asterisk record
+        (``vm-*.wav``, ``fax-*.tif``); nothing else removes what lands there.
+        A file anywhere else belongs to whoever deposited it and is left alone.
+        """
+        try:
+            if source.parent.resolve() != (self.root / "rec").resolve():
+                return
+            source.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("could not remove %s after the spool took its copy (%s); it can be "
+                        "deleted by hand", source, exc.strerror)
 
     def write_message(self, sid: str, data: bytes) -> Path:
         path = self.message_path(sid)
@@ -239,50 +247,47 @@ class Spool:
                 return state
         return None
 
-    def load(self, sid: str) -> dict[str, Any] | None:
+    def load(self, sid: str) -> SpoolRecord | None:
         state = self.state_of(sid)
         if state is None:
             return None
         path = self.path(state, sid)
         try:
-            record = json.loads(path.read_text())
-            if not isinstance(record, dict) or not isinstance(record.get("id"), str):
-                raise ValueError("not a spool record")
-            if state == "deferred" and record.get("next_attempt"):
-                datetime.fromisoformat(record["next_attempt"])
+            data = json.loads(path.read_bytes())
+            if isinstance(data, dict):
+                data["state"] = state  # the folder says, whatever the file does
+            return SpoolRecord.from_json(data)
         except FileNotFoundError:  # moved on by another process in between
             return self.load(sid) if self.state_of(sid) not in (None, state) else None
-        except (ValueError, TypeError) as exc:
+        except ValueError as exc:  # not JSON, or a field that is wrong (named in exc)
             # Set aside, never deleted: the recording in data/ is still there for a human.
             path.replace(path.with_suffix(".json.corrupt"))
             log.error("spool record %s is unreadable (%s); moved aside to %s.corrupt",
                       path, exc, path.name)
             return None
-        record["state"] = state
-        return record
 
-    def save(self, record: dict[str, Any], state: str) -> None:
+    def save(self, record: SpoolRecord, state: str) -> None:
         """Put `record` in `state`, durably, then drop it from any other state."""
-        sid = record["id"]
-        record = {**record, "state": state}
-        self._write_atomic(self.path(state, sid), json.dumps(record).encode())
+        sid = record.id
+        record = dataclasses.replace(record, state=state)
+        self._write_atomic(self.path(state, sid), record.to_bytes())
         for other in STATES:
             if other != state:
                 with contextlib.suppress(FileNotFoundError):
                     self.path(other, sid).unlink()
                     fsync_dir(self.root / other)
 
-    def prepare(self, record: dict[str, Any], state: str) -> Path:
+    def prepare(self, record: SpoolRecord, state: str) -> Path:
         """Write `record` for `state` into tmp/, fsynced, without making it current.
 
         :meth:`commit` then needs one ``rename`` only: the worker prepares the
         "delivered" record before sending the message, so that after the server's
         250 a single system call, made at once on the event loop, records it.
         """
-        sid = record["id"]
+        sid = record.id
         tmp = self.root / "tmp" / f"{sid}.{state}.prepared"
         with open(tmp, "wb") as f:
-            f.write(json.dumps({**record, "state": state}).encode())
+            f.write(dataclasses.replace(record, state=state).to_bytes())
             f.flush()
             os.fsync(f.fileno())
         return tmp
@@ -297,7 +302,45 @@ class Spool:
             return []
         return sorted(p.stem for p in folder.glob("*.json"))
 
-    def records(self, states: tuple[str, ...] = STATES) -> Iterator[dict[str, Any]]:
+    def notify_pending(self) -> list[SpoolRecord]:
+        """Delivered records whose notification was never handed to the notifier (a crash
+        between the server's 250 and the notifier's commit). Only the files that say so
+        are parsed: delivered records pile up until ``mailcall spool purge``."""
+        pending = []
+        for sid in self.ids("delivered"):
+            try:
+                if b'"notify_pending": true' not in self.path("delivered", sid).read_bytes():
+                    continue
+            except FileNotFoundError:
+                continue
+            record = self.load(sid)
+            if record is not None and record.state == "delivered" and record.notify_pending:
+                pending.append(record)
+        return pending
+
+    def notified(self, sid: str) -> None:
+        """The notification of delivered record `sid` is in the notifier's durable queue."""
+        try:
+            record = self.load(sid)
+            if record is not None and record.state == "delivered" and record.notify_pending:
+                self.save(dataclasses.replace(record, notify_pending=False), "delivered")
+        except OSError as exc:  # it is then handed over once more at next start: deduplicated
+            log.warning("spool record %s: cannot note that its notification is queued (%s)",
+                        sid, exc)
+
+    def notified_when(self, accepted: object, sid: str) -> None:
+        """Clear `sid`'s pending notification once `accepted` (the future the notifier's
+        ``submit`` returned) says it is on disk; never on the caller's event loop thread."""
+        if not isinstance(accepted, asyncio.Future):
+            return
+
+        def done(future: asyncio.Future) -> None:
+            if not future.cancelled() and future.exception() is None and future.result():
+                future.get_loop().run_in_executor(None, self.notified, sid)
+
+        accepted.add_done_callback(done)
+
+    def records(self, states: tuple[str, ...] = STATES) -> Iterator[SpoolRecord]:
         seen: set[str] = set()
         for state in reversed(STATES):
             for sid in self.ids(state):
@@ -348,6 +391,7 @@ class Spool:
         source = message.recording if isinstance(message, VoiceMessage) else message.tiff
         payload: str | None = None
         note = ""
+        copied: Path | None = None
         try:
             self.ensure()
             if source:
@@ -355,7 +399,8 @@ class Spool:
                 suffix = ".wav" if kind == "voice" else ".tif"
                 target = self.root / "data" / f"{sid}{suffix}"
                 try:
-                    self._copy_atomic(src, target)
+                    if not self._copy_atomic(src, target):
+                        copied = src  # finished by Asterisk: removable once the record is in
                     payload = str(target.relative_to(self.root))
                 except FileNotFoundError:
                     note = f"{src} does not exist"
@@ -369,19 +414,9 @@ class Spool:
                         note = f"could not read {src}: {exc}"
                     else:
                         raise
-            record = {
-                "id": sid,
-                "kind": kind,
-                "deposit": deposit_to_json(message),
-                "payload": payload,
-                "note": note,
-                "accepted_at": now_utc().isoformat(),
-                "attempts": 0,
-                "next_attempt": None,
-                "last_error": "",
-                "results": [],
-            }
-            self._write_atomic(self.path("incoming", sid), json.dumps(record).encode())
+            record = SpoolRecord(id=sid, kind=kind, deposit=message, payload=payload, note=note,
+                                 accepted_at=now_utc())
+            self._write_atomic(self.path("incoming", sid), record.to_bytes())
         except OSError as exc:
             raise SpoolError(
                 f"cannot write the deposit {sid} into the spool {self.root}: {exc}; "
@@ -389,6 +424,8 @@ class Spool:
             ) from exc
         if note:
             log.warning("deposit %s accepted without its file: %s", sid, note)
+        if copied is not None:
+            self._release(copied)
         return sid
 
 

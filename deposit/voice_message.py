@@ -2,8 +2,9 @@
 
 The message is ``multipart/mixed``: a ``text/plain`` part saying who called,
 when, for how long and why the call went to voicemail, then the audio part with
-``Content-Duration``. ``Message-Context: voice-message`` lets mail clients and
-the mailcall Sieve rules recognise it without guessing from the subject.
+``Content-Duration``. ``Message-Context: voice-message`` lets mail clients
+recognise it without guessing from the subject; its ``Mailcall-Deposit`` token
+lets mailcall's Sieve rules tell it from a forgery.
 
 Building is *blocking* (it encodes audio) and runs in the spool worker's
 process pool. It never raises for bad input from the phone side: a missing,
@@ -65,8 +66,10 @@ def build_voice_message(
     recording: str | None,
     encoder: Any | None,
     workdir: str | os.PathLike,
+    key: bytes,
 ) -> EmailMessage:
-    """The complete message for `deposit`; `recording` is the spool's copy of the WAV."""
+    """The complete message for `deposit`; `recording` is the spool's copy of the WAV,
+    `key` the deposit key that seals it (:mod:`mailcall.deposit.seal`)."""
     language = plan.language
     name = clean_text(deposit.caller_name)
     number = clean_number(deposit.caller_number)
@@ -124,8 +127,9 @@ def build_voice_message(
         sender_name=name or number or origin.sender_name,
         recipient=plan.recipient,
         recipient_name=plan.display_name,
-        msgid=message_id("voice", deposit.mailbox, deposit.call_id, origin.domain),
+        msgid=message_id("voice", deposit.mailbox, deposit.call_id, origin.domain, key=key),
         date=local,
+        key=key,
     )
     if attachment is not None:
         data, filename, fmt = attachment

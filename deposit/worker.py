@@ -24,7 +24,7 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -36,8 +36,11 @@ from mailcall.core.plans import DepositPlan
 from .builder import BuildJob, build
 from .delivery import Target, deliver
 from .headers import message_id
+from .lifetime import die_with_parent, ignore_stop_signals
 from .mail_protocol import Delivered, Failed, dot_stuff
-from .spool import Spool, deposit_from_json, now_utc
+from .seal import deposit_key, needs_resealing
+from .spool import Spool, now_utc
+from .spool_record import DeliveryResult, SpoolRecord
 from .voice_message import Origin
 
 log = logging.getLogger(__name__)
@@ -70,10 +73,8 @@ def _background_priority(parent: int | None = None) -> None:
 
     SCHED_IDLE (Linux) runs them only on otherwise idle CPU time; elsewhere a
     plain nice value is the best we can ask for. They also die with the process
-    that started them and leave stop signals to it (see delivery_process.py).
+    that started them and leave stop signals to it (see lifetime.py).
     """
-    from .delivery_process import die_with_parent, ignore_stop_signals
-
     ignore_stop_signals()
     die_with_parent(parent)
     try:
@@ -110,7 +111,7 @@ class SpoolWorker:
         encoders: Mapping[str, Any],
         settings: WorkerSettings | None = None,
         executor_factory: Callable[[], Executor] | None = None,
-        delivered: Callable[[Deposit, DepositPlan, str], None] | None = None,
+        delivered: Callable[[Deposit, DepositPlan, str], object] | None = None,
         recover: bool = True,
     ) -> None:
         self.spool = spool
@@ -193,13 +194,9 @@ class SpoolWorker:
         upcoming: datetime | None = None
         for sid in self.spool.ids("deferred"):
             record = self.spool.load(sid)
-            if record is None or record["state"] != "deferred":
+            if record is None or record.state != "deferred":
                 continue
-            at = (
-                datetime.fromisoformat(record["next_attempt"])
-                if record.get("next_attempt")
-                else now
-            )
+            at = record.next_attempt or now
             if at <= now:
                 due.append(sid)
             elif upcoming is None or at < upcoming:
@@ -239,10 +236,14 @@ class SpoolWorker:
     # -- one deposit -------------------------------------------------------------
     async def _process(self, sid: str) -> None:
         record = await self._io(self.spool.load, sid)
-        if record is None or record["state"] in ("delivered", "parked"):
+        if record is None or record.state in ("delivered", "parked"):
             return
         try:
-            await self._attempt(sid, record)
+            started = await self._start_attempt(record)
+            if started is None:
+                return
+            record, plan, origin = started  # from here on, the record notes the attempt
+            await self._attempt(sid, record, plan, origin)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -250,30 +251,40 @@ class SpoolWorker:
             log.exception("deposit %s: unexpected error; will retry", sid)
             await self._temporary(record, f"internal error: {exc!r}")
 
-    async def _attempt(self, sid: str, record: dict[str, Any]) -> None:
-        deposit = deposit_from_json(record["kind"], record["deposit"])
+    async def _start_attempt(
+            self, record: SpoolRecord) -> tuple[SpoolRecord, DepositPlan, Origin] | None:
+        """The plan, and the record noting one more attempt; None if the plan decided."""
+        deposit = record.deposit
         try:
             planned = self.planner(deposit)
             plan = await planned if inspect.isawaitable(planned) else planned
         except PlanUnavailable as exc:
             await self._temporary(record, f"no delivery plan yet: {exc}")
-            return
+            return None
         except Exception as exc:
             await self._park(record, f"no delivery plan for mailbox {deposit.mailbox!r}: {exc}")
-            return
+            return None
         origin = self.origin()
         # Durable note that an attempt is under way: after a crash, `attempts` shows that
         # this deposit may have reached the server (see docs/deposit.md, "Exactly once").
-        record["message_id"] = message_id(
-            record["kind"], deposit.mailbox, deposit.call_id, origin.domain
+        mid = message_id(
+            record.kind, deposit.mailbox, deposit.call_id, origin.domain,
+            key=deposit_key(self.spool.root),
         )
-        record["attempts"] = record.get("attempts", 0) + 1
-        record["last_attempt_at"] = now_utc().isoformat()
+        noted = replace(record, message_id=mid, attempts=record.attempts + 1,
+                        last_attempt_at=now_utc())
+        return noted, plan, origin
+
+    async def _attempt(self, sid: str, record: SpoolRecord, plan: DepositPlan,
+                       origin: Origin) -> None:
+        deposit, mid = record.deposit, record.message_id
+        assert mid is not None, "_start_attempt sets it"
         message_path = self.spool.message_path(sid)
 
         def note_attempt() -> bool:  # one thread hop instead of two
-            self.spool.save(record, record["state"])
-            return message_path.exists()
+            self.spool.save(record, record.state)
+            # Built long ago (Dovecot was down): rebuild, so its token is fresh (seal.py).
+            return message_path.exists() and not needs_resealing(message_path)
 
         if not await self._io(note_attempt):
             encoder = self.encoders.get(plan.audio_format) if plan.kind == "voice" else None
@@ -296,18 +307,9 @@ class SpoolWorker:
         # the server's 250 it only has to be renamed into place, at once, on the event loop.
         # The crash window between the server's commit and our record is that one rename
         # (see docs/deposit.md, "Exactly once").
-        delivered = {
-            **record,
-            "results": [
-                {
-                    "recipient": plan.recipient,
-                    "status": "delivered",
-                    "reply": "2xx",
-                    "at": now_utc().isoformat(),
-                }
-            ],
-            "last_error": "",
-        }
+        delivered = replace(
+            record, last_error="", notify_pending=bool(plan.notify),
+            results=(DeliveryResult(plan.recipient, "delivered", "2xx", now_utc()),))
 
         def load_and_prepare() -> tuple[bytes, Path]:
             wire_path = self.spool.wire_path(sid)
@@ -321,21 +323,17 @@ class SpoolWorker:
 
         async def on_delivered(event: Delivered) -> None:
             self.spool.commit(prepared, "delivered", sid)
-            delivered["results"] = [
-                {
-                    "recipient": event.recipient,
-                    "status": "delivered",
-                    "reply": str(event.reply),
-                    "at": now_utc().isoformat(),
-                }
-            ]
-            await self._io(self.spool.save, delivered, "delivered")
+            final = replace(delivered, results=(
+                DeliveryResult(event.recipient, "delivered", str(event.reply), now_utc()),))
+            await self._io(self.spool.save, final, "delivered")
             log.info("deposit %s delivered to %s: %s", sid, event.recipient, event.reply)
             if self.delivered is not None:
                 try:
-                    self.delivered(deposit, plan, record["message_id"])
+                    accepted = self.delivered(deposit, plan, mid)
                 except Exception:
                     log.exception("deposit %s: delivered, but notifying the mobile failed", sid)
+                else:
+                    self.spool.notified_when(accepted, sid)
 
         try:
             events = await deliver(
@@ -351,47 +349,40 @@ class SpoolWorker:
             prepared.unlink(missing_ok=True)
         for event in events:
             if isinstance(event, Failed):
-                record["results"] = [
-                    {
-                        "recipient": event.recipient,
-                        "status": "permanent" if event.permanent else "temporary",
-                        "reply": event.reason,
-                        "at": now_utc().isoformat(),
-                    }
-                ]
+                failed = replace(record, results=(DeliveryResult(
+                    event.recipient, "permanent" if event.permanent else "temporary",
+                    event.reason, now_utc()),))
                 if event.permanent:
-                    await self._park(record, f"{event.recipient} refused: {event.reason}")
+                    await self._park(failed, f"{event.recipient} refused: {event.reason}")
                 else:
-                    await self._temporary(record, f"{event.recipient}: {event.reason}")
+                    await self._temporary(failed, f"{event.recipient}: {event.reason}")
 
-    async def _temporary(self, record: dict[str, Any], why: str) -> None:
-        accepted = datetime.fromisoformat(record["accepted_at"])
-        age = (now_utc() - accepted).total_seconds()
+    async def _temporary(self, record: SpoolRecord, why: str) -> None:
+        age = (now_utc() - record.accepted_at).total_seconds()
         if age > self.settings.give_up_after:
             await self._park(record, f"still failing after {age / 3600:.0f} h: {why}")
             return
-        attempts = max(1, record.get("attempts", 0))
+        attempts = max(1, record.attempts)
         delay = min(self.settings.retry_base * 2 ** (attempts - 1), self.settings.retry_max)
         delay *= random.uniform(0.9, 1.1)
-        record["last_error"] = why
-        record["next_attempt"] = (now_utc() + timedelta(seconds=delay)).isoformat()
-        await self._io(self.spool.save, record, "deferred")
+        deferred = replace(record, last_error=why,
+                           next_attempt=now_utc() + timedelta(seconds=delay))
+        await self._io(self.spool.save, deferred, "deferred")
         log.warning(
             "deposit %s deferred (attempt %d), next try in %.0f s: %s",
-            record["id"],
+            record.id,
             attempts,
             delay,
             why,
         )
 
-    async def _park(self, record: dict[str, Any], why: str) -> None:
-        record["last_error"] = why
-        record["next_attempt"] = None
-        await self._io(self.spool.save, record, "parked")
+    async def _park(self, record: SpoolRecord, why: str) -> None:
+        parked = replace(record, last_error=why, next_attempt=None)
+        await self._io(self.spool.save, parked, "parked")
         log.error(
             "deposit %s PARKED, it will not be retried automatically: %s. Fix the cause, then run "
             "'mailcall spool retry %s'",
-            record["id"],
+            record.id,
             why,
-            record["id"],
+            record.id,
         )

@@ -11,6 +11,7 @@ reload applies to deposits still waiting in the spool.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 from typing import Any
 
@@ -29,6 +30,7 @@ from mailcall.deposit.opus_encoder import LibopusEncoder
 from mailcall.deposit.opus_encoder import available as libopus_available
 from mailcall.deposit.spool import Spool, SpoolDepositor, kind_of
 from mailcall.deposit.voice_message import Origin
+from mailcall.notifications import MailNotice
 
 log = logging.getLogger(__name__)
 
@@ -52,20 +54,27 @@ _NOTICE = {"fr": {"voice": "Message vocal", "fax": "Fax"},
 
 
 def notify_delivered(runtime: Runtime, deposit: Deposit, plan: DepositPlan,
-                     message_id: str) -> None:
-    """Tell the mobile of a delivered voicemail or fax, through the shared dispatcher."""
+                     message_id: str) -> asyncio.Future[bool] | None:
+    """Tell the mobile of a delivered voicemail or fax, through the shared notifier.
+
+    The notifier stores the notice in its durable queue before it counts as accepted
+    (what it says if it cannot is in its own ERROR line); caller text is cleaned
+    where it is shown, by the notification's wording. Returns the notifier's future (True
+    once the notice is on disk), which the delivery process waits for before it forgets
+    the promise (``notify_pending`` in the delivered spool record).
+    """
+    runtime.pm.hook.mailcall_deposit_delivered(runtime=runtime, deposit=deposit, plan=plan,
+                                               message_id=message_id)  # the lamp, for one
     if not plan.notify:
-        return
+        return None
     if runtime.notifier is None:
         log.warning("deposit for %s delivered; no notification channel plugin is loaded to "
                     "tell the mobile", plan.mailbox)
-        return
-    from mailcall.sieve.notifications import MailNotice
-
+        return None
     caller = " ".join(p for p in (deposit.caller_name, deposit.caller_number)
                       if p and p != "unknown") or "?"
     words = _NOTICE.get(plan.language, _NOTICE["en"])
-    runtime.notifier.submit(MailNotice(
+    return runtime.notifier.submit(MailNotice(
         notifications=plan.notify, recipient=plan.recipient,
         sender=origin_for(runtime.policy).sender, message_id=message_id,
         subject=words[plan.kind], from_header=caller, origin="deposit"))

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mailcall.agi.handlers.voicemail import shared_folder
+from mailcall.agi.folders import shared_folder
 from mailcall.core.greeting_text import greeting_text
 from mailcall.core.hookspecs import hookimpl
 from mailcall.core.model import GREETING_KINDS, Policy

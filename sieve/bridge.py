@@ -15,9 +15,17 @@ starts per message. Design rules, from Dovecot 2.3.19's behaviour
   renamed into place: Dovecot never sees a socket it may not open.
 
 Verbs (first argument): ``notify [recipient [sender]]`` decides with
-``plan_mail`` and queues Notify actions; ``folder`` answers the folder name of
-a FileInto action as output (for ``execute :output``; the generated script
-files statically and does not need it); ``ping`` answers ``+``.
+``plan_mail`` and queues Notify actions; ``deposit [recipient]`` answers ``+``
+only for a voicemail or fax mailcall itself deposited, proven by its
+``Mailcall-Deposit`` token (:mod:`mailcall.deposit.seal`: authentic, and made
+within the duplicate window, so a replayed copy is refused), and logs why
+anything else is not one; ``folder`` answers the folder name of a proven
+deposit as output (for ``execute :output`` in custom scripts; the generated
+script files statically and does not need it); ``ping`` answers ``+``.
+
+Header values arrive URL-encoded and are decoded, then cleaned by the
+project's one rule for outside text (:func:`mailcall.core.text.display_text`)
+before anything shows or logs them.
 """
 
 from __future__ import annotations
@@ -38,8 +46,10 @@ from mailcall.core.mailing import plan_mail
 from mailcall.core.plans import FileInto, MailPlan, MailRequest, Notify
 from mailcall.core.plugins import announce_decision
 from mailcall.core.runtime import Runtime
+from mailcall.core.text import display_text
+from mailcall.deposit.seal import SEAL_HEADER, DepositKeyError, delivery_problem, deposit_key
+from mailcall.notifications import Dispatcher, MailNotice, queue_path
 
-from .notifications import Dispatcher, MailNotice
 from .script_protocol import (
     NEED_DATA,
     Arguments,
@@ -60,8 +70,7 @@ LIMITS = Limits(max_line=4096, max_env=32, max_args=16, max_input=64 * 1024)
 READ_SIZE = 65536
 FIELD_LIMIT = 998
 """Longest header value kept (RFC 5322's line limit)."""
-CONTROLS = str.maketrans(dict.fromkeys(map(chr, range(32)), " "))
-"""C0 control characters -> space (a read-only ``str.translate`` table, C speed)."""
+PHONE_CONTEXTS = ("voice-message", "fax-message")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +86,7 @@ class BridgeRequest:
 
 
 def parse_fields(data: bytes) -> dict[str, str]:
-    """``key=value`` lines, values percent-decoded then stripped of control characters."""
+    """``key=value`` lines, values percent-decoded then cleaned as outside text."""
     fields: dict[str, str] = {}
     for raw in data.split(b"\n"):
         key, sep, value = raw.partition(b"=")
@@ -89,7 +98,7 @@ def parse_fields(data: bytes) -> dict[str, str]:
         text = value.decode("ascii", errors="replace")
         if "%" in text:
             text = unquote(text, errors="replace")
-        fields[name] = " ".join(text.translate(CONTROLS).split())[:FIELD_LIMIT]
+        fields[name] = display_text(text, FIELD_LIMIT)
     return fields
 
 
@@ -255,9 +264,11 @@ class SieveBridge:
 
     def __init__(self, runtime: Runtime, path: str | os.PathLike[str], *,
                  channels: list[Any] | None = None, answer_timeout: float | None = None,
-                 socket_mode: int = 0o660) -> None:
+                 socket_mode: int = 0o660, spool_dir: str | os.PathLike[str] | None = None) -> None:
         self.runtime = runtime
         self.path = Path(path)
+        self.spool_dir = Path(spool_dir or runtime.setting("spool_dir"))
+        """Where the deposit key is (the key the deposit builder seals messages with)."""
         self.answer_timeout = answer_timeout or DEFAULT_ANSWER_TIMEOUT
         self.socket_mode = socket_mode
         # One dispatcher per running server, shared with the deposit worker, so that the
@@ -270,7 +281,8 @@ class SieveBridge:
             if channels is None:
                 channels = [c for batch in runtime.pm.hook.mailcall_notification_channels(
                     runtime=runtime) for c in batch or ()]
-            self.dispatcher = Dispatcher(runtime, channels)
+            self.dispatcher = Dispatcher(runtime, channels,
+                                         path=queue_path(runtime.setting("spool_dir")))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listener: socket.socket | None = None
         self._inode: int | None = None
@@ -304,6 +316,10 @@ class SieveBridge:
                 f"{self.path}: stop it first (systemctl stop mailcall), or give this one its "
                 "own [sieve] socket. A socket left by a crashed mailcall does not answer and "
                 "is replaced.")
+        try:  # created here on the very first start; unusable: say so now, not per mail
+            deposit_key(self.spool_dir)
+        except DepositKeyError as exc:
+            raise ServiceStartError(f"Sieve bridge: {exc}") from None
         if self._owns_dispatcher:
             await self.dispatcher.start()
         self._loop = asyncio.get_running_loop()
@@ -394,15 +410,22 @@ class SieveBridge:
         verb = request.verb
         if verb == "ping":
             return True, b"", None
+        if verb == "deposit":
+            return self.proven(request), b"", None
         if verb not in ("notify", "folder"):
-            log.warning("unknown verb %r from Sieve: answered false", verb[:40])
+            log.warning("unknown verb %r from Sieve: answered false", display_text(verb, 40))
             return False, b"", None
-        plan = self.plan(request)
         if verb == "folder":
+            # A custom script may ask for every mail: only one with a token is worth a check
+            # (and a log line when it fails).
+            if not request.fields.get("token") or not self.proven(request):
+                return False, b"", None
+            plan = self.plan(request, context=request.fields.get("context", ""))
             folders = [a.folder for a in plan.actions if isinstance(a, FileInto)]
             if not folders:
                 return False, b"", None
             return True, folders[0].encode("utf-8"), None
+        plan = self.plan(request)
         notifications = tuple(a for a in plan.actions if isinstance(a, Notify))
         if not notifications:
             return True, b"", None
@@ -416,13 +439,52 @@ class SieveBridge:
         )
         return True, b"", notice
 
-    def plan(self, request: BridgeRequest) -> MailPlan:
+    def proven(self, request: BridgeRequest) -> bool:
+        """True for a voicemail or fax mailcall deposited: its token is the one mailcall's key
+        gives for its Message-ID, context and envelope recipient. Anything else is logged:
+        Dovecot's script sets it aside (Quarantine)."""
+        f = request.fields
+        recipient = self._recipient(request)
+        message_id, context = f.get("message-id", ""), f.get("context", "").lower()
+        token = f.get("token", "")
+        if context not in PHONE_CONTEXTS:
+            problem = "its Message-Context is not voice-message or fax-message"
+        elif not token:
+            problem = f"it carries no {SEAL_HEADER} token"
+        else:
+            try:
+                key = deposit_key(self.spool_dir)
+            except DepositKeyError as exc:
+                log.error("cannot check a deposit for %s: %s", display_text(recipient, 200), exc)
+                return False
+            # Authentic *and* fresh: a replayed copy of a genuine deposit is older than the
+            # window Dovecot's duplicate test remembers its Message-ID for. Real time, as
+            # the builder's and Dovecot's (not the policy clock tests move).
+            problem = delivery_problem(key, token, message_id, recipient, context,
+                                       key_name=f"{self.spool_dir}/deposit.key")
+            if problem is None:
+                return True
+        sender = request.args[2] if len(request.args) > 2 else request.env.get("SENDER")
+        log.warning("mail to %s from <%s>, Message-ID %s, claims to be a mailcall deposit but %s: "
+                    "not filed as voicemail or fax (the generated script puts it into "
+                    "Quarantine)", display_text(recipient, 200), display_text(sender, 200),
+                    display_text(message_id, 200) or "(none)", problem)
+        return False
+
+    @staticmethod
+    def _recipient(request: BridgeRequest) -> str:
+        args, env = request.args, request.env
+        return args[1] if len(args) > 1 else env.get("RECIPIENT")
+
+    def plan(self, request: BridgeRequest, context: str = "") -> MailPlan:
+        """The policy's decision for this mail. `context` is given only for a proven deposit:
+        a Message-Context header alone never files anything."""
         args, env, f = request.args, request.env, request.fields
-        recipient = args[1] if len(args) > 1 else env.get("RECIPIENT")
+        recipient = self._recipient(request)
         sender = args[2] if len(args) > 2 else env.get("SENDER")
         mail = MailRequest(
             recipient=recipient, sender=sender, at=self.runtime.now(),
-            context=f.get("context", ""), auto_submitted=f.get("auto-submitted", ""),
+            context=context, auto_submitted=f.get("auto-submitted", ""),
             list_id=f.get("list-id", ""), precedence=f.get("precedence", ""),
             subject=f.get("subject", ""),
         )

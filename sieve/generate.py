@@ -2,9 +2,14 @@
 
 Why this split:
 
-* The global script (``sieve_before``) files voice and fax messages by their
-  ``Message-Context`` header (RFC 3458) and asks the mailcall bridge whether to
-  notify a mobile. Folder names are static policy data, so filing needs no
+* The global script (``sieve_before``) files voice and fax messages mailcall
+  deposited and asks the mailcall bridge whether to notify a mobile. Anyone
+  can write ``Message-Context: voice-message`` (RFC 3458), mailcall's envelope
+  sender or a Message-ID, so a deposit is proven by its ``Mailcall-Deposit``
+  token alone, which the bridge recomputes with mailcall's key
+  (:mod:`mailcall.deposit.seal`); only proven deposits are filed or dropped
+  as duplicates, and what claims to be one and is not goes to Quarantine.
+  Folder names are static policy data, so filing needs no
   round trip; the bridge is called with ``execute`` *without* ``:output`` and
   always as a *test*, so a slow, stopped or confused mailcall is just "false"
   (an ``execute :output`` timeout crashes Dovecot 2.3.19's LMTP, and a failed
@@ -18,7 +23,10 @@ Why this split:
   script, which keeps working unchanged (a missing file is silently skipped).
   Each absence is guarded by ``currentdate`` so the reply starts and stops on
   time even if nobody regenerates the scripts; they hold no ``variables``
-  requirement so that ``${...}`` in a user's text is never expanded.
+  requirement so that ``${...}`` in a user's text is never expanded. Automatic
+  mail (RFC 3834) and mail from mailcall's envelope sender are never answered:
+  the reply goes to the envelope sender, so forging mailcall's can only
+  withhold a reply that would have reached mailcall itself.
 """
 
 from __future__ import annotations
@@ -31,8 +39,10 @@ from pathlib import Path
 
 from mailcall.core.absence_text import auto_reply_text
 from mailcall.core.model import Absence, Policy, User
+from mailcall.core.text import display_text
+from mailcall.deposit.seal import DEPOSIT_WINDOW, SEAL_HEADER
 
-from .quoting import clean_text, sieve_list, sieve_literal, sieve_quote
+from .quoting import sieve_list, sieve_literal, sieve_quote
 
 PROGRAM = "mailcall"
 """Program name = socket name in sieve_execute_socket_dir = file name in sieve_execute_bin_dir."""
@@ -53,6 +63,22 @@ and encodings per message. The bridge still honours them when a custom script
 sends them.
 """
 
+DEPOSIT_HEADERS = (
+    ("message-id", "Message-ID"),
+    ("context", "Message-Context"),
+    ("token", SEAL_HEADER),
+)
+"""What the bridge's ``deposit`` verb needs to recompute a deposit's token (the
+recipient comes from Dovecot's envelope, not from the message)."""
+QUARANTINE_FOLDER = "Quarantine"
+"""Where mail claiming to be a mailcall deposit goes when it is not proven to be one."""
+DUPLICATE_HANDLE = "mailcall-deposit"
+"""Only proven deposits are recorded under it: contrib/delivery's script has its own."""
+DUPLICATE_SECONDS = DEPOSIT_WINDOW
+"""How long a proven deposit's Message-ID is remembered: exactly as long as its token is
+accepted (:data:`mailcall.deposit.seal.DEPOSIT_WINDOW`), so a replayed copy of a genuine
+deposit is either dropped as a duplicate or refused as too old, never filed."""
+
 
 @dataclass(frozen=True, slots=True)
 class GeneratedScript:
@@ -65,35 +91,70 @@ def _header(policy: Policy) -> str:
     sources = ", ".join(policy.sources) or "<policy>"
     digest = hashlib.sha256(sources.encode()).hexdigest()[:8]
     # Sources are admin paths; keep them on one comment line whatever they contain.
-    sources = clean_text(sources).replace("\n", " ")
+    sources = display_text(sources)
     return f"{MARKER} from {sources} ({digest}). Do not edit: run `mailcall sieve install`.\n"
+
+
+def own_sender(policy: Policy) -> str:
+    """mailcall's envelope sender: [delivery] sender, or mailcall@<organisation domain>."""
+    return policy.delivery.sender or f"mailcall@{policy.organisation.domain}"
+
+
+def _deposit_check(call: bool) -> str:
+    """The test that proves a deposit is mailcall's: the bridge recomputes its token."""
+    payload = "".join(f"{key}=${{mc_{key.replace('-', '_')}}}\n" for key, _ in DEPOSIT_HEADERS)
+    if not call:
+        return "false"
+    return f'execute :input "{payload}" "{PROGRAM}" ["deposit"]'
 
 
 def global_script(policy: Policy, *, call: bool = True) -> str:
     voice = sieve_literal(policy.mail.voice_folder, "mail.voice_folder")
     fax = sieve_literal(policy.mail.fax_folder, "mail.fax_folder")
-    sender = sieve_literal(policy.delivery.sender or f"mailcall@{policy.organisation.domain}",
-                           "delivery.sender")
+    sender = sieve_literal(own_sender(policy), "delivery.sender")
     lines = [
         _header(policy),
         'require ["fileinto", "mailbox", "variables", "enotify", "duplicate", "envelope"'
         + (', "vnd.dovecot.execute"];' if call else "];"),
         "",
-        "# A voicemail or fax delivered twice (mailcall killed between Dovecot's commit and",
-        "# its own record of it) keeps its first copy only: same Message-ID (RFC 7352).",
-        f'if allof (envelope :is "from" {sender},',
-        '          header :is "Message-Context" ["voice-message", "fax-message"],',
-        "          duplicate) {",
-        "  discard;",
+        "# Voicemail and fax mailcall deposited (RFC 3458 Message-Context, exact value).",
+        "# Sender, Message-Context and Message-ID can all be forged: only the",
+        f"# {SEAL_HEADER} token, which the bridge recomputes with mailcall's key, proves",
+        "# a deposit. Without the proof nothing is filed as voicemail, nothing is dropped.",
+        'if allof (header :is "Message-Context" ["voice-message", "fax-message"],',
+        f'          anyof (exists "{SEAL_HEADER}", envelope :is "from" {sender})) {{',
+    ]
+    for key, name in DEPOSIT_HEADERS:
+        var = "mc_" + key.replace("-", "_")
+        lines.append(f'  if header :matches "{name}" "*" {{ set :encodeurl "{var}" "${{1}}"; }}')
+    lines += [
+        f"  if {_deposit_check(call)} {{",
+        "    # Delivered twice (mailcall killed between Dovecot's commit and its own record",
+        "    # of it): the first copy only (RFC 7352). Asked of proven deposits alone, under",
+        "    # mailcall's own handle, so no other mail can mark their Message-ID as seen.",
+        "    # Remembered exactly as long as the bridge accepts a token: a replayed copy of",
+        "    # a genuine deposit is either a duplicate here or refused as too old.",
+        f'    if duplicate :handle "{DUPLICATE_HANDLE}" :seconds {DUPLICATE_SECONDS} {{',
+        "      discard;",
+        "      stop;",
+        "    }",
+        "    # Filed by the value the bridge checked (the first Message-Context), not by",
+        "    # any copy of the header: an added second one cannot turn a fax into voicemail.",
+        '    if string :is "${mc_context}" "voice-message" {',
+        f"      fileinto :create {voice};",
+        "      stop;",
+        '    } elsif string :is "${mc_context}" "fax-message" {',
+        f"      fileinto :create {fax};",
+        "      stop;",
+        "    }",
+        "  }",
+        "  # Claims to be mailcall's and is not proven (forged, or mailcall did not",
+        "  # answer): set aside, never dropped, never filed as voicemail. mailcall logs why.",
+        "  # fileinto cancels the implicit keep, which alone ends Dovecot's script sequence",
+        "  # (no vacation); stop says so here and ends this script.",
+        f'  fileinto :create "{QUARANTINE_FOLDER}";',
         "  stop;",
-        "}",
-        "",
-        "# Voice and fax messages (RFC 3458 Message-Context) go to their folders;",
-        "# mailcall notifies those itself when it deposits them.",
-        'if header :contains "Message-Context" "voice-message" {',
-        f"  fileinto :create {voice};",
-        '} elsif header :contains "Message-Context" "fax-message" {',
-        f"  fileinto :create {fax};",
+        "  # mailcall notifies deposits itself when it delivers them.",
     ]
     notified = notified_addresses(policy)
     if not notified:
@@ -160,26 +221,43 @@ def user_script(policy: Policy, user: User, absences: list[Absence]) -> str:
         _header(policy),
         "# Absence auto-replies for one user (RFC 5230). Runs before the user's own",
         "# script, which keeps working unchanged.",
-        'require ["vacation", "date", "relational"];',
+        'require ["vacation", "date", "relational", "envelope"];',
         "",
+        "# Never answered: automatic mail (RFC 3834), and mail whose envelope sender is",
+        "# mailcall's (its voicemail, fax and notices). The reply would go to that envelope",
+        "# sender, so a forged one can only silence a reply that would have reached mailcall.",
+        f"if anyof (envelope :is \"from\" {sieve_quote(own_sender(policy))},",
+        '          allof (exists "Auto-Submitted", not header :is "Auto-Submitted" "no")) {',
+        "  # keep: delivered as usual, the user's own script runs next",
     ]
-    sender = formataddr((clean_text(user.name).replace("\n", " "), user.email))
-    for n, absence in enumerate(absences):
+    sender = formataddr((_shown_line(user.name), user.email))
+    for absence in absences:
         subject, body = absence_reply(policy, user, absence)
-        keyword = "if" if n == 0 else "elsif"
         lines += [
-            f"{keyword} allof (currentdate :zone \"+0000\" :value \"ge\" \"iso8601\" "
+            "} elsif allof (currentdate :zone \"+0000\" :value \"ge\" \"iso8601\" "
             f"\"{_iso_utc(absence.start, policy)}\",",
             f"    currentdate :zone \"+0000\" :value \"lt\" \"iso8601\" "
             f"\"{_iso_utc(absence.until, policy)}\") {{",
             f"  vacation :days {days}",
-            f"    :subject {sieve_quote(subject.replace(chr(10), ' '))}",
+            f"    :subject {sieve_quote(_shown_line(subject))}",
             f"    :from {sieve_quote(sender)}",
             f"    :addresses {sieve_list([user.email])}",
-            f"    {sieve_quote(body)};",
-            "}",
+            f"    {sieve_quote(_shown_lines(body))};",
         ]
+    lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _shown_line(text: str) -> str:
+    """One line shown to whoever wrote to the user: the project's one rule for outside text."""
+    return display_text(text)
+
+
+def _shown_lines(text: str) -> str:
+    """A reply body under the same rule, line by line; the signature separator ``-- ``
+    (RFC 3676) keeps its trailing space, which mail clients look for."""
+    return "\n".join(line if line == "-- " else display_text(line)
+                     for line in text.replace("\r\n", "\n").split("\n"))
 
 
 def user_file_name(user: User) -> str:

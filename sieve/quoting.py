@@ -10,6 +10,11 @@ Scripts that ``require "variables"`` would also expand ``${...}`` inside user
 text; the generator therefore never puts user text into such a script, and
 :func:`sieve_literal` refuses ``${`` for the few admin-chosen strings (folder
 names) that do go there.
+
+This module only guarantees that Sieve carries a text unchanged. What a text
+may *show* (no bidi override, zero-width or C1 character...) is the project's
+one rule, :func:`mailcall.core.text.display_text`, which the generator applies
+first to everything a vacation reply shows.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ ReceiveFAX leaves its outcome in channel variables (FAXSTATUS, FAXERROR,
 FAXPAGES, FAXBITRATE, FAXRESOLUTION, REMOTESTATIONID; see the
 ``fax-received`` trace). A failed fax is deposited too, with Asterisk's reason,
 so the recipient learns that someone tried. What arrived is handed to the
-deposit path.
+deposit path. NUMBER is read as routing reads it (:mod:`mailcall.core.numbers`:
+extension, E.164, or the national form a trunk delivers, ``0140000299``).
 
 Which file is mailed is decided here, not by the arguments: the only TIFF this
 call may hand over is the one the dialplan told ReceiveFAX to write for *this*
@@ -29,10 +30,11 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from mailcall.core import numbers
 from mailcall.core.deposits import FaxMessage
 
 from ..driver import inline
-from ..safety import caller_text, inside, safe_component
+from ..safety import caller_name, caller_text, inside, safe_component
 from ..session import AgiSession
 
 log = logging.getLogger("mailcall.agi.fax")
@@ -94,20 +96,24 @@ def _checked_tiff(runtime: Any, raw: str | None, uniqueid: str) -> tuple[str | N
     return str(expected.resolve()), "", False
 
 
+def fax_number(env: Any) -> tuple[str, str]:
+    """(number, where it came from): the fax number (or user id) the fax is for.
+
+    The dialplan names it (AGI argument 1, or ``?mailbox=``); only without
+    either are the extension and the DNID Asterisk reports used.
+    """
+    for value, where in ((env.arg(1), "AGI argument 1"), (env.param("mailbox"), "?mailbox="),
+                         (env.extension, "the extension"), (env.dnid, "the DNID")):
+        if value:
+            if where.startswith("the") and value == "s":
+                continue  # a Gosub's extension, not a number
+            return value, where
+    return "", "no AGI argument"
+
+
 def find_mailbox(policy: Any, env: Any) -> str | None:
-    for candidate in (env.arg(1), env.param("mailbox"), env.extension, env.dnid):
-        if not candidate:
-            continue
-        if candidate in policy.users:
-            return candidate
-        owner = policy.by_extension.get(candidate) or policy.by_number.get(candidate)
-        if isinstance(owner, str):
-            if owner in policy.users:
-                return owner
-            group = policy.groups.get(owner.lstrip("@"))
-            if group is not None and group.mailbox:
-                return group.mailbox
-    return None
+    """The mailbox the fax goes to: the number's owner, or the owning group's mailbox."""
+    return numbers.find_mailbox(policy, fax_number(env)[0])
 
 
 @inline
@@ -115,6 +121,7 @@ async def handler(session: AgiSession, runtime: Any) -> str:
     env = session.env
     policy = runtime.policy
     mailbox = find_mailbox(policy, env)
+    await session.set_language(numbers.language_of(policy, mailbox))
     status = (await session.get_variable("FAXSTATUS") or "").strip().upper() or "UNKNOWN"
     error = await session.get_variable("FAXERROR") or ""
     pages = _int(await session.get_variable("FAXPAGES"))
@@ -123,8 +130,13 @@ async def handler(session: AgiSession, runtime: Any) -> str:
     station = await session.get_variable("REMOTESTATIONID") or ""
     raw_path = env.arg(2) or env.param("file") or await session.get_variable("FAXFILE")
     if mailbox is None:
-        log.warning("fax on %s: no mailbox for %r; set the first AGI argument to a user id",
-                    env.channel, env.extension)
+        number, where = fax_number(env)
+        log.warning("fax on %s, call %s: nobody in the policy has fax number %r (%s), so it "
+                    "was not mailed; whatever ReceiveFAX wrote stays in %s. Give that number "
+                    "to a user or group (numbers = [...], extensions = [...]) or pass a user id "
+                    "as the first AGI argument", env.channel, caller_text(env.uniqueid),
+                    caller_text(number), where,
+                    expected_fax_file(runtime, env.uniqueid) or "rec/")
         await session.set_status("NO_MAILBOX")
         return "NO_MAILBOX"
     loop = asyncio.get_running_loop()
@@ -146,7 +158,7 @@ async def handler(session: AgiSession, runtime: Any) -> str:
         call_id=env.uniqueid,
         mailbox=mailbox,
         caller_number=caller_text(env.callerid),
-        caller_name=caller_text(env.calleridname),
+        caller_name=caller_name(env.calleridname),
         at=runtime.now(),
         status=status,
         error=caller_text(error, 200),

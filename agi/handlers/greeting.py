@@ -15,7 +15,7 @@ warning in the log naming the account and the calling number.
 
 The temporary file is recorded in the greeting's own folder, not elsewhere:
 the rename must not cross filesystems. Asterisk writes it, so the folder is
-made group-writable explicitly (:func:`~.voicemail.shared_folder`), whatever
+made group-writable explicitly (:func:`mailcall.agi.folders.shared_folder`), whatever
 mailcall's umask (the systemd unit's ``UMask=0027`` would make it 2750).
 """
 
@@ -28,13 +28,16 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from mailcall.core.numbers import find_owner, language_of
 from mailcall.core.pins import verify_pin
 
+from .. import prompts
 from ..driver import inline
+from ..folders import shared_folder
 from ..pin_guard import PinGuard
 from ..safety import dialled, safe_component
 from ..session import AgiSession
-from .voicemail import WAV_HEADER, greeting_path, shared_folder
+from .voicemail import WAV_HEADER, greeting_path
 
 log = logging.getLogger("mailcall.agi.greeting")
 
@@ -44,14 +47,16 @@ MAX_GREETING_MS = 60_000
 
 
 def find_user(policy: Any, env: Any) -> str | None:
+    """The user recording a greeting: named by the dialplan, else recognised by caller ID.
+
+    The calling number may be the user's extension, direct number or mobile,
+    in any form the organisation's country reads (a trunk's ``0612345678``).
+    """
     for candidate in (env.arg(1), env.param("user")):
         if candidate and candidate in policy.users:
             return candidate
-    number = dialled(env.callerid)
-    owner = policy.by_extension.get(number) or policy.by_number.get(number) if number else None
-    if owner is None and number:
-        owner = policy.by_mobile.get(number)
-    return owner if isinstance(owner, str) and owner in policy.users else None
+    owner = find_owner(policy, dialled(env.callerid), mobiles=True)
+    return owner if owner is not None and owner in policy.users else None
 
 
 def _prepare(final: Path, uniqueid: str) -> Path:
@@ -101,6 +106,7 @@ async def handler(session: AgiSession, runtime: Any, *, guard: PinGuard | None =
     user_id = find_user(policy, env)
     guard = guard if guard is not None else PinGuard()
     account = user_id or f"unknown phone {dialled(env.callerid) or '(no caller ID)'}"
+    await session.set_language(language_of(policy, user_id))
     await session.answer()
     user = policy.users.get(user_id) if user_id else None
     loop = asyncio.get_running_loop()
@@ -111,11 +117,11 @@ async def handler(session: AgiSession, runtime: Any, *, guard: PinGuard | None =
             log.warning("greeting PIN prompt refused for %s (caller %r): locked for %.0f more "
                         "minute(s) after repeated wrong PINs, or that many being typed in "
                         "other calls", account, env.callerid, guard.locked_for(account) / 60)
-            await session.stream_file("vm-goodbye")
+            await session.stream_file(prompts.GOODBYE)
             await session.set_status("AUTH_FAILED")
             return "AUTH_LOCKED"
         try:
-            pin = (await session.get_data("agent-pass", 5000, 12)).digits
+            pin = (await session.get_data(prompts.ENTER_PIN, 5000, 12)).digits
             # An unknown account costs the same scrypt as a known one: no timing oracle.
             ok = await loop.run_in_executor(None, _check_pin, guard, user, pin)
         except BaseException:
@@ -128,26 +134,26 @@ async def handler(session: AgiSession, runtime: Any, *, guard: PinGuard | None =
             log.warning("greeting: %d wrong PINs for %s within %.0f minutes (last from caller "
                         "%r): PIN prompt locked for %.0f minutes", guard.max_failures, account,
                         guard.window / 60, env.callerid, guard.lockout / 60)
-            await session.stream_file("vm-goodbye")
+            await session.stream_file(prompts.GOODBYE)
             await session.set_status("AUTH_FAILED")
             return "AUTH_LOCKED"
-        await session.stream_file("auth-incorrect")
+        await session.stream_file(prompts.WRONG_PIN)
     else:
-        await session.stream_file("vm-goodbye")
+        await session.stream_file(prompts.GOODBYE)
         await session.set_status("AUTH_FAILED")
         return "AUTH_FAILED"
     assert user is not None
     granted = [k for k in KINDS.values() if k in user.features.greetings]
     kind = None
     for _attempt in range(MAX_TRIES):
-        digit = (await session.get_data("vm-rec-unv", 5000, 1)).digits
+        digit = (await session.get_data(prompts.CHOOSE_GREETING, 5000, 1)).digits
         choice = KINDS.get(digit)
         if choice in granted:
             kind = choice
             break
-        await session.stream_file("vm-invalid-option")
+        await session.stream_file(prompts.INVALID_CHOICE)
     if kind is None:
-        await session.stream_file("vm-goodbye")
+        await session.stream_file(prompts.GOODBYE)
         await session.set_status("NO_CHOICE")
         return "NO_CHOICE"
     final = greeting_path(runtime, user.id, kind)
@@ -165,7 +171,7 @@ async def handler(session: AgiSession, runtime: Any, *, guard: PinGuard | None =
     if saved:
         log.info("greeting %s of %s replaced", kind, user.id)
         if not session.hungup:
-            await session.stream_file("vm-msgsaved")
+            await session.stream_file(prompts.SAVED)
         await session.set_status("GREETING_SAVED", greeting=kind)
         return "GREETING_SAVED"
     await loop.run_in_executor(None, _discard, tmp)

@@ -24,6 +24,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from mailcall.core.numbers import find_owner, language_of
 from mailcall.core.plans import CallRequest, Hangup, Ring, Voicemail
 from mailcall.core.plugins import announce_decision
 from mailcall.core.routing import plan_call
@@ -94,11 +95,13 @@ def make_handler(rules: Sequence[Any] | None) -> Callable[[AgiSession, Any], Awa
 
 async def handler(session: AgiSession, runtime: Any, *, rules: Sequence[Any] | None = None) -> str:
     env = session.env
+    policy = runtime.policy
     callee = dialled(env.arg(1)) or dialled(env.param("to")) or dialled(env.extension)
+    # First, before anything acts on the call: the callee's language for Asterisk's prompts.
+    await session.set_language(language_of(policy, find_owner(policy, callee)))
     if callee is None:
         await session.set_status("NO_ROUTE", result="", step="0")
         return "NO_ROUTE"
-    policy = runtime.policy
     request = CallRequest(callee=callee, caller=dialled(env.callerid) or "", at=runtime.now(),
                           state="unknown")
     plan = plan_call(policy, request, rules)

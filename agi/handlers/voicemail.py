@@ -22,10 +22,10 @@ ERROR with what to do: "delivered or reported", never silently dropped.
 
 Asterisk writes recordings and greetings into folders mailcall creates
 (``rec/``, ``{greetings_dir}/{user}/``). They are made group-writable
-explicitly (:func:`shared_folder`, mode 2770 as ``docs/asterisk.md`` section 2
-sets up the parents), not left to the umask: the shipped systemd unit runs
-mailcall with ``UMask=0027``, which would make them 2750 and Asterisk's
-``RECORD FILE`` would fail.
+explicitly (:func:`mailcall.agi.folders.shared_folder`, mode 2770 as
+``docs/asterisk.md`` section 2 sets up the parents), not left to the umask:
+the shipped systemd unit runs mailcall with ``UMask=0027``, which would make
+them 2750 and Asterisk's ``RECORD FILE`` would fail.
 
 Paths are built from the policy's user id and Asterisk's ``agi_uniqueid``, both
 passed through :func:`~mailcall.agi.safety.safe_component`; nothing the caller
@@ -37,26 +37,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import stat
 from pathlib import Path
 from typing import Any
 
 from mailcall.core.deposits import VoiceMessage
 from mailcall.core.model import GREETING_KINDS
+from mailcall.core.numbers import find_mailbox, language_of
 
+from .. import prompts
 from ..driver import inline
-from ..safety import caller_text, safe_component
+from ..folders import shared_folder
+from ..safety import caller_name, caller_text, safe_component
 from ..session import AgiHangup, AgiSession
 
 log = logging.getLogger("mailcall.agi.voicemail")
 
-STOCK_PROMPTS = {
-    "unavailable": ("vm-isunavail", "vm-intro"),
-    "busy": ("vm-isonphone", "vm-intro"),
-    "absence": ("vm-isunavail", "vm-intro"),
-}
-"""Asterisk core sounds used when the user recorded no personal greeting."""
 WAV_HEADER = 44
 SAMPLES_PER_MS = 8
 """RECORD FILE ``endpos`` counts samples; the wav format is 8 kHz."""
@@ -86,58 +81,6 @@ def greeting_candidates(runtime: Any, user_id: str, kind: str) -> list[Path]:
     """Personal recording first, then the one the greetings plugin generated."""
     personal = greeting_path(runtime, user_id, kind)
     return [personal, personal.with_name("generated-" + personal.name)]
-
-
-SHARED_DIR_MODE = 0o2770
-"""Folders Asterisk writes into: owner and group (asterisk) rwx, setgid so what is
-created inside keeps the group (``docs/asterisk.md`` section 2)."""
-TRAVERSE_DIR_MODE = 0o2750
-"""Their parents, when mailcall makes them: the group may pass, not write."""
-
-
-def shared_folder(path: Path) -> Path:
-    """Make `path` a folder Asterisk's group can write, whatever the umask.
-
-    `path` itself, if made here, is chmod-ed to :data:`SHARED_DIR_MODE`; an
-    existing one missing group rwx (made by an older mailcall under
-    ``UMask=0027``) gets it added. Missing parents are made
-    :data:`TRAVERSE_DIR_MODE`: Asterisk's group passes through them but cannot
-    write there (the spool root holds mailcall's own state and its lock). When
-    a chmod is not allowed (not mailcall's folder), the problem is logged with
-    the command that fixes it, and the caller carries on: Asterisk will then
-    fail to record there, which the caller reports.
-    """
-    missing = []
-    probe = path
-    while not probe.is_dir() and probe.parent != probe:
-        missing.append(probe)
-        probe = probe.parent
-    path.mkdir(parents=True, exist_ok=True)
-    for folder in missing:
-        if folder == path:
-            _add_group_rwx(folder, os.stat(folder).st_mode, created=True)
-        else:
-            with contextlib.suppress(OSError):
-                os.chmod(folder, TRAVERSE_DIR_MODE)
-    if not missing:
-        mode = os.stat(path).st_mode
-        if mode & 0o070 != 0o070:
-            _add_group_rwx(path, mode, created=False)
-    return path
-
-
-def _add_group_rwx(folder: Path, mode: int, *, created: bool) -> None:
-    new = SHARED_DIR_MODE if created else stat.S_IMODE(mode) | (SHARED_DIR_MODE & 0o2070)
-    try:
-        os.chmod(folder, new)
-    except OSError as exc:
-        log.error("%s is mode %o: Asterisk (group) cannot write there and chmod failed (%s). "
-                  "Fix: chgrp asterisk %s && chmod 2770 %s (docs/asterisk.md, section 2)",
-                  folder, stat.S_IMODE(mode), exc.strerror, folder, folder)
-        return
-    if not created:
-        log.warning("%s was mode %o, Asterisk (group) could not write there: now %o",
-                    folder, stat.S_IMODE(mode), new)
 
 
 def _recording_base(runtime: Any, uniqueid: str) -> Path:
@@ -191,12 +134,13 @@ async def take_message(
     wav: Path | None = None
     stopping = False
     try:
+        await session.set_language(user.language)
         await session.answer()
         found = await loop.run_in_executor(
             None, _first_existing, greeting_candidates(runtime, user.id, greeting))
         played = await session.stream_file(str(found), "#") if found is not None else None
         if played is None or not played.played:
-            for prompt in STOCK_PROMPTS[greeting]:
+            for prompt in prompts.STOCK_GREETINGS[greeting]:
                 result = await session.stream_file(prompt, "#")
                 if result.digit:
                     break
@@ -228,7 +172,7 @@ async def take_message(
         call_id=env.uniqueid,
         mailbox=user.id,
         caller_number=caller_text(env.callerid),
-        caller_name=caller_text(env.calleridname),
+        caller_name=caller_name(env.calleridname),
         at=runtime.now(),
         reason=reason,
         recording=recording,
@@ -316,9 +260,14 @@ async def handler(session: AgiSession, runtime: Any) -> str:
     if reason not in ("busy", "no-answer", "unavailable", "absent", "off-hours", "direct"):
         reason = "direct"
     policy = runtime.policy
-    if mailbox not in policy.users:
-        # An extension or number is accepted too: "voicemail,201".
-        owner = policy.by_extension.get(mailbox) or policy.by_number.get(mailbox)
-        if isinstance(owner, str) and owner in policy.users:
-            mailbox = owner
-    return await take_message(session, runtime, mailbox=mailbox, greeting=greeting, reason=reason)
+    # A user id, or an extension or number ("voicemail,201", "voicemail,0140000201"):
+    # the number's owner, or the group's mailbox.
+    found = find_mailbox(policy, mailbox)
+    await session.set_language(language_of(policy, found))
+    if found is None:
+        log.warning("voicemail on %s: nobody in the policy has mailbox, extension or number "
+                    "%r (AGI argument 1); check the dialplan's AGI(.../voicemail,MAILBOX) "
+                    "and the users' extensions and numbers", env.channel, caller_text(mailbox))
+        await session.set_status("NO_MAILBOX")
+        return "NO_MAILBOX"
+    return await take_message(session, runtime, mailbox=found, greeting=greeting, reason=reason)

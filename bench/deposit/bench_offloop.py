@@ -1,6 +1,6 @@
 """Does a burst of voicemail slow call routing? FastAGI latency during 20 simultaneous deposits.
 
-    /work/venv/bin/python bench/deposit/bench_offloop.py [--seconds 60] [--burst 20]
+    .venv/bin/python bench/deposit/bench_offloop.py [--seconds 60] [--burst 20]
 
 One event loop runs, as in ``mailcall serve``, the real FastAGI server (the
 ``route`` handler of the agi plugin) and the spool's depositor; the spool worker

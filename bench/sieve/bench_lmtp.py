@@ -57,6 +57,7 @@ country = "FR"
 
 [server]
 sieve_socket = "{socket}"
+spool_dir = "{spool}"
 
 [channels]
 file_path = "{file_path}"
@@ -241,7 +242,8 @@ def main() -> int:
         socket_dir.chmod(0o750)
         sock = socket_dir / "mailcall"
         policy_file = root / "policy.toml"
-        policy_file.write_text(POLICY.format(socket=sock, file_path=root / "notify.jsonl"))
+        policy_file.write_text(POLICY.format(socket=sock, spool=root / "spool",
+                                              file_path=root / "notify.jsonl"))
         policy = compile_text(policy_file.read_text())
         (scripts / "mailcall.sieve").write_text(global_script(policy))
         (scripts / "null.sieve").write_text(null_script(policy))

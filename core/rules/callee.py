@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import phonenumbers
-
+from ..numbers import find_owner
 from ..plans import Hangup
 from ..routing import CallContext
 
@@ -16,10 +15,7 @@ class CalleeRule:
     def apply(self, ctx: CallContext) -> None:
         dialled = ctx.request.callee.strip()
         policy = ctx.policy
-        owner = policy.by_extension.get(dialled) or policy.by_number.get(dialled)
-        if owner is None and not dialled.startswith("+"):
-            # National forms ("01 40 00 02 01") need the parser; E.164 was looked up as is.
-            owner = policy.by_number.get(_e164(dialled, policy.organisation.country) or "")
+        owner = find_owner(policy, dialled)
         if owner is None:
             ctx.explain(f"nobody has extension or number {dialled!r} in the policy")
             ctx.finish(Hangup(why=f"{dialled!r} is not in the policy"))
@@ -32,11 +28,3 @@ class CalleeRule:
             ctx.user = policy.users[owner]
             ctx.explain(f"{dialled} is {ctx.user.id} ({ctx.user.name}), profile "
                         f"{ctx.user.profile}")
-
-
-def _e164(number: str, country: str) -> str | None:
-    try:
-        parsed = phonenumbers.parse(number, country)
-    except phonenumbers.NumberParseException:
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

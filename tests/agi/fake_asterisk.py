@@ -126,6 +126,11 @@ class Call:
     "stall" (copy the WAV, never reply) or "refused" (copy the WAV, reply 520)."""
     hangup_on_stream: bool = False
     """The caller hangs up during the first STREAM FILE: the ``dtmf`` trace's shape."""
+    eager_notice: bool = False
+    """With hangup_on_stream: the ``HANGUP`` line follows the cut reply at once, before the
+    next command. res_agi's loop writes it as soon as it finds the channel hung up, right
+    after the reply (0.3 ms later in ``dtmf``, where the server's next command happened to
+    be faster)."""
     hangup_before: str = ""
     """The caller hangs up just before the first command starting with this is sent:
     ``HANGUP`` then its reply (dead-safe) or 511 (``hangup-midway``, ``dtmf``)."""
@@ -136,6 +141,8 @@ class Call:
     commands: list[str] = field(default_factory=list)
     variables_set: dict[str, str] = field(default_factory=dict)
     recorded_to: list[str] = field(default_factory=list)
+    dead_answers: int = 0
+    """Commands answered ``511`` (sent after the caller was gone)."""
     hungup: bool = False
     hangup_pending: bool = False
     """The caller is gone; the HANGUP line goes out before the next reply (traced)."""
@@ -191,6 +198,7 @@ async def run_call(call: Call, host: str, port: int, timeout: float = 10.0) -> C
                 notice = ["HANGUP\n"]
             if call.hungup and not upper.startswith(DEAD_OK):
                 out = list(RECORDED.dead)
+                call.dead_answers += 1
             elif upper.startswith("EXEC DIAL"):
                 current_dial = dial_queue.pop(0)
                 if current_dial == "hangup":
@@ -216,8 +224,12 @@ async def run_call(call: Call, host: str, port: int, timeout: float = 10.0) -> C
             elif upper.startswith("STREAM FILE"):
                 if stream_hangup:
                     stream_hangup = False
-                    call.hangup_pending = True
                     out = list(RECORDED.stream_hangup)
+                    if call.eager_notice:
+                        call.hungup = True
+                        out.append("HANGUP\n")
+                    else:
+                        call.hangup_pending = True
                 elif words[2].startswith("/") and words[2] not in call.existing_files:
                     out = list(RECORDED.stream_missing)
                 else:

@@ -53,7 +53,8 @@ def _session_lines(caplog) -> list[str]:
     (b"\x00\xff garbage \x01\n", False, "PROTOCOL_ERROR"),
     (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", False, "PROTOCOL_ERROR"),
     (b"agi_network: yes\n" + b"A" * (1 << 20), False, "PROTOCOL_ERROR"),  # a 1 MB line
-    (b"agi_network: yes\nagi_channel: x\n", True, "EOF"),  # no blank line, then EOF
+    (ENV[:len(ENV) // 2], True, "EOF"),  # no blank line, then EOF
+    (b"agi_network: yes\nagi_channel: x\n", False, "PROTOCOL_ERROR"),  # not Asterisk's order
     (b"agi_netw", True, "EOF"),
     (b"", True, "EOF"),
 ])

@@ -5,7 +5,8 @@ and every ``MAILCALL_STATUS`` / ``MAILCALL_RESULT`` value the handlers can
 leave is listed in the snippet's header and in docs/asterisk.md §7. The
 statuses are read from the code itself (each ``set_status(...)`` call and the
 values its argument can take), so a new status cannot go undocumented. How the
-dialplan behaves on hostile numbers is in test_contrib_dialplan.py.
+dialplan behaves on hostile numbers is proven on the real Asterisk in
+tests/live/test_dialplan_live.py; its shape in test_contrib_dialplan.py.
 """
 
 from __future__ import annotations
@@ -258,3 +259,17 @@ def test_docs_sections_1_to_9_use_real_cli_options():
     assert "route --explain" not in text  # `mailcall route` needs --to
     for command in re.findall(r"mailcall route [^`\n]*", text):
         assert "--to" in command, command
+
+
+def test_every_global_the_snippet_reads_is_in_the_docs_globals_block():
+    """§4's [globals] example names each setting the snippet reads with GLOBAL(),
+    the fallback's per-number MAILCALL_FALLBACK_<NUMBER> and MAILCALL_OPERATOR among them."""
+    read = set(re.findall(r"\$\{GLOBAL\((MAILCALL_[A-Z_]+)", _code()))
+    assert {"MAILCALL_AGI", "MAILCALL_SPOOL", "MAILCALL_FALLBACK", "MAILCALL_FALLBACK_",
+            "MAILCALL_OPERATOR"} == read
+    section = _doc_section(4)
+    block = next(b for b in re.findall(r"```[a-z]*\n(.*?)```", section, re.S)
+                 if "MAILCALL_AGI=" in b)
+    for name in read:
+        assert re.search(rf"^{name}[+0-9]*=", block, re.M), f"{name} not in docs §4 [globals]"
+        assert re.search(rf"\b{name}", _header()), f"{name} not in the snippet's header"

@@ -77,6 +77,7 @@ def test_route_answer_first_ring(tmp_path):
     rt = make_runtime(tmp_path)
     call = drive(rt, Call(args=("201",), dials=["answer"]))
     assert call.commands == [
+        'SET VARIABLE CHANNEL(language) "fr"\n',
         'EXEC Dial "PJSIP/201,20"\n',
         "GET VARIABLE DIALSTATUS\n",
         'SET VARIABLE MAILCALL_STATUS "ANSWERED"\n',

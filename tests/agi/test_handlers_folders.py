@@ -14,7 +14,7 @@ import os
 import stat
 from pathlib import Path
 
-from mailcall.agi.handlers.voicemail import SHARED_DIR_MODE, shared_folder
+from mailcall.agi.folders import SHARED_DIR_MODE, shared_folder
 from mailcall.core.policy import compile_text
 from mailcall.plugins.greetings import generate_greetings
 

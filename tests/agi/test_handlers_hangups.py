@@ -58,12 +58,57 @@ def test_fake_uses_the_recorded_lines_for_hangups():
 def test_hangup_during_stock_greeting(tmp_path):
     rt = make_runtime(tmp_path)
     call = drive(rt, Call(args=("203",), dials=["noanswer"], hangup_on_stream=True))
-    # vm-isunavail was cut (result=-1 endpos=6080); vm-intro met HANGUP + 511.
-    assert _command_after(call, "STREAM FILE vm-isunavail") == 'STREAM FILE vm-intro "#"\n'
-    assert not any(c.startswith("RECORD FILE") for c in call.commands)
+    # vm-isunavail was cut (result=-1 endpos=6080, the dtmf trace): the caller is gone,
+    # so vm-intro is not sent (it met HANGUP + 511 before); the status is left at once.
+    assert _command_after(call, "STREAM FILE vm-isunavail").startswith(
+        "SET VARIABLE MAILCALL_STATUS")
+    assert not any(c.startswith(("STREAM FILE vm-intro", "RECORD FILE")) for c in call.commands)
     (msg,) = rt.depositor.messages
     assert (msg.mailbox, msg.recording, msg.ended_by) == ("carole", None, "hangup")
     assert call.variables_set["MAILCALL_STATUS"] == "MISSED_CALL"
+
+
+def test_no_prompt_after_the_hangup_notice(tmp_path):
+    """Issue 10: after the caller hung up, ``STREAM FILE vm-isonphone`` was still sent
+    (answered 511). Busy everywhere, the caller leaves during the personal greeting and
+    the HANGUP line follows the cut reply at once, as res_agi writes it."""
+    rt = make_runtime(tmp_path)
+    personal = tmp_path / "greetings" / "alice" / "busy"
+    personal.parent.mkdir(parents=True)
+    personal.with_suffix(".wav").write_bytes((MEDIA / "voicemail-dtmf-end.wav").read_bytes())
+    call = drive(rt, Call(args=("201",), dials=["busy"] * 3, hangup_on_stream=True,
+                          eager_notice=True, existing_files={str(personal)}))
+    streams = [c for c in call.commands if c.startswith("STREAM FILE")]
+    assert streams == [f'STREAM FILE {personal} "#"\n']  # no vm-isonphone, no vm-intro
+    assert not any(c.startswith(("RECORD FILE", "ANSWER", "EXEC")) for c in
+                   call.commands[call.commands.index(streams[0]):])
+    assert call.dead_answers == 0
+    (msg,) = rt.depositor.messages
+    assert (msg.mailbox, msg.recording, msg.ended_by) == ("alice", None, "hangup")
+    assert call.variables_set["MAILCALL_STATUS"] == "MISSED_CALL"
+
+
+def test_no_prompt_after_a_cut_playback_even_before_the_notice(tmp_path):
+    """The dtmf trace: the notice only comes with the next command's reply. The cut reply
+    itself (result=-1, endpos=6080) says the caller is gone: the next command is the
+    dead-safe status, not a prompt that would be answered 511."""
+    rt = make_runtime(tmp_path)
+    call = drive(rt, Call(args=("201",), dials=["busy"] * 3, hangup_on_stream=True))
+    assert [c for c in call.commands if c.startswith("STREAM FILE")] == [
+        'STREAM FILE vm-isonphone "#"\n']
+    assert call.dead_answers == 0
+    assert call.variables_set["MAILCALL_STATUS"] == "MISSED_CALL"
+
+
+def test_greeting_menu_stops_at_the_hangup_notice(tmp_path):
+    """A wrong PIN typed, then the caller leaves during auth-incorrect: no goodbye, no
+    second PIN prompt."""
+    rt = make_runtime(tmp_path)
+    call = drive(rt, Call(script="greeting", callerid="201", get_data=["1111"],
+                          hangup_on_stream=True, eager_notice=True))
+    assert [c.split()[2] for c in call.commands if c.startswith(("STREAM", "GET DATA"))] == [
+        "agent-pass", "auth-incorrect"]
+    assert call.dead_answers == 0
 
 
 def test_hangup_during_personal_greeting(tmp_path):
@@ -96,7 +141,8 @@ def test_hangup_just_before_the_greeting(tmp_path):
 def test_hangup_while_the_callee_rings(tmp_path):
     rt = make_runtime(tmp_path)
     call = drive(rt, Call(args=("201",), dials=["hangup"]))
-    assert call.commands[:2] == ['EXEC Dial "PJSIP/201,20"\n', "GET VARIABLE DIALSTATUS\n"]
+    assert call.commands[:3] == ['SET VARIABLE CHANNEL(language) "fr"\n',
+                                 'EXEC Dial "PJSIP/201,20"\n', "GET VARIABLE DIALSTATUS\n"]
     assert dials(call) == ['EXEC Dial "PJSIP/201,20"\n']  # nobody else is rung
     assert not any(c.startswith(("ANSWER", "STREAM", "RECORD")) for c in call.commands)
     assert call.variables_set["MAILCALL_STATUS"] == "CALLER_HUNGUP"

@@ -15,9 +15,11 @@ from mailcall.agi.commands import MAX_ARGS, Command, CommandError, Quoted, encod
 from mailcall.agi.environment import split_script
 from mailcall.agi.protocol import NEED_DATA, Connection, EnvironmentReceived
 from mailcall.agi.safety import caller_text, safe_component
+from mailcall.core.text import display_text
 
 from .fake_asterisk import Call, run_call
 from .harness import make_runtime, serving
+from .support import all_traces
 
 KNOWN = {"EXEC", "GET", "SET", "ANSWER", "STREAM", "RECORD", "VERBOSE", "HANGUP"}
 
@@ -96,19 +98,26 @@ def test_query_and_script_never_escape_their_fields(network_script):
     assert "/" not in safe_component(name) and safe_component(name) not in ("", ".", "..")
 
 
+_REAL = all_traces()[0].env_bytes.decode()  # basic: every variable, two arguments
+
+
 @given(st.dictionaries(st.sampled_from(["agi_callerid", "agi_calleridname", "agi_dnid",
                                         "agi_network_script", "agi_arg_1", "agi_uniqueid"]),
                        line_text))
 def test_environment_parses_whatever_the_values(values):
     conn = Connection()
-    block = "".join(f"{k}: {v}\n" for k, v in values.items()) + "\n"
-    conn.receive_data(block.encode())
+    lines = [f"{k}: {values[k]}" if (k := line.partition(":")[0]) in values else line
+             for line in _REAL.split("\n")[:-2]]
+    conn.receive_data(("\n".join(lines) + "\n\n").encode())
     event = conn.next_event()
     assert isinstance(event, EnvironmentReceived)
+    for key, value in values.items():
+        assert event.environment.raw[key] == value
     assert conn.next_event() is NEED_DATA
 
 
-caller = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\n"), max_size=60)
+caller = st.text(alphabet=st.characters(codec="utf-8"), max_size=60)
+"""Line breaks included: Asterisk writes them raw into the environment block (protocol.py)."""
 _LINE_BREAKING = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 """What no caller-controlled text may keep once in a message: controls (C0, C1 with
 NEL), Unicode line and paragraph separators, bidirectional overrides."""
@@ -179,4 +188,17 @@ def test_caller_text_keeps_no_line_breaking_or_bidi_characters(value):
 
 
 def test_caller_text_drops_unicode_line_separators():
-    assert caller_text("Jean\u2028Bcc: x\u0085y\u202eevil") == "JeanBcc: xyevil"
+    # display_text's rule: each hidden character is a space, runs of spaces one.
+    assert caller_text("Jean\u2028Bcc: x\u0085y\u202eevil") == "Jean Bcc: x y evil"
+    assert caller_text("\r\nBcc: x@evil") == "Bcc: x@evil"
+
+
+@given(st.text(alphabet=st.characters(exclude_categories=()), max_size=200),
+       st.integers(min_value=1, max_value=120))
+def test_caller_text_is_display_text_and_never_raises(value, limit):
+    """The one rule (core.text.display_text), bounded, also for lone surrogates."""
+    cleaned = caller_text(value, limit)
+    assert len(cleaned) <= limit and "\n" not in cleaned and "\r" not in cleaned
+    assert not _LINE_BREAKING.search(cleaned)
+    if not re.search("[\ud800-\udfff]", value):
+        assert cleaned == display_text(value, limit)

@@ -31,6 +31,8 @@ from mailcall.agi.replies import (
 from .support import Trace, all_traces, tokenize
 
 TRACES = {t.name: t for t in all_traces()}
+ENV = TRACES["basic"].env_bytes
+"""A whole environment block as Asterisk writes it (the shortest ones are refused)."""
 
 
 def feed_bytewise(conn: Connection, data: bytes) -> list:
@@ -153,9 +155,35 @@ def test_hangup_line_while_idle_and_at_end():
     assert conn.state is State.IDLE
 
 
+def test_hangup_notice_in_the_same_read_as_the_reply_is_seen_with_the_reply():
+    """dtmf trace: STREAM FILE cut (``result=-1 endpos=6080``), HANGUP right behind it.
+    When both are in one read, the machine says hungup as it hands over the reply, so a
+    handler resumed by that reply sends no further prompt."""
+    conn = Connection()
+    feed_bytewise(conn, ENV)
+    conn.send(Command(("STREAM", "FILE", "mailcall-greeting", Quoted("0123456789*#"))))
+    conn.receive_data(b"200 result=-1 endpos=6080\nHANGUP\n")
+    reply = conn.next_event()
+    assert isinstance(reply, Reply) and stream_result(reply).cut
+    assert conn.hungup  # before the HANGUP event is even pulled
+    assert isinstance(conn.next_event(), HangupNotice)
+    assert conn.next_event() is NEED_DATA
+
+
+def test_a_missing_file_is_not_a_cut_playback():
+    """voicemail trace: ``result=-1 endpos=0`` is a file Asterisk could not open."""
+    (missing,) = [e for line, evs in run_trace(TRACES["voicemail"])[1]
+                  if line == 'STREAM FILE no-such-sound-file ""\n' for e in evs]
+    result = stream_result(missing)
+    assert not result.played and not result.cut
+    (cut,) = [e for line, evs in run_trace(TRACES["dtmf"])[1]
+              if line.startswith("STREAM FILE") for e in evs if isinstance(e, Reply)]
+    assert stream_result(cut).cut
+
+
 def test_no_pipelining():
     conn = Connection()
-    feed_bytewise(conn, b"agi_network: yes\n\n")
+    feed_bytewise(conn, ENV)
     conn.send(Command(("ANSWER",)))
     with pytest.raises(LocalProtocolError):
         conn.send(Command(("ANSWER",)))
@@ -171,7 +199,7 @@ def test_no_command_before_environment():
 
 def test_multiline_520_and_trying():
     conn = Connection()
-    feed_bytewise(conn, b"agi_network: yes\n\n")
+    feed_bytewise(conn, ENV)
     conn.send(Command(("GET", "VARIABLE")))
     evs = feed_bytewise(conn, b"520-Invalid command syntax.  Proper usage follows:\n"
                               b"Usage: GET VARIABLE <variablename>\n"
@@ -186,9 +214,11 @@ def test_multiline_520_and_trying():
 
 @pytest.mark.parametrize("data, why", [
     (b"hello world\n", "not an agi_"),
-    (b"agi_x: 1\nagi_x: 2\n\n", "twice"),
     (b"x" * 20000, "longer than"),
-    (b"agi_network: yes\n\n200 result=1\n", "unsolicited"),
+    (ENV + b"200 result=1\n", "unsolicited"),
+    (b"agi_network: yes\n\n", "ends after agi_network"),
+    (b"agi_request: agi://x/y\n", "starts with agi_request"),
+    (b"\n", "empty environment block"),
 ])
 def test_bad_input(data, why):
     conn = Connection()
@@ -200,9 +230,21 @@ def test_bad_input(data, why):
         conn.next_event()
 
 
+def test_a_second_copy_of_a_name_asterisk_does_not_write_is_its_text():
+    """A caller can write ``\nagi_x: 1\nagi_x: 2`` in a value: that is no reason to
+    refuse the call (issue 10 §2); the second line is text of the first."""
+    conn = Connection()
+    conn.receive_data(ENV.replace(b"\n\n", b"\nagi_x: 1\nagi_x: 2\n\n"))
+    event = conn.next_event()
+    assert isinstance(event, EnvironmentReceived)
+    assert event.environment.raw["agi_x"] == "1\nagi_x: 2"
+    assert event.environment.args == ("first arg", "second arg")
+
+
 def test_env_line_count_bounded():
     conn = Connection()
-    conn.receive_data(b"".join(b"agi_arg_%d: x\n" % i for i in range(300)))
+    head = TRACES["dial-busy"].env_bytes[:-1]  # without the blank line, no arguments yet
+    conn.receive_data(head + b"".join(b"agi_arg_%d: x\n" % i for i in range(1, 300)))
     with pytest.raises(RemoteProtocolError, match="longer than 256 lines"):
         while conn.next_event() is not NEED_DATA:
             pass
@@ -220,7 +262,7 @@ def test_early_eof(data):
 
 def test_eof_with_pending_command():
     conn = Connection()
-    conn.receive_data(b"agi_network: yes\n\n")
+    conn.receive_data(ENV)
     conn.next_event()
     conn.send(Command(("ANSWER",)))
     conn.receive_data(b"")
@@ -229,7 +271,7 @@ def test_eof_with_pending_command():
 
 def test_garbage_reply():
     conn = Connection()
-    conn.receive_data(b"agi_network: yes\n\n")
+    conn.receive_data(ENV)
     conn.next_event()
     conn.send(Command(("ANSWER",)))
     conn.receive_data(b"OK fine\n")
@@ -358,7 +400,7 @@ def test_reply_full_of_parentheses_and_pairs_parses_in_one_pass():
 
 def _awaiting() -> Connection:
     conn = Connection()
-    conn.receive_data(b"agi_network: yes\n\n")
+    conn.receive_data(ENV)
     conn.next_event()
     conn.send(Command(("ANSWER",)))
     return conn

@@ -39,6 +39,9 @@ class StandInSession:
         self.status = status
         self.variables = variables
 
+    async def set_language(self, language: str) -> None:
+        self.language = language
+
 
 def route(tmp_path, statuses: list[str]) -> StandInSession:
     session = StandInSession(statuses)

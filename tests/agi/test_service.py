@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from mailcall.agi.service import collect_handlers
+import asyncio
+import os
+import stat
+
+from mailcall.agi.service import AgiService, collect_handlers
 from mailcall.core.hookspecs import hookimpl
 
 from .harness import make_runtime
@@ -39,3 +43,25 @@ def test_implementations_get_only_the_arguments_they_declare(tmp_path):
     assert handlers["hello"] is _hello and handlers["hello-again"] is _hello
     assert with_runtime.seen is runtime
     assert {"route", "voicemail", "fax", "greeting"} <= set(handlers)  # the built-ins too
+
+
+def test_recordings_folder_exists_before_the_first_call(tmp_path):
+    """ReceiveFAX writes rec/fax-*.tif before mailcall is asked anything: on a fresh spool
+    without rec/, the first fax failed ("TIFF/F file cannot be opened", seen live)."""
+    runtime = make_runtime(tmp_path)
+    runtime.overrides["agi_listen"] = "127.0.0.1:0"
+    rec = tmp_path / "spool" / "rec"
+    assert not rec.exists()
+    old = os.umask(0o027)  # the shipped unit's UMask
+    try:
+        service = AgiService(runtime)
+
+        async def start_stop():
+            await service.start()
+            await service.stop(1.0)
+
+        asyncio.run(start_stop())
+    finally:
+        os.umask(old)
+    assert rec.is_dir()
+    assert stat.S_IMODE(rec.stat().st_mode) == 0o2770

@@ -38,6 +38,7 @@ def test_lines_kept_only_when_asked():
 def test_bytes_and_surrogates_are_read_as_replacement_characters():
     assert display_text(b"caf\xe9") == "caf\ufffd"
     assert display_text("x\udce9y") == "x\ufffdy"
+    assert display_text("x\ud800y\udfff") == "x\ufffdy\ufffd"
     assert display_text(None) == ""
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 
 import pytest
 
@@ -172,3 +173,185 @@ def test_loading_never_partially_applies(tmp_path):
     (tmp_path / "policy.d" / "broken.toml").write_text("[users.x]\nname = 3\n")
     with pytest.raises(PolicyInvalid):
         load_policy(tmp_path / "policy.toml")
+
+
+def _example_with(old: str, new: str) -> str:
+    text = EXAMPLE.read_text()
+    assert old in text, old
+    return text.replace(old, new)
+
+
+BERNARD_OVERRIDES = ('overrides = { voicemail = { formats = ["wav"] }, '
+                     'reroute = { mobile = false } }')
+
+
+def test_override_with_an_unknown_medium_is_reported_not_raised(tmp_path, capsys):
+    """Issue 10 §5: `media = ["fax"]` emptied the media list and `media[0]` raised IndexError."""
+    path = tmp_path / "policy.toml"
+    path.write_text(_example_with(BERNARD_OVERRIDES,
+                                  'overrides = { notify = { mail = true, media = ["fax"] } }'))
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "users.bernard.overrides.notify.media.0: 'fax' is not one of sms, webhook" in err
+
+
+def test_users_written_as_a_list_is_an_error_not_an_empty_policy():
+    """`users = [...]` was read as "no users": check said OK to a policy with nobody in it."""
+    found = problems('users = ["ann", "bob"]\n'
+                     '[organisation]\nname = "X"\ndomain = "x.example"\n')
+    assert any("t.toml:1: users: must be a table of users" in p for p in found), found
+
+
+@pytest.mark.parametrize("snippet, key", [
+    ('[users.bea]\nname = "Bea"\nemail = "bea@example.test"\nprofile = []\n', "users.bea.profile"),
+    ('[users.bea]\nname = "Bea"\nemail = "bea@example.test"\nprofile = "basic"\nschedule = []\n',
+     "users.bea.schedule"),
+    ('[groups.g]\nmembers = ["ann"]\nmailbox = ["ann"]\n', "groups.g.mailbox"),
+    ('[groups.g]\nmembers = ["ann"]\nschedule = { x = 1 }\n', "groups.g.schedule"),
+    ('[groups.g]\nmembers = ["ann"]\noverflow = ["@g"]\n', "groups.g.overflow"),
+    ('[[absences]]\nuser = ["ann"]\nfrom = 2026-12-01\nuntil = 2026-12-05\n', "absences.0.user"),
+])
+def test_a_reference_that_is_not_a_name_is_reported_not_looked_up(snippet, key):
+    """A list or table where a name belongs raised TypeError (unhashable) in the lookup."""
+    found = problems(BASE + "\n" + snippet)
+    assert any(f" {key}: must be " in p for p in found), found
+
+
+@pytest.mark.parametrize("snippet, key", [
+    ('[server]\nagi_listen = "127.0.0.1:²"\n', "server.agi_listen"),          # int("²") raised
+    ('[server]\nagi_listen = "127.0.0.1:٤٥٧٣"\n', "server.agi_listen"),       # was accepted
+    ('[schedules.x]\nmonday = ["٠٨:٣٠-12:30"]\n', "schedules.x.monday.0"),    # was accepted
+])
+def test_digits_of_other_scripts_are_not_numbers(snippet, key):
+    found = problems(BASE + "\n" + snippet)
+    assert any(f" {key}: " in p for p in found), found
+
+
+def test_unknown_key_named_with_a_digit_of_another_script_is_located():
+    """`[telephony] "²" = 1`: finding its line took "²" for an array index; int("²") raised."""
+    found = problems(BASE + '\n[telephony]\n"²" = 1\n')
+    assert any("t.toml:18: telephony.\"²\": unknown key '²'" in p for p in found), found
+
+
+@pytest.mark.parametrize("snippet, key", [
+    ('[users."bea\\n"]\nname = "Bea"\nemail = "bea@example.test"\nprofile = "basic"\n',
+     'users."bea\\n"'),
+    ('[users.bea]\nname = "Bea"\nemail = "bea\\n@example.test"\nprofile = "basic"\n',
+     "users.bea.email"),
+    ('[users.bea]\nname = "Bea"\nemail = "bea@example.test"\nprofile = "basic"\n'
+     'extensions = ["102\\n"]\n', "users.bea.extensions.0"),
+    ('[users.bea]\nname = "Bea\\nBcc: x@evil.example"\nemail = "bea@example.test"\n'
+     'profile = "basic"\n', "users.bea.name"),
+    ('[users.bea]\nname = "Bea \\u202eevil"\nemail = "bea@example.test"\nprofile = "basic"\n',
+     "users.bea.name"),
+    ('[mail]\nvoice_folder = "Voice\\u0085mail"\n', "mail.voice_folder"),
+])
+def test_a_line_break_or_hidden_character_never_gets_into_a_name(snippet, key):
+    """A trailing newline passed `^...$` patterns, and only C0 controls were refused in strings.
+
+    Ids, extensions, addresses and names go into dial strings, Sieve scripts and mail headers.
+    """
+    found = problems(BASE + "\n" + snippet)
+    assert any(f" {key}: " in p for p in found), found
+
+
+def test_absence_message_may_have_several_lines():
+    policy = compile_text(BASE + '\n[[absences]]\nuser = "ann"\nfrom = 2026-12-01\n'
+                          'until = 2026-12-05\nmessage = """Back on Monday.\nUrgent: 201."""\n')
+    assert policy.absences["ann"][0].message == "Back on Monday.\nUrgent: 201."
+
+
+def test_line_limit_must_be_a_whole_number():
+    """`agi_line_limit = 2048.0` compiled to a float limit."""
+    found = problems(BASE + "\n[server]\nagi_line_limit = 2048.0\n")
+    assert any(" server.agi_line_limit: must be 2048" in p for p in found), found
+
+
+def test_absence_times_with_and_without_offset_when_the_organisation_is_invalid():
+    """No valid organisation, no time zone: a naive and an offset time were compared (TypeError)."""
+    text = BASE.replace('timezone = "Europe/Paris"', 'timezone = "Mars/Base"')
+    found = problems(text + '\n[[absences]]\nuser = "ann"\nfrom = 2026-12-01T00:00:00+01:00\n'
+                     'until = 2026-12-05T00:00:00\n'
+                     '[[absences]]\nuser = "ann"\nfrom = 2026-12-02T00:00:00\n'
+                     'until = 2026-12-06T00:00:00+01:00\n')
+    assert any("organisation.timezone" in p for p in found), found
+    assert any("overlaps another absence of 'ann'" in p for p in found), found
+
+
+def _backup_ladder(n: int, *, loop: bool) -> str:
+    """n users, each the backup of the two before: a chain of 2**(n/1.4) backup paths."""
+    text = BASE
+    for i in range(n):
+        backups = [f"u{j}" for j in (i + 1, i + 2) if j < n] or (["u0"] if loop else [])
+        text += (f'[users.u{i}]\nname = "U{i}"\nemail = "u{i}@example.test"\nprofile = "basic"\n'
+                 f'backups = [{", ".join(f"{b!r}" for b in backups)}]\n').replace("'", '"')
+    return text
+
+
+def test_backup_loops_are_found_without_walking_every_path():
+    """Every simple backup path was walked: 32 users naming the next two took seconds (40: minutes).
+
+    Each loop is still reported once, at the first user in it, with the users it reaches.
+    """
+    start = time.perf_counter()
+    assert set(compile_text(_backup_ladder(32, loop=False)).users) == {"ann"} | {
+        f"u{i}" for i in range(32)}
+    found = problems(_backup_ladder(32, loop=True))
+    assert time.perf_counter() - start < 1.5
+    loops = [p for p in found if "backup chain loops" in p]
+    assert len(loops) == 1, loops
+    assert "users.u0.backups: backup chain loops: u0 → u1 → u3" in loops[0], loops
+    assert "u31 → u0" in loops[0] and "also in this loop: u2, u4" in loops[0], loops
+
+
+def test_profile_chain_longer_than_pythons_recursion_limit():
+    """`extends` was followed by recursion: 1,500 chained profiles raised RecursionError."""
+    text = BASE + "".join(f'[profiles.p{i}]\nextends = "p{i + 1}"\n' for i in range(1500))
+    text += '[profiles.p1500]\n[profiles.p1500.features]\nring_time = 30\n'
+    policy = compile_text(text)
+    assert policy.profiles["p0"].features.ring_time == 30
+    found = problems(text.replace('[profiles.p1500]\n', '[profiles.p1500]\nextends = "p700"\n'))
+    assert any("profiles.p700.extends: 'extends' loops: p700 → p701" in p for p in found), found
+
+
+def test_directory_plugins_get_a_table_and_may_return_junk(tmp_path):
+    """`organisation = 3` reached directory plugins as 3 (the hook promises a mapping),
+    and an entry that is not a table made `entry.get` raise AttributeError."""
+    from mailcall.core.hookspecs import hookimpl
+    from mailcall.core.plugins import make_plugin_manager
+
+    seen = []
+
+    class Directory:
+        @hookimpl
+        def mailcall_directory_users(self, organisation):
+            seen.append(dict(organisation))
+            return ["not-a-user"]
+
+    pm = make_plugin_manager(entrypoints=False)
+    pm.register(Directory())
+    path = tmp_path / "policy.toml"
+    path.write_text('organisation = 3\n')
+    with pytest.raises(PolicyInvalid) as exc:
+        load_policy(path, pm=pm)
+    found = [str(p) for p in exc.value.problems]
+    assert seen == [{}]
+    assert any("organisation: must be a table" in p for p in found), found
+    assert any("a directory plugin returned a user that is missing an id" in p
+               for p in found), found
+
+
+@pytest.mark.parametrize("depth", [50, 400, 2000])
+@pytest.mark.parametrize(("opening", "closing"), [("{ a = ", " }"), ("[", "]")])
+def test_deeply_nested_values_are_reported_not_raised(tmp_path, capsys, depth, opening, closing):
+    """tomllib recurses once per level: ~330 inline tables or ~1000 arrays raised
+    RecursionError, and `mailcall check` ended in a traceback."""
+    value = opening * depth + "1" + closing * depth
+    path = tmp_path / "policy.toml"
+    path.write_text(EXAMPLE.read_text() + f"\n[server.deep]\nx = {value}\n")
+    assert main(["check", str(path)]) == 2  # too deep, or else an unknown key: reported
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "policy.toml" in err
+    if depth == 2000:
+        assert "nested too deeply" in err

@@ -15,6 +15,7 @@ from mailcall.core import hookspecs
 from mailcall.core.deposits import FaxMessage, VoiceMessage
 from mailcall.core.model import Policy
 from mailcall.core.policy import compile_text
+from mailcall.deposit import delivery_child
 from mailcall.deposit.delivery_process import DeliveryProcess
 from mailcall.deposit.spool import Spool, SpoolDepositor
 from mailcall.deposit.worker import SpoolWorker, WorkerSettings
@@ -169,7 +170,7 @@ def run(coro, timeout: float = 120):
 
 
 def states(spool: Spool) -> dict[str, str]:
-    return {r["id"]: r["state"] for r in spool.records()}
+    return {r.id: r.state for r in spool.records()}
 
 
 async def wait_states(spool: Spool, wanted: str, count: int, timeout: float) -> None:
@@ -211,3 +212,21 @@ def descendants(pid: int) -> set[int]:
         frontier = {child for child, parent in parents.items() if parent in frontier} - found
         found |= frontier
     return found
+
+
+# -- a delivery process that garbles the pipe first --------------------------------------
+
+GARBLED_FRAMES = (
+    b"\x80\x04\x95 not a message",           # not JSON (a pickle, say)
+    b'{"type": "wake"}',                      # a message only mailcall serve sends
+    b'{"type": "plan-request", "number": "x", "deposit": null}',
+    b"[" * 50000,                             # nested past the parser's recursion limit
+)
+
+
+def garbling_child_main(root, settings, encoders, conn, *rest) -> None:
+    """The real delivery process, after sending frames that mailcall serve must survive
+    (``delivery_child.main`` replaced by this in the serving process, spawn-picklable)."""
+    for frame in GARBLED_FRAMES:
+        conn.send_bytes(frame)
+    delivery_child.main(root, settings, encoders, conn, *rest)

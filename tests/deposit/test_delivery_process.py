@@ -18,16 +18,20 @@ from pathlib import Path
 import pytest
 
 from mailcall.core.errors import ServiceStartError
-from mailcall.deposit import delivery_process
+from mailcall.deposit import delivery_child, delivery_process
+from mailcall.deposit import pipe_protocol as pipe
 from mailcall.deposit.delivery_process import DELIVERY_NICENESS, DeliveryProcess
 from mailcall.deposit.headers import message_id
+from mailcall.deposit.seal import deposit_key
 from mailcall.deposit.spool import Spool, SpoolDepositor
 from mailcall.deposit.worker import WorkerSettings
 from mailcall.plugins import deposit as plugin
 from tests.deposit.support import (
+    GARBLED_FRAMES,
     MEDIA,
     USERS,
     descendants,
+    garbling_child_main,
     gone,
     make_policy,
     message_ids,
@@ -122,7 +126,8 @@ def test_deliveries_go_through_the_child_with_plans_and_notices_in_the_parent(
     run(go())
     assert sorted(rec.planned) == sorted(c.call_id for c in calls)  # asked of the parent
     for call in calls:
-        mid = message_id("voice", call.mailbox, call.call_id, "example.test")
+        mid = message_id("voice", call.mailbox, call.call_id, "example.test",
+                         key=deposit_key(tmp_path / "spool"))
         assert message_ids(dovecot, f"{call.mailbox}@example.test")[mid] == 1
         assert (call.call_id, f"{call.mailbox}@example.test", mid) in rec.delivered
 
@@ -145,7 +150,7 @@ def test_a_plan_the_parent_refuses_parks_the_deposit(dovecot_factory, tmp_path):
 
     run(go())
     (record,) = proc.spool.records()
-    assert record["state"] == "parked" and "nobody-here" in record["last_error"]
+    assert record.state == "parked" and "nobody-here" in record.last_error
 
 
 def test_an_unanswerable_plan_defers_instead_of_parking(dovecot_factory, tmp_path):
@@ -178,7 +183,8 @@ def test_an_unanswerable_plan_defers_instead_of_parking(dovecot_factory, tmp_pat
 
     run(go())
     assert message_ids(dovecot, "alice@example.test")[
-        message_id("voice", "alice", call.call_id, "example.test")] == 1
+        message_id("voice", "alice", call.call_id, "example.test",
+                   key=deposit_key(tmp_path / "spool"))] == 1
 
 
 def test_a_killed_child_is_started_again_with_its_builds_gone_and_delivers_what_waits(
@@ -211,7 +217,8 @@ def test_a_killed_child_is_started_again_with_its_builds_gone_and_delivers_what_
 
     run(go())
     for call in (first_call, second_call):
-        mid = message_id("voice", "alice", call.call_id, "example.test")
+        mid = message_id("voice", "alice", call.call_id, "example.test",
+                         key=deposit_key(tmp_path / "spool"))
         assert message_ids(dovecot, "alice@example.test")[mid] == 1
 
 
@@ -436,3 +443,44 @@ def test_a_wedged_child_is_killed_and_replaced(tmp_path, monkeypatch, caplog):
     caplog.set_level("ERROR", logger="mailcall.deposit.delivery_process")
     run(go())
     assert "has not answered a wake-up" in caplog.text
+
+
+def test_garbled_frames_either_way_are_reported_and_ignored(dovecot_factory, tmp_path,
+                                                           monkeypatch, caplog, capfd):
+    """Neither side dies of a frame it cannot read (an upgrade while serving, a bug): it
+    says so in the log and goes on; the next deposit is planned and delivered as usual."""
+    monkeypatch.setattr(delivery_child, "main", garbling_child_main)
+    dovecot = dovecot_factory(users=USERS)
+    policy = make_policy(f"127.0.0.1:{dovecot.lmtp_port}")
+    rec = Recorder()
+    depositor = SpoolDepositor(Spool(tmp_path / "spool"))
+    proc = make_process(tmp_path / "spool", policy, rec, depositor)
+    call = voice("1764260900.1", recording=str(MEDIA / "voicemail-dtmf-end.wav"))
+    caplog.set_level("ERROR", logger="mailcall.deposit.delivery_process")
+
+    async def go():
+        await proc.start()
+        try:
+            child = proc.process.pid
+            proc._conn.send_bytes(b"\xff\xfe not json either")
+            proc._conn.send_bytes(pipe.encode(pipe.Ready()))  # only the child sends it
+            proc._conn.send_bytes(b'{"type": "stop", "grace": "soon"}')
+            await depositor.accept(call)
+            await rec.wait_for(1)
+            assert proc.process.pid == child and not gone(child)  # never restarted
+        finally:
+            await proc.stop(5)
+
+    run(go())
+    assert message_ids(dovecot, "alice@example.test")[
+        message_id("voice", "alice", call.call_id, "example.test",
+                   key=deposit_key(tmp_path / "spool"))] == 1
+    unreadable = [r for r in caplog.records if "cannot read" in r.getMessage()]
+    assert len(unreadable) == len(GARBLED_FRAMES)
+    assert "unknown message type" not in caplog.text  # each names its own fault:
+    assert "not a JSON message" in caplog.text and "wake is sent by mailcall serve" in caplog.text
+    assert "plan-request.number: expected an integer" in caplog.text
+    child_log = capfd.readouterr().err
+    assert child_log.count("mailcall serve sent the delivery process a message it cannot read") \
+        == 3, child_log
+    assert "bad stop message: stop.grace: expected a number" in child_log

@@ -10,6 +10,7 @@ import soundfile
 from PIL import Image
 
 from mailcall.deposit.headers import message_id
+from mailcall.deposit.seal import deposit_key
 from mailcall.deposit.spool import Spool
 from tests.deposit.support import (
     MEDIA,
@@ -67,7 +68,8 @@ def test_voicemail_in_every_format_reads_back(dovecot_factory, tmp_path, fmt, mi
         assert len(raw) == 1, f"{address}: {len(raw)} messages"
         msg = parse(raw[0])
         assert msg["Message-Context"] == "voice-message"
-        assert msg["Message-ID"] == message_id("voice", call.mailbox, call.call_id, "example.test")
+        assert msg["Message-ID"] == message_id("voice", call.mailbox, call.call_id, "example.test",
+                                               key=deposit_key(tmp_path / "spool"))
         assert msg["Auto-Submitted"] == "auto-generated"
         part = audio_part(msg)
         assert part.get_content_type() == mime
@@ -89,7 +91,7 @@ def test_voicemail_in_every_format_reads_back(dovecot_factory, tmp_path, fmt, mi
             assert "nobody answered" in text
             assert "Friday 27 November 2026 at 17:42" in text
     records = list(Spool(tmp_path / "spool").records())
-    assert [r["state"] for r in records] == ["delivered", "delivered"]
+    assert [r.state for r in records] == ["delivered", "delivered"]
 
 
 def multipage_g4(path, pages: int = 3):
@@ -117,7 +119,8 @@ def test_fax_g3_and_multipage_g4_over_unix_socket(dovecot_factory, tmp_path):
         assert len(raw) == 1
         msg = parse(raw[0])
         assert msg["Message-Context"] == "fax-message"
-        assert msg["Message-ID"] == message_id("fax", call.mailbox, call.call_id, "example.test")
+        assert msg["Message-ID"] == message_id("fax", call.mailbox, call.call_id, "example.test",
+                                               key=deposit_key(tmp_path / "spool"))
         attachments = {p.get_content_type(): p for p in msg.iter_attachments()}
         assert set(attachments) == {"application/pdf", "image/tiff"}
         reader = pypdf.PdfReader(io.BytesIO(attachments["application/pdf"].get_content()))
@@ -139,10 +142,10 @@ def test_unknown_mailbox_is_parked_with_the_reason(dovecot_factory, tmp_path):
             worker, [voice("1764260700.1", mailbox="ghost"), voice("1764260700.2", mailbox="alice")]
         )
     )
-    states = {r["deposit"]["mailbox"]: r for r in Spool(tmp_path / "spool").records()}
-    assert states["ghost"]["state"] == "parked"
-    assert states["ghost"]["attempts"] == 1
-    assert "550" in states["ghost"]["last_error"]
-    assert "ghost@example.test" in states["ghost"]["last_error"]
-    assert states["alice"]["state"] == "delivered"
+    states = {r.deposit.mailbox: r for r in Spool(tmp_path / "spool").records()}
+    assert states["ghost"].state == "parked"
+    assert states["ghost"].attempts == 1
+    assert "550" in states["ghost"].last_error
+    assert "ghost@example.test" in states["ghost"].last_error
+    assert states["alice"].state == "delivered"
     assert sum(message_ids(dovecot, USERS[0]).values()) == 1

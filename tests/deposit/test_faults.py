@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from mailcall.deposit.headers import message_id
+from mailcall.deposit.seal import deposit_key
 from mailcall.deposit.spool import Spool, spool_id
 from tests.deposit.support import (
     FAST,
@@ -39,13 +40,14 @@ pytestmark = pytest.mark.dovecot
 REPO = Path(__file__).resolve().parents[2]
 
 
-def expected_ids(deposits) -> set[str]:
+def expected_ids(deposits, spool_dir: Path) -> set[str]:
     return {
         message_id(
             "voice" if d.__class__.__name__ == "VoiceMessage" else "fax",
             d.mailbox,
             d.call_id,
             "example.test",
+            key=deposit_key(spool_dir),
         )
         for d in deposits
     }
@@ -75,9 +77,9 @@ def test_dovecot_down_while_depositing_then_up(dovecot_factory, tmp_path):
             # Nothing can be delivered: every deposit is deferred, none lost, none parked.
             await wait_states(worker.spool, "deferred", len(deposits), 30)
             for record in worker.spool.records():
-                assert record["attempts"] >= 1
-                assert "connect: cannot connect to lmtp 127.0.0.1:" in record["last_error"]
-                assert "ConnectionRefusedError" in record["last_error"], record["last_error"]
+                assert record.attempts >= 1
+                assert "connect: cannot connect to lmtp 127.0.0.1:" in record.last_error
+                assert "ConnectionRefusedError" in record.last_error, record.last_error
             await asyncio.get_running_loop().run_in_executor(None, dovecot.start)
             await wait_states(worker.spool, "delivered", len(deposits), 60)
         finally:
@@ -85,7 +87,7 @@ def test_dovecot_down_while_depositing_then_up(dovecot_factory, tmp_path):
 
     run(scenario())
     ids = all_ids(dovecot)
-    assert sorted(ids) == sorted(expected_ids(deposits))  # each once, none missing
+    assert sorted(ids) == sorted(expected_ids(deposits, worker.spool.root))  # each once
 
 
 def start_worker(spool_dir: Path, policy_file: Path, log) -> subprocess.Popen:
@@ -202,7 +204,7 @@ def test_worker_sigkilled_mid_delivery_then_restarted(dovecot_factory, tmp_path,
             shutil.rmtree(folder, ignore_errors=True)
 
     ids = all_ids(dovecot)
-    expected = expected_ids(deposits)
+    expected = expected_ids(deposits, spool.root)
     assert set(states(spool).values()) == {"delivered"}
     assert set(states(spool)) == {spool_id(d) for d in deposits}
     assert set(ids) == expected, "a deposit is missing from the mailboxes"
@@ -213,7 +215,7 @@ def test_worker_sigkilled_mid_delivery_then_restarted(dovecot_factory, tmp_path,
         # by a kill after Dovecot stored the message and before the 250 was recorded.
         counts = Counter(ids)
         duplicated = {mid for mid, n in counts.items() if n > 1}
-        retried = {r["message_id"] for r in spool.records() if r["attempts"] > 1}
+        retried = {r.message_id for r in spool.records() if r.attempts > 1}
         assert duplicated <= retried
         assert all(n == 2 for n in counts.values() if n > 1)
         assert len(duplicated) <= len(KILLS) * FAST.concurrency

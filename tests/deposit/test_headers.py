@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import email
 import email.policy
+import hashlib
+import re
 from datetime import UTC, datetime
 
 from hypothesis import HealthCheck, given, settings
@@ -20,8 +22,10 @@ from mailcall.deposit.headers import (
     serialise,
     tel_uri,
 )
+from mailcall.deposit.seal import token_valid
 from mailcall.deposit.voice_message import build_voice_message
-from tests.deposit.test_messages import ORIGIN, plan
+from tests.deposit.support import parse
+from tests.deposit.test_messages import KEY, ORIGIN, plan
 
 VOICE_HEADERS = {
     "MIME-Version",
@@ -32,6 +36,7 @@ VOICE_HEADERS = {
     "Subject",
     "Message-Context",
     "Auto-Submitted",
+    "Mailcall-Deposit",
     "Content-Type",
     "Content-Transfer-Encoding",
 }
@@ -101,6 +106,7 @@ def test_voice_caller_id_never_injects_a_header(tmp_path_factory, name, number):
         recording=None,
         encoder=None,
         workdir=tmp_path_factory.mktemp("w"),
+        key=KEY,
     )
     parsed = check_no_injection(serialise(msg), VOICE_HEADERS)
     shown = display_name(clean_text(name) or clean_number(number) or ORIGIN.sender_name)
@@ -125,7 +131,7 @@ def test_fax_fields_never_inject_a_header(name, station, error):
         station_id=station,
         tiff=None,
     )
-    msg = build_fax_message(deposit, plan("fr"), ORIGIN, tiff=None)
+    msg = build_fax_message(deposit, plan("fr"), ORIGIN, tiff=None, key=KEY)
     check_no_injection(serialise(msg), VOICE_HEADERS)
 
 
@@ -141,7 +147,7 @@ def test_names_are_rfc2047_encoded_and_decoded_back():
     )
     raw = serialise(
         build_voice_message(
-            deposit, plan("fr"), ORIGIN, recording=None, encoder=None, workdir="/tmp"
+            deposit, plan("fr"), ORIGIN, recording=None, encoder=None, workdir="/tmp", key=KEY
         )
     )
     assert b"=?utf-8?" in raw
@@ -164,7 +170,7 @@ def test_encoded_word_lookalikes_are_shown_literally():
     )
     raw = serialise(
         build_voice_message(
-            deposit, plan("en"), ORIGIN, recording=None, encoder=None, workdir="/tmp"
+            deposit, plan("en"), ORIGIN, recording=None, encoder=None, workdir="/tmp", key=KEY
         )
     )
     msg = email.message_from_bytes(raw, policy=email.policy.default)
@@ -185,7 +191,7 @@ def test_long_names_with_specials_cannot_become_groups_or_addresses():
         )
         raw = serialise(
             build_voice_message(
-                deposit, plan("en"), ORIGIN, recording=None, encoder=None, workdir="/tmp"
+                deposit, plan("en"), ORIGIN, recording=None, encoder=None, workdir="/tmp", key=KEY
             )
         )
         check_no_injection(raw, VOICE_HEADERS)
@@ -211,11 +217,45 @@ def test_numbers_and_tel_uris():
     assert tel_uri("", "example.test") is None
 
 
-def test_message_id_is_stable_and_distinct():
-    a = message_id("voice", "alice", "1764.1", "example.test")
-    assert a == message_id("voice", "alice", "1764.1", "example.test")
-    assert a != message_id("fax", "alice", "1764.1", "example.test")
-    assert a != message_id("voice", "bob", "1764.1", "example.test")
+def test_message_id_is_stable_distinct_and_keyed():
+    a = message_id("voice", "alice", "1764.1", "example.test", key=KEY)
+    assert a == message_id("voice", "alice", "1764.1", "example.test", key=KEY)
+    assert a != message_id("fax", "alice", "1764.1", "example.test", key=KEY)
+    assert a != message_id("voice", "bob", "1764.1", "example.test", key=KEY)
     assert a.startswith("<voice.1764.1.") and a.endswith("@example.test>")
-    evil = message_id("voice", "alice", "1>\r\nBcc: x", "example.test")
+    evil = message_id("voice", "alice", "1>\r\nBcc: x", "example.test", key=KEY)
     assert "\r" not in evil and evil.count(">") == 1
+    # Nobody without the key can name the voicemail to come: not the old unkeyed sha256 of
+    # (kind, mailbox, call id), and another key gives another id for the same call.
+    unkeyed = hashlib.sha256(b"voice\x00alice\x001764.1").hexdigest()
+    assert unkeyed[:20] not in a
+    assert a != message_id("voice", "alice", "1764.1", "example.test", key=bytes(32))
+    assert len(a.split(".")[-2].split("@")[0]) == 20  # 100 keyed bits
+    # Short enough not to be folded: a folded Message-ID reads back with a leading space.
+    deposit = VoiceMessage(call_id="1764260525.11", mailbox="alice", caller_number="",
+                           caller_name="", at=datetime.now(UTC), reason="busy", recording=None)
+    raw = serialise(build_voice_message(deposit, plan("fr"), ORIGIN, recording=None,
+                                        encoder=None, workdir="/tmp", key=KEY))
+    assert re.search(rb"^Message-ID: <voice\.1764260525\.11\.[a-z2-7]{20}@example\.test>\r$",
+                     raw, re.M)
+    assert re.search(rb"^Mailcall-Deposit: v2\.[0-9]{10}\.[A-Za-z0-9_-]{43}\r$", raw, re.M)
+
+
+def test_every_deposit_carries_the_token_of_its_own_id_recipient_and_context():
+    deposit = VoiceMessage(call_id="1764.6", mailbox="alice", caller_number="+33612345678",
+                           caller_name="Bob", at=datetime.now(UTC), reason="busy",
+                           recording=None)
+    voice = parse(serialise(build_voice_message(deposit, plan("fr"), ORIGIN, recording=None,
+                                                encoder=None, workdir="/tmp", key=KEY)))
+    fax = parse(serialise(build_fax_message(
+        FaxMessage(call_id="1764.6", mailbox="alice", caller_number="", caller_name="",
+                   at=datetime.now(UTC), status="FAILED", error="x", pages=None,
+                   station_id="", tiff=None), plan("fr", "fax"), ORIGIN, tiff=None, key=KEY)))
+    for msg, context in ((voice, "voice-message"), (fax, "fax-message")):
+        recipient = plan("fr").recipient
+        token = msg["Mailcall-Deposit"]
+        assert token_valid(KEY, token, msg["Message-ID"], recipient, context)
+        assert not token_valid(bytes(32), token, msg["Message-ID"], recipient, context)
+        assert not token_valid(KEY, token, msg["Message-ID"], "bob@example.test", context)
+    assert voice["Message-ID"] != fax["Message-ID"]
+    assert voice["Mailcall-Deposit"] != fax["Mailcall-Deposit"]

@@ -23,6 +23,8 @@ ORIGIN = Origin(
     timezone=ZoneInfo("Europe/Paris"),
     sender_name="Test Org",
 )
+KEY = bytes.fromhex("6d61696c63616c6c2074657374206b6579206f662074686520746573747320")
+"""A fixed deposit key: these tests build messages, they do not read a spool."""
 WAV = MEDIA / "voicemail-dtmf-end.wav"
 
 
@@ -47,6 +49,7 @@ def build_voice(deposit, language="fr", encoder=None, tmp_path="/tmp"):
         recording=deposit.recording,
         encoder=encoder,
         workdir=tmp_path,
+        key=KEY,
     )
     return parse(serialise(msg))
 
@@ -160,7 +163,8 @@ def test_fax_real_g3_to_pdf():
 
 def test_fax_message_fr():
     deposit = fax("1764260600.1")
-    msg = parse(serialise(build_fax_message(deposit, plan("fr", "fax"), ORIGIN, tiff=deposit.tiff)))
+    msg = parse(serialise(build_fax_message(deposit, plan("fr", "fax"), ORIGIN,
+                                            tiff=deposit.tiff, key=KEY)))
     assert msg["Message-Context"] == "fax-message"
     assert msg["Subject"] == "Télécopie de Compta Stock Inox (+33140000299) (1 page)"
     assert [p.get_content_type() for p in msg.iter_attachments()] == ["application/pdf"]
@@ -185,7 +189,8 @@ def test_failed_fax_gives_a_notice_with_the_reason(tmp_path, case):
         ("en", "Fax not received from", "Reason: "),
     ):
         msg = parse(
-            serialise(build_fax_message(deposit, plan(language, "fax"), ORIGIN, tiff=deposit.tiff))
+            serialise(build_fax_message(deposit, plan(language, "fax"), ORIGIN,
+                                        tiff=deposit.tiff, key=KEY))
         )
         assert msg["Message-Context"] == "fax-message"
         assert msg["Subject"].startswith(subject)

@@ -76,14 +76,14 @@ def test_smtp_greylisted_then_accepted(tmp_path):
 
     spool = run(scenario())
     [record] = spool.records()
-    assert record["state"] == "delivered" and record["attempts"] == 2
-    assert record["results"][0]["reply"].startswith("250 2.0.0 queued")
+    assert record.state == "delivered" and record.attempts == 2
+    assert record.results[0].reply.startswith("250 2.0.0 queued")
     assert mta.commands[0].startswith(b"EHLO ")
     assert b"MAIL FROM:<mailcall@example.test>\r\n" in mta.commands
     assert b"RCPT TO:<alice@example.test>\r\n" in mta.commands
     # The retry sent the very same bytes, and they are the spooled message.
     assert len(mta.received) == 2 and mta.received[0] == mta.received[1]
-    assert mta.received[1] == spool.message_path(record["id"]).read_bytes()
+    assert mta.received[1] == spool.message_path(record.id).read_bytes()
 
 
 def test_smtp_permanent_refusal_is_parked(tmp_path):
@@ -105,5 +105,5 @@ def test_smtp_permanent_refusal_is_parked(tmp_path):
 
     spool = run(scenario())
     [record] = spool.records()
-    assert record["attempts"] == 1
-    assert "554 5.7.1 relay denied" in record["last_error"]
+    assert record.attempts == 1
+    assert "554 5.7.1 relay denied" in record.last_error

@@ -29,6 +29,7 @@ from mailcall.core.serve import start_services, stop_services
 from mailcall.sieve.commands import install
 from tests.agi.fake_asterisk import Call, run_call
 from tests.conftest import REPO
+from tests.notifications.support import ForwardingHandler, Relay
 from tests.sieve.support import LoopThread, dovecot_plugin, make_socket_dir, wait_for
 
 USERS = ["alice@stockinox.example", "bernard@stockinox.example", "carole@stockinox.example"]
@@ -41,9 +42,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def policy_text(lmtp_port: int, sieve_socket: str) -> str:
+def policy_text(lmtp_port: int, sieve_socket: str, relay: str) -> str:
     text = (REPO / "contrib" / "policies" / "small-company.toml").read_text()
     text = text.replace('preferred_medium = "sms"', 'preferred_medium = "email"')
+    # Notices go out by the relay (the site's MTA, here a tiny one forwarding to Dovecot).
+    text = text.replace("[channels]\n", f'[channels]\nrelay = "{relay}"\n', 1)
     return text + (f'\n[server]\nsieve_socket = "{sieve_socket}"\n'
                    f'[delivery]\nmethod = "lmtp"\naddress = "127.0.0.1:{lmtp_port}"\n')
 
@@ -55,7 +58,8 @@ def test_unanswered_call_ends_as_voicemail_in_the_mailbox(dovecot_factory, tmp_p
     scripts = work / "sieve"
     dovecot = dovecot_factory(plugin=dovecot_plugin(scripts, None), users=USERS)
     sieve_socket = make_socket_dir(dovecot.base_dir) / "mailcall"
-    policy = compile_text(policy_text(dovecot.lmtp_port, str(sieve_socket)))
+    relay = Relay(ForwardingHandler(dovecot.lmtp_port)).start()
+    policy = compile_text(policy_text(dovecot.lmtp_port, str(sieve_socket), relay.address))
     install(policy, scripts, None, str(sieve_socket), dovecot.conf)
 
     agi_port = free_port()
@@ -99,4 +103,5 @@ def test_unanswered_call_ends_as_voicemail_in_the_mailbox(dovecot_factory, tmp_p
     finally:
         loop.run(stop_services(services, grace=5))
         loop.close()
+        relay.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -3,7 +3,7 @@
 mailcall's services run in-process on an event loop in a helper thread (so the
 test can set ``runtime.clock``), beside a tiny capture SMTP server that
 receives both Dovecot's vacation replies (``submission_host``) and the SMS
-gateway mails (``[delivery] method = "smtp"``).
+gateway mails (``[channels] relay``).
 """
 
 from __future__ import annotations
@@ -49,14 +49,16 @@ fax_folder = "Fax"
 
 [server]
 sieve_socket = "{socket}"
+spool_dir = "{spool}"
 
 [delivery]
-method = "smtp"
-address = "127.0.0.1:{smtp_port}"
+method = "lmtp"
+address = "{lmtp}"
 sender = "mailcall@stockinox.example"
 
 [channels]
 sms_gateway = "{{number}}@sms.stockinox.example"
+relay = "127.0.0.1:{smtp_port}"
 file_path = "{file_path}"
 rate_limit_per_hour = {rate}
 
@@ -121,11 +123,16 @@ EVENING = datetime(2026, 12, 8, 20, 30, tzinfo=PARIS)
 
 
 def policy_text(*, socket: Path, smtp_port: int, file_path: Path, rate: int = 20,
-                now: datetime | None = None) -> str:
-    """The test policy; emma's absence covers the real "now" (Dovecot's own clock)."""
+                now: datetime | None = None, spool: Path | None = None,
+                lmtp: str = "unix:/run/dovecot/mailcall-lmtp") -> str:
+    """The test policy; emma's absence covers the real "now" (Dovecot's own clock). The
+    spool (where the deposit key lives) defaults to a folder beside `file_path`. Deposits
+    go into the mailboxes by LMTP (`lmtp`), mail to the outside through the relay
+    (`smtp_port`), as docs/dovecot.md sets them up."""
     now = (now or datetime.now(PARIS)).astimezone(PARIS).replace(microsecond=0, tzinfo=None)
     return POLICY.format(
-        socket=socket, smtp_port=smtp_port, file_path=file_path, rate=rate,
+        socket=socket, smtp_port=smtp_port, file_path=file_path, rate=rate, lmtp=lmtp,
+        spool=spool or file_path.parent / "spool",
         absent_from=(now - timedelta(days=1)).isoformat(),
         absent_until=(now + timedelta(days=10)).replace(hour=0, minute=0, second=0).isoformat(),
     )
@@ -251,7 +258,7 @@ class Rig:
 
     def drain(self) -> None:
         """Wait until every queued notification has been handled."""
-        self.loop.run(self.bridge().dispatcher._queue.join())
+        self.loop.run(self.bridge().dispatcher.drain())
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
@@ -289,7 +296,10 @@ def make_socket_dir(base_dir: Path) -> Path:
     return path
 
 
-def build_rig(dovecot_factory, *, rate: int = 20, with_bin: bool = True) -> Rig:
+def build_rig(dovecot_factory, *, rate: int = 20, with_bin: bool = True,
+              text: Callable[..., str] = policy_text) -> Rig:
+    """Dovecot with mailcall's installed scripts, and mailcall's runtime (not started).
+    `text` writes the policy, called with :func:`policy_text`'s keywords."""
     loop = LoopThread()
     smtp = CaptureSMTP()
     loop.run(smtp.start())
@@ -304,8 +314,8 @@ def build_rig(dovecot_factory, *, rate: int = 20, with_bin: bool = True) -> Rig:
     )
     socket = make_socket_dir(dovecot.base_dir) / "mailcall"
     file_path = work / "notifications.jsonl"
-    policy = compile_text(policy_text(socket=socket, smtp_port=smtp.port, file_path=file_path,
-                                      rate=rate))
+    policy = compile_text(text(socket=socket, smtp_port=smtp.port, file_path=file_path,
+                               rate=rate, lmtp=f"unix:{dovecot.lmtp_socket}"))
     install(policy, scripts, bin_dir if with_bin else None, str(socket), dovecot.conf)
     pm = make_plugin_manager(entrypoints=False)
     pm.register(channels_plugin, name="channels")
@@ -313,6 +323,35 @@ def build_rig(dovecot_factory, *, rate: int = 20, with_bin: bool = True) -> Rig:
     runtime = Runtime(policy, pm)
     runtime.clock = lambda: OFFICE_HOURS
     return Rig(dovecot, loop, smtp, runtime, scripts, bin_dir, socket, file_path)
+
+
+def deposit(rig: Rig, kind: str = "voice", *, mailbox: str = "alice",
+            call_id: str = "1795887901.31", key: bytes | None = None) -> bytes:
+    """A voicemail (missed call) or fax (failure notice) exactly as mailcall's builder writes
+    it, sealed with the key of the rig's spool (or `key`)."""
+    from mailcall.core.deposits import FaxMessage, VoiceMessage
+    from mailcall.deposit.fax_message import build_fax_message
+    from mailcall.deposit.headers import serialise
+    from mailcall.deposit.seal import deposit_key
+    from mailcall.deposit.voice_message import build_voice_message
+    from mailcall.plugins.deposit import origin_for, plan_for
+
+    policy = rig.runtime.policy
+    key = key if key is not None else deposit_key(rig.runtime.setting("spool_dir"))
+    if kind == "voice":
+        call = VoiceMessage(call_id=call_id, mailbox=mailbox, caller_number="+33140000299",
+                            caller_name="Compta Stock Inox", at=OFFICE_HOURS, reason="busy",
+                            recording=None)
+        msg = build_voice_message(call, plan_for(policy, call), origin_for(policy),
+                                  recording=None, encoder=None, workdir=tempfile.gettempdir(),
+                                  key=key)
+    else:
+        call = FaxMessage(call_id=call_id, mailbox=mailbox, caller_number="+33140000299",
+                          caller_name="", at=OFFICE_HOURS, status="FAILED", error="no carrier",
+                          pages=None, station_id="", tiff=None)
+        msg = build_fax_message(call, plan_for(policy, call), origin_for(policy), tiff=None,
+                                key=key)
+    return serialise(msg)
 
 
 def close_rig(rig: Rig) -> None:

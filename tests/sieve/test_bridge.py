@@ -9,14 +9,17 @@ import stat
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mailcall.core.errors import ServiceStartError
 from mailcall.core.plugins import make_plugin_manager
 from mailcall.core.policy import compile_text
 from mailcall.core.runtime import Runtime
+from mailcall.deposit.seal import DEPOSIT_WINDOW, _v1, deposit_key, deposit_token, key_path
 from mailcall.sieve.bridge import SieveBridge, parse_fields
 from mailcall.sieve.exec_client import build_request, client_script
 from mailcall.sieve.script_protocol import (
@@ -41,9 +44,9 @@ class Recorder:
         self.sent.append((notification, subject, text))
 
 
-def make_bridge(tmp_path: Path, **kw) -> tuple[SieveBridge, Recorder]:
+def make_bridge(tmp_path: Path, spool: Path | None = None, **kw) -> tuple[SieveBridge, Recorder]:
     policy = compile_text(policy_text(socket=tmp_path / "mailcall", smtp_port=25,
-                                      file_path=tmp_path / "n.jsonl"))
+                                      file_path=tmp_path / "n.jsonl", spool=spool))
     runtime = Runtime(policy, make_plugin_manager(entrypoints=False))
     runtime.clock = lambda: OFFICE_HOURS
     sms = Recorder("sms")
@@ -64,6 +67,19 @@ def run(coro):
     return asyncio.run(coro)
 
 
+ALICE = "alice@stockinox.example"
+DEPOSIT_ID = "<voice.1764260525.11.0123456789abcdef0123456789abcdef@stockinox.example>"
+
+
+def sealed(spool: Path, *, msgid: str = DEPOSIT_ID, recipient: str = ALICE,
+           context: str = "voice-message", token: str | None = None) -> bytes:
+    """The bridge input of the generated script for a deposit sealed with `spool`'s key."""
+    if token is None:
+        token = deposit_token(deposit_key(spool), msgid, recipient, context)
+    return (f"message-id={quote(msgid)}\ncontext={quote(context)}\n"
+            f"token={quote(token)}\n").encode()
+
+
 def test_notify_answers_then_sends_once(tmp_path: Path):
     async def scenario():
         bridge, sms = make_bridge(tmp_path)
@@ -73,7 +89,7 @@ def test_notify_answers_then_sends_once(tmp_path: Path):
             req = serialize_request(["notify"], ALICE_ENV, data)
             assert await ask(bridge.path, req) == b"+\n"
             assert await ask(bridge.path, req) == b"+\n"  # the same Message-ID again
-            await bridge.dispatcher._queue.join()
+            await bridge.dispatcher.drain()
             return sms.sent
         finally:
             await bridge.stop(1)
@@ -93,7 +109,7 @@ def test_nothing_sent_outside_hours_but_still_true(tmp_path: Path):
         await bridge.start()
         try:
             reply = await ask(bridge.path, serialize_request(["notify"], ALICE_ENV, b""))
-            await bridge.dispatcher._queue.join()
+            await bridge.dispatcher.drain()
             return reply, sms.sent
         finally:
             await bridge.stop(1)
@@ -104,22 +120,26 @@ def test_nothing_sent_outside_hours_but_still_true(tmp_path: Path):
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        (b"GARBAGE\n", b"-\n"),
-        (serialize_request(["reboot"], ALICE_ENV), b"-\n"),
-        (serialize_request(["ping"]), b"+\n"),
-        (serialize_request(["folder"], ALICE_ENV, b"context=voice-message\n"), b"Voicemail+\n"),
-        (serialize_request(["folder"], ALICE_ENV, b"context=fax-message\n"), b"Fax+\n"),
-        (serialize_request(["folder"], ALICE_ENV, b""), b"-\n"),
-        (serialize_request(["notify"], ALICE_ENV, b"x" * 200_000), b"-\n"),
-        (serialize_request(["notify", "nobody@else.example", "x@y"]), b"+\n"),
+        (lambda spool: b"GARBAGE\n", b"-\n"),
+        (lambda spool: serialize_request(["reboot"], ALICE_ENV), b"-\n"),
+        (lambda spool: serialize_request(["ping"]), b"+\n"),
+        (lambda spool: serialize_request(["folder"], ALICE_ENV, sealed(spool)), b"Voicemail+\n"),
+        (lambda spool: serialize_request(["folder"], ALICE_ENV, sealed(
+            spool, context="fax-message")), b"Fax+\n"),
+        # A Message-Context alone files nothing: the folder is only for a proven deposit.
+        (lambda spool: serialize_request(["folder"], ALICE_ENV, b"context=voice-message\n"),
+         b"-\n"),
+        (lambda spool: serialize_request(["folder"], ALICE_ENV, b""), b"-\n"),
+        (lambda spool: serialize_request(["notify"], ALICE_ENV, b"x" * 200_000), b"-\n"),
+        (lambda spool: serialize_request(["notify", "nobody@else.example", "x@y"]), b"+\n"),
     ],
 )
-def test_answers(tmp_path: Path, raw: bytes, expected: bytes):
+def test_answers(tmp_path: Path, raw, expected: bytes):
     async def scenario():
         bridge, _ = make_bridge(tmp_path)
         await bridge.start()
         try:
-            return await ask(bridge.path, raw)
+            return await ask(bridge.path, raw(bridge.spool_dir))
         finally:
             await bridge.stop(1)
 
@@ -188,7 +208,7 @@ def test_socket_permissions_and_clean_stop(tmp_path: Path):
     os.chown(sock_dir, 0, 5000)
 
     async def scenario():
-        bridge, _ = make_bridge(sock_dir)
+        bridge, _ = make_bridge(sock_dir, spool=tmp_path / "spool")
         await bridge.start()
         st_ = bridge.path.stat()
         await bridge.stop(1)
@@ -212,6 +232,109 @@ def test_parse_fields_is_defensive():
     fields = parse_fields(b"subject=a%0D%0ABcc%3A%20x\nsubject=second\nnoequals\nFROM=%E9\n")
     assert fields["subject"] == "a Bcc: x"  # CR/LF gone, first value kept
     assert fields["from"] == "\ufffd"
+
+
+def test_parse_fields_follows_the_one_text_rule():
+    """What reaches an SMS or a log line has no DEL, C1, bidi or zero-width character
+    (core.text.display_text), not merely no C0 control."""
+    raw = quote("Bob\x7f \u202eevil\u202c\x85 \u200bClient\u2028x").encode()
+    assert parse_fields(b"from=" + raw + b"\n")["from"] == "Bob evil Client x"
+
+
+def deposit_request(spool: Path, env: dict[str, str] | None = None, **kw) -> bytes:
+    return serialize_request(["deposit"], env or ALICE_ENV, sealed(spool, **kw))
+
+
+def test_deposit_proven_only_by_its_token(tmp_path: Path, caplog):
+    """The one thing an outsider cannot write: the token of mailcall's key for this very
+    Message-ID, recipient and context. Sender, context and id alone prove nothing."""
+    spool = tmp_path / "spool"
+    other = tmp_path / "other-spool"
+    forged = deposit_token(deposit_key(other), DEPOSIT_ID, ALICE, "voice-message")
+    real = deposit_token(deposit_key(spool), DEPOSIT_ID, ALICE, "voice-message")
+    bob_env = {**ALICE_ENV, "USER": "bob@stockinox.example",
+               "RECIPIENT": "bob@stockinox.example"}
+    cases = {
+        "genuine": (deposit_request(spool), b"+\n"),
+        "genuine, fax": (deposit_request(spool, context="fax-message"), b"+\n"),
+        "recipient case": (deposit_request(spool, recipient="alice@stockinox.example",
+                           env={**ALICE_ENV, "RECIPIENT": "Alice@StockInox.example"}), b"+\n"),
+        "no token": (deposit_request(spool, token=""), b"-\n"),
+        "another key": (deposit_request(spool, token=forged), b"-\n"),
+        "another message": (deposit_request(spool, msgid="<voice.x.1@stockinox.example>",
+                                            token=real), b"-\n"),
+        "another user": (deposit_request(spool, env=bob_env, token=real), b"-\n"),
+        "another context": (deposit_request(spool, context="fax-message", token=real), b"-\n"),
+        "not a deposit": (deposit_request(spool, context="x-not-a-voice-message-really"),
+                          b"-\n"),
+        "bare v1": (deposit_request(spool, token="v1."), b"-\n"),
+        "genuine v1 (replayable)": (deposit_request(spool, token=_v1(
+            deposit_key(spool), DEPOSIT_ID, ALICE, "voice-message")), b"-\n"),
+        "older than the window": (deposit_request(spool, token=deposit_token(
+            deposit_key(spool), DEPOSIT_ID, ALICE, "voice-message",
+            at=time.time() - DEPOSIT_WINDOW - 60)), b"-\n"),
+        "from the future": (deposit_request(spool, token=deposit_token(
+            deposit_key(spool), DEPOSIT_ID, ALICE, "voice-message",
+            at=time.time() + 3600)), b"-\n"),
+    }
+
+    async def scenario():
+        bridge, _ = make_bridge(tmp_path, spool=spool)
+        await bridge.start()
+        try:
+            return {name: await ask(bridge.path, raw) for name, (raw, _) in cases.items()}
+        finally:
+            await bridge.stop(1)
+
+    with caplog.at_level("WARNING", logger="mailcall.sieve.bridge"):
+        answers = run(scenario())
+    assert answers == {name: expected for name, (_, expected) in cases.items()}
+    refused = [r.getMessage() for r in caplog.records if "claims to be a mailcall deposit" in
+               r.getMessage()]
+    assert len(refused) == 10
+    assert any("carries no Mailcall-Deposit token" in m for m in refused)
+    for why in ("old form v1", "more than the 86400 s", "in the future"):
+        assert any(why in m for m in refused), why
+    assert all(real not in m and forged not in m for m in refused)  # tokens are never logged
+    assert deposit_key(spool).hex() not in caplog.text
+
+
+def test_deposit_key_created_private_at_first_start_and_kept(tmp_path: Path):
+    spool = tmp_path / "spool"
+
+    async def start_stop():
+        bridge, _ = make_bridge(tmp_path, spool=spool)
+        await bridge.start()
+        await bridge.stop(1)
+
+    run(start_stop())
+    path = key_path(spool)
+    info = path.stat()
+    assert stat.S_IMODE(info.st_mode) == 0o600 and info.st_uid == os.geteuid()
+    first = path.read_bytes()
+    assert len(first) == 65
+    run(start_stop())
+    assert path.read_bytes() == first  # never replaced
+
+
+@pytest.mark.parametrize("problem", ["readable by others", "damaged", "a link"])
+def test_unsafe_deposit_key_refuses_to_start_and_says_why(tmp_path: Path, problem: str):
+    spool = tmp_path / "spool"
+    path = key_path(spool)
+    deposit_key(spool)
+    if problem == "readable by others":
+        path.chmod(0o644)
+    elif problem == "damaged":
+        path.write_text("not a key\n")
+    else:
+        (tmp_path / "elsewhere").write_bytes(path.read_bytes())
+        path.unlink()
+        path.symlink_to(tmp_path / "elsewhere")
+    bridge, _ = make_bridge(tmp_path, spool=spool)
+    with pytest.raises(ServiceStartError, match=str(path)) as caught:
+        run(bridge.start())
+    assert "restart mailcall" in str(caught.value) or "not a link" in str(caught.value)
+    run(bridge.stop(1))
 
 
 @given(st.lists(st.text(min_size=1, max_size=30), max_size=4),
@@ -249,12 +372,12 @@ def test_exec_client_program(tmp_path: Path):
         try:
             loop = asyncio.get_running_loop()
             folder = await loop.run_in_executor(None, lambda: subprocess.run(
-                [str(program), "folder"], env=env, input=b"context=voice-message\n",
+                [str(program), "folder"], env=env, input=sealed(bridge.spool_dir),
                 capture_output=True, check=False))
             notify = await loop.run_in_executor(None, lambda: subprocess.run(
                 [str(program), "notify"], env=env, input=b"message-id=%3Cp%40x%3E\n",
                 capture_output=True, check=False))
-            await bridge.dispatcher._queue.join()
+            await bridge.dispatcher.drain()
             return folder, notify, sms.sent
         finally:
             await bridge.stop(1)
@@ -291,7 +414,7 @@ def test_reloaded_policy_applies_to_the_next_mail(tmp_path: Path):
         try:
             bridge.runtime.replace_policy(compile_text(quiet))
             await ask(bridge.path, serialize_request(["notify"], ALICE_ENV, b"message-id=a\n"))
-            await bridge.dispatcher._queue.join()
+            await bridge.dispatcher.drain()
             return sms.sent
         finally:
             await bridge.stop(1)

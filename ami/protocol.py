@@ -1,0 +1,471 @@
+"""Asterisk Manager Interface without I/O: a client connection fed bytes, emitting events.
+
+Same convention as :mod:`mailcall.agi.protocol` (h11 style): push what
+arrived with :meth:`Connection.receive_data` (``b""`` for end of file), pull
+:meth:`Connection.next_event` until it returns :data:`NEED_DATA`, and ask
+:meth:`Connection.send_action` for the bytes of an action. No socket, no
+clock: :mod:`mailcall.ami.client` owns those, tests drive this byte by byte.
+
+What the wire looks like (main/manager.c, res/res_mwi_external_ami.c and the
+recordings in tests/ami/traces):
+
+* Asterisk opens with one line, ``Asterisk Call Manager/13.0.0``;
+* then messages of ``Key: Value`` lines ended by a blank line, CR LF
+  everywhere. A message with ``Response:`` answers the action whose
+  ``ActionID`` it carries; one with ``Event:`` is an event;
+* an action that lists things (``MWIGet``, ``CoreShowChannels``) answers
+  ``Response: Success`` with ``EventList: start``, then events carrying its
+  ActionID, then an event with ``EventList: Complete``. This machine gathers
+  them and emits one :class:`Response` holding the listed events, so the
+  client matches every action to exactly one answer.
+
+What Asterisk accepts (manager.c ``get_input``): lines of at most 1024 bytes
+including CR LF, longer ones are dropped with a warning, and at most 128
+header lines per action. :meth:`Connection.send_action` refuses anything else
+and any CR, LF or NUL inside a value, so data never injects a header.
+
+Every input is bounded: line length, message size, fields per message,
+events per list, bytes held by unfinished lists, actions in flight. Anything
+else is a :class:`RemoteProtocolError` and the connection is over.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+MAX_LINE = 65536
+"""Longest line accepted from Asterisk (its events are a few hundred bytes)."""
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+"""One message, e.g. ``Command`` output of a long CLI listing, one ``Output:`` per line."""
+MAX_FIELDS = 16384
+MAX_LIST_EVENTS = 250_000
+"""Events in one list answer: MWIGet of every mailbox of a large site."""
+MAX_LIST_BYTES = 64 * 1024 * 1024
+"""Bytes held by all unfinished list answers together."""
+MAX_PENDING = 1024
+"""Actions sent and not answered yet."""
+
+ASTERISK_LINE = 1024
+"""manager.c reads actions into ``char inbuf[1025]``: a longer line is dropped."""
+ASTERISK_MAX_HEADERS = 128
+"""AST_MAX_MANHEADERS: header lines Asterisk keeps per action."""
+
+BANNER_PREFIX = "Asterisk Call Manager/"
+
+_NAME_OK = re.compile(r"[A-Za-z0-9_-]{1,64}").fullmatch
+_BAD_VALUE = re.compile(r"[\r\n\0]").search
+
+
+class RemoteProtocolError(Exception):
+    """Asterisk (or whoever answered) sent something AMI does not allow, or too much."""
+
+
+class LocalProtocolError(Exception):
+    """This side tried something Asterisk would not read as meant (injection, long line)."""
+
+
+class State(enum.Enum):
+    BANNER = "banner"
+    OPEN = "open"
+    CLOSED = "closed"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One AMI message: its ``Key: Value`` lines in order (a key may repeat, e.g. Output)."""
+
+    fields: tuple[tuple[str, str], ...]
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        """The first value of `key`, compared without case as Asterisk does."""
+        low = key.lower()
+        for k, v in self.fields:
+            if k.lower() == low:
+                return v
+        return default
+
+    def get_all(self, key: str) -> list[str]:
+        low = key.lower()
+        return [v for k, v in self.fields if k.lower() == low]
+
+    def to_dict(self) -> dict[str, str]:
+        """First value of each key (for logs and JSON output)."""
+        out: dict[str, str] = {}
+        for k, v in self.fields:
+            out.setdefault(k, v)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Banner:
+    """The greeting line; `version` is the AMI version (13.0.0 on current Asterisk)."""
+
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """The answer to one action, with the events it listed (empty for plain answers)."""
+
+    action_id: str
+    action: str
+    """Name of the action this answers, as it was sent."""
+    status: str
+    """"Success", "Error", "Goodbye" (to Logoff), ..."""
+    message: Message
+    events: tuple[Message, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.status.lower() in ("success", "goodbye", "pong")
+
+    @property
+    def text(self) -> str:
+        """The ``Message:`` line: Asterisk's reason for an error."""
+        return self.message.get("Message", "") or ""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An unsolicited event: ``FullyBooted``, ``MessageWaiting``, ``Shutdown``, ..."""
+
+    name: str
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """End of file after a clean point; `pending` actions will never be answered."""
+
+    pending: tuple[str, ...]
+
+
+class _NeedData:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA = _NeedData()
+
+AmiEvent = Banner | Response | Event | ConnectionClosed
+
+
+class _Pending:
+    __slots__ = ("abandoned", "action", "list_bytes", "listed", "response")
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+        self.response: Message | None = None
+        self.listed: list[Message] | None = None
+        self.list_bytes = 0
+        self.abandoned = False
+
+
+class Connection:
+    """One AMI connection, seen from the client."""
+
+    __slots__ = (
+        "_buf",
+        "_eof",
+        "_error",
+        "_line_start",
+        "_list_bytes",
+        "_next_id",
+        "_pending",
+        "_scan",
+        "action_prefix",
+        "max_line",
+        "max_list_events",
+        "max_message_bytes",
+        "max_pending",
+        "state",
+        "unmatched",
+        "version",
+    )
+
+    def __init__(
+        self,
+        *,
+        action_prefix: str = "mailcall",
+        max_line: int = MAX_LINE,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        max_list_events: int = MAX_LIST_EVENTS,
+        max_pending: int = MAX_PENDING,
+    ) -> None:
+        if not _NAME_OK(action_prefix):
+            raise ValueError(f"action_prefix {action_prefix!r}: letters, digits, - and _ only")
+        self.action_prefix = action_prefix
+        self.max_line = max_line
+        self.max_message_bytes = max_message_bytes
+        self.max_list_events = max_list_events
+        self.max_pending = max_pending
+        self.state = State.BANNER
+        self.version: str | None = None
+        self.unmatched = 0
+        """Answers that matched no action in flight (late, or invented by the peer): dropped."""
+        self._buf = bytearray()
+        self._scan = 0
+        self._line_start = 0
+        self._eof = False
+        self._error: str | None = None
+        self._next_id = 0
+        self._pending: dict[str, _Pending] = {}
+        self._list_bytes = 0
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not turned into events yet (plus unfinished lists)."""
+        return len(self._buf) + self._list_bytes
+
+    @property
+    def pending(self) -> tuple[str, ...]:
+        """ActionIDs sent and not answered yet."""
+        return tuple(k for k, p in self._pending.items() if not p.abandoned)
+
+    # ------------------------------------------------------------------ input
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed bytes from Asterisk; ``b""`` means it closed. The bytes are copied."""
+        if data:
+            if self._eof:
+                raise RuntimeError("data received after end of file")
+            self._buf += data
+        else:
+            self._eof = True
+
+    def next_event(self) -> AmiEvent | _NeedData:
+        """The next event, or NEED_DATA; raises RemoteProtocolError on bad or excessive input."""
+        if self.state is State.ERROR:
+            raise RemoteProtocolError(self._error or "connection already failed")
+        if self.state is State.CLOSED:
+            return NEED_DATA
+        try:
+            while True:
+                if self.state is State.BANNER:
+                    event = self._banner()
+                else:
+                    event = self._message()
+                if event is NEED_DATA:
+                    return self._at_eof() if self._eof else NEED_DATA
+                if event is not None:
+                    return event
+        except RemoteProtocolError:
+            self.state = State.ERROR
+            self._buf = bytearray()  # a failed connection holds no memory
+            self._pending.clear()
+            self._list_bytes = 0
+            raise
+
+    def _fail(self, message: str) -> None:
+        self._error = message
+        raise RemoteProtocolError(message)
+
+    def _at_eof(self) -> AmiEvent | _NeedData:
+        if self._buf.strip():
+            self._fail("connection closed in the middle of a message")
+        if self.state is State.BANNER:
+            self._fail("connection closed before the Asterisk Call Manager banner")
+        pending = self.pending
+        self._pending.clear()
+        self._list_bytes = 0
+        self.state = State.CLOSED
+        return ConnectionClosed(pending)
+
+    def _banner(self) -> Banner | _NeedData:
+        buf = self._buf
+        end = buf.find(b"\n")
+        if end < 0:
+            if len(buf) > self.max_line:
+                self._fail(f"no banner line within {self.max_line} bytes")
+            if len(buf) >= len(BANNER_PREFIX) and not buf.startswith(BANNER_PREFIX.encode()):
+                self._fail(f"not an Asterisk AMI banner: {_show(buf)}")
+            return NEED_DATA
+        line = bytes(buf[:end]).rstrip(b"\r").decode("utf-8", "replace")
+        del buf[: end + 1]
+        if not line.startswith(BANNER_PREFIX):
+            self._fail(f"not an Asterisk AMI banner: {line[:80]!r}")
+        self.version = line[len(BANNER_PREFIX):].strip()
+        self.state = State.OPEN
+        return Banner(self.version)
+
+    def _message(self) -> AmiEvent | _NeedData | None:
+        """One whole message when its blank line is in; None when it was absorbed."""
+        buf = self._buf
+        # Skip blank lines between messages (Asterisk never sends them; be lenient).
+        while buf[:1] in (b"\n", b"\r"):
+            if buf[:2] == b"\r\n":
+                del buf[:2]
+            elif buf[:1] == b"\n":
+                del buf[:1]
+            elif len(buf) == 1:
+                return NEED_DATA
+            else:
+                self._fail(f"a bare CR in a message: {_show(buf)}")
+        start = max(self._scan - 2, 0)
+        a = buf.find(b"\n\r\n", start)
+        b = buf.find(b"\n\n", start)
+        if a < 0 and b < 0:
+            self._check_partial(start)
+            return NEED_DATA
+        if a < 0 or (0 <= b < a):
+            end, skip = b + 1, 1
+        else:
+            end, skip = a + 1, 2
+        if end > self.max_message_bytes:
+            self._fail(f"a message longer than {self.max_message_bytes} bytes")
+        block = bytes(buf[:end])
+        del buf[: end + skip]
+        self._scan = self._line_start = 0
+        return self._dispatch(self._parse(block))
+
+    def _check_partial(self, start: int) -> None:
+        """Bounds of an unfinished message, in time linear in the bytes that arrived."""
+        buf = self._buf
+        if len(buf) > self.max_message_bytes:
+            self._fail(f"a message longer than {self.max_message_bytes} bytes")
+        last = buf.rfind(b"\n", start)
+        if last >= 0:
+            self._line_start = last + 1
+        if len(buf) - self._line_start > self.max_line:
+            self._fail(f"a line longer than {self.max_line} bytes")
+        self._scan = len(buf)
+
+    def _parse(self, block: bytes) -> Message:
+        text = block.decode("utf-8", "replace")
+        lines = text.split("\n")[:-1]
+        if len(lines) > MAX_FIELDS:
+            self._fail(f"a message with more than {MAX_FIELDS} lines")
+        fields = []
+        for line in lines:
+            if line.endswith("\r"):
+                line = line[:-1]
+            if len(line) > self.max_line:
+                self._fail(f"a line longer than {self.max_line} bytes")
+            key, sep, value = line.partition(":")
+            if not sep or not key or not _NAME_OK(key):
+                self._fail(f"not an AMI 'Key: Value' line: {line[:80]!r}")
+            fields.append((key, value[1:] if value[:1] == " " else value))
+        return Message(tuple(fields))
+
+    def _dispatch(self, msg: Message) -> AmiEvent | None:
+        """Every transition after the banner happens here."""
+        first_key = msg.fields[0][0].lower()
+        if first_key == "response":
+            return self._response(msg)
+        if first_key == "event":
+            return self._event(msg)
+        # Asterisk always writes Response or Event first; look further, but insist on one.
+        if msg.get("Response") is not None:
+            return self._response(msg)
+        name = msg.get("Event")
+        if name is not None:
+            return self._event(msg)
+        self._fail(f"a message with neither Response nor Event: {msg.to_dict()!r:.120}")
+        return None
+
+    def _response(self, msg: Message) -> Response | None:
+        action_id = msg.get("ActionID") or ""
+        pending = self._pending.get(action_id)
+        if pending is None or pending.response is not None:
+            self.unmatched += 1
+            return None
+        status = msg.get("Response") or ""
+        if (msg.get("EventList") or "").lower() == "start" and status.lower() == "success":
+            pending.response = msg
+            pending.listed = []
+            return None
+        del self._pending[action_id]
+        if pending.abandoned:
+            return None
+        return Response(action_id, pending.action, status, msg)
+
+    def _event(self, msg: Message) -> Event | Response | None:
+        name = msg.get("Event") or ""
+        action_id = msg.get("ActionID")
+        if action_id is not None:
+            pending = self._pending.get(action_id)
+            if pending is not None and pending.listed is not None:
+                if (msg.get("EventList") or "").lower() == "complete":
+                    return self._list_done(action_id, pending, msg)
+                size = sum(len(k) + len(v) + 4 for k, v in msg.fields)
+                pending.list_bytes += size
+                self._list_bytes += size
+                if len(pending.listed) >= self.max_list_events:
+                    self._fail(f"a list answer to {pending.action} longer than "
+                               f"{self.max_list_events} events")
+                if self._list_bytes > MAX_LIST_BYTES:
+                    self._fail(f"list answers holding more than {MAX_LIST_BYTES} bytes")
+                if not pending.abandoned:
+                    pending.listed.append(msg)
+                return None
+        return Event(name, msg)
+
+    def _list_done(self, action_id: str, pending: _Pending, complete: Message) -> Response | None:
+        del self._pending[action_id]
+        self._list_bytes -= pending.list_bytes
+        if pending.abandoned:
+            return None
+        assert pending.response is not None and pending.listed is not None
+        listed = (*pending.listed, complete)
+        return Response(action_id, pending.action, pending.response.get("Response") or "",
+                        pending.response, listed)
+
+    # ----------------------------------------------------------------- output
+
+    def send_action(self, action: str,
+                    fields: Mapping[str, object] | Iterable[tuple[str, object]] = ()
+                    ) -> tuple[str, bytes]:
+        """(ActionID, bytes) for `action`; refuses what Asterisk would misread."""
+        if self.state is not State.OPEN:
+            raise LocalProtocolError(f"cannot send an action in state {self.state.value}")
+        if len(self.pending) >= self.max_pending:
+            raise LocalProtocolError(f"{self.max_pending} actions already wait for an answer")
+        self._next_id += 1
+        action_id = f"{self.action_prefix}-{self._next_id}"
+        data = encode_action(action, fields, action_id)
+        self._pending[action_id] = _Pending(action)
+        return action_id, data
+
+    def abandon(self, action_id: str) -> None:
+        """Stop waiting for `action_id` (it timed out): its answer, if any, is dropped."""
+        pending = self._pending.get(action_id)
+        if pending is not None:
+            pending.abandoned = True
+            if pending.listed is not None:
+                self._list_bytes -= pending.list_bytes
+                pending.list_bytes = 0
+                pending.listed.clear()
+
+
+def encode_action(action: str, fields: Mapping[str, object] | Iterable[tuple[str, object]],
+                  action_id: str) -> bytes:
+    """The wire form of one action, checked line by line against Asterisk's reader."""
+    pairs = list(fields.items()) if isinstance(fields, Mapping) else list(fields)
+    if len(pairs) + 2 > ASTERISK_MAX_HEADERS:
+        raise LocalProtocolError(f"{action}: more than {ASTERISK_MAX_HEADERS} header lines")
+    if any(str(k).lower() in ("action", "actionid") for k, _ in pairs):
+        raise LocalProtocolError(f"{action}: Action and ActionID are set by the protocol")
+    out = bytearray()
+    for key, value in (("Action", action), ("ActionID", action_id), *pairs):
+        if not isinstance(key, str) or not _NAME_OK(key):
+            raise LocalProtocolError(f"{action}: field name {key!r}: letters, digits, - and _")
+        text = str(value)
+        if _BAD_VALUE(text):
+            raise LocalProtocolError(f"{action}: field {key} holds CR, LF or NUL")
+        line = f"{key}: {text}\r\n".encode()
+        if len(line) > ASTERISK_LINE:
+            raise LocalProtocolError(f"{action}: field {key} longer than Asterisk reads "
+                                     f"({ASTERISK_LINE} bytes per line)")
+        out += line
+    out += b"\r\n"
+    return bytes(out)
+
+
+def _show(buf: bytes | bytearray) -> str:
+    return repr(bytes(buf[:80]))

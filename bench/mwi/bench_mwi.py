@@ -1,0 +1,314 @@
+"""The lamp's three figures, each beside its anchor, in one run on real peers.
+
+(1) latency: \\Seen set by an IMAP client -> message-summary NOTIFY received by a
+    sipp phone (real Dovecot IMAPSieve trigger, real Asterisk res_pjsip_mwi),
+    p50/p99 over N toggles; anchor: app_voicemail's pollmailboxes, whose
+    default period is 30 s (a change waits 0-30 s, 15 s on average);
+(2) reconcile of M mailboxes (one sealed voice message each, Maildir) through
+    the master user with a bounded number of IMAP connections, counts and
+    MWIUpdate to the real Asterisk; beside the cost of one mailbox alone;
+(3) memory per watched mailbox: the service's tables for K mailboxes
+    (tracemalloc), and K = 100,000 against the 200 MB budget.
+
+Run as root: .venv/bin/python bench/mwi/bench_mwi.py [--toggles 50] [--mailboxes 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from types import SimpleNamespace
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from mailcall.core.deposits import VoiceMessage  # noqa: E402
+from mailcall.deposit.headers import serialise  # noqa: E402
+from mailcall.deposit.seal import deposit_key  # noqa: E402
+from mailcall.mwi.config import AmiSettings, LampSettings, MwiSettings  # noqa: E402
+from mailcall.mwi.counts import counts  # noqa: E402
+from mailcall.mwi.imap import ImapCounter, ImapSettings  # noqa: E402
+from mailcall.mwi.ledger import Ledger  # noqa: E402
+from mailcall.mwi.service import MwiService, watched_users  # noqa: E402
+from tests.support.dovecot import MAIL_UID, Dovecot  # noqa: E402
+
+ANCHOR_S = 30.0
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+
+
+# ------------------------------------------------------------------ (1) latency
+
+async def latency(toggles: int) -> list[float]:
+    import pytest  # noqa: F401 - the test helpers below import it
+
+    from mailcall.mwi.service import MwiService as Service
+    from tests.mwi.live import Lamp, start_asterisk, start_phone
+    from tests.mwi.support import start_mail
+
+    started = []
+
+    def factory(plugin=None, users=(), extra=""):
+        root = Path(tempfile.mkdtemp(prefix="mailcall-bench-dovecot-"))
+        os.chmod(root, 0o755)
+        d = Dovecot(root=root, plugin=dict(plugin or {}), extra=extra)
+        d.write_config()
+        for u in users:
+            d.add_user(u)
+        d.start()
+        started.append(d)
+        return d
+
+    mail = start_mail(factory)
+    work = Path(tempfile.mkdtemp(prefix="mailcall-bench-sipp-"))
+    phone, port = start_phone(work)
+    ast = start_asterisk(port)
+    secret = work / "ami.secret"
+    secret.write_text(ast.ami_secret + "\n")
+    secret.chmod(0o600)
+    service = Service(mail.runtime, mail.settings(ami_port=ast.ami_port,
+                                                  ami_secret_file=str(secret)))
+    loop = asyncio.get_running_loop()
+    out: list[float] = []
+    try:
+        await service.start()
+        await service.ami.wait_connected(5)
+        await loop.run_in_executor(None, mail.deposit, "alice", "bench-1")
+        service.poke("alice")
+        lamp = Lamp(phone)
+        await loop.run_in_executor(None, lamp.wait_for, "yes", "1/0", 0)
+        client = mail.imap("alice")
+        client.select("Voicemail")
+        for i in range(toggles):
+            seen = i % 2 == 0
+            n = len(lamp.poll())
+            t0 = time.monotonic()
+            await loop.run_in_executor(None, client.store, "1",
+                                       "+FLAGS" if seen else "-FLAGS", "\\Seen")
+            got = await loop.run_in_executor(
+                None, lamp.wait_for, "no" if seen else "yes", "0/1" if seen else "1/0", n)
+            out.append(got.at - t0)
+            await asyncio.sleep(0.3)  # past min_interval: each toggle is its own update
+        client.logout()
+    finally:
+        await service.stop(1.0)
+        phone.stop()
+        ast.stop()
+        for d in started:
+            d.stop()
+            shutil.rmtree(d.root, ignore_errors=True)
+        shutil.rmtree(ast.root, ignore_errors=True)
+        shutil.rmtree(mail.work, ignore_errors=True)
+    return out
+
+
+# ---------------------------------------------------------------- (2) reconcile
+
+MASTER_PW = "bench-master"
+
+
+TUNED_IMAP = "  service_count = 1000\n  process_min_avail = 8"
+TUNED_LOGIN = "  service_count = 0\n  process_min_avail = 2"
+
+
+def make_site(root: Path, n: int, key: bytes, tuned: bool) -> Dovecot:
+    """n users, each with a Voicemail folder holding one sealed, unseen voice message."""
+    from datetime import UTC, datetime
+
+    from mailcall.core.plans import DepositPlan
+    from mailcall.deposit.voice_message import Origin, build_voice_message
+
+    (root / "master.passwd").write_text(
+        f"mailcall-mwi:{{PLAIN}}{MASTER_PW}::::::allow_nets=127.0.0.1/32\n")
+    imap_service = TUNED_IMAP if tuned else ""
+    login_service = TUNED_LOGIN if tuned else ""
+    extra = f"""
+auth_master_user_separator = *
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root / 'master.passwd'}
+  master = yes
+  pass = yes
+}}
+service imap {{
+  process_limit = 64
+{imap_service}
+}}
+service imap-login {{
+{login_service}
+}}
+"""
+    d = Dovecot(root=root, extra=extra)
+    d.write_config()
+    origin = Origin(sender="mailcall@bench.example", domain="bench.example", timezone=UTC)
+    lines = []
+    for i in range(n):
+        user = f"u{i}@bench.example"
+        home = root / "home" / f"u{i}"
+        plan = DepositPlan(mailbox=f"u{i}", recipient=user, display_name=f"U {i}",
+                           language="en", kind="voice", audio_format="wav", fax_formats=(),
+                           transcription=False, notify=(), explanation=())
+        dep = VoiceMessage(call_id=f"b{i}", mailbox=f"u{i}", caller_number="+33612345678",
+                           caller_name="Bench", at=datetime.now(UTC), reason="busy",
+                           recording=None)
+        msg = build_voice_message(dep, plan, origin, recording=None, encoder=None,
+                                  workdir=root, key=key)
+        folder = home / "Maildir" / ".Voicemail"
+        for sub in ("cur", "new", "tmp"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        (folder / "new" / f"{int(time.time())}.b{i}.bench").write_bytes(serialise(msg))
+        lines.append(f"{user}:{{PLAIN}}secret:{MAIL_UID}:{MAIL_UID}::{home}::\n")
+    (root / "passwd").write_text("".join(lines))
+    for dirpath, _dirnames, filenames in os.walk(root / "home"):
+        os.chown(dirpath, MAIL_UID, MAIL_UID)
+        for f in filenames:
+            os.chown(os.path.join(dirpath, f), MAIL_UID, MAIL_UID)
+    d.start()
+    return d
+
+
+async def reconcile(n: int, connections: int, tuned: bool) -> dict[str, float]:
+    from tests.mwi.live import start_asterisk
+    from tests.support.asterisk import free_udp_port
+
+    root = Path(tempfile.mkdtemp(prefix="mailcall-bench-site-"))
+    os.chmod(root, 0o755)
+    spool = root / "spool"
+    spool.mkdir(mode=0o700)
+    key = deposit_key(spool)
+    t0 = time.monotonic()
+    d = make_site(root, n, key, tuned)
+    setup = time.monotonic() - t0
+    ast = start_asterisk(free_udp_port())
+    secret = root / "ami.secret"
+    secret.write_text(ast.ami_secret + "\n")
+    secret.chmod(0o600)
+    (root / "imap.secret").write_text(MASTER_PW + "\n")
+    users = {f"u{i}": SimpleNamespace(
+        id=f"u{i}", email=f"u{i}@bench.example", extensions=(),
+        features=SimpleNamespace(voicemail=SimpleNamespace(enabled=True))) for i in range(n)}
+    runtime = SimpleNamespace(policy=SimpleNamespace(users=users),
+                              setting=lambda name: str(spool))
+    settings = MwiSettings(
+        path=root / "mwi.toml", ami=AmiSettings(port=ast.ami_port, secret_file=str(secret)),
+        imap=ImapSettings(port=d.imap_port, master_user="mailcall-mwi",
+                          password_file=str(root / "imap.secret"),
+                          max_connections=connections),
+        lamp=LampSettings(reconcile_interval=86400))
+    out: dict[str, float] = {"setup_s": setup}
+    try:
+        counter = ImapCounter(settings.imap, key=lambda: key)
+        # single-mailbox cost, cold (first access indexes the folder) and warm
+        t = time.monotonic()
+        counter.count("u0@bench.example", "u0@bench.example")
+        out["one_cold_ms"] = (time.monotonic() - t) * 1000
+        warm = []
+        for _ in range(20):
+            t = time.monotonic()
+            counter.count("u0@bench.example", "u0@bench.example")
+            warm.append((time.monotonic() - t) * 1000)
+        out["one_warm_ms"] = statistics.median(warm)
+        service = MwiService(runtime, settings)
+        await service.start()  # starts the reconcile of every mailbox
+        t = time.monotonic()
+        await service.ami.wait_connected(5)
+        await service.reconciled()
+        out["reconcile_s"] = time.monotonic() - t + 0.0
+        out["reconcile_internal_s"] = service.last_reconcile_seconds or 0.0
+        while service.ledger.due or service.publisher._inflight:
+            await asyncio.sleep(0.05)
+        out["reconcile_and_published_s"] = time.monotonic() - t
+        out["published"] = service.publisher.sent
+        out["counted_ok"] = sum(1 for u in users if service.counts(u) == counts(1, 0))
+        await service.stop(1.0)
+        # the second pass: folders already indexed, what the periodic reconcile costs
+        service2 = MwiService(runtime, settings)
+        service2.ami = service.ami.__class__("127.0.0.1", 1, "x", str(secret))
+        service2.publisher.ami = service2.ami
+        t = time.monotonic()
+        await service2.refresher.start()
+        service2._refresh_watch()
+        await service2.refresher.count_all(service2._watched)
+        out["reconcile_warm_s"] = time.monotonic() - t
+        await service2.refresher.stop()
+    finally:
+        ast.stop()
+        d.stop()
+        shutil.rmtree(ast.root, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
+# ------------------------------------------------------------------ (3) memory
+
+def memory(k: int) -> float:
+    users = {f"user{i:06d}": SimpleNamespace(
+        id=f"user{i:06d}", email=f"user{i:06d}@example.org", extensions=(f"{2000 + i}",),
+        features=SimpleNamespace(voicemail=SimpleNamespace(enabled=True))) for i in range(k)}
+    settings = MwiSettings(path=Path("/dev/null"))
+    policy = SimpleNamespace(users=users)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    watched = watched_users(policy, settings)
+    by_login = {w.login.lower(): w.user for w in watched.values()}
+    ledger = Ledger()
+    for i, w in enumerate(watched.values()):
+        ledger.observe(w.mailbox, counts(i % 4, i % 9))
+        item = ledger.take(float(i))
+        if item:
+            ledger.sent(*item)
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del by_login
+    return (after - before) / k
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--toggles", type=int, default=50)
+    ap.add_argument("--mailboxes", type=int, default=10000)
+    ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--stock", action="store_true",
+                    help="Dovecot's default imap/imap-login services (a process per login)")
+    ap.add_argument("--skip", default="", help="comma list of latency,reconcile,memory")
+    args = ap.parse_args()
+    skip = set(args.skip.split(","))
+    if "memory" not in skip:
+        per = memory(100_000)
+        print(f"memory: {per:.0f} bytes per watched mailbox (tables of the service, "
+              f"tracemalloc); 100,000 mailboxes = {per * 100_000 / 1e6:.1f} MB "
+              f"(budget 200 MB)")
+    if "latency" not in skip:
+        lat = asyncio.run(latency(args.toggles))
+        print(f"latency \\Seen -> NOTIFY over {len(lat)} toggles: p50 {pct(lat, 50)*1000:.0f} ms, "
+              f"p99 {pct(lat, 99)*1000:.0f} ms, max {max(lat)*1000:.0f} ms; anchor: "
+              f"app_voicemail pollmailboxes default {ANCHOR_S:.0f} s "
+              f"(mean wait {ANCHOR_S/2:.0f} s, worst {ANCHOR_S:.0f} s)")
+    if "reconcile" not in skip:
+        r = asyncio.run(reconcile(args.mailboxes, args.connections, not args.stock))
+        mode = "stock services" if args.stock else "imap service_count=1000, login service_count=0"
+        print(f"reconcile of {args.mailboxes} mailboxes ({mode}), {args.connections} IMAP "
+              f"connections: "
+              f"counted in {r['reconcile_s']:.1f} s (cold: first access indexes each folder), "
+              f"all {int(r['published'])} MWIUpdate accepted after "
+              f"{r['reconcile_and_published_s']:.1f} s; warm pass {r['reconcile_warm_s']:.1f} s; "
+              f"correct counts {int(r['counted_ok'])}/{args.mailboxes}; one mailbox alone: "
+              f"{r['one_cold_ms']:.1f} ms cold, {r['one_warm_ms']:.1f} ms warm "
+              f"(x{args.mailboxes} serial = {r['one_warm_ms'] * args.mailboxes / 1000:.1f} s); "
+              f"site set-up {r['setup_s']:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Recounting mailboxes on demand: pokes coalesce, at most N IMAP connections at once.
+
+A poke says "this user's lamp may have changed". While the user waits to be
+counted, more pokes change nothing (a flood of 100 flag changes is one count
+or two); a poke that arrives while the user is being counted marks it to be
+counted once more, since that count may have missed the change. A short
+``debounce`` lets a burst gather before the first count.
+
+The blocking count (:class:`mailcall.mwi.imap.ImapCounter`) runs in a pool of
+``max_connections`` threads: that pool is the bound on IMAP connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+from .counts import CountError, Counts
+
+log = logging.getLogger("mailcall.mwi")
+
+Result = Counts | CountError
+
+
+class Refresher:
+    def __init__(self, count: Callable[[str], Counts],
+                 on_result: Callable[[str, Result], None], *,
+                 max_connections: int = 8, debounce: float = 0.05) -> None:
+        self._count = count
+        self._on_result = on_result
+        self.max_connections = max_connections
+        self.debounce = debounce
+        self._dirty: dict[str, float] = {}
+        """user -> time of its first poke since it was last counted (ordered: oldest first)."""
+        self._running: set[str] = set()
+        self._again: set[str] = set()
+        self._waiters: list[tuple[set[str], asyncio.Future[None]]] = []
+        self._wake: asyncio.Event | None = None
+        self._workers: list[asyncio.Task[None]] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self.counted = 0
+
+    async def start(self) -> None:
+        self._wake = asyncio.Event()
+        self._pool = ThreadPoolExecutor(self.max_connections, thread_name_prefix="mwi-imap")
+        self._workers = [asyncio.create_task(self._work(), name=f"mwi count {i}")
+                         for i in range(self.max_connections)]
+
+    async def stop(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        for task in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._workers = []
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        for _, fut in self._waiters:
+            if not fut.done():
+                fut.cancel()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._dirty) + len(self._again)
+
+    def poke(self, user: str, *, now: bool = False) -> None:
+        loop = asyncio.get_running_loop()
+        if user in self._running:
+            self._again.add(user)
+        elif user not in self._dirty:
+            self._dirty[user] = loop.time() - (self.debounce if now else 0.0)
+        if self._wake is not None:
+            self._wake.set()
+
+    async def count_all(self, users: Iterable[str]) -> None:
+        """Count every user once (beside any pokes), returning when all are done."""
+        todo = set(users)
+        if not todo:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((todo, fut))
+        for user in list(todo):
+            self.poke(user, now=True)
+        await fut
+
+    def _done(self, user: str) -> None:
+        if user in self._again:
+            return  # counted again soon; reconcile waiters wait for that count
+        keep = []
+        for todo, fut in self._waiters:
+            todo.discard(user)
+            if todo:
+                keep.append((todo, fut))
+            elif not fut.done():
+                fut.set_result(None)
+        self._waiters = keep
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._wake is not None
+        while True:
+            if not self._dirty:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            user, first = next(iter(self._dirty.items()))
+            wait = first + self.debounce - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue  # the oldest may have been taken by another worker meanwhile
+            del self._dirty[user]
+            self._running.add(user)
+            try:
+                result: Result = await loop.run_in_executor(self._pool, self._count, user)
+            except CountError as exc:
+                result = exc
+            except Exception as exc:  # a bug must not stop the lamp of everyone else
+                log.exception("mwi: counting %s failed unexpectedly", user)
+                result = CountError("protocol", f"unexpected error: {exc}")
+            finally:
+                self._running.discard(user)
+            self.counted += 1
+            try:
+                self._on_result(user, result)
+            except Exception:
+                log.exception("mwi: handling the count of %s failed", user)
+            if user in self._again:
+                self._again.discard(user)
+                self.poke(user)
+            self._done(user)

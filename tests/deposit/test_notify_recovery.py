@@ -1,0 +1,134 @@
+"""A voicemail's notification is promised with its delivery: a stop in between never loses it.
+
+The delivery process reports a delivery to ``mailcall serve`` after the mail server's 250,
+and only then is the notice written to the notifier's durable queue. Between the two, a
+kill -9 of serve used to lose the notification for good. The delivered record now keeps
+``notify_pending`` until the notifier says the notice is on disk, and serve hands such
+records over again at start; the notifier drops a notice it already holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from mailcall.deposit.spool import Spool, SpoolDepositor, spool_id
+from tests.deposit.support import MEDIA, USERS, make_policy, policy_text, run, voice
+from tests.deposit.test_delivery_process import Recorder, make_process
+
+pytestmark = pytest.mark.dovecot
+
+
+class Accepting(Recorder):
+    """A notifier that answers as the real one does: a future, True once on disk."""
+
+    def on_delivered(self, deposit, plan, mid):
+        super().on_delivered(deposit, plan, mid)
+        accepted = asyncio.get_running_loop().create_future()
+        accepted.set_result(True)
+        return accepted
+
+
+class Lost(Recorder):
+    """serve killed before the notifier committed: no answer ever comes."""
+
+    def on_delivered(self, deposit, plan, mid):
+        super().on_delivered(deposit, plan, mid)
+        return asyncio.get_running_loop().create_future()
+
+
+def notifying_policy(address: str):
+    from mailcall.core.policy import compile_text
+
+    text = policy_text(address).replace(
+        '[users.alice]',
+        '[profiles.mobile]\ndescription = "staff, told by SMS"\nextends = "staff"\n'
+        '[profiles.mobile.features]\nnotify = { voicemail = true, media = ["sms"] }\n\n'
+        '[users.alice]', 1).replace(
+        'profile = "staff"\nextensions = ["201"]',
+        'profile = "mobile"\nextensions = ["201"]\nmobile = "+33612345678"', 1)
+    text += '\n[channels]\nsms_gateway = "{number}@sms.example.test"\nrelay = "127.0.0.1:2525"\n'
+    return compile_text(text, name="<notify-test>")
+
+
+async def wait_until(test, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not test():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.05)
+
+
+def test_a_notification_lost_with_serve_is_handed_over_at_next_start(dovecot_factory, tmp_path):
+    dovecot = dovecot_factory(users=USERS)
+    policy = notifying_policy(f"127.0.0.1:{dovecot.lmtp_port}")
+    call = voice("1764260700.1", mailbox="alice", recording=str(MEDIA / "voicemail-dtmf-end.wav"))
+    sid = spool_id(call)
+    spool = Spool(tmp_path / "spool")
+
+    async def first():  # delivered, then serve "dies" before the notifier's commit
+        lost = Lost()
+        depositor = SpoolDepositor(Spool(tmp_path / "spool"))
+        proc = make_process(tmp_path / "spool", policy, lost, depositor)
+        await proc.start()
+        try:
+            await depositor.accept(call)
+            await lost.wait_for(1)
+        finally:
+            await proc.stop(5)
+        return lost
+
+    lost = run(first())
+    assert [c for c, _, _ in lost.delivered] == [call.call_id]
+    record = spool.load(sid)
+    assert record.state == "delivered" and record.notify_pending
+
+    async def again(recorder):
+        proc = make_process(tmp_path / "spool", policy, recorder)
+        await proc.start()
+        try:
+            seen = list(recorder.delivered)  # recovery runs before start() returns
+            await wait_until(lambda: not spool.load(sid).notify_pending)
+        finally:
+            await proc.stop(5)
+        return seen
+
+    second = Accepting()
+    assert [c for c, _, _ in run(again(second))] == [call.call_id]
+    assert second.delivered[0][2] == record.message_id
+    assert not spool.load(sid).notify_pending
+
+    third = Accepting()
+
+    async def quiet():
+        proc = make_process(tmp_path / "spool", policy, third)
+        await proc.start()
+        await proc.stop(5)
+
+    run(quiet())
+    assert third.delivered == []  # the promise was kept once: nothing handed over again
+
+
+def test_a_deposit_without_notification_promises_nothing(dovecot_factory, tmp_path):
+    dovecot = dovecot_factory(users=USERS)
+    policy = make_policy(f"127.0.0.1:{dovecot.lmtp_port}")  # no notify in its profile
+    call = voice("1764260700.2", mailbox="alice", recording=str(MEDIA / "voicemail-dtmf-end.wav"))
+
+    async def go():
+        rec = Recorder()
+        depositor = SpoolDepositor(Spool(tmp_path / "spool"))
+        proc = make_process(tmp_path / "spool", policy, rec, depositor)
+        await proc.start()
+        try:
+            await depositor.accept(call)
+            await rec.wait_for(1)
+        finally:
+            await proc.stop(5)
+
+    run(go())
+    record = Spool(tmp_path / "spool").load(spool_id(call))
+    assert record.state == "delivered" and not record.notify_pending
+    assert b"notify_pending" not in Spool(tmp_path / "spool").path(
+        "delivered", record.id).read_bytes()

@@ -1,0 +1,125 @@
+"""Counting voice messages in a real Dovecot through the master user, as the lamp does."""
+
+from __future__ import annotations
+
+import imaplib
+
+import pytest
+
+from mailcall.mwi.counts import CountError, Counts
+from mailcall.mwi.imap import ImapCounter, ImapSettings
+from tests.mwi.support import MASTER, MASTER_PASSWORD
+
+
+def counter(mail, **kw) -> ImapCounter:
+    return ImapCounter(mail.settings(**kw).imap, key=mail.key)
+
+
+def count(mail, user="alice", **kw) -> Counts:
+    return counter(mail, **kw).count(mail.email(user), mail.email(user))
+
+
+def test_new_then_seen_then_deleted(mail):
+    with pytest.raises(CountError) as err:
+        count(mail)
+    assert err.value.kind == "folder"  # no folder yet: an error, not 0/0
+    mail.deposit("alice", "call-1")
+    mail.deposit("alice", "call-2")
+    assert count(mail) == Counts(2, 0)
+    conn = mail.imap("alice")
+    conn.select("Voicemail")
+    conn.store("1", "+FLAGS", "\\Seen")
+    assert count(mail) == Counts(1, 1)
+    conn.store("2", "+FLAGS", "\\Deleted")  # counts drop at the flag, before the expunge
+    assert count(mail) == Counts(0, 1)
+    conn.expunge()
+    conn.logout()
+    assert count(mail) == Counts(0, 1)
+
+
+def test_counting_changes_no_flag(mail):
+    mail.deposit("alice", "call-1")
+    for _ in range(3):
+        assert count(mail) == Counts(1, 0)  # EXAMINE and BODY.PEEK: still unseen
+
+
+def test_only_mailcall_deposits_count(mail):
+    mail.deposit("alice", "call-1")
+    conn = mail.imap("alice")
+    forged = (b"From: x@evil.example\r\nTo: alice@stockinox.example\r\nSubject: vm\r\n"
+              b"Message-ID: <forged@evil.example>\r\nMessage-Context: voice-message\r\n"
+              b"Mailcall-Deposit: v1." + b"0" * 64 + b"\r\n\r\nhello\r\n")
+    longer = forged.replace(b"voice-message\r\n", b"voice-message-not\r\n").replace(
+        b"<forged", b"<longer")
+    bare = forged.replace(b"Mailcall-Deposit: v1." + b"0" * 64 + b"\r\n", b"")
+    for raw in (forged, longer, bare):
+        typ, _ = conn.append("Voicemail", None, None, raw)
+        assert typ == "OK"
+    # A real deposit of bernard's, moved into alice's folder, is sealed for bernard.
+    mail.deposit("bernard", "call-9")
+    b = mail.imap("bernard")
+    b.select("Voicemail")
+    _, data = b.fetch("1", "(BODY.PEEK[])")
+    conn.append("Voicemail", None, None, data[0][1])
+    b.logout()
+    conn.logout()
+    assert count(mail) == Counts(1, 0)
+
+
+def test_sasl_authzid_login(mail):
+    mail.deposit("carole", "call-1")
+    assert count(mail, "carole") == Counts(1, 0)
+    authz = ImapCounter(ImapSettings(port=mail.dovecot.imap_port, master_user=MASTER,
+                                     password_file=mail.settings().imap.password_file,
+                                     login="authzid"), key=mail.key)
+    assert authz.count(mail.email("carole"), mail.email("carole")) == Counts(1, 0)
+
+
+def test_refused_master_password(mail):
+    c = ImapCounter(mail.settings().imap, key=mail.key, password=lambda: "wrong")
+    with pytest.raises(CountError) as caught:
+        c.count(mail.email("alice"), mail.email("alice"))
+    err = caught.value
+    assert err.kind == "auth" and "master login" in str(err) and "wrong" not in str(err)
+
+
+def test_unknown_user_is_refused_not_zero(mail):
+    c = counter(mail)
+    with pytest.raises(CountError) as caught:
+        c.count("nobody@stockinox.example", "x")
+    assert caught.value.kind == "auth"  # pass = yes: the master cannot log in as a user that is not
+
+
+def test_imap_down_is_an_error_not_a_count(mail):
+    mail.deposit("alice", "call-1")
+    mail.dovecot.stop()
+    with pytest.raises(CountError) as caught:
+        count(mail)
+    assert caught.value.kind == "unreachable"
+
+
+def test_master_login_only_from_allowed_networks(mail):
+    """allow_nets=127.0.0.1/32 in the master passwd file: 127.0.0.2 is refused."""
+    mail.deposit("alice", "call-1")
+    conn = imaplib.IMAP4("127.0.0.1", mail.dovecot.imap_port)
+    conn.login(f'"{mail.email("alice")}*{MASTER}"', MASTER_PASSWORD)
+    conn.logout()
+    with pytest.raises(imaplib.IMAP4.error):
+        remote = _from("127.0.0.2", mail.dovecot.imap_port)
+        remote.login(f'"{mail.email("alice")}*{MASTER}"', MASTER_PASSWORD)
+
+
+class _From(imaplib.IMAP4):
+    def __init__(self, source: str, port: int) -> None:
+        self._source = source
+        super().__init__("127.0.0.1", port)
+
+    def _create_socket(self, timeout):
+        import socket
+
+        return socket.create_connection((self.host, self.port), timeout,
+                                        source_address=(self._source, 0))
+
+
+def _from(source: str, port: int) -> imaplib.IMAP4:
+    return _From(source, port)
