@@ -29,6 +29,7 @@ import logging
 import re
 from dataclasses import dataclass
 
+from mailcall.core.sansio import NEED_DATA, LocalProtocolError, NeedData, RemoteProtocolError
 from mailcall.core.text import display_text
 
 from .commands import DEFAULT_LINE_LIMIT, Command, encode
@@ -72,14 +73,6 @@ _WHOLE_BLOCK = re.compile("".join(
 """The usual block in one pass: every variable once, in order, each on its own line."""
 
 
-class RemoteProtocolError(Exception):
-    """Asterisk (or whoever connected) sent something FastAGI does not allow."""
-
-
-class LocalProtocolError(Exception):
-    """This side tried something the protocol does not allow (e.g. pipelining)."""
-
-
 class State(enum.Enum):
     ENVIRONMENT = "environment"
     IDLE = "idle"
@@ -112,14 +105,6 @@ class ConnectionClosed:
     pending: bool
 
 
-class _NeedData:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-NEED_DATA = _NeedData()
 
 Event = EnvironmentReceived | Reply | Trying | HangupNotice | ConnectionClosed
 
@@ -473,7 +458,7 @@ class Connection:
         else:
             self._eof = True
 
-    def next_event(self) -> Event | _NeedData:
+    def next_event(self) -> Event | NeedData:
         """The next event, or NEED_DATA; raises RemoteProtocolError on bad input."""
         if self.state is State.ERROR:
             raise RemoteProtocolError(self._error or "connection already failed")
@@ -515,7 +500,7 @@ class Connection:
         self._error = message
         raise RemoteProtocolError(message)
 
-    def _at_eof(self) -> Event | _NeedData:
+    def _at_eof(self) -> Event | NeedData:
         if self._buf:
             self._fail("connection closed in the middle of a line")
         if self.state is State.ENVIRONMENT:

@@ -36,6 +36,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from mailcall.core.sansio import NEED_DATA, LocalProtocolError, NeedData, RemoteProtocolError
+
 MAX_LINE = 65536
 """Longest line accepted from Asterisk (its events are a few hundred bytes)."""
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -57,14 +59,6 @@ BANNER_PREFIX = "Asterisk Call Manager/"
 
 _NAME_OK = re.compile(r"[A-Za-z0-9_-]{1,64}").fullmatch
 _BAD_VALUE = re.compile(r"[\r\n\0]").search
-
-
-class RemoteProtocolError(Exception):
-    """Asterisk (or whoever answered) sent something AMI does not allow, or too much."""
-
-
-class LocalProtocolError(Exception):
-    """This side tried something Asterisk would not read as meant (injection, long line)."""
 
 
 class State(enum.Enum):
@@ -144,14 +138,6 @@ class ConnectionClosed:
     pending: tuple[str, ...]
 
 
-class _NeedData:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-NEED_DATA = _NeedData()
 
 AmiEvent = Banner | Response | Event | ConnectionClosed
 
@@ -239,7 +225,7 @@ class Connection:
         else:
             self._eof = True
 
-    def next_event(self) -> AmiEvent | _NeedData:
+    def next_event(self) -> AmiEvent | NeedData:
         """The next event, or NEED_DATA; raises RemoteProtocolError on bad or excessive input."""
         if self.state is State.ERROR:
             raise RemoteProtocolError(self._error or "connection already failed")
@@ -266,7 +252,7 @@ class Connection:
         self._error = message
         raise RemoteProtocolError(message)
 
-    def _at_eof(self) -> AmiEvent | _NeedData:
+    def _at_eof(self) -> AmiEvent | NeedData:
         if self._buf.strip():
             self._fail("connection closed in the middle of a message")
         if self.state is State.BANNER:
@@ -277,7 +263,7 @@ class Connection:
         self.state = State.CLOSED
         return ConnectionClosed(pending)
 
-    def _banner(self) -> Banner | _NeedData:
+    def _banner(self) -> Banner | NeedData:
         buf = self._buf
         end = buf.find(b"\n")
         if end < 0:
@@ -294,7 +280,7 @@ class Connection:
         self.state = State.OPEN
         return Banner(self.version)
 
-    def _message(self) -> AmiEvent | _NeedData | None:
+    def _message(self) -> AmiEvent | NeedData | None:
         """One whole message when its blank line is in; None when it was absorbed."""
         buf = self._buf
         # Skip blank lines between messages (Asterisk never sends them; be lenient).

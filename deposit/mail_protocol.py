@@ -21,10 +21,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mailcall.core.sansio import RemoteProtocolError
+
 MAX_LINE = 4096
 
 
-class ProtocolError(Exception):
+class ProtocolError(RemoteProtocolError):
     """The server sent something that is not an SMTP reply."""
 
 

@@ -29,6 +29,8 @@ from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
+from mailcall.core.sansio import NEED_DATA, NeedData, RemoteProtocolError
+
 __all__ = [
     "NEED_DATA",
     "Arguments",
@@ -50,16 +52,8 @@ _ESCAPES = {ord("1"): b"\x01", ord("t"): b"\t", ord("r"): b"\r", ord("n"): b"\n"
 _ESCAPE_OF = {0x01: b"\x011", 0x09: b"\x01t", 0x0D: b"\x01r", 0x0A: b"\x01n", 0x00: b"\x010"}
 
 
-class ProtocolError(Exception):
-    """The peer broke the protocol; the connection should be answered ``-`` and closed."""
-
-
-class _Needed(Enum):
-    NEED_DATA = "NEED_DATA"
-
-
-NEED_DATA = _Needed.NEED_DATA
-"""Returned by :meth:`ScriptServerConnection.next_event` when more bytes are needed."""
+ProtocolError = RemoteProtocolError
+"""The peer broke the protocol; the connection should be answered ``-`` and closed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +189,7 @@ class ScriptServerConnection:
         else:
             self._eof = True
 
-    def next_event(self) -> Event | _Needed:
+    def next_event(self) -> Event | NeedData:
         """The next complete event, or :data:`NEED_DATA`. Raises :class:`ProtocolError`."""
         try:
             return self._next()
@@ -218,7 +212,7 @@ class ScriptServerConnection:
         del self._buffer[: idx + 1]
         return line
 
-    def _next(self) -> Event | _Needed:
+    def _next(self) -> Event | NeedData:
         if self._pending:
             return self._pending.popleft()
         if self._deferred is not None:
@@ -315,7 +309,7 @@ class ScriptServerConnection:
         self._args.append(_text(tab_unescape(line)))
         return None
 
-    def _next_input(self) -> Event | _Needed:
+    def _next_input(self) -> Event | NeedData:
         if self._buffer:
             chunk = bytes(self._buffer)
             self._buffer.clear()
