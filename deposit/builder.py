@@ -46,10 +46,11 @@ def build(job: BuildJob) -> tuple[str, str]:
         with tempfile.TemporaryDirectory(dir=spool.root / "tmp") as work:
             msg = build_voice_message(
                 deposit, job.plan, job.origin, recording=payload, encoder=job.encoder,
-                workdir=work, key=key,
+                workdir=work, key=key, msgid=record.message_id,
             )
     else:
-        msg = build_fax_message(deposit, job.plan, job.origin, tiff=payload, key=key)
+        msg = build_fax_message(deposit, job.plan, job.origin, tiff=payload, key=key,
+                                msgid=record.message_id)
     data = serialise(msg)
     # The wire form too, so that no CPU work on the message is left for the event loop's
     # process (bytes.replace on a 1 MB WAV message holds the GIL for milliseconds).

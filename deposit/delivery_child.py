@@ -93,8 +93,11 @@ class ParentLink:
         else:
             future.set_exception(PlanUnavailable(message.reason))
 
-    def delivered(self, deposit: Deposit, plan: DepositPlan, message_id: str) -> None:
+    def delivered(self, deposit: Deposit, plan: DepositPlan, message_id: str) -> bool:
+        """Told to serve, which queues the notification and then clears the record's
+        promise: False, so the worker here leaves ``notify_pending`` alone."""
         self.send_if_possible(pipe.DepositDelivered(deposit, plan, message_id))
+        return False
 
 
 async def run(root: str, settings: WorkerSettings, encoders: Mapping[str, Any],

@@ -219,15 +219,12 @@ class DeliveryProcess:
             log.info("deposit %s was delivered before mailcall stopped, its notification "
                      "not yet queued: queuing it now", record.id)
             accepted = self.delivered(record.deposit, plan, record.message_id or "") \
-                if plan.notify else True
+                if plan.notify else None
         except Exception:
             log.exception("deposit %s: delivered, but notifying the mobile failed; tried "
                           "again at next start", record.id)
             return
-        if accepted is True:
-            self.spool.notified(record.id)
-        else:
-            self.spool.notified_when(accepted, record.id)
+        self.spool.notified_when(accepted, record.id)
     async def _spawn(self) -> None:
         loop = self._loop
         assert loop is not None
@@ -306,7 +303,8 @@ class DeliveryProcess:
                     log.exception("deposit for %s delivered, but notifying the mobile failed",
                                   message.deposit.mailbox)
                 else:
-                    self.spool.notified_when(accepted, spool_id(message.deposit))
+                    if message.plan.notify:  # else no promise was written
+                        self.spool.notified_when(accepted, spool_id(message.deposit))
         elif isinstance(message, pipe.Awake):
             self._wake_sent = False
             if self._wake_watch is not None:

@@ -330,7 +330,12 @@ class Spool:
 
     def notified_when(self, accepted: object, sid: str) -> None:
         """Clear `sid`'s pending notification once `accepted` (the future the notifier's
-        ``submit`` returned) says it is on disk; never on the caller's event loop thread."""
+        ``submit`` returned) says it is on disk; None or True: nothing to wait for (no
+        notification planned, or no notifier to ever take it); False: someone else clears
+        it (the delivery child leaves it to serve). Never blocks the loop."""
+        if accepted is None or accepted is True:
+            asyncio.get_running_loop().run_in_executor(None, self.notified, sid)
+            return
         if not isinstance(accepted, asyncio.Future):
             return
 

@@ -67,9 +67,11 @@ def build_voice_message(
     encoder: Any | None,
     workdir: str | os.PathLike,
     key: bytes,
+    msgid: str | None = None,
 ) -> EmailMessage:
     """The complete message for `deposit`; `recording` is the spool's copy of the WAV,
-    `key` the deposit key that seals it (:mod:`mailcall.deposit.seal`)."""
+    `key` the deposit key that seals it (:mod:`mailcall.deposit.seal`), `msgid` the
+    Message-ID an earlier attempt gave it (a rebuild keeps it, so dedupe still works)."""
     language = plan.language
     name = clean_text(deposit.caller_name)
     number = clean_number(deposit.caller_number)
@@ -127,7 +129,8 @@ def build_voice_message(
         sender_name=name or number or origin.sender_name,
         recipient=plan.recipient,
         recipient_name=plan.display_name,
-        msgid=message_id("voice", deposit.mailbox, deposit.call_id, origin.domain, key=key),
+        msgid=msgid or message_id("voice", deposit.mailbox, deposit.call_id, origin.domain,
+                                  key=key),
         date=local,
         key=key,
     )

@@ -267,7 +267,9 @@ class SpoolWorker:
         origin = self.origin()
         # Durable note that an attempt is under way: after a crash, `attempts` shows that
         # this deposit may have reached the server (see docs/deposit.md, "Exactly once").
-        mid = message_id(
+        # Once given, a deposit's Message-ID never changes (a later domain change, a
+        # rebuild): it is what Dovecot's duplicate test knows it by.
+        mid = record.message_id or message_id(
             record.kind, deposit.mailbox, deposit.call_id, origin.domain,
             key=deposit_key(self.spool.root),
         )
@@ -333,7 +335,8 @@ class SpoolWorker:
                 except Exception:
                     log.exception("deposit %s: delivered, but notifying the mobile failed", sid)
                 else:
-                    self.spool.notified_when(accepted, sid)
+                    if plan.notify:  # else no promise was written
+                        self.spool.notified_when(accepted, sid)
 
         try:
             events = await deliver(

@@ -314,7 +314,13 @@ class Dispatcher:
         self._running.add(entry.id)
         self._busy.add(entry.user)
         try:
-            return await self._try(entry)
+            try:
+                return await self._try(entry)
+            except Exception as exc:  # a bug or the store failing: retried, never stranded
+                log.exception("%s notification to %s of mail %s: sending failed unexpectedly; "
+                              "it is tried again later", entry.notification.medium,
+                              entry.notification.user, entry.notice.shown_id)
+                return await self._temporary(entry, f"unexpected error: {exc!r}")
         finally:
             self._running.discard(entry.id)
             self._busy.discard(entry.user)

@@ -132,3 +132,27 @@ def test_a_deposit_without_notification_promises_nothing(dovecot_factory, tmp_pa
     assert record.state == "delivered" and not record.notify_pending
     assert b"notify_pending" not in Spool(tmp_path / "spool").path(
         "delivered", record.id).read_bytes()
+
+
+def test_no_notifier_to_take_it_promises_nothing_forever(dovecot_factory, tmp_path):
+    """Without a notification plugin nothing will ever take the notice (serve warns once):
+    the promise is dropped, or every start would hand the record over again."""
+    dovecot = dovecot_factory(users=USERS)
+    policy = notifying_policy(f"127.0.0.1:{dovecot.lmtp_port}")
+    call = voice("1764260700.3", mailbox="alice", recording=str(MEDIA / "voicemail-dtmf-end.wav"))
+    spool = Spool(tmp_path / "spool")
+
+    async def go():
+        rec = Recorder()  # answers None, as notify_delivered does with no notifier loaded
+        depositor = SpoolDepositor(Spool(tmp_path / "spool"))
+        proc = make_process(tmp_path / "spool", policy, rec, depositor)
+        await proc.start()
+        try:
+            await depositor.accept(call)
+            await rec.wait_for(1)
+            await wait_until(lambda: not spool.load(spool_id(call)).notify_pending)
+        finally:
+            await proc.stop(5)
+
+    run(go())
+    assert spool.notify_pending() == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import time
 import unicodedata
 from datetime import timedelta
@@ -478,3 +479,41 @@ def test_a_notification_past_the_deadline_at_restart_is_given_up(tmp_path: Path,
     reopened = Store(path)
     assert reopened.open() == []  # neither is left to send at the next start
     reopened.close()
+
+
+def test_an_unexpected_error_before_the_send_is_retried_not_stranded(tmp_path: Path, caplog):
+    """The store failing while a send is prepared (an I/O error, a bug) left the entry with no
+    schedule: never tried again until a restart, and stop() waited out its whole grace."""
+    runtime = runtime_for(tmp_path)
+    channel = Flaky([])
+    d = dispatcher(tmp_path, runtime, [channel, FileChannel(runtime)], retry=FAST)
+    real_history = d.store.history
+    failures = [sqlite3.OperationalError("disk I/O error")]
+
+    def history(*args):
+        if failures:
+            raise failures.pop(0)
+        return real_history(*args)
+
+    d.store.history = history
+
+    async def scenario():
+        await d.start()
+        try:
+            assert await d.submit(notice("<u@x>"))
+            for _ in range(300):
+                if channel.sent:
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            started = time.monotonic()
+            await d.stop(5)
+        return time.monotonic() - started
+
+    with caplog.at_level(logging.INFO, logger="mailcall.notifications"):
+        stopping = asyncio.run(scenario())
+    assert len(channel.sent) == 1 and not failures
+    assert stopping < 2, stopping
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == ["sms notification to alice of mail <u@x>: sending failed unexpectedly; "
+                      "it is tried again later"]
