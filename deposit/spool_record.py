@@ -77,7 +77,7 @@ class SpoolRecord:
     last_attempt_at: datetime | None = None
     notify_pending: bool = False
     """Delivered, and its mobile notification not yet in the notifier's durable queue:
-    the delivery process hands it over again at start ("Notifications" in docs/deposit.md)."""
+    the delivery process hands it over again at start (docs/deposit.md, "Exactly once")."""
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
