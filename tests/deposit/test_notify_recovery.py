@@ -61,6 +61,21 @@ async def wait_until(test, timeout: float = 10) -> None:
         await asyncio.sleep(0.05)
 
 
+async def deposit_once(spool_dir, policy, call, recorder, then=None) -> None:
+    """serve with its delivery process: one voicemail accepted and delivered, then
+    `then()` awaited (if given) before serve stops."""
+    depositor = SpoolDepositor(Spool(spool_dir))
+    proc = make_process(spool_dir, policy, recorder, depositor)
+    await proc.start()
+    try:
+        await depositor.accept(call)
+        await recorder.wait_for(1)
+        if then is not None:
+            await then()
+    finally:
+        await proc.stop(5)
+
+
 def test_a_notification_lost_with_serve_is_handed_over_at_next_start(dovecot_factory, tmp_path):
     dovecot = dovecot_factory(users=USERS)
     policy = notifying_policy(f"127.0.0.1:{dovecot.lmtp_port}")
@@ -68,19 +83,8 @@ def test_a_notification_lost_with_serve_is_handed_over_at_next_start(dovecot_fac
     sid = spool_id(call)
     spool = Spool(tmp_path / "spool")
 
-    async def first():  # delivered, then serve "dies" before the notifier's commit
-        lost = Lost()
-        depositor = SpoolDepositor(Spool(tmp_path / "spool"))
-        proc = make_process(tmp_path / "spool", policy, lost, depositor)
-        await proc.start()
-        try:
-            await depositor.accept(call)
-            await lost.wait_for(1)
-        finally:
-            await proc.stop(5)
-        return lost
-
-    lost = run(first())
+    lost = Lost()  # delivered, then serve "dies" before the notifier's commit
+    run(deposit_once(tmp_path / "spool", policy, call, lost))
     assert [c for c, _, _ in lost.delivered] == [call.call_id]
     record = spool.load(sid)
     assert record.state == "delivered" and record.notify_pending
@@ -116,18 +120,7 @@ def test_a_deposit_without_notification_promises_nothing(dovecot_factory, tmp_pa
     policy = make_policy(f"127.0.0.1:{dovecot.lmtp_port}")  # no notify in its profile
     call = voice("1764260700.2", mailbox="alice", recording=str(MEDIA / "voicemail-dtmf-end.wav"))
 
-    async def go():
-        rec = Recorder()
-        depositor = SpoolDepositor(Spool(tmp_path / "spool"))
-        proc = make_process(tmp_path / "spool", policy, rec, depositor)
-        await proc.start()
-        try:
-            await depositor.accept(call)
-            await rec.wait_for(1)
-        finally:
-            await proc.stop(5)
-
-    run(go())
+    run(deposit_once(tmp_path / "spool", policy, call, Recorder()))
     record = Spool(tmp_path / "spool").load(spool_id(call))
     assert record.state == "delivered" and not record.notify_pending
     assert b"notify_pending" not in Spool(tmp_path / "spool").path(
@@ -142,17 +135,9 @@ def test_no_notifier_to_take_it_promises_nothing_forever(dovecot_factory, tmp_pa
     call = voice("1764260700.3", mailbox="alice", recording=str(MEDIA / "voicemail-dtmf-end.wav"))
     spool = Spool(tmp_path / "spool")
 
-    async def go():
-        rec = Recorder()  # answers None, as notify_delivered does with no notifier loaded
-        depositor = SpoolDepositor(Spool(tmp_path / "spool"))
-        proc = make_process(tmp_path / "spool", policy, rec, depositor)
-        await proc.start()
-        try:
-            await depositor.accept(call)
-            await rec.wait_for(1)
-            await wait_until(lambda: not spool.load(spool_id(call)).notify_pending)
-        finally:
-            await proc.stop(5)
+    async def cleared() -> None:
+        await wait_until(lambda: not spool.load(spool_id(call)).notify_pending)
 
-    run(go())
+    # Recorder answers None, as notify_delivered does with no notifier loaded.
+    run(deposit_once(tmp_path / "spool", policy, call, Recorder(), then=cleared))
     assert spool.notify_pending() == []
