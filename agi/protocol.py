@@ -29,7 +29,13 @@ import logging
 import re
 from dataclasses import dataclass
 
-from mailcall.core.sansio import NEED_DATA, LocalProtocolError, NeedData, RemoteProtocolError
+from mailcall.core.sansio import (
+    NEED_DATA,
+    ByteReceiver,
+    LocalProtocolError,
+    NeedData,
+    RemoteProtocolError,
+)
 from mailcall.core.text import display_text
 
 from .commands import DEFAULT_LINE_LIMIT, Command, encode
@@ -386,8 +392,8 @@ class _EnvReader:
         return (kept or cands)[0]
 
 
-class Connection:
-    """One FastAGI connection, seen from the server."""
+class Connection(ByteReceiver):
+    """One FastAGI connection, seen from the server (fed by ``receive_data``)."""
 
     __slots__ = (
         "_buf",
@@ -444,19 +450,6 @@ class Connection:
         return self._eof
 
     # ------------------------------------------------------------------ input
-
-    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
-        """Feed bytes from the peer; ``b""`` means the peer closed.
-
-        The bytes are copied before this returns: the server reads every
-        connection into one shared buffer and hands a view of it here.
-        """
-        if data:
-            if self._eof:
-                raise RuntimeError("data received after end of file")
-            self._buf += data
-        else:
-            self._eof = True
 
     def next_event(self) -> Event | NeedData:
         """The next event, or NEED_DATA; raises RemoteProtocolError on bad input."""

@@ -36,7 +36,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from mailcall.core.sansio import NEED_DATA, LocalProtocolError, NeedData, RemoteProtocolError
+from mailcall.core.sansio import (
+    NEED_DATA,
+    ByteReceiver,
+    LocalProtocolError,
+    NeedData,
+    RemoteProtocolError,
+)
 
 MAX_LINE = 65536
 """Longest line accepted from Asterisk (its events are a few hundred bytes)."""
@@ -153,8 +159,8 @@ class _Pending:
         self.abandoned = False
 
 
-class Connection:
-    """One AMI connection, seen from the client."""
+class Connection(ByteReceiver):
+    """One AMI connection, seen from the client (fed by ``receive_data``)."""
 
     __slots__ = (
         "_buf",
@@ -215,15 +221,6 @@ class Connection:
         return tuple(k for k, p in self._pending.items() if not p.abandoned)
 
     # ------------------------------------------------------------------ input
-
-    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
-        """Feed bytes from Asterisk; ``b""`` means it closed. The bytes are copied."""
-        if data:
-            if self._eof:
-                raise RuntimeError("data received after end of file")
-            self._buf += data
-        else:
-            self._eof = True
 
     def next_event(self) -> AmiEvent | NeedData:
         """The next event, or NEED_DATA; raises RemoteProtocolError on bad or excessive input."""

@@ -34,3 +34,22 @@ class NeedData:
 
 NEED_DATA = NeedData()
 """Returned by ``next_event()`` when more bytes must arrive first."""
+
+
+class ByteReceiver:
+    """``receive_data`` as every byte-fed machine has it: the bytes are appended to the
+    machine's own ``_buf`` (copied before this returns, so a caller may hand a view of a
+    buffer it reuses, as the FastAGI server does), and ``b""`` marks end of file."""
+
+    __slots__ = ()
+    _buf: bytearray
+    _eof: bool
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed bytes from the peer; ``b""`` means the peer closed."""
+        if data:
+            if self._eof:
+                raise RuntimeError("data received after end of file")
+            self._buf += data
+        else:
+            self._eof = True

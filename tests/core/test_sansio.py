@@ -44,3 +44,18 @@ def test_a_broken_peer_raises_the_shared_error():
         _drain(ami_conn)
     with pytest.raises(sansio.ProtocolError):
         smtp.ReplyParser().feed(b"garbage\r\n")
+
+
+def test_one_receive_data_rule():
+    """Bytes copied (the FastAGI server hands views of one shared buffer), b"" is the end,
+    data after the end is a bug of the caller."""
+    assert agi.Connection.receive_data is ami.Connection.receive_data \
+        is sansio.ByteReceiver.receive_data
+    shared = bytearray(b"agi_network: yes\n")
+    conn = agi.Connection()
+    conn.receive_data(memoryview(shared))
+    shared[:] = b"x" * len(shared)  # the server reuses its buffer at once
+    assert bytes(conn._buf) == b"agi_network: yes\n"  # a copy, not a view
+    conn.receive_data(b"")
+    with pytest.raises(RuntimeError):
+        conn.receive_data(b"more")
