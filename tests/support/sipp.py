@@ -315,25 +315,22 @@ class Sipp:
         except FileNotFoundError:
             return ""
 
-    def received(self) -> list[str]:
-        """Every SIP message this sipp received, in order (start line first)."""
-        parts = re.split(r"^-{20,}.*$", self.messages(), flags=re.M)
+    def _traced(self, direction: str) -> list[str]:
+        """The SIP messages of sipp's -trace_msg file whose header says `direction`."""
         out = []
-        for part in parts:
+        for part in re.split(r"^-{20,}.*$", self.messages(), flags=re.M):
             head, _, body = part.partition("\n\n")
-            if "message received" in head:
+            if f"message {direction}" in head:
                 out.append(body.strip("\n"))
         return out
 
+    def received(self) -> list[str]:
+        """Every SIP message this sipp received, in order (start line first)."""
+        return self._traced("received")
+
     def sent(self) -> list[str]:
         """Every SIP message this sipp sent, in order."""
-        parts = re.split(r"^-{20,}.*$", self.messages(), flags=re.M)
-        out = []
-        for part in parts:
-            head, _, body = part.partition("\n\n")
-            if "message sent" in head:
-                out.append(body.strip("\n"))
-        return out
+        return self._traced("sent")
 
     def outcomes(self) -> dict[str, int | None]:
         """Request-URI user of each INVITE sent (as on the wire) -> its final response code."""
