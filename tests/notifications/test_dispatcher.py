@@ -263,6 +263,14 @@ class Flaky:
         return "gateway said OK"
 
 
+async def first_send(channel, within: float = 6.0) -> None:
+    """Until `channel` has sent something, at most `within` seconds (then the test's
+    own assertions say what is missing)."""
+    deadline = time.monotonic() + within
+    while not channel.sent and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+
+
 def test_a_channel_declares_what_is_temporary(tmp_path: Path, caplog):
     runtime = runtime_for(tmp_path, rate=1)
     channel = Flaky([Flaky.Busy("busy, try later"), TemporaryChannelError("still busy")])
@@ -272,10 +280,7 @@ def test_a_channel_declares_what_is_temporary(tmp_path: Path, caplog):
         await d.start()
         try:
             assert await d.submit(notice("<t@x>"))
-            for _ in range(300):
-                if channel.sent:
-                    break
-                await asyncio.sleep(0.02)
+            await first_send(channel)
             await d.drain()
         finally:
             await d.stop(1)
@@ -501,10 +506,7 @@ def test_an_unexpected_error_before_the_send_is_retried_not_stranded(tmp_path: P
         await d.start()
         try:
             assert await d.submit(notice("<u@x>"))
-            for _ in range(300):
-                if channel.sent:
-                    break
-                await asyncio.sleep(0.02)
+            await first_send(channel)
         finally:
             started = time.monotonic()
             await d.stop(5)
@@ -517,3 +519,30 @@ def test_an_unexpected_error_before_the_send_is_retried_not_stranded(tmp_path: P
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert errors == ["sms notification to alice of mail <u@x>: sending failed unexpectedly; "
                       "it is tried again later"]
+
+
+def test_a_retry_past_the_deadline_says_what_last_failed(tmp_path: Path, caplog):
+    """A retry whose turn comes after the deadline (mailcall stopped, a loaded machine) is
+    given up by the age check: its one ERROR line still says why the sends failed."""
+    path = tmp_path / "queue" / "queue.sqlite"
+    store = Store(path)
+    assert store.open() == []
+    (entry,) = store.add([notice("<late@x>")], time.time() - 2 * 86400)
+    store.reschedule(entry.id, 3, time.time() - 86400, "relay answered 451 4.3.0 try later")
+    store.close()
+    runtime = runtime_for(tmp_path)
+    d = dispatcher(tmp_path, runtime, [Recorder("sms"), FileChannel(runtime)])
+
+    async def scenario():
+        await d.start()
+        try:
+            await d.drain()
+        finally:
+            await d.stop(1)
+
+    with caplog.at_level(logging.INFO, logger="mailcall.notifications"):
+        asyncio.run(scenario())
+    (error,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert error.startswith("sms notification to alice of mail <late@x> given up after 3 "
+                            "attempts over 48.0 h: not sent within the 6.0 h deadline")
+    assert "; last error: relay answered 451 4.3.0 try later." in error
