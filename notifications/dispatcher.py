@@ -332,9 +332,10 @@ class Dispatcher:
         notice, n = entry.notice, entry.notification
         late = time.time() - entry.accepted
         if late > self.retry.deadline:  # e.g. found at a restart: news of old mail is noise
+            last = f"; last error: {entry.last_error}" if entry.last_error else ""
             return await self._give_up(
                 entry, f"not sent within the {_duration(self.retry.deadline)} deadline "
-                f"(accepted {_duration(late)} ago; was mailcall stopped?)")
+                f"(accepted {_duration(late)} ago; was mailcall stopped?){last}")
         policy = self.runtime.policy
         now = self.runtime.now()
         at = now.timestamp()
