@@ -143,6 +143,20 @@ def mailcall_deposit_delivered(runtime: Runtime, deposit: Any, plan: Any, messag
 
 
 @hookspec
+def mailcall_mailbox_changed(runtime: Runtime, user: str, folder: str, reason: str) -> None:
+    """mailcall itself changed a user's mailbox: a message heard, saved, deleted or filed.
+
+    Called in ``mailcall serve``'s main process by the part that made the change (the
+    phone menu marking a voicemail ``\\Seen`` or moving it to Trash), with the user id,
+    the IMAP folder that changed and a short ``reason`` for the log ("heard",
+    "deleted", ...). Changes made by mail clients arrive through Dovecot instead
+    (docs/mwi.md); this hook spares the lamp a round trip for mailcall's own. Must be
+    fast and should not raise (an exception is logged and the change stands). Return
+    value ignored.
+    """
+
+
+@hookspec
 def mailcall_services(runtime: Runtime) -> list[Any]:
     """Long-running parts of ``mailcall serve``: AGI server, Sieve bridge, spool worker.
 
