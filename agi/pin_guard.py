@@ -20,7 +20,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
-from mailcall.core.pins import hash_pin
+from mailcall.core.policy.pins import hash_pin
 
 MAX_FAILURES = 5
 """Wrong PINs per account within WINDOW before the account is locked."""

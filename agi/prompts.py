@@ -44,8 +44,132 @@ STOCK_GREETINGS: MappingProxyType[str, tuple[str, ...]] = MappingProxyType({
 })
 """Played, in order, when the user has no personal or generated greeting of that kind."""
 
+# ---- the phone menu (mailcall.phonemenu), VoiceMailMain's own prompts where they exist
+
+ENTER_MAILBOX = "vm-login"
+"""Mailbox by phone, caller not recognised: "mailbox?" (VoiceMailMain's login prompt)."""
+YOU_HAVE = "vm-youhave"
+NEW = "vm-INBOX"
+OLD = "vm-Old"
+MESSAGES = "vm-messages"
+MESSAGE = "vm-message"
+AND = "vm-and"
+NO = "vm-no"
+PRESS_1_FOR = "vm-onefor"
+"""Main menu, as VoiceMailMain says it: "press 1 for" new "messages"."""
+FOLDER_OPTIONS = "vm-opts"
+"""Main menu: "press 2 to change folders, 0 for mailbox options"."""
+HELP_EXIT = "vm-helpexit"
+"""Every menu's last words: "press star for help, pound to exit"."""
+TO_PREVIOUS = "vm-prev"
+TO_ADVANCED = "vm-advopts"
+TO_REPEAT = "vm-repeat"
+TO_NEXT = "vm-next"
+TO_DELETE = "vm-delete"
+TO_FORWARD = "vm-toforward"
+TO_SAVE = "vm-savemessage"
+TO_REPLY = "vm-toreply"
+TO_CALL_BACK = "vm-tocallback"
+TO_ENVELOPE = "vm-tohearenv"
+TO_CANCEL = "vm-tocancel"
+NO_MORE = "vm-nomore"
+DELETED = "vm-deleted"
+ENTER_EXTENSION = "vm-extension"
+"""Forward: the colleague's extension, followed by pound."""
+FORWARD_OPTIONS = "vm-forwardoptions"
+"""Forward: 1 to record a preface first, 2 to forward as it is."""
+FORWARDED = "vm-msgforwarded"
+NO_NUMBER = "vm-nonumber"
+"""Call back: the caller's number is not one that can be dialled."""
+NOT_AN_EXTENSION = "pbx-invalid"
+SORRY = "im-sorry"
+ONE_MOMENT = "one-moment-please"
+TRY_LATER = "please-try-call-later"
+NOT_AVAILABLE = "feature-not-avail-line"
+
+MENU_PHRASES: MappingProxyType[str, tuple[str, ...]] = MappingProxyType({
+    "main_menu": (PRESS_1_FOR, NEW, MESSAGES, FOLDER_OPTIONS, HELP_EXIT),
+    "message_menu": (TO_PREVIOUS, TO_ADVANCED, TO_REPEAT, TO_NEXT, TO_DELETE, TO_FORWARD,
+                     TO_SAVE, HELP_EXIT),
+    "advanced_menu": (TO_REPLY, TO_CALL_BACK, TO_ENVELOPE, TO_CANCEL),
+    "no_more": (NO_MORE,),
+    "deleted": (MESSAGE, DELETED),
+    "saved": (SAVED,),
+    "invalid": (INVALID_CHOICE,),
+    "goodbye": (GOODBYE,),
+})
+"""Phone-menu phrases said with stock prompts only, in this order (VoiceMailMain's)."""
+
+MENU_TEXTS: MappingProxyType[str, MappingProxyType[str, str]] = MappingProxyType({
+    name: MappingProxyType(texts) for name, texts in {
+        "options_menu": {
+            "en": "Press 1 to record your unavailable greeting, 2 for your busy greeting, "
+                  "3 for your absence greeting. Press star to return to the main menu.",
+            "fr": "Pour enregistrer votre annonce d'indisponibilité, tapez 1 ; votre annonce "
+                  "d'occupation, tapez 2 ; votre annonce d'absence, tapez 3. Pour revenir au "
+                  "menu principal, tapez étoile.",
+        },
+        "help_main": {
+            "en": "Press 1 to listen to your voice messages, 2 to switch between voice "
+                  "messages and e-mail, 0 for mailbox options, pound to hang up.",
+            "fr": "Pour écouter vos messages vocaux, tapez 1 ; pour passer des messages "
+                  "vocaux aux e-mails, tapez 2 ; pour les options, tapez 0 ; pour raccrocher, "
+                  "tapez dièse.",
+        },
+        "help_message": {
+            "en": "4 previous, 5 repeat, 6 next, 7 delete, 9 save, 8 forward to a colleague, "
+                  "3 reply, call back or envelope, pound to skip or hang up.",
+            "fr": "4 précédent, 5 réécouter, 6 suivant, 7 supprimer, 9 garder, 8 transférer "
+                  "à un collègue, 3 répondre, rappeler ou entendre l'enveloppe, dièse pour "
+                  "passer ou raccrocher.",
+        },
+        "not_yet": {
+            "en": "This option is not available by phone yet.",
+            "fr": "Cette option n'est pas encore disponible par téléphone.",
+        },
+        "not_allowed": {
+            "en": "Your profile does not include your mailbox by phone. Please ask your "
+                  "administrator.",
+            "fr": "Votre profil ne comprend pas l'accès à votre messagerie par téléphone. "
+                  "Adressez-vous à votre administrateur.",
+        },
+        "unavailable": {
+            "en": "Sorry, your mailbox cannot be reached at the moment.",
+            "fr": "Désolé, votre messagerie est injoignable pour le moment.",
+        },
+        "cannot_play": {
+            "en": "This message cannot be played.",
+            "fr": "Ce message ne peut pas être lu.",
+        },
+        "no_reply": {
+            "en": "This message cannot be answered by phone.",
+            "fr": "Il n'est pas possible de répondre à ce message par téléphone.",
+        },
+        "not_for_mail": {
+            "en": "E-mail cannot be forwarded by phone.",
+            "fr": "Un e-mail ne peut pas être transféré par téléphone.",
+        },
+        "reply_sent": {
+            "en": "Your reply has been sent.",
+            "fr": "Votre réponse a été envoyée.",
+        },
+        "not_sent": {
+            "en": "Nothing was sent.",
+            "fr": "Rien n'a été envoyé.",
+        },
+    }.items()
+})
+"""Phone-menu phrases no stock prompt says: spoken by the speech engine in the caller's
+language (``en``/``fr``; another language hears English). Counts, envelopes and mail
+bodies are made per message by :mod:`mailcall.phonemenu.words`."""
+
 ALL: frozenset[str] = frozenset({
     IS_UNAVAILABLE, IS_ON_PHONE, LEAVE_MESSAGE, BEEP, ENTER_PIN, WRONG_PIN,
     CHOOSE_GREETING, INVALID_CHOICE, SAVED, GOODBYE,
+    ENTER_MAILBOX, YOU_HAVE, NEW, OLD, MESSAGES, MESSAGE, AND, NO, PRESS_1_FOR,
+    FOLDER_OPTIONS, HELP_EXIT, TO_PREVIOUS, TO_ADVANCED, TO_REPEAT, TO_NEXT, TO_DELETE,
+    TO_FORWARD, TO_SAVE, TO_REPLY, TO_CALL_BACK, TO_ENVELOPE, TO_CANCEL, NO_MORE, DELETED,
+    ENTER_EXTENSION, FORWARD_OPTIONS, FORWARDED, NO_NUMBER, NOT_AN_EXTENSION, SORRY,
+    ONE_MOMENT, TRY_LATER, NOT_AVAILABLE,
 })
 """Every prompt above: what the prompt sets must hold."""

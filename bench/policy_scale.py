@@ -27,11 +27,11 @@ import tracemalloc
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from mailcall.core.compile import compile_policy
-from mailcall.core.loading import RawPolicy, merge
-from mailcall.core.plans import CallRequest
-from mailcall.core.routing import plan_call
-from mailcall.core.rules import default_rules
+from mailcall.core.decisions.plans import CallRequest
+from mailcall.core.decisions.routing import plan_call
+from mailcall.core.decisions.rules import default_rules
+from mailcall.core.policy.compile import compile_policy
+from mailcall.core.policy.files import RawPolicy, merge
 
 HEAD = """\
 [organisation]

@@ -17,15 +17,28 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
-from .compile import agi_path_problem
-from .errors import PolicyInvalid
-from .mailing import plan_mail
-from .model import Policy
-from .plans import CALLEE_STATES, CallPlan, CallRequest, MailPlan, MailRequest, Ring, Voicemail
-from .plugins import PluginLoadError, announce_decision, describe_plugins, make_plugin_manager
-from .policy import DEFAULT_PATH, load_policy
-from .routing import collect_rules, plan_call
-from .telephony import dial_targets
+from mailcall.core.decisions.mailing import plan_mail
+from mailcall.core.decisions.plans import (
+    CALLEE_STATES,
+    CallPlan,
+    CallRequest,
+    MailPlan,
+    MailRequest,
+    Ring,
+    Voicemail,
+)
+from mailcall.core.decisions.routing import collect_rules, plan_call
+from mailcall.core.errors import PolicyInvalid
+from mailcall.core.host.plugin_manager import (
+    PluginLoadError,
+    announce_decision,
+    describe_plugins,
+    make_plugin_manager,
+)
+from mailcall.core.policy.compile import agi_path_problem
+from mailcall.core.policy.load import DEFAULT_PATH, load_policy
+from mailcall.core.policy.model import Policy
+from mailcall.core.policy.telephony import dial_targets
 
 EXIT_OK, EXIT_USAGE, EXIT_INVALID = 0, 64, 2
 
@@ -313,7 +326,7 @@ def cmd_init(args: argparse.Namespace, loader: Callable[[], Policy]) -> int:
 def cmd_hash_pin(args: argparse.Namespace, loader: Callable[[], Policy]) -> int:
     from getpass import getpass
 
-    from .pins import hash_pin
+    from mailcall.core.policy.pins import hash_pin
 
     pin = getpass("PIN: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
     try:
@@ -324,7 +337,7 @@ def cmd_hash_pin(args: argparse.Namespace, loader: Callable[[], Policy]) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, loader: Callable[[], Policy]) -> int:
-    from .serve import serve
+    from mailcall.core.host.serve import serve
 
     policy = loader()
     for option, value in (("--spool-dir", args.spool_dir),

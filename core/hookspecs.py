@@ -20,8 +20,8 @@ import pluggy
 if TYPE_CHECKING:
     import argparse
 
-    from .model import Policy
-    from .runtime import Depositor, Runtime
+    from mailcall.core.host.runtime import Depositor, Runtime
+    from mailcall.core.policy.model import Policy
 
 PROJECT = "mailcall"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -47,7 +47,7 @@ def mailcall_call_rules() -> list[Any]:
 
     Called once when the plugin manager is created. Return a list of objects
     with ``name: str``, ``description: str``, ``order: int`` and
-    ``apply(ctx: mailcall.core.routing.CallContext) -> None``; ``apply`` adds
+    ``apply(ctx: mailcall.core.decisions.routing.CallContext) -> None``; ``apply`` adds
     steps and explanation lines to the context, or marks it finished.
     Rules run in ascending ``order``; built-in rules use multiples of 100 so a
     plugin can slot an extra routing step between two of them.
@@ -61,7 +61,7 @@ def mailcall_notification_channels(runtime: Runtime) -> list[Any]:
     Called once when ``mailcall serve`` starts, with the ``runtime`` whose
     ``[channels]`` settings configure them. Return a list of objects with
     ``medium: str`` (the name users pick as ``preferred_medium``) and
-    ``async send(notification: mailcall.core.plans.Notify, subject: str,
+    ``async send(notification: mailcall.core.decisions.plans.Notify, subject: str,
     text: str) -> str | None`` (an optional receipt, quoted in the log),
     which raises on failure (``mailcall.notifications.channel.Channel``).
     Exception types in the optional ``temporary_errors`` tuple (default:
@@ -133,8 +133,8 @@ def mailcall_deposit_delivered(runtime: Runtime, deposit: Any, plan: Any, messag
     """A voicemail or fax deposit is in the mailbox: the mail server accepted it.
 
     Called in ``mailcall serve``'s main process once per delivered deposit, with the
-    shared ``runtime``, the ``deposit`` (``mailcall.core.deposits.VoiceMessage`` or
-    ``FaxMessage``), its ``plan`` (``mailcall.core.plans.DepositPlan``: ``mailbox`` is the
+    shared ``runtime``, the ``deposit`` (``mailcall.core.decisions.deposits.VoiceMessage`` or
+    ``FaxMessage``), its ``plan`` (``mailcall.core.decisions.plans.DepositPlan``: ``mailbox`` is the
     user id, ``kind`` "voice" or "fax") and the ``message_id`` it was delivered with. The
     message-waiting
     lamp recounts that user's voice folder. Must be fast and should not raise (an
@@ -147,9 +147,9 @@ def mailcall_mailbox_changed(runtime: Runtime, user: str, folder: str, reason: s
     """mailcall itself changed a user's mailbox: a message heard, saved, deleted or filed.
 
     Called in ``mailcall serve``'s main process by the part that made the change (the
-    phone menu marking a voicemail ``\\Seen`` or moving it to Trash), with the user id,
-    the IMAP folder that changed and a short ``reason`` for the log ("heard",
-    "deleted", ...). Changes made by mail clients arrive through Dovecot instead
+    phone menu marking a voicemail ``\\Seen`` or moving it to Trash), with the shared
+    ``runtime``, the ``user`` id, the IMAP ``folder`` that changed and a short ``reason``
+    for the log ("heard", "deleted", ...). Changes made by mail clients arrive through Dovecot instead
     (docs/mwi.md); this hook spares the lamp a round trip for mailcall's own. Must be
     fast and should not raise (an exception is logged and the change stands). Return
     value ignored.

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mailcall.core.plans import DepositPlan
+from mailcall.core.decisions.plans import DepositPlan
 
 from .fax_message import build_fax_message
 from .headers import serialise

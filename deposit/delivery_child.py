@@ -22,8 +22,8 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from mailcall.core.deposits import Deposit
-from mailcall.core.plans import DepositPlan
+from mailcall.core.decisions.deposits import Deposit
+from mailcall.core.decisions.plans import DepositPlan
 
 from . import pipe_protocol as pipe
 from .delivery import Target

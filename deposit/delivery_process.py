@@ -29,9 +29,9 @@ from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
-from mailcall.core.deposits import Deposit
+from mailcall.core.decisions.deposits import Deposit
+from mailcall.core.decisions.plans import DepositPlan
 from mailcall.core.errors import ServiceStartError
-from mailcall.core.plans import DepositPlan
 
 from . import delivery_child
 from . import pipe_protocol as pipe

@@ -25,8 +25,8 @@ from pathlib import Path
 import img2pdf
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
-from mailcall.core.deposits import FaxMessage
-from mailcall.core.plans import DepositPlan
+from mailcall.core.decisions.deposits import FaxMessage
+from mailcall.core.decisions.plans import DepositPlan
 
 from . import wording
 from .headers import clean_number, clean_text, message_id, set_common_headers

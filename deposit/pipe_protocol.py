@@ -36,8 +36,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from mailcall.core.deposits import Deposit
-from mailcall.core.plans import DepositPlan
+from mailcall.core.decisions.deposits import Deposit
+from mailcall.core.decisions.plans import DepositPlan
 
 from .delivery import Target
 from .typed_json import InvalidValue, from_json, to_json

@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-from mailcall.core.deposits import Deposit, VoiceMessage
+from mailcall.core.decisions.deposits import Deposit, VoiceMessage
 
 from .spool_record import SpoolRecord, kind_of
 from .wav_header import complete_wav_header

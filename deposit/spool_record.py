@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from mailcall.core.deposits import Deposit, FaxMessage, VoiceMessage
+from mailcall.core.decisions.deposits import Deposit, FaxMessage, VoiceMessage
 
 from .typed_json import InvalidValue, from_json, from_json_fields, to_json
 

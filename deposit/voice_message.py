@@ -23,8 +23,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from mailcall.core.deposits import VoiceMessage
-from mailcall.core.plans import DepositPlan
+from mailcall.core.decisions.deposits import VoiceMessage
+from mailcall.core.decisions.plans import DepositPlan
 
 from . import wording
 from .audio import RecordingProblem, WavEncoder, probe

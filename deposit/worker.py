@@ -30,8 +30,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from mailcall.core.deposits import Deposit
-from mailcall.core.plans import DepositPlan
+from mailcall.core.decisions.deposits import Deposit
+from mailcall.core.decisions.plans import DepositPlan
 
 from .builder import BuildJob, build
 from .delivery import Target, deliver

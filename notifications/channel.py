@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-from mailcall.core.plans import Notify
+from mailcall.core.decisions.plans import Notify
 
 
 class ChannelError(Exception):

@@ -22,8 +22,8 @@ import urllib.parse
 import urllib.request
 from typing import Any, ClassVar
 
-from mailcall.core.plans import Notify
-from mailcall.core.runtime import Runtime
+from mailcall.core.decisions.plans import Notify
+from mailcall.core.host.runtime import Runtime
 from mailcall.core.text import display_text
 
 from .channel import ChannelError, PermanentChannelError, TemporaryChannelError

@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mailcall.core.runtime import Runtime
+from mailcall.core.host.runtime import Runtime
 from mailcall.core.text import display_text
 
 from .channel import Auditor, Channel, is_temporary

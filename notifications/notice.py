@@ -10,8 +10,8 @@ import json
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from mailcall.core.mailing import is_automatic
-from mailcall.core.plans import MailRequest, Notify
+from mailcall.core.decisions.mailing import is_automatic
+from mailcall.core.decisions.plans import MailRequest, Notify
 from mailcall.core.text import display_text
 
 KEY_LIMIT = 998

@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 
-from mailcall.core.model import Policy
-from mailcall.core.runtime import Runtime
+from mailcall.core.host.runtime import Runtime
+from mailcall.core.policy.model import Policy
 from mailcall.core.text import display_text
 from mailcall.deposit.delivery import Target, deliver, parse_target
 from mailcall.deposit.mail_protocol import Delivered

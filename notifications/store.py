@@ -41,7 +41,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailcall.core.plans import Notify
+from mailcall.core.decisions.plans import Notify
 
 from .notice import MailNotice
 

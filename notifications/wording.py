@@ -7,8 +7,8 @@ control, bidi or format character reaches an SMS, a webhook or a log line.
 
 from __future__ import annotations
 
-from mailcall.core.model import Policy
-from mailcall.core.plans import Notify
+from mailcall.core.decisions.plans import Notify
+from mailcall.core.policy.model import Policy
 from mailcall.core.text import display_text
 
 from .notice import MailNotice

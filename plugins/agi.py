@@ -7,8 +7,8 @@ from typing import Any
 from mailcall.agi.handlers import fax, greeting, route, voicemail
 from mailcall.agi.pin_guard import PinGuard
 from mailcall.agi.service import AgiService
+from mailcall.core.decisions.routing import collect_rules
 from mailcall.core.hookspecs import hookimpl
-from mailcall.core.routing import collect_rules
 
 
 @hookimpl

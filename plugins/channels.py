@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from mailcall.core.hookspecs import hookimpl
-from mailcall.core.runtime import Runtime
+from mailcall.core.host.runtime import Runtime
 from mailcall.notifications import Dispatcher, queue_path
 from mailcall.notifications.channels import builtin_channels
 

@@ -15,13 +15,13 @@ import asyncio
 import logging
 from typing import Any
 
-from mailcall.core.depositing import plan_deposit
-from mailcall.core.deposits import Deposit
+from mailcall.core.decisions.deposit_plan import plan_deposit
+from mailcall.core.decisions.deposits import Deposit
+from mailcall.core.decisions.plans import DepositPlan
 from mailcall.core.hookspecs import hookimpl
-from mailcall.core.model import Policy
-from mailcall.core.plans import DepositPlan
-from mailcall.core.plugins import announce_decision
-from mailcall.core.runtime import Runtime
+from mailcall.core.host.plugin_manager import announce_decision
+from mailcall.core.host.runtime import Runtime
+from mailcall.core.policy.model import Policy
 from mailcall.deposit import commands
 from mailcall.deposit.audio import WavEncoder, sndfile_mp3, sndfile_opus
 from mailcall.deposit.delivery import Target, parse_target

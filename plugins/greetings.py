@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from mailcall.agi.folders import shared_folder
-from mailcall.core.greeting_text import greeting_text
+from mailcall.core.decisions.greeting_text import greeting_text
 from mailcall.core.hookspecs import hookimpl
-from mailcall.core.model import GREETING_KINDS, Policy
+from mailcall.core.policy.model import GREETING_KINDS, Policy
 
 log = logging.getLogger("mailcall.greetings")
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from mailcall.core.decisions.rules import default_rules
 from mailcall.core.hookspecs import hookimpl
-from mailcall.core.rules import default_rules
 
 
 @hookimpl

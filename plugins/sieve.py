@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from mailcall.core.hookspecs import hookimpl
-from mailcall.core.runtime import Runtime
+from mailcall.core.host.runtime import Runtime
 
 
 @hookimpl

@@ -41,11 +41,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from mailcall.core.decisions.mailing import plan_mail
+from mailcall.core.decisions.plans import FileInto, MailPlan, MailRequest, Notify
 from mailcall.core.errors import ServiceStartError
-from mailcall.core.mailing import plan_mail
-from mailcall.core.plans import FileInto, MailPlan, MailRequest, Notify
-from mailcall.core.plugins import announce_decision
-from mailcall.core.runtime import Runtime
+from mailcall.core.host.plugin_manager import announce_decision
+from mailcall.core.host.runtime import Runtime
 from mailcall.core.text import display_text
 from mailcall.deposit.seal import SEAL_HEADER, DepositKeyError, delivery_problem, deposit_key
 from mailcall.notifications import Dispatcher, MailNotice, queue_path

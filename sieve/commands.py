@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mailcall.core.model import Policy
+from mailcall.core.policy.model import Policy
 
 from .exec_client import client_script
 from .generate import (

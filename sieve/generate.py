@@ -37,8 +37,8 @@ from datetime import UTC, datetime
 from email.utils import formataddr
 from pathlib import Path
 
-from mailcall.core.absence_text import auto_reply_text
-from mailcall.core.model import Absence, Policy, User
+from mailcall.core.decisions.absence_text import auto_reply_text
+from mailcall.core.policy.model import Absence, Policy, User
 from mailcall.core.text import display_text
 from mailcall.deposit.seal import DEPOSIT_WINDOW, SEAL_HEADER
 

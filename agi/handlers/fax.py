@@ -4,7 +4,7 @@ ReceiveFAX leaves its outcome in channel variables (FAXSTATUS, FAXERROR,
 FAXPAGES, FAXBITRATE, FAXRESOLUTION, REMOTESTATIONID; see the
 ``fax-received`` trace). A failed fax is deposited too, with Asterisk's reason,
 so the recipient learns that someone tried. What arrived is handed to the
-deposit path. NUMBER is read as routing reads it (:mod:`mailcall.core.numbers`:
+deposit path. NUMBER is read as routing reads it (:mod:`mailcall.core.policy.numbers`:
 extension, E.164, or the national form a trunk delivers, ``0140000299``).
 
 Which file is mailed is decided here, not by the arguments: the only TIFF this
@@ -30,8 +30,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from mailcall.core import numbers
-from mailcall.core.deposits import FaxMessage
+from mailcall.core.decisions.deposits import FaxMessage
+from mailcall.core.policy import numbers
 
 from ..driver import inline
 from ..safety import caller_name, caller_text, inside, safe_component

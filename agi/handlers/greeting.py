@@ -28,8 +28,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from mailcall.core.numbers import find_owner, language_of
-from mailcall.core.pins import verify_pin
+from mailcall.core.policy.numbers import find_owner, language_of
+from mailcall.core.policy.pins import verify_pin
 
 from .. import prompts
 from ..driver import inline

@@ -1,6 +1,6 @@
 """``agi://host/route[?to=NUMBER]``: carry out the policy's call plan step by step.
 
-The plan comes from :func:`mailcall.core.routing.plan_call`, the same function
+The plan comes from :func:`mailcall.core.decisions.routing.plan_call`, the same function
 ``mailcall route --explain`` prints, so what the administrator reads is what
 the call does. Each ``Ring`` becomes ``EXEC Dial "<targets>,<seconds>"``
 followed by ``GET VARIABLE DIALSTATUS`` (the ``dial-*`` traces). Dial strings
@@ -24,11 +24,11 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from mailcall.core.numbers import find_owner, language_of
-from mailcall.core.plans import CallRequest, Hangup, Ring, Voicemail
-from mailcall.core.plugins import announce_decision
-from mailcall.core.routing import plan_call
-from mailcall.core.telephony import UnsafeEndpoint, dial_string
+from mailcall.core.decisions.plans import CallRequest, Hangup, Ring, Voicemail
+from mailcall.core.decisions.routing import plan_call
+from mailcall.core.host.plugin_manager import announce_decision
+from mailcall.core.policy.numbers import find_owner, language_of
+from mailcall.core.policy.telephony import UnsafeEndpoint, dial_string
 
 from ..driver import inline
 from ..safety import dialled, is_dial_number
@@ -49,7 +49,7 @@ the backup and the voicemail, and the administrator a warning."""
 def dial_options(policy: Any, step: Ring) -> str | None:
     """``PJSIP/201&PJSIP/202,20`` for a Ring step, or None when nothing can be dialled.
 
-    Dial strings come from ``mailcall.core.telephony`` (what ``route --explain``
+    Dial strings come from ``mailcall.core.policy.telephony`` (what ``route --explain``
     prints); an endpoint that is not a plain number is skipped and logged.
     """
     targets = []

@@ -40,9 +40,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from mailcall.core.deposits import VoiceMessage
-from mailcall.core.model import GREETING_KINDS
-from mailcall.core.numbers import find_mailbox, language_of
+from mailcall.core.decisions.deposits import VoiceMessage
+from mailcall.core.policy.model import GREETING_KINDS
+from mailcall.core.policy.numbers import find_mailbox, language_of
 
 from .. import prompts
 from ..driver import inline

@@ -227,9 +227,9 @@ def bench_runtime():
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    from mailcall.core.plugins import make_plugin_manager
-    from mailcall.core.policy import compile_text
-    from mailcall.core.runtime import Runtime
+    from mailcall.core.host.plugin_manager import make_plugin_manager
+    from mailcall.core.host.runtime import Runtime
+    from mailcall.core.policy.load import compile_text
     from mailcall.plugins import agi as agi_plugin
     from mailcall.plugins import rules as rules_plugin
 
@@ -469,8 +469,8 @@ def _inprocess_worker(args: tuple) -> dict:
         from mailcall.agi.driver import inline
         from mailcall.agi.server import AgiServer, _AgiProtocol, log, log_session
         from mailcall.agi.service import collect_handlers
-        from mailcall.core.plans import CallRequest
-        from mailcall.core.routing import collect_rules, plan_call
+        from mailcall.core.decisions.plans import CallRequest
+        from mailcall.core.decisions.routing import collect_rules, plan_call
 
         runtime = bench_runtime()
         pm, at = runtime.pm, runtime.now()

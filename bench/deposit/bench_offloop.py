@@ -44,9 +44,9 @@ sys.path.insert(0, str(REPO))
 import numpy  # noqa: E402
 import soundfile  # noqa: E402
 
-from mailcall.core.deposits import VoiceMessage  # noqa: E402
-from mailcall.core.policy import compile_text  # noqa: E402
-from mailcall.core.runtime import Runtime  # noqa: E402
+from mailcall.core.decisions.deposits import VoiceMessage  # noqa: E402
+from mailcall.core.host.runtime import Runtime  # noqa: E402
+from mailcall.core.policy.load import compile_text  # noqa: E402
 from mailcall.deposit.delivery_process import DeliveryProcess  # noqa: E402
 from mailcall.deposit.spool import Spool, SpoolDepositor  # noqa: E402
 from mailcall.deposit.worker import SpoolWorker, WorkerSettings  # noqa: E402
@@ -146,7 +146,7 @@ async def scenario(label, policy, spool_dir, wav, burst, executor_factory, idle_
                    concurrency) -> dict:
     from mailcall.agi.server import AgiServer
     from mailcall.agi.service import collect_handlers
-    from mailcall.core.plugins import make_plugin_manager
+    from mailcall.core.host.plugin_manager import make_plugin_manager
     from mailcall.plugins import agi as agi_plugin
     from mailcall.plugins import rules as rules_plugin
 

@@ -41,7 +41,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from mailcall.core.policy import compile_text  # noqa: E402
+from mailcall.core.policy.load import compile_text  # noqa: E402
 from mailcall.sieve.commands import compile_script  # noqa: E402
 from mailcall.sieve.exec_client import client_script  # noqa: E402
 from mailcall.sieve.generate import global_script, null_script  # noqa: E402
@@ -96,10 +96,10 @@ preferred_medium = "file"
 DAEMON = """\
 import asyncio, sys
 sys.path.insert(0, {repo!r})
-from mailcall.core.plugins import make_plugin_manager
-from mailcall.core.policy import load_policy
-from mailcall.core.runtime import Runtime
-from mailcall.core.serve import run
+from mailcall.core.host.plugin_manager import make_plugin_manager
+from mailcall.core.policy.load import load_policy
+from mailcall.core.host.runtime import Runtime
+from mailcall.core.host.serve import run
 from mailcall.plugins import channels, sieve
 pm = make_plugin_manager(entrypoints=False)
 pm.register(channels, name="channels")

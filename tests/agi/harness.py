@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 
 from mailcall.agi.server import AgiServer
 from mailcall.agi.service import collect_handlers
-from mailcall.core.plugins import make_plugin_manager
-from mailcall.core.policy import compile_text
-from mailcall.core.runtime import Runtime
+from mailcall.core.host.plugin_manager import make_plugin_manager
+from mailcall.core.host.runtime import Runtime
+from mailcall.core.policy.load import compile_text
 from mailcall.plugins import agi as agi_plugin
 from mailcall.plugins import rules as rules_plugin
 

@@ -9,7 +9,7 @@ import pytest
 
 from mailcall.agi.server import AgiServer
 from mailcall.agi.service import collect_handlers
-from mailcall.core.deposits import FaxMessage, VoiceMessage
+from mailcall.core.decisions.deposits import FaxMessage, VoiceMessage
 
 from .fake_asterisk import RECORDED, Call, run_call
 from .harness import DURING_EMMA_ABSENCE, RecordingDepositor, make_runtime, run, serving
@@ -415,8 +415,8 @@ def test_service_starts_from_runtime_settings(tmp_path):
 
 def test_route_obeys_plugin_rules_like_route_explain(tmp_path):
     """A third-party routing rule changes the live call exactly as it changes --explain."""
+    from mailcall.core.decisions.plans import Hangup
     from mailcall.core.hookspecs import hookimpl
-    from mailcall.core.plans import Hangup
 
     class NightService:
         name = "night-service"

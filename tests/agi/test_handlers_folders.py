@@ -15,7 +15,7 @@ import stat
 from pathlib import Path
 
 from mailcall.agi.folders import SHARED_DIR_MODE, shared_folder
-from mailcall.core.policy import compile_text
+from mailcall.core.policy.load import compile_text
 from mailcall.plugins.greetings import generate_greetings
 
 from .fake_asterisk import Call

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from mailcall.core.numbers import e164, find_mailbox, find_owner, language_of, mailbox_of
-from mailcall.core.plans import CallRequest
-from mailcall.core.policy import compile_text
-from mailcall.core.routing import plan_call
+from mailcall.core.decisions.plans import CallRequest
+from mailcall.core.decisions.routing import plan_call
+from mailcall.core.policy.load import compile_text
+from mailcall.core.policy.numbers import e164, find_mailbox, find_owner, language_of, mailbox_of
 
 from .fake_asterisk import RECORDED, Call
 from .harness import PIN_HASH, POLICY, make_runtime
@@ -135,7 +135,7 @@ def test_greeting_recognises_a_mobile_in_national_form(tmp_path):
 
 
 def test_no_other_number_lookup_in_the_handlers_or_rules():
-    """The policy's number indexes are read in one place, mailcall.core.numbers."""
+    """The policy's number indexes are read in one place, mailcall.core.policy.numbers."""
     readers = []
     for folder in ("agi", "core/rules"):
         for path in sorted((REPO / folder).rglob("*.py")):
@@ -143,4 +143,5 @@ def test_no_other_number_lookup_in_the_handlers_or_rules():
                 if (isinstance(node, ast.Attribute)
                         and node.attr in ("by_number", "by_extension", "by_mobile")):
                     readers.append(f"{Path(path).relative_to(REPO)}:{node.lineno}")
-    assert readers == [], "use mailcall.core.numbers.find_owner instead: " + ", ".join(readers)
+    assert readers == [], ("use mailcall.core.policy.numbers.find_owner instead: "
+                           + ", ".join(readers))

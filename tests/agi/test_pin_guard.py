@@ -114,7 +114,7 @@ def test_an_unknown_phone_is_locked_out_like_a_known_user(tmp_path):
 def test_an_unknown_phone_pays_the_same_scrypt_as_a_known_user(tmp_path, monkeypatch):
     """No timing oracle: a wrong PIN for nobody is checked against a decoy hash."""
     from mailcall.agi.handlers import greeting
-    from mailcall.core.pins import is_pin_hash, verify_pin
+    from mailcall.core.policy.pins import is_pin_hash, verify_pin
 
     checked = []
 

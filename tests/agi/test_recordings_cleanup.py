@@ -18,7 +18,7 @@ import struct
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from mailcall.core.deposits import VoiceMessage
+from mailcall.core.decisions.deposits import VoiceMessage
 from mailcall.deposit.spool import Spool, SpoolDepositor, spool_id
 
 from .fake_asterisk import RECORDED, Call

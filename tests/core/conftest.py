@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from mailcall.core.policy import load_policy
+from mailcall.core.policy.load import load_policy
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "contrib" / "policies" / "small-company.toml"

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 from mailcall.core.cli import main
-from mailcall.core.pins import is_pin_hash, verify_pin
-from mailcall.core.policy import load_policy
+from mailcall.core.policy.load import load_policy
+from mailcall.core.policy.pins import is_pin_hash, verify_pin
 
 from .conftest import EXAMPLE
 

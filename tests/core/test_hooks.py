@@ -13,16 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from mailcall.core import hookdocs, hookspecs
+from mailcall.core import hookspecs
 from mailcall.core.cli import main
+from mailcall.core.decisions.plans import CallRequest, Ring
+from mailcall.core.decisions.routing import collect_rules, plan_call
 from mailcall.core.errors import PolicyInvalid
 from mailcall.core.hookspecs import hookimpl
-from mailcall.core.plans import CallRequest, Ring
-from mailcall.core.plugins import announce_decision, make_plugin_manager
-from mailcall.core.policy import load_policy
-from mailcall.core.routing import collect_rules, plan_call
-from mailcall.core.runtime import Runtime
-from mailcall.core.serve import start_services, stop_services
+from mailcall.core.host import hookdocs
+from mailcall.core.host.plugin_manager import announce_decision, make_plugin_manager
+from mailcall.core.host.runtime import Runtime
+from mailcall.core.host.serve import start_services, stop_services
+from mailcall.core.policy.load import load_policy
 
 from .conftest import EXAMPLE, REPO
 
@@ -49,7 +50,7 @@ def test_every_hook_is_in_the_plugin_docs_with_its_exact_signature(name):
 
 def test_plugin_docs_match_the_specifications():
     assert DOCS.endswith(hookdocs.render()), (
-        "docs/plugins.md is stale: run python -m mailcall.core.hookdocs docs/plugins.md")
+        "docs/plugins.md is stale: run python -m mailcall.core.host.hookdocs docs/plugins.md")
 
 
 @pytest.mark.parametrize("name", sorted(HOOKS))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from mailcall.core.depositing import UnknownMailbox, plan_deposit
-from mailcall.core.mailing import plan_mail
-from mailcall.core.plans import AutoReply, FileInto, MailRequest, Notify
+from mailcall.core.decisions.deposit_plan import UnknownMailbox, plan_deposit
+from mailcall.core.decisions.mailing import plan_mail
+from mailcall.core.decisions.plans import AutoReply, FileInto, MailRequest, Notify
 
 OPEN = datetime(2026, 12, 1, 10, 5)
 CLOSED = datetime(2026, 12, 1, 21, 0)

@@ -19,7 +19,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from mailcall.core.features import load_defaults
+from mailcall.core.policy.features import load_defaults
 
 from .conftest import REPO
 
@@ -142,7 +142,7 @@ def test_no_exec_directory_takes_asterisks_folders():
 
 def test_readme_install_names_only_files_and_commands_that_exist():
     from mailcall.core.cli import build_parser
-    from mailcall.core.plugins import make_plugin_manager
+    from mailcall.core.host.plugin_manager import make_plugin_manager
 
     parser = build_parser(make_plugin_manager())
     (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]

@@ -41,13 +41,13 @@ import tomli_w
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from mailcall.core import features as feat
 from mailcall.core.cli import main
-from mailcall.core.compile import DAYS, TOP
 from mailcall.core.errors import PolicyInvalid
-from mailcall.core.model import Policy
-from mailcall.core.plugins import make_plugin_manager
-from mailcall.core.policy import compile_text, load_policy
+from mailcall.core.host.plugin_manager import make_plugin_manager
+from mailcall.core.policy import features as feat
+from mailcall.core.policy.compile import DAYS, TOP
+from mailcall.core.policy.load import compile_text, load_policy
+from mailcall.core.policy.model import Policy
 from mailcall.core.text import display_text
 
 from .conftest import EXAMPLE

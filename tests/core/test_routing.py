@@ -6,9 +6,9 @@ from datetime import datetime
 
 import pytest
 
-from mailcall.core.plans import CallRequest, Hangup, Ring, Voicemail
-from mailcall.core.policy import compile_text
-from mailcall.core.routing import plan_call
+from mailcall.core.decisions.plans import CallRequest, Hangup, Ring, Voicemail
+from mailcall.core.decisions.routing import plan_call
+from mailcall.core.policy.load import compile_text
 
 TUESDAY_10 = datetime(2026, 12, 1, 10, 5)   # office hours
 TUESDAY_19 = datetime(2026, 12, 1, 19, 5)   # closed

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 import pytest
 import soundfile
 
+from mailcall.core.decisions.greeting_text import greeting_text
 from mailcall.core.errors import PolicyInvalid
-from mailcall.core.greeting_text import greeting_text
 from mailcall.core.hookspecs import hookimpl
-from mailcall.core.plugins import make_plugin_manager
-from mailcall.core.policy import compile_text, load_policy
+from mailcall.core.host.plugin_manager import make_plugin_manager
+from mailcall.core.policy.load import compile_text, load_policy
 from mailcall.plugins.greetings import generate_greetings
 
 from .conftest import EXAMPLE

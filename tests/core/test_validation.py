@@ -9,7 +9,7 @@ import pytest
 
 from mailcall.core.cli import main
 from mailcall.core.errors import PolicyInvalid
-from mailcall.core.policy import compile_text, load_policy
+from mailcall.core.policy.load import compile_text, load_policy
 
 from .conftest import EXAMPLE, POLICIES
 
@@ -319,7 +319,7 @@ def test_directory_plugins_get_a_table_and_may_return_junk(tmp_path):
     """`organisation = 3` reached directory plugins as 3 (the hook promises a mapping),
     and an entry that is not a table made `entry.get` raise AttributeError."""
     from mailcall.core.hookspecs import hookimpl
-    from mailcall.core.plugins import make_plugin_manager
+    from mailcall.core.host.plugin_manager import make_plugin_manager
 
     seen = []
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pluggy
 
 from mailcall.core import hookspecs
-from mailcall.core.deposits import FaxMessage, VoiceMessage
-from mailcall.core.model import Policy
-from mailcall.core.policy import compile_text
+from mailcall.core.decisions.deposits import FaxMessage, VoiceMessage
+from mailcall.core.policy.load import compile_text
+from mailcall.core.policy.model import Policy
 from mailcall.deposit import delivery_child
 from mailcall.deposit.delivery_process import DeliveryProcess
 from mailcall.deposit.spool import Spool, SpoolDepositor

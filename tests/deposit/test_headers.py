@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailcall.core.deposits import FaxMessage, VoiceMessage
+from mailcall.core.decisions.deposits import FaxMessage, VoiceMessage
 from mailcall.deposit.fax_message import build_fax_message
 from mailcall.deposit.headers import (
     clean_number,

@@ -40,7 +40,7 @@ class Lost(Recorder):
 
 
 def notifying_policy(address: str):
-    from mailcall.core.policy import compile_text
+    from mailcall.core.policy.load import compile_text
 
     text = policy_text(address).replace(
         '[users.alice]',

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailcall.core.plans import DepositPlan, Notify
+from mailcall.core.decisions.plans import DepositPlan, Notify
 from mailcall.deposit import pipe_protocol as pipe
 from mailcall.deposit.delivery import Target
 from mailcall.deposit.voice_message import Origin

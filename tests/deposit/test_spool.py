@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mailcall.core.runtime import Runtime
+from mailcall.core.host.runtime import Runtime
 from mailcall.deposit.delivery_process import DeliveryProcess
 from mailcall.deposit.opus_encoder import LibopusEncoder
 from mailcall.deposit.spool import Spool, SpoolDepositor, SpoolError, spool_id, valid_id

@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from mailcall.core.policy import load_policy
+from mailcall.core.policy.load import load_policy
 from tests.deposit.support import FAST, make_delivery_process
 
 

@@ -22,10 +22,10 @@ from zoneinfo import ZoneInfo
 
 import soundfile
 
-from mailcall.core.plugins import make_plugin_manager
-from mailcall.core.policy import compile_text
-from mailcall.core.runtime import Runtime
-from mailcall.core.serve import start_services, stop_services
+from mailcall.core.host.plugin_manager import make_plugin_manager
+from mailcall.core.host.runtime import Runtime
+from mailcall.core.host.serve import start_services, stop_services
+from mailcall.core.policy.load import compile_text
 from mailcall.sieve.commands import install
 from tests.agi.fake_asterisk import Call, run_call
 from tests.conftest import REPO

@@ -57,7 +57,7 @@ from pathlib import Path
 
 import pytest
 
-from mailcall.core.policy import compile_text
+from mailcall.core.policy.load import compile_text
 from mailcall.sieve.commands import install
 from tests.conftest import REPO
 from tests.sieve.support import dovecot_plugin, make_socket_dir

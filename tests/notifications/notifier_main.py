@@ -16,10 +16,10 @@ import signal
 import sys
 from pathlib import Path
 
-from mailcall.core.plans import Notify
-from mailcall.core.plugins import make_plugin_manager
-from mailcall.core.policy import compile_text
-from mailcall.core.runtime import Runtime
+from mailcall.core.decisions.plans import Notify
+from mailcall.core.host.plugin_manager import make_plugin_manager
+from mailcall.core.host.runtime import Runtime
+from mailcall.core.policy.load import compile_text
 from mailcall.notifications import MailNotice, Retry
 from mailcall.plugins import channels as channels_plugin
 from mailcall.plugins.channels import notification_service

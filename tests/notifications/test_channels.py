@@ -19,8 +19,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailcall.core.plans import Notify
-from mailcall.core.policy import compile_text
+from mailcall.core.decisions.plans import Notify
+from mailcall.core.policy.load import compile_text
 from mailcall.notifications import (
     ChannelError,
     PermanentChannelError,

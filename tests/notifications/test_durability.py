@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from mailcall.core.plans import Notify
+from mailcall.core.decisions.plans import Notify
 from mailcall.notifications import Dispatcher, Retry
 from mailcall.notifications.channels import FileChannel, SmsGatewayChannel
 from mailcall.notifications.notice import MailNotice

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from mailcall.core.errors import PolicyInvalid
-from mailcall.core.plugins import make_plugin_manager
-from mailcall.core.policy import compile_text
-from mailcall.core.runtime import Runtime
-from mailcall.core.serve import start_services, stop_services
+from mailcall.core.host.plugin_manager import make_plugin_manager
+from mailcall.core.host.runtime import Runtime
+from mailcall.core.host.serve import start_services, stop_services
+from mailcall.core.policy.load import compile_text
 from mailcall.plugins import channels as channels_plugin
 from mailcall.plugins import deposit as deposit_plugin
 from tests.deposit.support import voice

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from mailcall.core.plugins import make_plugin_manager
-from mailcall.core.policy import compile_text
-from mailcall.core.runtime import Runtime
-from mailcall.core.serve import start_services, stop_services
+from mailcall.core.host.plugin_manager import make_plugin_manager
+from mailcall.core.host.runtime import Runtime
+from mailcall.core.host.serve import start_services, stop_services
+from mailcall.core.policy.load import compile_text
 from mailcall.plugins import channels as channels_plugin
 from mailcall.plugins import sieve as sieve_plugin
 from mailcall.sieve.commands import install
@@ -329,7 +329,7 @@ def deposit(rig: Rig, kind: str = "voice", *, mailbox: str = "alice",
             call_id: str = "1795887901.31", key: bytes | None = None) -> bytes:
     """A voicemail (missed call) or fax (failure notice) exactly as mailcall's builder writes
     it, sealed with the key of the rig's spool (or `key`)."""
-    from mailcall.core.deposits import FaxMessage, VoiceMessage
+    from mailcall.core.decisions.deposits import FaxMessage, VoiceMessage
     from mailcall.deposit.fax_message import build_fax_message
     from mailcall.deposit.headers import serialise
     from mailcall.deposit.seal import deposit_key

@@ -16,9 +16,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mailcall.core.errors import ServiceStartError
-from mailcall.core.plugins import make_plugin_manager
-from mailcall.core.policy import compile_text
-from mailcall.core.runtime import Runtime
+from mailcall.core.host.plugin_manager import make_plugin_manager
+from mailcall.core.host.runtime import Runtime
+from mailcall.core.policy.load import compile_text
 from mailcall.deposit.seal import DEPOSIT_WINDOW, _v1, deposit_key, deposit_token, key_path
 from mailcall.sieve.bridge import SieveBridge, parse_fields
 from mailcall.sieve.exec_client import build_request, client_script

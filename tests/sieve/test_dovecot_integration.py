@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mailcall.core.absence_text import auto_reply_text
+from mailcall.core.decisions.absence_text import auto_reply_text
 from mailcall.deposit.seal import DEPOSIT_WINDOW, _v1, deposit_key, deposit_token, key_path
 from tests.conftest import REPO
 from tests.sieve.support import (

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mailcall.core.cli import main as cli_main
-from mailcall.core.policy import compile_text
+from mailcall.core.policy.load import compile_text
 from mailcall.deposit.seal import DEPOSIT_WINDOW
 from mailcall.sieve.commands import SIEVEC, InstallError, install
 from mailcall.sieve.generate import (

@@ -1,0 +1,1 @@
+"""The plugin host: the plugin manager, the shared runtime and ``mailcall serve``."""

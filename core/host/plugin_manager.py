@@ -1,0 +1,75 @@
+"""The plugin manager: hook specifications plus every plugin of the `mailcall` entry-point group.
+
+Built-in plugins are found through the same entry points as third-party ones,
+so an administrator can block or replace any of them the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from mailcall.core import hookspecs
+
+
+def make_plugin_manager(*, entrypoints: bool = True,
+                        blocked: tuple[str, ...] = ()) -> pluggy.PluginManager:
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    for name in blocked:
+        pm.set_blocked(name)
+    if entrypoints:
+        for ep in metadata.entry_points(group=hookspecs.PROJECT):
+            if pm.get_plugin(ep.name) or pm.is_blocked(ep.name):
+                continue
+            try:
+                # One at a time, so a broken plugin is named; pluggy records its distribution.
+                pm.load_setuptools_entrypoints(hookspecs.PROJECT, name=ep.name)
+            except Exception as exc:
+                raise PluginLoadError(
+                    f"plugin '{ep.name}' ({ep.value}) failed to load: {exc!r}. Uninstall it or "
+                    f"fix it; built-in plugins failing here mean a broken installation"
+                ) from exc
+    return pm
+
+
+class PluginLoadError(RuntimeError):
+    """A plugin named in the `mailcall` entry-point group could not be imported."""
+
+
+def describe_plugins(pm: pluggy.PluginManager) -> list[dict[str, object]]:
+    """Name, module, distribution version and hooks of every loaded plugin."""
+    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    out = []
+    for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
+        if plugin is None:
+            continue
+        dist = dists.get(id(plugin))
+        version = dist.version if dist else _version_of(plugin)
+        hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or ())
+        out.append({"name": name, "module": getattr(plugin, "__name__", repr(plugin)),
+                    "distribution": dist.project_name if dist else None,
+                    "version": version, "hooks": hooks})
+    return out
+
+
+def _version_of(plugin: object) -> str | None:
+    module = getattr(plugin, "__name__", "")
+    try:
+        return metadata.version(module.split(".")[0]) if module else None
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def announce_decision(pm: pluggy.PluginManager, kind: str, request: Any, decision: Any) -> None:
+    """Call `mailcall_after_decision`; a failing audit plugin is logged, never blocks a call."""
+    for impl in pm.hook.mailcall_after_decision.get_hookimpls():
+        try:
+            impl.function(kind=kind, request=request, decision=decision)
+        except Exception:
+            logging.getLogger("mailcall.plugins").exception(
+                "plugin %s failed in mailcall_after_decision (the %s decision stands)",
+                impl.plugin_name, kind)
