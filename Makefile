@@ -9,7 +9,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-POLICY ?= contrib/policies/small-company.toml
+# The example policy: the packaged copy `mailcall init` writes (one file, not two).
+POLICY ?= core/data/small-company.toml
 STATE ?= $(CURDIR)/.run
 MAILCALL_SHARED ?= $(abspath $(CURDIR)/../shared)
 export MAILCALL_SHARED

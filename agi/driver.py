@@ -3,9 +3,8 @@
 Why: a FastAGI session is a handful of command/reply round trips. Run as an
 ``asyncio.Task``, each round trip costs a Future, its done-callback, a
 ``call_soon`` and a Task step on top of the read callback (``buffer_updated``)
-that brought the reply, and the session itself costs a Task: measured, that
-was a good part of what mailcall paid above a bare ``asyncio.Protocol``
-(``docs/asterisk.md``, section 10). So the server steps the handler coroutine
+that brought the reply, and the session itself costs a Task (the figures are
+in ``docs/asterisk.md``, section 10). So the server steps the handler coroutine
 itself: the first step runs straight from the read callback (the environment
 block), each reply is handed back with ``coro.send(reply)`` from one
 ``call_soon`` callback queued by the read callback (:meth:`Runner.resume` says
@@ -138,7 +137,7 @@ class Runner:
         Not from inside the read callback itself: on the stdlib loop, answering
         every reply the moment it is read interleaves one write per read and
         keeps both ends waking each other up; answering them together after
-        the iteration's reads (as a Task wake-up does) was measured cheaper.
+        the iteration's reads, as a Task wake-up does, costs less.
         """
         self.parked = False
         self._loop.call_soon(self.step, value, exc)

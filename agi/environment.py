@@ -37,8 +37,7 @@ class Environment:
 
     Values are looked up in the received ``agi_*`` mapping when read rather
     than copied into twenty fields up front: a handler reads a handful of
-    them, and every session pays for building this record (see the benchmark
-    section of ``docs/asterisk.md``).
+    them, and every session pays for building this record.
     """
 
     __slots__ = ("_query", "_script", "_v")

@@ -117,3 +117,16 @@ class PinGuard:
     def succeeded(self, account: str) -> None:
         self._ended(account)
         self._failures.pop(account, None)
+
+
+def shared_guard(runtime: object | None) -> PinGuard:
+    """The one guard of a server process, shared by every PIN prompt (greeting, mailbox):
+    an attacker switching from one menu to the other meets the same count. Kept on the
+    runtime (no module state); a new guard when there is no runtime (tests)."""
+    if runtime is None:
+        return PinGuard()
+    guard = getattr(runtime, "pin_guard", None)
+    if not isinstance(guard, PinGuard):
+        guard = PinGuard()
+        runtime.pin_guard = guard  # type: ignore[attr-defined]
+    return guard

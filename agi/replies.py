@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
@@ -202,6 +203,16 @@ DIAL_STATUSES = frozenset(
     {"ANSWER", "BUSY", "NOANSWER", "CANCEL", "CONGESTION", "CHANUNAVAIL", "DONTCALL", "TORTURE",
      "INVALIDARGS"}
 )
+
+
+DIAL_CONDITIONS: Mapping[str, str] = MappingProxyType({
+    "BUSY": "busy", "NOANSWER": "no-answer", "CHANUNAVAIL": "unavailable",
+    "CONGESTION": "unavailable", "INVALIDARGS": "unavailable",
+})
+"""What a DIALSTATUS says of the callee, in the policy's words: the ``Ring.after``
+conditions of the call plan and the ``reason`` a voicemail mail gives. INVALIDARGS
+is a dial string Dial refused: for the caller the phone could not be reached. The
+others (ANSWER, CANCEL, DONTCALL, TORTURE) end the plan and have none."""
 
 
 def dial_status(value: str | None) -> str:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from mailcall.core.policy.telephony import is_plain_number
 from mailcall.core.text import display_text
 
 _SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
-_NUMBER = re.compile(r"\+?[0-9]{1,32}")
 _DIALLED = re.compile(r"\+?[0-9*#]{1,32}")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _QUOTED_PAIR = re.compile(r"\\([\x00-\x09\x0b\x0c\x0e-\x7f])")
@@ -27,9 +27,9 @@ def safe_component(value: str, default: str = "call", limit: int = 64) -> str:
     return cleaned or default
 
 
-def is_dial_number(value: str) -> bool:
-    """Digits with an optional leading +: what may be formatted into a dial string."""
-    return bool(_NUMBER.fullmatch(value))
+is_dial_number = is_plain_number
+"""Digits with an optional leading +: what may be formatted into a dial string (the policy's
+rule, :func:`mailcall.core.policy.telephony.is_plain_number`)."""
 
 
 def dialled(value: str | None) -> str | None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import errno
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from mailcall.core.errors import ServiceStartError
+from mailcall.core.host.plugin_manager import each_plugin
 
 from .folders import shared_folder
 from .server import AgiServer, Handler
@@ -18,29 +18,29 @@ class HandlerConflict(ServiceStartError):
 
 
 def collect_handlers(runtime: Any) -> dict[str, Handler]:
-    """Merge every plugin's ``mailcall_agi_handlers``; a name offered twice is an error."""
-    hook = runtime.pm.hook.mailcall_agi_handlers
+    """Merge every plugin's ``mailcall_agi_handlers``; a name offered twice is an error.
+
+    Each plugin is called through its own ``pm.hook`` subset (``each_plugin``), so
+    the owner of each script is known without calling a plugin's function directly.
+    """
     handlers: dict[str, Handler] = {}
     owners: dict[str, str] = {}
-    offered = {"runtime": runtime}
-    for impl in reversed(hook.get_hookimpls()):  # registration order
-        # Called one by one (to name the owner of each script), so pass only the
-        # arguments each implementation declares, as pluggy itself does.
-        mapping: Mapping[str, Handler] | None = impl.function(
-            **{name: offered[name] for name in impl.argnames})
-        for name, handler in (mapping or {}).items():
-            if name in owners:
-                raise HandlerConflict(
-                    f"AGI script {name!r} is offered by both plugin {owners[name]!r} and "
-                    f"plugin {impl.plugin_name!r}: block one of them or rename the script"
-                )
-            if not callable(handler):
-                raise HandlerConflict(
-                    f"plugin {impl.plugin_name!r} offers AGI script {name!r} with a "
-                    f"non-callable handler {handler!r}"
-                )
-            owners[name] = impl.plugin_name
-            handlers[name] = handler
+    # In pluggy's call order (the last registered first), as a plain hook call would be.
+    for plugin, call in reversed(each_plugin(runtime.pm, "mailcall_agi_handlers")):
+        for mapping in call(runtime=runtime):
+            for name, handler in (mapping or {}).items():
+                if name in owners:
+                    raise HandlerConflict(
+                        f"AGI script {name!r} is offered by both plugin {owners[name]!r} and "
+                        f"plugin {plugin!r}: block one of them or rename the script"
+                    )
+                if not callable(handler):
+                    raise HandlerConflict(
+                        f"plugin {plugin!r} offers AGI script {name!r} with a "
+                        f"non-callable handler {handler!r}"
+                    )
+                owners[name] = plugin
+                handlers[name] = handler
     return handlers
 
 

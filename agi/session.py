@@ -19,6 +19,7 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from . import commands as c
+from . import dialplan_variables as dv
 from .commands import Command
 from .driver import PARKED, Runner
 from .environment import Environment
@@ -175,7 +176,7 @@ class AgiSession:
         """
         if language != self.language:
             self.language = language
-            await self.set_variable("CHANNEL(language)", language)
+            await self.set_variable(dv.LANGUAGE, language)
 
     async def set_status(self, status: str, **variables: str) -> None:
         """Leave MAILCALL_STATUS and MAILCALL_<NAME> variables for the dialplan.
@@ -188,9 +189,9 @@ class AgiSession:
         """
         self.status = status
         try:
-            await self.set_variable("MAILCALL_STATUS", status)
+            await self.set_variable(dv.STATUS, status)
             for name, value in variables.items():
-                await self.set_variable(f"MAILCALL_{name.upper()}", value)
+                await self.set_variable(dv.left(name), value)
         except ConnectionLost:
             pass  # Asterisk is gone: nobody is left to read the variables.
 
@@ -209,7 +210,7 @@ class AgiSession:
             if reply.code == 511:
                 raise AgiHangup(reply.text)
             raise AgiCommandFailed(c.exec_app("Dial", dial_string), reply)
-        status = dial_status(await self.get_variable("DIALSTATUS"))
+        status = dial_status(await self.get_variable(dv.DIALSTATUS))
         if self.hungup and status != "ANSWER":
             return "CANCEL"
         return status

@@ -42,6 +42,7 @@ from mailcall.core.sansio import (
     LocalProtocolError,
     NeedData,
     RemoteProtocolError,
+    Transitions,
 )
 
 MAX_LINE = 65536
@@ -68,10 +69,48 @@ _BAD_VALUE = re.compile(r"[\r\n\0]").search
 
 
 class State(enum.Enum):
+    __hash__ = object.__hash__  # members are singletons: the table lookups skip Enum's hash
     BANNER = "banner"
     OPEN = "open"
     CLOSED = "closed"
     ERROR = "error"
+
+
+# The inputs: what Asterisk sent, or (ACTION) what the client sends.
+BANNER_LINE = "banner"
+NOT_A_BANNER = "not-a-banner"
+RESPONSE = "response"
+LIST_START = "list-start"
+"""``Response: Success`` with ``EventList: start``: events listed for the action follow."""
+LIST_ITEM = "list-item"
+LIST_COMPLETE = "list-complete"
+EVENT = "event"
+NEITHER = "neither-response-nor-event"
+EOF_INPUT = "eof"
+ACTION = "action"
+
+TRANSITIONS: Transitions[State] = Transitions(
+    "AMI",
+    initial=State.BANNER,
+    error=State.ERROR,
+    terminal=(State.CLOSED,),
+    ours=(ACTION,),
+    table={
+        (State.BANNER, BANNER_LINE): State.OPEN,
+        (State.OPEN, ACTION): State.OPEN,
+        (State.OPEN, RESPONSE): State.OPEN,
+        (State.OPEN, LIST_START): State.OPEN,
+        (State.OPEN, LIST_ITEM): State.OPEN,
+        (State.OPEN, LIST_COMPLETE): State.OPEN,
+        (State.OPEN, EVENT): State.OPEN,
+        (State.OPEN, EOF_INPUT): State.CLOSED,
+    },
+)
+"""Every transition of an AMI connection: the banner line, then any number of actions
+and messages, answers and events interleaved as Asterisk pleases, until end of file.
+Which answer belongs to which action is matched by ActionID (``_pending``), not by
+state: AMI answers out of order. Logging in is an action like the others; the client
+(:mod:`mailcall.ami.client`) holds every other action back until Login succeeded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +277,8 @@ class Connection(ByteReceiver):
                     return self._at_eof() if self._eof else NEED_DATA
                 if event is not None:
                     return event
-        except RemoteProtocolError:
+        except RemoteProtocolError as exc:
+            self._error = self._error or str(exc)
             self.state = State.ERROR
             self._buf = bytearray()  # a failed connection holds no memory
             self._pending.clear()
@@ -252,12 +292,11 @@ class Connection(ByteReceiver):
     def _at_eof(self) -> AmiEvent | NeedData:
         if self._buf.strip():
             self._fail("connection closed in the middle of a message")
-        if self.state is State.BANNER:
-            self._fail("connection closed before the Asterisk Call Manager banner")
+        self.state = TRANSITIONS.step(self.state, EOF_INPUT, lambda: (
+            "connection closed before the Asterisk Call Manager banner"))
         pending = self.pending
         self._pending.clear()
         self._list_bytes = 0
-        self.state = State.CLOSED
         return ConnectionClosed(pending)
 
     def _banner(self) -> Banner | NeedData:
@@ -271,10 +310,10 @@ class Connection(ByteReceiver):
             return NEED_DATA
         line = bytes(buf[:end]).rstrip(b"\r").decode("utf-8", "replace")
         del buf[: end + 1]
-        if not line.startswith(BANNER_PREFIX):
-            self._fail(f"not an Asterisk AMI banner: {line[:80]!r}")
+        kind = BANNER_LINE if line.startswith(BANNER_PREFIX) else NOT_A_BANNER
+        self.state = TRANSITIONS.step(self.state, kind, lambda: (
+            f"not an Asterisk AMI banner: {line[:80]!r}"))
         self.version = line[len(BANNER_PREFIX):].strip()
-        self.state = State.OPEN
         return Banner(self.version)
 
     def _message(self) -> AmiEvent | NeedData | None:
@@ -337,57 +376,74 @@ class Connection(ByteReceiver):
         return Message(tuple(fields))
 
     def _dispatch(self, msg: Message) -> AmiEvent | None:
-        """Every transition after the banner happens here."""
+        """Every message after the banner: which input it is, where the table leads."""
         first_key = msg.fields[0][0].lower()
-        if first_key == "response":
-            return self._response(msg)
-        if first_key == "event":
-            return self._event(msg)
         # Asterisk always writes Response or Event first; look further, but insist on one.
-        if msg.get("Response") is not None:
-            return self._response(msg)
-        name = msg.get("Event")
-        if name is not None:
-            return self._event(msg)
-        self._fail(f"a message with neither Response nor Event: {msg.to_dict()!r:.120}")
-        return None
-
-    def _response(self, msg: Message) -> Response | None:
-        action_id = msg.get("ActionID") or ""
-        pending = self._pending.get(action_id)
-        if pending is None or pending.response is not None:
-            self.unmatched += 1
-            return None
-        status = msg.get("Response") or ""
-        if (msg.get("EventList") or "").lower() == "start" and status.lower() == "success":
+        if first_key == "response" or (first_key != "event" and msg.get("Response") is not None):
+            kind, pending = self._response_kind(msg)
+        elif first_key == "event" or msg.get("Event") is not None:
+            kind, pending = self._event_kind(msg)
+        else:
+            kind, pending = NEITHER, None
+        self.state = TRANSITIONS.step(self.state, kind, lambda: (
+            f"a message with neither Response nor Event: {msg.to_dict()!r:.120}"
+            if kind == NEITHER else None))
+        if kind == RESPONSE:
+            return self._response(msg, pending)
+        if kind == LIST_START:
+            assert pending is not None
             pending.response = msg
             pending.listed = []
             return None
-        del self._pending[action_id]
-        if pending.abandoned:
+        if kind == LIST_ITEM:
+            assert pending is not None
+            self._list_item(pending, msg)
             return None
-        return Response(action_id, pending.action, status, msg)
+        if kind == LIST_COMPLETE:
+            return self._list_done(msg.get("ActionID") or "", pending, msg)  # type: ignore[arg-type]
+        return Event(msg.get("Event") or "", msg)
 
-    def _event(self, msg: Message) -> Event | Response | None:
-        name = msg.get("Event") or ""
+    def _response_kind(self, msg: Message) -> tuple[str, _Pending | None]:
+        pending = self._pending.get(msg.get("ActionID") or "")
+        if pending is None or pending.response is not None:
+            return RESPONSE, None  # answers no action in flight: dropped, counted
+        status = msg.get("Response") or ""
+        if (msg.get("EventList") or "").lower() == "start" and status.lower() == "success":
+            return LIST_START, pending
+        return RESPONSE, pending
+
+    def _event_kind(self, msg: Message) -> tuple[str, _Pending | None]:
         action_id = msg.get("ActionID")
         if action_id is not None:
             pending = self._pending.get(action_id)
             if pending is not None and pending.listed is not None:
                 if (msg.get("EventList") or "").lower() == "complete":
-                    return self._list_done(action_id, pending, msg)
-                size = sum(len(k) + len(v) + 4 for k, v in msg.fields)
-                pending.list_bytes += size
-                self._list_bytes += size
-                if len(pending.listed) >= self.max_list_events:
-                    self._fail(f"a list answer to {pending.action} longer than "
-                               f"{self.max_list_events} events")
-                if self._list_bytes > MAX_LIST_BYTES:
-                    self._fail(f"list answers holding more than {MAX_LIST_BYTES} bytes")
-                if not pending.abandoned:
-                    pending.listed.append(msg)
-                return None
-        return Event(name, msg)
+                    return LIST_COMPLETE, pending
+                return LIST_ITEM, pending
+        return EVENT, None
+
+    def _response(self, msg: Message, pending: _Pending | None) -> Response | None:
+        if pending is None:
+            self.unmatched += 1
+            return None
+        action_id = msg.get("ActionID") or ""
+        del self._pending[action_id]
+        if pending.abandoned:
+            return None
+        return Response(action_id, pending.action, msg.get("Response") or "", msg)
+
+    def _list_item(self, pending: _Pending, msg: Message) -> None:
+        assert pending.listed is not None
+        size = sum(len(k) + len(v) + 4 for k, v in msg.fields)
+        pending.list_bytes += size
+        self._list_bytes += size
+        if len(pending.listed) >= self.max_list_events:
+            self._fail(f"a list answer to {pending.action} longer than "
+                       f"{self.max_list_events} events")
+        if self._list_bytes > MAX_LIST_BYTES:
+            self._fail(f"list answers holding more than {MAX_LIST_BYTES} bytes")
+        if not pending.abandoned:
+            pending.listed.append(msg)
 
     def _list_done(self, action_id: str, pending: _Pending, complete: Message) -> Response | None:
         del self._pending[action_id]
@@ -405,14 +461,16 @@ class Connection(ByteReceiver):
                     fields: Mapping[str, object] | Iterable[tuple[str, object]] = ()
                     ) -> tuple[str, bytes]:
         """(ActionID, bytes) for `action`; refuses what Asterisk would misread."""
-        if self.state is not State.OPEN:
-            raise LocalProtocolError(f"cannot send an action in state {self.state.value}")
+        state = self.state
+        nxt = TRANSITIONS.step(state, ACTION, lambda: (
+            f"cannot send an action in state {state.value}"))
         if len(self.pending) >= self.max_pending:
             raise LocalProtocolError(f"{self.max_pending} actions already wait for an answer")
         self._next_id += 1
         action_id = f"{self.action_prefix}-{self._next_id}"
         data = encode_action(action, fields, action_id)
         self._pending[action_id] = _Pending(action)
+        self.state = nxt
         return action_id, data
 
     def abandon(self, action_id: str) -> None:

@@ -32,6 +32,7 @@ from mailcall.core.decisions.routing import plan_call
 from mailcall.core.decisions.rules import default_rules
 from mailcall.core.policy.compile import compile_policy
 from mailcall.core.policy.files import RawPolicy, merge
+from mailcall.core.policy.load import installed_offers
 
 HEAD = """\
 [organisation]
@@ -108,7 +109,7 @@ def main() -> None:
     def compile_tables():
         raw = RawPolicy(files=["generated.toml"], texts={"generated.toml": text})
         merge(raw, tables, "generated.toml", (), [])
-        return compile_policy(raw)
+        return compile_policy(raw, offered=installed_offers())
 
     gc.collect()
     t0 = time.perf_counter()

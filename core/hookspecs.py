@@ -7,7 +7,9 @@ entry-point group. Plugins decorate their functions with
 
 Hooks that return a list are called on every plugin and their results are
 concatenated (pluggy's default); hooks marked *firstresult* stop at the first
-plugin that returns something other than None.
+plugin that returns something other than None. What a hook returns is one of
+the typed contracts of ``mailcall.core.contracts`` (a dataclass or a Protocol),
+checked with ``isinstance`` where the host collects it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,14 @@ import pluggy
 if TYPE_CHECKING:
     import argparse
 
+    from mailcall.core.contracts import (
+        AudioEncoder,
+        CallRule,
+        Channel,
+        FaxFormat,
+        Medium,
+        Service,
+    )
     from mailcall.core.host.runtime import Depositor, Runtime
     from mailcall.core.policy.model import Policy
 
@@ -33,8 +43,9 @@ def mailcall_directory_users(organisation: Mapping[str, Any]) -> Iterable[Mappin
     """Where users come from, besides the policy file (LDAP, HR exports, ...).
 
     Called once each time a policy is loaded, before validation, with the
-    policy's raw ``[organisation]`` table. Return user tables of the same shape
-    as ``[users.ID]`` in the policy, each with an extra ``"id"`` key, or None.
+    policy's raw ``[organisation]`` table. Return user tables (mappings) of the
+    same shape as ``[users.ID]`` in the policy, each with an extra ``"id"`` key,
+    or None; the keys media add (``UserKey``) are allowed as in the file.
     They are validated like users written in the file; an id that the file
     already defines is an error, so a directory can never silently replace a
     user the administrator wrote by hand.
@@ -42,11 +53,11 @@ def mailcall_directory_users(organisation: Mapping[str, Any]) -> Iterable[Mappin
 
 
 @hookspec
-def mailcall_call_rules() -> list[Any]:
+def mailcall_call_rules() -> list[CallRule]:
     """Routing rules that build a call plan, one rule per object.
 
-    Called once when the plugin manager is created. Return a list of objects
-    with ``name: str``, ``description: str``, ``order: int`` and
+    Called once when the plugin manager is created. Return a list of
+    ``mailcall.core.contracts.CallRule``: ``name: str``, ``description: str``, ``order: int`` and
     ``apply(ctx: mailcall.core.decisions.routing.CallContext) -> None``; ``apply`` adds
     steps and explanation lines to the context, or marks it finished.
     Rules run in ascending ``order``; built-in rules use multiples of 100 so a
@@ -55,43 +66,89 @@ def mailcall_call_rules() -> list[Any]:
 
 
 @hookspec
-def mailcall_notification_channels(runtime: Runtime) -> list[Any]:
-    """Ways to reach a mobile: SMS gateway, webhook, file, ...
+def mailcall_notification_media() -> list[Medium]:
+    """What a notification medium adds to the policy: its name, settings and user address.
 
-    Called once when ``mailcall serve`` starts, with the ``runtime`` whose
-    ``[channels]`` settings configure them. Return a list of objects with
-    ``medium: str`` (the name users pick as ``preferred_medium``) and
-    ``async send(notification: mailcall.core.decisions.plans.Notify, subject: str,
-    text: str) -> str | None`` (an optional receipt, quoted in the log),
-    which raises on failure (``mailcall.notifications.channel.Channel``).
-    Exception types in the optional ``temporary_errors`` tuple (default:
-    ``TemporaryChannelError``, ``TimeoutError``, ``ConnectionError``) are
-    retried from the durable queue with backoff; anything else is permanent
-    and reported once.
+    Called each time a policy is loaded or checked (no server needed). Return a
+    list of ``mailcall.core.contracts.Medium``: ``name`` (what profiles grant in
+    ``notify.media`` and users pick as ``preferred_medium``), ``settings`` (the
+    ``Setting`` keys of ``[channels.<name>]``, also accepted flat as ``[channels]
+    <name>_<key>``, each with a kind the core checks, a default and an optional
+    ``validate``), ``address`` (where a user's address comes from: ``UserField``
+    "mobile" or "email", ``FromSetting`` one of those settings, or ``UserKey`` a
+    key of ``[users.ID]`` the medium adds) and optional ``checks`` over the
+    validated settings. The core validates and routes from this alone: a medium
+    no plugin declares is refused by ``mailcall check``, with file, key and line.
+    The sending half is ``mailcall_notification_channels``, matched by name.
     """
 
 
 @hookspec
-def mailcall_audio_encoders() -> list[Any]:
+def mailcall_notification_channels(runtime: Runtime) -> list[Channel]:
+    """Ways to reach a mobile: SMS gateway, webhook, file, ...
+
+    Called once when ``mailcall serve`` starts, with the ``runtime`` whose
+    ``[channels]`` settings configure them. Return a list of
+    ``mailcall.core.contracts.Channel``: ``medium: str`` (a name declared by
+    ``mailcall_notification_media``) and ``async send(notification:
+    mailcall.core.decisions.plans.Notify, subject: str, text: str) -> str | None``
+    (an optional receipt, quoted in the log), which raises on failure; it reads
+    its settings with ``runtime.policy.channels.of(medium)`` at each send, and
+    ``notification.address`` is the user's address the medium declared. A
+    ``RetryingChannel`` names in ``temporary_errors`` the exception types retried
+    from the durable queue with backoff (default: ``TemporaryChannelError``,
+    ``TimeoutError``, ``ConnectionError``); anything else is permanent and
+    reported once. A channel object that is not a ``Channel`` stops ``serve``.
+    """
+
+
+@hookspec
+def mailcall_audio_encoders() -> list[AudioEncoder]:
     """Audio formats voicemail can be attached in.
 
-    Called once per process. Return a list of objects with ``format: str``
-    ("opus", "mp3", ...), ``mime_type: str``, ``extension: str`` and a blocking
-    ``encode(wav_path: str, out_path: str) -> None`` (it is run off the event
-    loop). A format named in a profile but offered by no encoder is a policy
-    error reported by ``mailcall check`` of a running server.
+    Called once per process, and each time a policy is loaded or checked. Return
+    a list of ``mailcall.core.contracts.AudioEncoder``: ``format: str`` ("opus",
+    "mp3", ...), ``mime_type: str``, ``extension: str`` and a blocking
+    ``encode(wav_path: str, out_path: str) -> None`` (run off the event loop, in
+    another process: the encoder must pickle). The formats offered are the ones a
+    profile may name in ``voicemail.formats``; any other is refused by
+    ``mailcall check``.
+    """
+
+
+@hookspec
+def mailcall_fax_formats() -> list[FaxFormat]:
+    """Attachments a received fax can be turned into ("pdf", "tiff").
+
+    Called each time a policy is loaded or checked. Return a list of
+    ``mailcall.core.contracts.FaxFormat`` (``name``, ``mime_type``,
+    ``extension``): the names a profile may use in ``fax.formats``; any other is
+    refused by ``mailcall check``.
     """
 
 
 @hookspec
 def mailcall_speech_engines() -> list[Any]:
-    """Text-to-speech and speech-to-text engines for greetings and transcription.
+    """Text-to-speech and speech-to-text engines: greetings, mail read aloud, transcription.
 
-    Called once per process. Return a list of objects with ``name: str``, and
-    either or both of ``synthesize(text: str, language: str, out_path: str) ->
-    bool`` (write a WAV greeting; False when the language is not supported) and
-    ``transcribe(wav_path: str, language: str) -> str | None``. Both block and
-    are run off the event loop.
+    Called once per process. Return a list of objects with ``name: str`` and
+    any of these capabilities, typed by Protocols in :mod:`mailcall.speech.engine`:
+
+    - ``GreetingEngine``: ``synthesize(text: str, language: str, out_path: str)
+      -> bool`` writes an 8 kHz mono WAV greeting (False when the language has
+      no voice or the engine failed; the engine logs why).
+    - ``StreamingEngine`` (a ``GreetingEngine`` that also reads mail aloud, one
+      sentence at a time): ``sample_rate: int``, ``resolve_language(language:
+      str) -> str | None`` ("fr-CA" → the voice language used, None if none)
+      and ``synthesize_sentence(sentence: str, language: str) ->
+      numpy.ndarray`` (mono int16 at ``sample_rate``; markup and phoneme syntax
+      are read as text; raises ``mailcall.speech.SpeechFailed``). mailcall
+      calls it from one worker thread per engine, never concurrently, and does
+      the text preparation, resampling and ``.sln`` files itself. The mailbox
+      menu uses the first such engine in plugin order (eSpeak NG built in).
+    - ``transcribe(wav_path: str, language: str) -> str | None``.
+
+    All methods block and are run off the event loop.
     """
 
 
@@ -149,20 +206,20 @@ def mailcall_mailbox_changed(runtime: Runtime, user: str, folder: str, reason: s
     Called in ``mailcall serve``'s main process by the part that made the change (the
     phone menu marking a voicemail ``\\Seen`` or moving it to Trash), with the shared
     ``runtime``, the ``user`` id, the IMAP ``folder`` that changed and a short ``reason``
-    for the log ("heard", "deleted", ...). Changes made by mail clients arrive through Dovecot instead
-    (docs/mwi.md); this hook spares the lamp a round trip for mailcall's own. Must be
-    fast and should not raise (an exception is logged and the change stands). Return
-    value ignored.
+    for the log ("heard", "deleted", ...). Changes made by mail clients arrive through
+    Dovecot instead (docs/mwi.md); this hook spares the lamp a round trip for mailcall's
+    own. Must be fast and should not raise (an exception is logged and the change
+    stands). Return value ignored.
     """
 
 
 @hookspec
-def mailcall_services(runtime: Runtime) -> list[Any]:
+def mailcall_services(runtime: Runtime) -> list[Service]:
     """Long-running parts of ``mailcall serve``: AGI server, Sieve bridge, spool worker.
 
     Called once when ``mailcall serve`` starts, after ``mailcall_depositor``,
-    with the ``runtime`` the services share. Return a list of objects with
-    ``name: str``, ``async start() -> None``
+    with the ``runtime`` the services share. Return a list of
+    ``mailcall.core.contracts.Service``: ``name: str``, ``async start() -> None``
     (returns once listening) and ``async stop(grace: float) -> None`` (lets
     work in progress finish for at most ``grace`` seconds). ``start`` raises
     ``mailcall.core.errors.ServiceStartError`` (or ``OSError``) with a message

@@ -5,10 +5,15 @@ FastAGI (agi/protocol.py), AMI (ami/protocol.py), Dovecot's script socket
 machines fed bytes, h11-style: ``next_event()`` answers :data:`NEED_DATA` when
 a complete event is not there yet, and a peer that breaks its protocol raises a
 :class:`RemoteProtocolError`. Callers can then handle every machine alike
-(``except ProtocolError`` ends one connection, never the server).
+(``except ProtocolError`` ends one connection, never the server). Each machine
+writes what its protocol allows in one :class:`Transitions` table.
 """
 
 from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Mapping
+from typing import Generic, TypeVar
 
 
 class ProtocolError(Exception):
@@ -53,3 +58,81 @@ class ByteReceiver:
             self._buf += data
         else:
             self._eof = True
+
+
+S = TypeVar("S", bound=enum.Enum)
+
+
+class Transitions(Generic[S]):
+    """Every transition of one machine, written in one table (as h11's ``_state.py``).
+
+    ``table`` maps (state, input) to the next state. An input is a short name for
+    what happened: something the peer sent (``"reply"``, ``"eof"``...) or something
+    this side asked for (``"send"``, listed in ``ours``). The machine classifies
+    what arrived, then asks :meth:`step`; a pair missing from the table is refused
+    with :class:`LocalProtocolError` for our own inputs (the caller misused the
+    machine) or :class:`RemoteProtocolError` for the peer's. So what a protocol
+    allows is read in one place, and tests can check the table itself (every
+    state reachable, none a dead end). ``error`` is where any refusal of the
+    peer leads; it is outside the table because every state leads there.
+    """
+
+    __slots__ = ("error", "initial", "machine", "ours", "table", "terminal")
+
+    def __init__(
+        self,
+        machine: str,
+        *,
+        initial: S,
+        error: S,
+        terminal: Iterable[S],
+        ours: Iterable[str],
+        table: Mapping[tuple[S, str], S],
+    ) -> None:
+        self.machine = machine
+        self.initial = initial
+        self.error = error
+        self.terminal = frozenset(terminal)
+        self.ours = frozenset(ours)
+        self.table = dict(table)
+
+    def step(self, state: S, what: str, explain: Callable[[], str | None] | None = None) -> S:
+        """The state after `what` in `state`; else raises the error :meth:`refusal` gives,
+        worded by `explain` (called only then; None keeps the table's words)."""
+        nxt = self.table.get((state, what))
+        if nxt is None:
+            raise self.refusal(state, what, explain() if explain is not None else None)
+        return nxt
+
+    def allows(self, state: S, what: str) -> bool:
+        return (state, what) in self.table
+
+    def refusal(self, state: S, what: str, message: str | None = None) -> ProtocolError:
+        """The error for `what` in `state` (not checked against the table)."""
+        if message is None:
+            message = f"{self.machine}: {what} is not allowed in state {state.value}"
+        if what in self.ours:
+            return LocalProtocolError(message)
+        return RemoteProtocolError(message)
+
+    @property
+    def states(self) -> frozenset[S]:
+        """Every state the table names, the initial one included."""
+        return frozenset({self.initial} | {s for s, _ in self.table}
+                         | set(self.table.values()))
+
+    @property
+    def inputs(self) -> frozenset[str]:
+        return frozenset(what for _, what in self.table)
+
+    def reachable(self) -> frozenset[S]:
+        """The states the table leads to from the initial one."""
+        seen = {self.initial}
+        todo = [self.initial]
+        while todo:
+            state = todo.pop()
+            for (src, _), dst in self.table.items():
+                if src is state and dst not in seen:
+                    seen.add(dst)
+                    todo.append(dst)
+        return frozenset(seen)

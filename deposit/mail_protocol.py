@@ -17,11 +17,12 @@ to a local Dovecot or a relay that trusts the host; see contrib/delivery).
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mailcall.core.sansio import RemoteProtocolError
+from mailcall.core.sansio import NEED_DATA, ByteReceiver, NeedData, RemoteProtocolError, Transitions
 
 MAX_LINE = 4096
 
@@ -76,32 +77,96 @@ _REPLY_LINE = re.compile(rb"^([2-5][0-9][0-9])([ -]?)(.*)$")
 _SAFE_ADDRESS = re.compile(r"^[^\s<>\x00-\x1f\x7f]*$")
 
 
-class ReplyParser:
-    """Bytes in, complete (possibly multi-line) replies out."""
+class ReplyParser(ByteReceiver):
+    """Bytes in (``receive_data``), complete (possibly multi-line) replies out
+    (``next_event``, :data:`NEED_DATA` until a reply's last line is in)."""
+
+    __slots__ = ("_buf", "_code", "_eof", "_lines")
 
     def __init__(self) -> None:
-        self._buffer = b""
+        self._buf = bytearray()
+        self._eof = False
         self._lines: list[str] = []
         self._code: bytes | None = None
 
-    def feed(self, data: bytes) -> list[Reply]:
-        self._buffer += data
-        replies: list[Reply] = []
+    def next_event(self) -> Reply | NeedData:
+        """The next whole reply, or NEED_DATA; raises ProtocolError on a line that is none."""
+        buf = self._buf
         while True:
-            end = self._buffer.find(b"\n")
+            end = buf.find(b"\n")
             if end < 0:
-                if len(self._buffer) > MAX_LINE:
-                    raise ProtocolError("reply line longer than 4096 bytes")
-                return replies
-            line, self._buffer = self._buffer[:end].rstrip(b"\r"), self._buffer[end + 1 :]
+                if len(buf) > MAX_LINE:
+                    raise ProtocolError(f"reply line longer than {MAX_LINE} bytes")
+                if self._eof and (buf or self._lines):
+                    raise ProtocolError("connection closed in the middle of a reply")
+                return NEED_DATA
+            line = bytes(buf[:end]).rstrip(b"\r")
+            del buf[: end + 1]
             match = _REPLY_LINE.match(line)
             if not match or (self._code is not None and match.group(1) != self._code):
                 raise ProtocolError(f"not an SMTP reply line: {line[:80]!r}")
             self._code = match.group(1)
             self._lines.append(match.group(3).decode("utf-8", errors="replace"))
             if match.group(2) != b"-":
-                replies.append(Reply(int(self._code), tuple(self._lines)))
+                reply = Reply(int(self._code), tuple(self._lines))
                 self._lines, self._code = [], None
+                return reply
+
+
+class Stage(enum.Enum):
+    """Where a transaction stands: each value is also the `stage` a failure there names."""
+
+    GREETING = "greeting"
+    HELLO = "hello"
+    MAIL = "mail"
+    RCPT = "rcpt"
+    DATA = "data"
+    MESSAGE = "message"
+    CLOSED = "closed"
+
+
+# The inputs: what the reply to our last command was, or what happened to the connection.
+POSITIVE = "positive"
+"""The reply this stage hopes for (220, 250, 354)."""
+NEGATIVE = "negative"
+RCPT_MORE = "rcpt-reply, more recipients"
+RCPT_LAST = "rcpt-reply, the last one, some accepted"
+RCPT_NONE = "rcpt-reply, the last one, none accepted"
+FINAL_MORE = "final reply, more due (LMTP)"
+FINAL_LAST = "final reply, the last one"
+EARLY = "reply before the command"
+"""A reply while the command it would answer is not even handed out: never allowed."""
+BAD_REPLY = "not a reply"
+LOST = "connection lost"
+
+_OPEN = (Stage.GREETING, Stage.HELLO, Stage.MAIL, Stage.RCPT, Stage.DATA, Stage.MESSAGE)
+TRANSITIONS: Transitions[Stage] = Transitions(
+    "SMTP/LMTP client",
+    initial=Stage.GREETING,
+    error=Stage.CLOSED,
+    terminal=(Stage.CLOSED,),
+    ours=(),
+    table={
+        (Stage.GREETING, POSITIVE): Stage.HELLO,
+        (Stage.HELLO, POSITIVE): Stage.MAIL,
+        (Stage.MAIL, POSITIVE): Stage.RCPT,
+        (Stage.RCPT, RCPT_MORE): Stage.RCPT,
+        (Stage.RCPT, RCPT_LAST): Stage.DATA,
+        (Stage.RCPT, RCPT_NONE): Stage.CLOSED,
+        (Stage.DATA, POSITIVE): Stage.MESSAGE,
+        (Stage.MESSAGE, FINAL_MORE): Stage.MESSAGE,
+        (Stage.MESSAGE, FINAL_LAST): Stage.CLOSED,
+        **{(stage, NEGATIVE): Stage.CLOSED for stage in _OPEN if stage not in (
+            Stage.RCPT, Stage.MESSAGE)},
+        **{(stage, BAD_REPLY): Stage.CLOSED for stage in _OPEN},
+        **{(stage, LOST): Stage.CLOSED for stage in _OPEN},
+    },
+)
+"""Every transition of one transaction: greeting, LHLO/EHLO, MAIL, one RCPT per
+recipient, DATA, the message and its final reply (one per accepted recipient in LMTP),
+then QUIT. A refusal at greeting, hello, mail or data fails every recipient; at RCPT
+only that one. A reply that comes before its command is refused (no pipelining)."""
+_HOPED = {Stage.GREETING: (220,), Stage.HELLO: (250,), Stage.MAIL: (250,), Stage.DATA: (354,)}
 
 
 def dot_stuff(message: bytes) -> bytes:
@@ -154,7 +219,7 @@ class MailTransaction:
         self._message = message
         self._parser = ReplyParser()
         self._out: list[bytes] = []  # chunks: a large message is never copied here
-        self._state = "greeting"
+        self._state = TRANSITIONS.initial
         self._rcpt_index = 0
         self._accepted: list[str] = []
         self._pending: list[str] = []
@@ -169,21 +234,28 @@ class MailTransaction:
     def receive_data(self, data: bytes) -> list[Event]:
         if self.done:
             return []
-        try:
-            replies = self._parser.feed(data)
-        except ProtocolError as exc:
-            return self._abort(Reply(421, (str(exc),)), "protocol", permanent=False)
+        parser = self._parser
+        parser.receive_data(data)
         events: list[Event] = []
-        for reply in replies:
+        while not self.done:
+            try:
+                reply = parser.next_event()
+                if reply is NEED_DATA:
+                    break
+                if self._out:  # what it would answer is not even handed out yet
+                    TRANSITIONS.step(self._state, EARLY, lambda reply=reply: (
+                        f"the server answered before mailcall sent its command: {reply}"))
+            except RemoteProtocolError as exc:  # ProtocolError included
+                return events + self._abort(Reply(421, (str(exc),)), "protocol",
+                                            permanent=False)
             events += self._on_reply(reply)
-            if self.done:
-                break
         return events
 
     def connection_lost(self, why: str = "connection closed") -> list[Event]:
         if self.done:
             return []
-        return self._abort(Reply(421, (why,)), self._state, permanent=False, quit=False)
+        return self._abort(Reply(421, (why,)), self._state.value, permanent=False, quit=False,
+                           why=LOST)
 
     # -- the machine ---------------------------------------------------
     def _send(self, line: str) -> None:
@@ -200,50 +272,44 @@ class MailTransaction:
         return events
 
     def _abort(
-        self, reply: Reply, stage: str, *, permanent: bool, quit: bool = True
+        self, reply: Reply, stage: str, *, permanent: bool, quit: bool = True,
+        why: str = BAD_REPLY,
     ) -> list[Event]:
         events = self._fail_all(self._recipients, reply, stage, permanent)
+        self._step(why)
         self._finish(quit)
         return events
+
+    def _step(self, what: str) -> None:
+        self._state = TRANSITIONS.step(self._state, what)
 
     def _finish(self, quit: bool = True) -> None:
         if quit:
             self._send("QUIT")
-        self._state = "closed"
         self.done = True
 
     def _on_reply(self, reply: Reply) -> list[Event]:
         state = self._state
-        permanent = 500 <= reply.code < 600
-        if state == "greeting":
-            if reply.code != 220:
-                return self._abort(reply, state, permanent=permanent)
-            self._send(f"{'LHLO' if self.lmtp else 'EHLO'} {self._hostname}")
-            self._state = "hello"
-            return []
-        if state == "hello":
-            if reply.code != 250:
-                return self._abort(reply, state, permanent=permanent)
-            self._send(f"MAIL FROM:<{self._sender}>")
-            self._state = "mail"
-            return []
-        if state == "mail":
-            if reply.code != 250:
-                return self._abort(reply, state, permanent=permanent)
-            self._send(f"RCPT TO:<{self._recipients[0]}>")
-            self._state = "rcpt"
-            return []
-        if state == "rcpt":
+        if state is Stage.RCPT:
             return self._on_rcpt(reply)
-        if state == "data":
-            if reply.code != 354:
-                return self._abort(reply, state, permanent=permanent)
-            self._out.append(self._wire if self._wire is not None else dot_stuff(self._message))
-            self._state = "message"
-            self._pending = list(self._accepted)
-            return []
-        if state == "message":
+        if state is Stage.MESSAGE:
             return self._on_final(reply)
+        if reply.code not in _HOPED[state]:
+            self._step(NEGATIVE)
+            events = self._fail_all(self._recipients, reply, state.value,
+                                    500 <= reply.code < 600)
+            self._finish()
+            return events
+        self._step(POSITIVE)
+        if state is Stage.GREETING:
+            self._send(f"{'LHLO' if self.lmtp else 'EHLO'} {self._hostname}")
+        elif state is Stage.HELLO:
+            self._send(f"MAIL FROM:<{self._sender}>")
+        elif state is Stage.MAIL:
+            self._send(f"RCPT TO:<{self._recipients[0]}>")
+        else:  # DATA
+            self._out.append(self._wire if self._wire is not None else dot_stuff(self._message))
+            self._pending = list(self._accepted)
         return []
 
     def _on_rcpt(self, reply: Reply) -> list[Event]:
@@ -255,11 +321,13 @@ class MailTransaction:
             events += self._fail_all([recipient], reply, "rcpt", 500 <= reply.code < 600)
         self._rcpt_index += 1
         if self._rcpt_index < len(self._recipients):
+            self._step(RCPT_MORE)
             self._send(f"RCPT TO:<{self._recipients[self._rcpt_index]}>")
         elif self._accepted:
+            self._step(RCPT_LAST)
             self._send("DATA")
-            self._state = "data"
         else:
+            self._step(RCPT_NONE)
             self._finish()
         return events
 
@@ -275,6 +343,9 @@ class MailTransaction:
                 events.append(Delivered(r, reply))
             else:
                 events.append(Failed(r, reply, 500 <= reply.code < 600, "message"))
-        if not self._pending:
+        if self._pending:
+            self._step(FINAL_MORE)
+        else:
+            self._step(FINAL_LAST)
             self._finish()
         return events

@@ -38,7 +38,7 @@ class Origin:
     """Organisation-wide facts a message needs: who signs it and the local clock."""
 
     sender: str
-    """Envelope and From address of generated messages (mailcall@<domain>)."""
+    """Envelope and From address of generated messages (``Policy.sender``)."""
     domain: str
     timezone: tzinfo
     sender_name: str = "mailcall"
@@ -136,7 +136,9 @@ def build_voice_message(
     )
     if attachment is not None:
         data, filename, fmt = attachment
-        maintype, subtype = _mime(fmt)
+        # The encoder says its MIME type (a plugin's format too); WAV is the fallback.
+        mime = encoder.mime_type if encoder is not None and fmt == encoder.format else "audio/wav"
+        maintype, _, subtype = mime.partition("/")
         msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
         part = msg.get_payload()[-1]
         del part["MIME-Version"]  # the stdlib adds it to each part; only the top needs it
@@ -144,13 +146,6 @@ def build_voice_message(
             part.set_param("codecs", "opus")
         part["Content-Duration"] = str(max(1, round(seconds)))
     return msg
-
-
-_MIME = {"wav": ("audio", "wav"), "opus": ("audio", "ogg"), "mp3": ("audio", "mpeg")}
-
-
-def _mime(fmt: str) -> tuple[str, str]:
-    return _MIME.get(fmt, ("application", "octet-stream"))
 
 
 def _encode(

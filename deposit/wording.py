@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-LANGUAGES = ("fr", "en")
+from mailcall.core.policy.value_checks import LANGUAGES
 
 _DAYS = {
     "fr": ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"),

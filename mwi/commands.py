@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mailcall.ami.client import AmiClient, AmiError
-from mailcall.core.policy import DEFAULT_PATH
+from mailcall.core.policy.load import DEFAULT_PATH
 from mailcall.deposit.seal import deposit_key
 
 from .config import MwiConfigError, MwiSettings, config_path, load

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .imap import ImapSettings, is_loopback
+from mailcall.imap import is_loopback
+
+from .imap import ImapSettings
 
 ENV = "MAILCALL_MWI_CONFIG"
 

@@ -1,70 +1,45 @@
 """Counting one user's voice messages over IMAP, as that user, without the user's password.
 
-Any IMAP server will do: the count is ``EXAMINE`` (read-only, so no flag or
-\\Recent changes), two ``UID SEARCH`` (all undeleted candidates, and the unseen
-ones) and one ``UID FETCH`` of two header lines per candidate, which
-:mod:`mailcall.mwi.origin` checks. A message flagged \\Deleted no longer
-counts: a client that deletes sets that flag first, and the lamp follows at
-once rather than at the expunge.
+Any IMAP server will do: after the login, the count is ``EXAMINE`` (read-only,
+so no flag or \\Recent changes), one ``UID FETCH 1:*`` of the flags and three
+header lines of every message, and ``LOGOUT``, pipelined (RFC 3501 §5.5: sent
+at once, answered in order): one round trip, and no server-side search whose
+substring match would have to be checked again anyway. Which messages count
+is decided on what was fetched (:mod:`mailcall.mwi.origin`). A message flagged
+\\Deleted no longer counts: a client that deletes sets that flag first, and
+the lamp follows at once rather than at the expunge.
 
-Logging in on behalf of a user (docs/mwi.md, contrib/dovecot/91-mailcall-mwi.conf):
+Logging in on behalf of a user is :func:`mailcall.imap.connect_as` (master
+user ``user*mailcall-mwi`` or SASL PLAIN authzid; docs/mwi.md).
 
-* ``login = "master"``: Dovecot's master user, ``LOGIN user*mailcall-mwi pw``;
-* ``login = "authzid"``: SASL PLAIN with an authorization identity
-  (RFC 4616: ``user NUL mailcall-mwi NUL pw``), which other servers accept too.
-
-Why the standard library's blocking ``imaplib`` in a bounded thread pool: each
-count is five short commands on a connection used once (a master login binds
-the connection to one user), the pool size is the bound on IMAP connections
-the issue asks for, and no dependency is added. The threads only wait on the
-socket; the event loop is never blocked.
+Why a blocking connection in a bounded thread pool: each count is one login
+and one pipelined exchange on a connection used once (a master login binds
+the connection to one user), the pool size is the bound on IMAP connections,
+and no dependency is added. The threads only wait on the socket; the event
+loop is never blocked.
 """
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
-import ipaddress
-import re
-import socket
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+
+from mailcall.imap import ImapLoginError, connect_as, describe, quote
+from mailcall.imap import ImapSettings as ServerSettings
+from mailcall.imap.protocol import ProtocolError, ResponseReader, Tagged, Untagged, fetch_items
 
 from .counts import CountError, Counts, counts
-from .origin import CONTEXT_HEADER, FETCHED, counts_as_voice
-
-_UIDS = re.compile(rb"\d+")
-_FETCH_UID = re.compile(rb"UID (\d+)")
+from .origin import FETCHED, counts_as_voice
 
 
 @dataclass(frozen=True, slots=True)
-class ImapSettings:
-    host: str = "127.0.0.1"
-    port: int = 143
-    security: str = "none"
-    """"none" (loopback only), "starttls" or "tls"."""
-    login: str = "master"
-    """"master" (user*master) or "authzid" (SASL PLAIN authorization identity)."""
-    master_user: str = "mailcall-mwi"
-    password_file: str = "/etc/mailcall/imap-master.secret"  # noqa: S105 - a path
-    separator: str = "*"
+class ImapSettings(ServerSettings):
+    """The IMAP server and login (:class:`mailcall.imap.ImapSettings`), plus the lamp's own."""
+
     folder: str = "Voicemail"
     max_connections: int = 8
-    timeout: float = 10.0
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def quote(name: str) -> str:
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 class ImapCounter:
@@ -75,11 +50,12 @@ class ImapCounter:
         self.settings = settings
         self._key = key
         """The deposit key (read at each count: never cached across a replacement)."""
-        self._password = password or (lambda: _read_password(settings.password_file))
+        self._password = password
+        """None: read ``settings.password_file`` at each login (rotation without restart)."""
 
     @property
     def where(self) -> str:
-        return f"{self.settings.host}:{self.settings.port}"
+        return self.settings.where
 
     def count(self, login: str, recipient: str) -> Counts:
         """The counts in `login`'s voice folder, of deposits sealed for `recipient`
@@ -90,129 +66,83 @@ class ImapCounter:
         except Exception as exc:  # DepositKeyError, OSError: the message says what to do
             raise CountError("key", str(exc)) from None
         try:
-            conn = self._connect()
-        except (OSError, imaplib.IMAP4.error, ssl.SSLError) as exc:
-            raise CountError("unreachable", f"IMAP server {self.where} unreachable: "
-                             f"{_why(exc)}") from None
+            conn = connect_as(s, login, self._password)
+        except ImapLoginError as exc:
+            raise CountError(exc.kind, str(exc)) from None
         try:
-            self._login(conn, login)
             return self._count(conn, key, recipient)
         except CountError:
             raise
-        except (OSError, imaplib.IMAP4.abort, ssl.SSLError) as exc:
+        except (OSError, imaplib.IMAP4.abort) as exc:
             raise CountError("unreachable", f"IMAP server {self.where} failed while counting "
-                             f"{login}'s {s.folder}: {_why(exc)}") from None
-        except imaplib.IMAP4.error as exc:
+                             f"{login}'s {s.folder}: {describe(exc)}") from None
+        except (imaplib.IMAP4.error, ProtocolError) as exc:
             raise CountError("protocol", f"IMAP server {self.where} answered oddly while "
-                             f"counting {login}'s {s.folder}: {_why(exc)}") from None
+                             f"counting {login}'s {s.folder}: {describe(exc)}") from None
         finally:
-            try:
-                conn.logout()
-            except Exception:  # noqa: S110 - the count is done or failed already
-                pass
-
-    def _connect(self) -> imaplib.IMAP4:
-        s = self.settings
-        if s.security == "tls":
-            return imaplib.IMAP4_SSL(s.host, s.port, ssl_context=ssl.create_default_context(),
-                                     timeout=s.timeout)
-        conn = imaplib.IMAP4(s.host, s.port, timeout=s.timeout)
-        if s.security == "starttls":
-            conn.starttls(ssl.create_default_context())
-        return conn
-
-    def _login(self, conn: imaplib.IMAP4, login: str) -> None:
-        s = self.settings
-        password = self._password()
-        try:
-            if s.login == "authzid":
-                blob = f"{login}\0{s.master_user}\0{password}".encode()
-                conn.authenticate("PLAIN", lambda _challenge: blob)
-            else:
-                # imaplib quotes the password itself, not the user name (which holds the separator)
-                conn.login(quote(f"{login}{s.separator}{s.master_user}"), password)
-        except imaplib.IMAP4.abort:
-            raise
-        except imaplib.IMAP4.error as exc:
-            raise CountError("auth", f"IMAP server {self.where} refused master login "
-                             f"{s.master_user!r} for {login!r} ({_why(exc)}): check the master "
-                             f"passdb and {s.password_file} (docs/mwi.md)") from None
+            with contextlib.suppress(Exception):
+                conn.shutdown()  # LOGOUT was pipelined with the count
 
     def _count(self, conn: imaplib.IMAP4, key: bytes, recipient: str) -> Counts:
+        """EXAMINE, one UID FETCH of the flags and header lines of every message, LOGOUT:
+        sent at once, read in order (one round trip). \\Deleted, \\Seen and which messages
+        count are decided here, on what was fetched."""
         s = self.settings
-        typ, data = conn.select(quote(s.folder), readonly=True)
-        if typ != "OK":
-            raise CountError("folder", f"folder {s.folder!r} cannot be opened "
-                             f"({_why(data)}): it is created by the first voice deposit; "
-                             f"check [mail] voice_folder")
-        criteria = f'UNDELETED HEADER {CONTEXT_HEADER} "voice-message"'
-        every = _search(conn, criteria)
-        if not every:
-            return counts(0, 0)
-        unseen = _search(conn, "UNSEEN " + criteria)
-        fields = " ".join(FETCHED)
-        typ, data = conn.uid("FETCH", _uid_set(every), f"(BODY.PEEK[HEADER.FIELDS ({fields})])")
-        if typ != "OK":
-            raise CountError("protocol", f"FETCH of header lines refused: {_why(data)}")
+        conn.send(b"mwi1 EXAMINE " + quote(s.folder).encode("ascii") + b"\r\n"
+                  + b"mwi2 UID FETCH 1:* (UID FLAGS BODY.PEEK[HEADER.FIELDS (" + _FIELDS
+                  + b")])\r\nmwi3 LOGOUT\r\n")
+        reader = ResponseReader()
+        done: dict[bytes, Tagged] = {}
         new = old = 0
-        for item in data:
-            if not isinstance(item, tuple) or len(item) < 2:
+        while b"mwi3" not in done:
+            item = reader.pop()
+            if item is None:
+                data = conn.readline()
+                if not data:
+                    if b"mwi2" in done:
+                        break  # closed after its BYE without LOGOUT's OK: the count is whole
+                    raise imaplib.IMAP4.abort("connection closed by the server")
+                reader.feed(data)
                 continue
-            m = _FETCH_UID.search(item[0])
-            if m is None or not counts_as_voice(item[1], key=key, recipient=recipient):
+            if isinstance(item, Tagged):
+                done[item.tag] = item
                 continue
-            if int(m.group(1)) in unseen:
-                new += 1
-            else:
+            if not isinstance(item, Untagged) or b"mwi1" not in done:
+                continue
+            fetched = fetch_items(item.tokens()) if b" FETCH " in item.raw[:24] else None
+            if fetched is None:
+                continue
+            seen = _voice(fetched[1], key, recipient)
+            if seen is None:
+                continue
+            if seen:
                 old += 1
+            else:
+                new += 1
+        examined = done.get(b"mwi1")
+        if examined is None or examined.status != b"OK":
+            why = describe(examined.text) if examined is not None else "no answer"
+            raise CountError("folder", f"folder {s.folder!r} cannot be opened ({why}): it is "
+                             f"created by the first voice deposit; check [mail] voice_folder")
+        fetched_ok = done.get(b"mwi2")
+        if fetched_ok is None or fetched_ok.status != b"OK":
+            why = describe(fetched_ok.text) if fetched_ok is not None else "no answer"
+            raise CountError("protocol", f"IMAP server {self.where}: UID FETCH of the header "
+                             f"lines in {s.folder!r} refused ({why})")
         return counts(new, old)
 
 
-def _search(conn: imaplib.IMAP4, criteria: str) -> set[int]:
-    typ, data = conn.uid("SEARCH", criteria)
-    if typ != "OK":
-        raise CountError("protocol", f"SEARCH {criteria} refused: {_why(data)}")
-    found: set[int] = set()
-    for line in data:
-        if line:
-            found.update(int(u) for u in _UIDS.findall(line))
-    return found
+_FIELDS = " ".join(FETCHED).encode("ascii")
 
 
-def _uid_set(uids: set[int]) -> str:
-    """Compact ranges (1:40,45): a folder of thousands of messages stays one short command."""
-    out: list[str] = []
-    ordered = sorted(uids)
-    start = prev = ordered[0]
-    for uid in ordered[1:]:
-        if uid == prev + 1:
-            prev = uid
-            continue
-        out.append(f"{start}:{prev}" if prev != start else str(start))
-        start = prev = uid
-    out.append(f"{start}:{prev}" if prev != start else str(start))
-    return ",".join(out)
-
-
-def _read_password(path: str) -> str:
-    try:
-        text = Path(path).read_text("utf-8")
-    except OSError as exc:
-        raise CountError("auth", f"cannot read the IMAP master password file {path}: "
-                         f"{exc.strerror}") from None
-    value = text.split("\n", 1)[0].rstrip("\r")
-    if not value:
-        raise CountError("auth", f"the IMAP master password file {path} is empty")
-    return value
-
-
-def _why(value: object) -> str:
-    if isinstance(value, list):
-        value = b" ".join(v for v in value if isinstance(v, bytes))
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    if isinstance(value, socket.timeout):
-        return "timed out"
-    if isinstance(value, OSError) and value.strerror:
-        return value.strerror
-    return " ".join(str(value).split())[:200] or type(value).__name__
+def _voice(items: dict[bytes, object], key: bytes, recipient: str) -> bool | None:
+    """None: does not count (\\Deleted, or not a sealed voice deposit to `recipient`);
+    else whether it is seen."""
+    flags = items.get(b"FLAGS")
+    body = next((v for k, v in items.items() if k.startswith(b"BODY[")), None)
+    if not isinstance(flags, list) or not isinstance(body, bytes):
+        return None  # an unsolicited FETCH (a flag change by another session): not ours
+    names = {f.lower() for f in flags if isinstance(f, bytes)}
+    if b"\\deleted" in names or not counts_as_voice(body, key=key, recipient=recipient):
+        return None
+    return b"\\seen" in names

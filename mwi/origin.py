@@ -4,22 +4,22 @@ A mail client can move anything into the voice folder, and anyone can send a
 mail with ``Message-Context: voice-message``. A message counts only when
 
 * its Message-Context token (RFC 3458, parameters and comments removed) is
-  exactly ``voice-message`` — not a longer token that merely contains it, as
-  IMAP's substring ``SEARCH HEADER`` would also match;
+  exactly ``voice-message`` — not a longer token that merely contains it (which
+  IMAP's substring ``SEARCH HEADER`` would match);
 * and its ``Mailcall-Deposit`` token (:mod:`mailcall.deposit.seal`) is the
   HMAC mailcall wrote over its Message-ID, this user's address and the
   context, checked with the deposit key: a copy sent to or moved from another
   user, or a forged header, does not count.
 
-The IMAP search narrows the candidates; this module decides on each one's
-fetched header lines.
+Every message of the voice folder is fetched (flags and these header lines);
+this module decides on each one.
 """
 
 from __future__ import annotations
 
 from email.parser import BytesHeaderParser
 
-from mailcall.core.mailing import message_context
+from mailcall.core.decisions.mailing import message_context
 from mailcall.deposit.seal import SEAL_HEADER, token_valid
 
 CONTEXT_HEADER = "Message-Context"

@@ -94,6 +94,7 @@ class MwiService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reconciling: asyncio.Task[None] | None = None
         self._login_at = float("-inf")
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.last_reconcile_seconds: float | None = None
         self.reconciles = 0
         runtime.mwi = self
@@ -106,7 +107,23 @@ class MwiService:
         return None if w is None else self.ledger.known(w.mailbox)
 
     def poke(self, user: str) -> None:
-        """`user`'s voice folder may have changed (a deposit, the phone menu): recount it."""
+        """`user`'s voice folder may have changed (a deposit, the phone menu): recount it.
+
+        Safe from any thread: the phone menu's blocking IMAP work runs in worker threads,
+        and a poke from there is handed to the event loop."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return  # not started, or stopped: the next start reconciles everyone
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._poke(user)
+        else:
+            loop.call_soon_threadsafe(self._poke, user)
+
+    def _poke(self, user: str) -> None:
         if user in self._watched:
             self.refresher.poke(user)
 
@@ -136,6 +153,7 @@ class MwiService:
     # ------------------------------------------------------------- service
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._refresh_watch()
         self.ami.add_event_listener(self._on_event)
         self.ami.add_connect_listener(self._on_login)
@@ -151,6 +169,7 @@ class MwiService:
                  self.settings.lamp.trigger_socket or "(none: deposits and reconcile only)")
 
     async def stop(self, grace: float) -> None:
+        self._loop = None
         if self.triggers is not None:
             await self.triggers.stop()
         for task in list(self._tasks):

@@ -1,13 +1,15 @@
 """The contract of a notification channel, and how its failures are read.
 
 A channel (built in, or offered by a plugin through
-``mailcall_notification_channels``) says which medium it serves, sends one
+``mailcall_notification_channels``; its types, :class:`Channel` and
+:class:`RetryingChannel`, live with every hook contract in
+:mod:`mailcall.core.contracts`) says which medium it serves, sends one
 notification, and raises when it cannot. Whether the dispatcher tries again
 depends on the exception: a temporary failure (the relay answers 4xx or is
 down, a webhook answers 5xx or times out) is retried with backoff from the
 durable queue; anything else is permanent (a 5xx from the relay, an HTTP 4xx,
 an address that is not one) and is reported once, because sending the same
-thing again cannot succeed. A channel names its temporary exception types in
+thing again cannot succeed. A :class:`RetryingChannel` names its temporary exception types in
 ``temporary_errors``; :class:`TemporaryChannelError` and
 :class:`PermanentChannelError` say it explicitly whatever the channel declares.
 """
@@ -16,7 +18,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-from mailcall.core.decisions.plans import Notify
+from mailcall.core.contracts import Channel, RetryingChannel
+
+__all__ = ["DEFAULT_TEMPORARY", "Auditor", "Channel", "ChannelError", "PermanentChannelError",
+           "RetryingChannel", "TemporaryChannelError", "is_temporary"]
 
 
 class ChannelError(Exception):
@@ -40,21 +45,6 @@ DEFAULT_TEMPORARY: tuple[type[BaseException], ...] = (
 
 
 @runtime_checkable
-class Channel(Protocol):
-    """One way to reach a user: SMS gateway, webhook, e-mail, ...
-
-    ``temporary_errors`` (optional, default :data:`DEFAULT_TEMPORARY`) are
-    the exception types ``send`` raises for a failure worth retrying.
-    ``send`` may return a short receipt (what the peer answered), which the
-    success log line quotes.
-    """
-
-    medium: str
-
-    async def send(self, notification: Notify, subject: str, text: str) -> str | None: ...
-
-
-@runtime_checkable
 class Auditor(Protocol):
     """A channel that also keeps the audit trail (one JSON record per outcome)."""
 
@@ -67,5 +57,6 @@ def is_temporary(channel: object, exc: BaseException) -> bool:
         return False
     if isinstance(exc, TemporaryChannelError | TimeoutError):
         return True
-    declared = getattr(channel, "temporary_errors", DEFAULT_TEMPORARY)
+    declared = (channel.temporary_errors if isinstance(channel, RetryingChannel)
+                else DEFAULT_TEMPORARY)
     return isinstance(exc, tuple(declared))

@@ -1,5 +1,8 @@
 """Built-in notification channels: e-mail-to-SMS gateway, e-mail, HTTP webhook, JSON-lines file.
 
+Each medium is declared (:data:`BUILTIN_MEDIA`: its ``[channels.<medium>]``
+settings and where a user's address comes from) exactly as a third-party
+plugin declares its own, and the policy compiler validates it from that.
 Each channel is created per runtime (no module state) and reads the policy at
 send time, so a reloaded policy's gateway, relay or URL applies to the next
 message. ``send`` raises on failure, temporary or permanent (see
@@ -22,6 +25,7 @@ import urllib.parse
 import urllib.request
 from typing import Any, ClassVar
 
+from mailcall.core.contracts import FromSetting, Medium, Setting, UserField
 from mailcall.core.decisions.plans import Notify
 from mailcall.core.host.runtime import Runtime
 from mailcall.core.text import display_text
@@ -32,8 +36,38 @@ from .relay import MailSender, generated_message, one_line, relay_sender
 SMS_LIMIT = 600
 
 
+def _gateway_problem(template: str) -> str | None:
+    if "{number}" not in template or "@" not in template:
+        return (f"'{template}' must be an address template with {{number}}, "
+                "e.g. {number}@sms.example.net")
+    try:
+        template.format(number="+33612345678", digits="33612345678")
+    except (KeyError, IndexError, ValueError) as exc:
+        return (f"'{template}' is not a template mailcall can fill ({exc!r}): only {{number}} "
+                "and {digits} may appear in braces")
+    return None
+
+
+BUILTIN_MEDIA: tuple[Medium, ...] = (
+    Medium("sms", address=UserField("mobile"), settings=(
+        Setting("gateway", required=True, validate=_gateway_problem,
+                help="address template of the operator's e-mail-to-SMS gateway"),),
+        description="SMS through an e-mail-to-SMS gateway, sent through [channels] relay"),
+    Medium("webhook", address=FromSetting("url"), settings=(
+        Setting("url", kind="url", help="where the JSON notification is POSTed"),
+        Setting("timeout", kind="number", default=3.0, low=0.1, high=60,
+                help="seconds one POST may take")),
+        description="a JSON POST to one URL for every user"),
+    Medium("file", address=FromSetting("path"), settings=(
+        Setting("path", help="JSON-lines file notifications (and the audit trail) go to"),),
+        description="JSON lines appended to a file: tests, and the audit trail"),
+    Medium("email", address=UserField("email"),
+           description="a short notice to the user's own address, through [channels] relay"),
+)
+
+
 class SmsGatewayChannel:
-    """SMS through the operator's e-mail-to-SMS gateway (``channels.sms_gateway`` template),
+    """SMS through the operator's e-mail-to-SMS gateway (``[channels.sms] gateway`` template),
     sent through ``[channels] relay``.
 
     The template may use ``{number}`` (E.164, "+33612345678") or ``{digits}``
@@ -48,7 +82,7 @@ class SmsGatewayChannel:
         self._send = send or relay_sender(runtime)
 
     def gateway_address(self, number: str) -> str:
-        template = self.runtime.policy.channels.sms_gateway
+        template = self.runtime.policy.channels.of("sms").get("gateway")
         if not template:
             raise PermanentChannelError(
                 "channels.sms_gateway is not set in the policy: SMS cannot be sent")
@@ -84,7 +118,7 @@ class EmailChannel:
 
 
 class WebhookChannel:
-    """JSON POST to ``channels.webhook_url`` (or the address, when it is a URL).
+    """JSON POST to ``[channels.webhook] url`` (or the address, when it is a URL).
 
     Two quick retries inside one attempt ride out a receiver restarting; past
     them a 5xx, a timeout or a refused connection is temporary (the dispatcher
@@ -100,7 +134,8 @@ class WebhookChannel:
         self.backoff = backoff
 
     def _url(self, notification: Notify) -> str:
-        for url in (notification.address, self.runtime.policy.channels.webhook_url or ""):
+        configured = self.runtime.policy.channels.of("webhook").get("url", "")
+        for url in (notification.address, configured):
             if url.startswith(("https://", "http://")):
                 return url
         raise PermanentChannelError(
@@ -113,7 +148,7 @@ class WebhookChannel:
              "text": text, "why": notification.why},
             ensure_ascii=False,
         ).encode()
-        timeout = float(self.runtime.policy.channels.webhook_timeout)
+        timeout = float(self.runtime.policy.channels.of("webhook").get("timeout", 3.0))
         loop = asyncio.get_running_loop()
         last: Exception | None = None
         for attempt in range(self.attempts):
@@ -161,7 +196,7 @@ def _post(url: str, body: bytes, timeout: float) -> int:
 
 
 class FileChannel:
-    """JSON lines appended to ``channels.file_path``: a medium for tests, and the audit trail.
+    """JSON lines appended to ``[channels.file] path``: a medium for tests, and the audit trail.
 
     Records are appended with ``O_APPEND`` in as few ``write`` calls as
     possible: lines that arrive while a write is under way go out together in
@@ -178,7 +213,7 @@ class FileChannel:
 
     @property
     def path(self) -> str | None:
-        return self.runtime.policy.channels.file_path
+        return self.runtime.policy.channels.of("file").get("path")
 
     async def audit(self, record: dict[str, Any]) -> None:
         path = self.path

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from mailcall.core.decisions.mailing import is_automatic
-from mailcall.core.decisions.plans import MailRequest, Notify
+from mailcall.core.decisions.plans import Notify
 from mailcall.core.text import display_text
 
 KEY_LIMIT = 998
@@ -74,9 +74,7 @@ def loop_risk(notice: MailNotice, own_sender: str) -> str | None:
     The same test the policy core applies when it decides (``is_automatic``),
     repeated here because a custom Sieve script may call the bridge for any mail.
     """
-    why = is_automatic(MailRequest(
-        recipient=notice.recipient, sender=notice.sender, auto_submitted=notice.auto_submitted,
-        list_id=notice.list_id, precedence=notice.precedence))
+    why = is_automatic(notice)
     if why:
         return display_text(why, 200)
     if notice.sender.strip().lower() == own_sender.lower():

@@ -39,7 +39,7 @@ def one_line(value: str, limit: int = 200) -> str:
 
 
 def sender_address(policy: Policy) -> str:
-    return policy.delivery.sender or f"mailcall@{policy.organisation.domain}"
+    return policy.sender
 
 
 def relay_target(policy: Policy) -> Target:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from mailcall.agi.handlers import fax, greeting, route, voicemail
-from mailcall.agi.pin_guard import PinGuard
+from mailcall.agi.pin_guard import shared_guard
 from mailcall.agi.service import AgiService
+from mailcall.core.contracts import Service
 from mailcall.core.decisions.routing import collect_rules
 from mailcall.core.hookspecs import hookimpl
 
@@ -18,10 +19,10 @@ def mailcall_agi_handlers(runtime: Any) -> dict[str, Any]:
         "route": route.make_handler(rules),
         "voicemail": voicemail.handler,
         "fax": fax.handler,
-        "greeting": greeting.make_handler(PinGuard()),
+        "greeting": greeting.make_handler(shared_guard(runtime)),
     }
 
 
 @hookimpl
-def mailcall_services(runtime: Any) -> list[Any]:
+def mailcall_services(runtime: Any) -> list[Service]:
     return [AgiService(runtime)]

@@ -1,8 +1,9 @@
-"""Built-in plugin: the notification channels and the notification service.
+"""Built-in plugin: the notification media, their channels and the notification service.
 
-Wires :mod:`mailcall.notifications` to the hooks: the built-in channels
-(e-mail-to-SMS gateway, e-mail, webhook, JSON-lines file) are offered through
-``mailcall_notification_channels`` like any plugin's, and the
+Wires :mod:`mailcall.notifications` to the hooks: the built-in media
+(e-mail-to-SMS gateway, e-mail, webhook, JSON-lines file) are declared through
+``mailcall_notification_media`` and their channels offered through
+``mailcall_notification_channels``, like any plugin's; the
 :class:`~mailcall.notifications.Dispatcher` built from every plugin's channels
 is a ``mailcall serve`` service, started first and stopped last, and set as
 ``runtime.notifier`` for the Sieve bridge and the deposit worker.
@@ -10,28 +11,56 @@ is a ``mailcall serve`` service, started first and stopped last, and set as
 
 from __future__ import annotations
 
-from typing import Any
+import logging
 
+from mailcall.core.contracts import Channel, Medium
+from mailcall.core.errors import ServiceStartError
 from mailcall.core.hookspecs import hookimpl
 from mailcall.core.host.runtime import Runtime
 from mailcall.notifications import Dispatcher, queue_path
-from mailcall.notifications.channels import builtin_channels
+from mailcall.notifications.channels import BUILTIN_MEDIA, builtin_channels
+
+log = logging.getLogger("mailcall.notifications")
 
 
 @hookimpl
-def mailcall_notification_channels(runtime: Runtime) -> list[Any]:
+def mailcall_notification_media() -> list[Medium]:
+    return list(BUILTIN_MEDIA)
+
+
+@hookimpl
+def mailcall_notification_channels(runtime: Runtime) -> list[Channel]:
     return builtin_channels(runtime)
 
 
 def notification_service(runtime: Runtime) -> Dispatcher:
-    """The dispatcher over every plugin's channels, its queue beside the spool."""
-    channels = [c for batch in runtime.pm.hook.mailcall_notification_channels(
-        runtime=runtime) for c in batch or ()]
+    """The dispatcher over every plugin's channels, its queue beside the spool.
+
+    A channel object that is not a :class:`~mailcall.core.contracts.Channel` stops
+    ``serve`` with a message; one whose medium no plugin declares is logged (no
+    policy can name that medium, so it would never be used).
+    """
+    channels: list[Channel] = []
+    declared = {m.name for batch in runtime.pm.hook.mailcall_notification_media()
+                for m in batch or ()}
+    for batch in runtime.pm.hook.mailcall_notification_channels(runtime=runtime):
+        for channel in batch or ():
+            if not isinstance(channel, Channel):
+                raise ServiceStartError(
+                    f"a plugin returned {type(channel).__name__} from "
+                    "mailcall_notification_channels, which is not a Channel (medium: str, "
+                    "async send(notification, subject, text)); see 'mailcall plugins', then "
+                    "fix or disable that plugin (MAILCALL_DISABLE_PLUGINS)")
+            if channel.medium not in declared:
+                log.warning("a channel for medium %r is offered but no plugin declares that "
+                            "medium (mailcall_notification_media): no policy can use it",
+                            channel.medium)
+            channels.append(channel)
     dispatcher = Dispatcher(runtime, channels, path=queue_path(runtime.setting("spool_dir")))
     runtime.notifier = dispatcher
     return dispatcher
 
 
 @hookimpl(tryfirst=True)
-def mailcall_services(runtime: Runtime) -> list[Any]:
+def mailcall_services(runtime: Runtime) -> list[Dispatcher]:
     return [notification_service(runtime)]

@@ -15,9 +15,11 @@ import asyncio
 import logging
 from typing import Any
 
+from mailcall.core.contracts import AudioEncoder, FaxFormat
 from mailcall.core.decisions.deposit_plan import plan_deposit
 from mailcall.core.decisions.deposits import Deposit
 from mailcall.core.decisions.plans import DepositPlan
+from mailcall.core.errors import ServiceStartError
 from mailcall.core.hookspecs import hookimpl
 from mailcall.core.host.plugin_manager import announce_decision
 from mailcall.core.host.runtime import Runtime
@@ -37,8 +39,8 @@ log = logging.getLogger(__name__)
 
 def origin_for(policy: Policy) -> Origin:
     org = policy.organisation
-    sender = policy.delivery.sender or f"mailcall@{org.domain}"
-    return Origin(sender=sender, domain=org.domain, timezone=org.timezone, sender_name=org.name)
+    return Origin(sender=policy.sender, domain=org.domain, timezone=org.timezone,
+                  sender_name=org.name)
 
 
 def target_for(policy: Policy) -> Target:
@@ -86,12 +88,18 @@ def _planned(runtime: Runtime, deposit: Deposit) -> DepositPlan:
     return plan
 
 
-def encoders_from(pm: Any) -> dict[str, Any]:
+def encoders_from(pm: Any) -> dict[str, AudioEncoder]:
     """format → encoder; for a format offered twice, the first plugin pluggy calls wins
-    (plugins registered later are called first, so a third-party encoder overrides ours)."""
-    chosen: dict[str, Any] = {}
+    (plugins registered later are called first, so a third-party encoder overrides ours).
+    An object that is not an :class:`AudioEncoder` is a start-up error naming its type."""
+    chosen: dict[str, AudioEncoder] = {}
     for batch in pm.hook.mailcall_audio_encoders():
         for encoder in batch or ():
+            if not isinstance(encoder, AudioEncoder):
+                raise ServiceStartError(
+                    f"a plugin returned {type(encoder).__name__} from mailcall_audio_encoders, "
+                    "which is not an AudioEncoder (format, mime_type, extension, encode); see "
+                    "'mailcall plugins', then fix or disable it (MAILCALL_DISABLE_PLUGINS)")
             chosen.setdefault(encoder.format, encoder)
     return chosen
 
@@ -124,13 +132,23 @@ def mailcall_services(runtime: Runtime) -> list[Any]:
 
 
 @hookimpl
-def mailcall_audio_encoders() -> list[Any]:
+def mailcall_audio_encoders() -> list[AudioEncoder]:
     if libopus_available():
         opus: Any = LibopusEncoder()
     else:
         log.warning("libopus/libogg not found: Opus voicemail uses libsndfile's slower encoder")
         opus = sndfile_opus()
     return [WavEncoder(), opus, sndfile_mp3()]
+
+
+FAX_FORMATS: tuple[FaxFormat, ...] = (
+    FaxFormat("pdf", "application/pdf", "pdf"), FaxFormat("tiff", "image/tiff", "tif"))
+"""What :mod:`mailcall.deposit.fax_message` attaches a received fax as."""
+
+
+@hookimpl
+def mailcall_fax_formats() -> list[FaxFormat]:
+    return list(FAX_FORMATS)
 
 
 @hookimpl
@@ -140,8 +158,28 @@ def mailcall_register_commands(subparsers: argparse._SubParsersAction) -> None:
 
 @hookimpl
 def mailcall_policy_checks(policy: Policy) -> list[str]:
+    problems = fax_format_problems(policy)
     try:
         target_for(policy)
     except ValueError as exc:
-        return [str(exc)]  # already "delivery.<key> ...: what is wrong"
-    return []
+        problems.append(str(exc))  # already "delivery.<key> ...: what is wrong"
+    return problems
+
+
+def fax_format_problems(policy: Policy) -> list[str]:
+    """Formats another plugin declares but this depositor's fax builder cannot make.
+
+    A declared fax format has no converter contract yet: without this check, a profile
+    naming only such a format would get fax mails with nothing attached.
+    """
+    made = {f.name for f in FAX_FORMATS}
+    problems = []
+    for where, holder in [*(("profiles." + n, p) for n, p in policy.profiles.items()),
+                          *(("users." + n, u) for n, u in policy.users.items())]:
+        for name in holder.features.fax.formats:
+            if name not in made and holder.features.fax.enabled:
+                problems.append(
+                    f"{where}.fax.formats: {name!r} is declared by a plugin, but the built-in "
+                    f"deposit spool attaches faxes only as {' or '.join(sorted(made))}; "
+                    f"use one of those, or install a depositor that makes {name!r}")
+    return sorted(set(problems))

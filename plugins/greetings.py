@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from mailcall.agi.folders import shared_folder
+from mailcall.core.contracts import Service
 from mailcall.core.decisions.greeting_text import greeting_text
 from mailcall.core.hookspecs import hookimpl
 from mailcall.core.policy.model import GREETING_KINDS, Policy
+from mailcall.speech.engine import GreetingEngine
 
 log = logging.getLogger("mailcall.greetings")
 
@@ -36,7 +38,7 @@ def generate_greetings(policy: Policy, engines: Sequence[Any], directory: Path,
     A ``.txt`` beside each WAV keeps the text it says, so nothing is spoken again
     unless the words changed (a new name, a new absence).
     """
-    speakers = [e for e in engines if hasattr(e, "synthesize")]
+    speakers = [e for e in engines if isinstance(e, GreetingEngine)]
     written: list[Path] = []
     if not speakers:
         return written
@@ -118,7 +120,7 @@ class GreetingsService:
 
 
 @hookimpl
-def mailcall_services(runtime: Any) -> list:
+def mailcall_services(runtime: Any) -> list[Service]:
     return [GreetingsService(runtime)]
 
 
@@ -137,7 +139,7 @@ def mailcall_register_commands(subparsers: argparse._SubParsersAction) -> None:
 def _generate_command(args: argparse.Namespace, loader: Callable[[], Policy]) -> int:
     policy = loader()
     engines = _engines(args.pm)
-    if not any(hasattr(e, "synthesize") for e in engines):
+    if not any(isinstance(e, GreetingEngine) for e in engines):
         print("mailcall: no speech engine: install espeak-ng and sox "
               "(apt-get install espeak-ng sox) or a speech plugin")
         return 1

@@ -2,7 +2,8 @@
 
 Offers the ``mwi`` service (only when mwi.toml exists: beside the policy, or
 ``$MAILCALL_MWI_CONFIG``), the ``mailcall mwi status|sync`` commands, and
-recounts a user's lamp when one of their deposits is delivered.
+recounts a user's lamp when one of their deposits is delivered or when mailcall
+itself changed their voice folder (the phone menu: heard, deleted).
 """
 
 from __future__ import annotations
@@ -59,6 +60,27 @@ def mailcall_deposit_delivered(runtime: Any, deposit: Any, plan: Any, message_id
         lamp.poke(plan.mailbox)
     except Exception:
         log.exception("mwi: recounting %s after a deposit failed", plan.mailbox)
+
+
+@hookimpl
+def mailcall_mailbox_changed(runtime: Any, user: str, folder: str, reason: str) -> None:
+    # mailcall's own changes do not go through Dovecot's IMAPSieve trigger reliably (the
+    # phone menu may use another IMAP path, or none is configured): recount at once.
+    lamp = getattr(runtime, "mwi", None)
+    if lamp is None or not _is_voice_folder(folder, lamp.settings.imap.folder):
+        return
+    try:
+        lamp.poke(user)
+    except Exception:
+        log.exception("mwi: recounting %s after the phone menu's %r in %s failed", user,
+                      reason, folder)
+
+
+def _is_voice_folder(folder: str, voice_folder: str) -> bool:
+    # RFC 3501: INBOX is case-insensitive, every other name is exact.
+    if voice_folder.upper() == "INBOX":
+        return folder.upper() == "INBOX"
+    return folder == voice_folder
 
 
 @hookimpl

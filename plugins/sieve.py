@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
+from mailcall.core.contracts import Service
 from mailcall.core.hookspecs import hookimpl
 from mailcall.core.host.runtime import Runtime
 
 
 @hookimpl
-def mailcall_services(runtime: Runtime) -> list[Any]:
+def mailcall_services(runtime: Runtime) -> list[Service]:
     path = runtime.setting("sieve_socket")
     if not path:
         return []

@@ -97,7 +97,7 @@ def _header(policy: Policy) -> str:
 
 def own_sender(policy: Policy) -> str:
     """mailcall's envelope sender: [delivery] sender, or mailcall@<organisation domain>."""
-    return policy.delivery.sender or f"mailcall@{policy.organisation.domain}"
+    return policy.sender
 
 
 def _deposit_check(call: bool) -> str:

@@ -29,10 +29,11 @@ from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
-from mailcall.core.sansio import NEED_DATA, NeedData, RemoteProtocolError
+from mailcall.core.sansio import NEED_DATA, NeedData, RemoteProtocolError, Transitions
 
 __all__ = [
     "NEED_DATA",
+    "TRANSITIONS",
     "Arguments",
     "EndOfInput",
     "Environment",
@@ -145,12 +146,48 @@ def _text(raw: bytes) -> str:
 
 
 class _State(Enum):
-    VERSION = 1
-    ENV = 2
-    ARGS = 3
-    INPUT = 4
-    DONE = 5
-    ERROR = 6
+    __hash__ = object.__hash__  # members are singletons: the table lookups skip Enum's hash
+    VERSION = "version"
+    ENV = "environment"
+    ARGS = "arguments"
+    INPUT = "input"
+    DONE = "done"
+    ERROR = "error"
+
+
+# The inputs: which line of the header arrived, the input's bytes, Dovecot's shutdown.
+_VERSION_LINE = "version-line"
+_ENV_LINE = "env-line"
+_ENV_END = "env-end"
+"""``-`` or ``noreply``: the environment is over."""
+_ARG_LINE = "arg-line"
+_ARGS_END = "blank-line"
+_OTHER_LINE = "other-line"
+"""A line that is none of what the header allows where it came: never allowed."""
+_INPUT = "input"
+_EOF = "eof"
+
+TRANSITIONS: Transitions[_State] = Transitions(
+    "script socket",
+    initial=_State.VERSION,
+    error=_State.ERROR,
+    terminal=(_State.DONE,),
+    ours=(),
+    table={
+        (_State.VERSION, _VERSION_LINE): _State.ENV,
+        (_State.ENV, _ENV_LINE): _State.ENV,
+        (_State.ENV, _ENV_END): _State.ARGS,
+        (_State.ARGS, _ARG_LINE): _State.ARGS,
+        (_State.ARGS, _ARGS_END): _State.INPUT,
+        (_State.INPUT, _INPUT): _State.INPUT,
+        (_State.INPUT, _EOF): _State.DONE,
+    },
+)
+"""Every transition of one request from Dovecot: the VERSION line, ``env_`` lines up to
+``-``, argument lines up to a blank line, then input until Dovecot shuts down its side.
+End of input inside the header, and any other line, are refused."""
+_TABLE = TRANSITIONS.table
+_HEADER = frozenset({_State.VERSION, _State.ENV, _State.ARGS})
 
 
 class ScriptServerConnection:
@@ -163,7 +200,7 @@ class ScriptServerConnection:
     def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
         self._buffer = bytearray()
-        self._state = _State.VERSION
+        self._state = TRANSITIONS.initial
         self._eof = False
         self._env: list[tuple[str, str]] = []
         self._reply_wanted = True
@@ -197,79 +234,87 @@ class ScriptServerConnection:
             self._state = _State.ERROR
             raise
 
-    def _line(self) -> bytes | None:
-        idx = self._buffer.find(b"\n")
-        if idx < 0:
-            if len(self._buffer) > self.limits.max_line:
-                raise ProtocolError(f"line longer than {self.limits.max_line} bytes")
-            if self._eof:
-                raise ProtocolError(
-                    f"connection closed in the middle of the header ({self._state.name})")
-            return None
-        if idx > self.limits.max_line:
-            raise ProtocolError(f"line longer than {self.limits.max_line} bytes")
-        line = bytes(self._buffer[:idx])
-        del self._buffer[: idx + 1]
-        return line
-
     def _next(self) -> Event | NeedData:
         if self._pending:
             return self._pending.popleft()
         if self._deferred is not None:
             raise self._deferred
-        if self._state is _State.VERSION:
-            end = self._buffer.find(b"\n\n")
-            if end >= 0:
-                return self._whole_header(end)
-        while True:
-            state = self._state
-            if state is _State.ERROR:
-                raise ProtocolError("connection already failed")
-            if state is _State.DONE:
+        state = self._state
+        if state is _State.ERROR:
+            raise ProtocolError("connection already failed")
+        if state is _State.DONE:
+            return NEED_DATA
+        if state is not _State.INPUT:
+            self._header()
+            if self._pending:
+                return self._pending.popleft()
+            if self._deferred is not None:
+                raise self._deferred
+            if self._state is not _State.INPUT:
                 return NEED_DATA
-            if state is _State.INPUT:
-                return self._next_input()
-            line = self._line()
-            if line is None:
-                return NEED_DATA
-            if state is _State.VERSION:
-                return self._version(line)
-            if state is _State.ENV:
-                event = self._env_line(line)
-            else:
-                event = self._arg_line(line)
-            if event is not None:
-                return event
+        return self._next_input()
 
-    def _whole_header(self, end: int) -> Event:
-        """Fast path: the header is complete (Dovecot sends it in one write), so split it
-        once instead of line by line. Same checks, same events, same errors, in the same
-        order: events before a bad line are still returned before its error is raised."""
-        lines = bytes(self._buffer[:end]).split(b"\n")
-        del self._buffer[: end + 2]
-        lines.append(b"")
-        events = self._pending
+    def _header(self) -> None:
+        """Every complete line of the header, each looked at once and in order. The
+        lines are split off in one go (Dovecot sends the header in one write) and the
+        buffer is cut once at the end: a message may follow in the same read, and
+        cutting it line by line would copy it once per line. Events before a bad line
+        are returned before its error is raised."""
+        buf = self._buffer
+        max_line = self.limits.max_line
+        end = buf.find(b"\n\n") + 1  # the blank line that ends the header, when it is in
+        if end <= 0:
+            end = 0 if buf[:1] == b"\n" else buf.rfind(b"\n")  # else the complete lines
+        pos = 0
         try:
-            for line in lines:
-                if len(line) > self.limits.max_line:
-                    raise ProtocolError(f"line longer than {self.limits.max_line} bytes")
-                state = self._state
-                if state is _State.VERSION:
-                    event: Event | None = self._version(line)
-                elif state is _State.ENV:
-                    event = self._env_line(line)
-                else:
-                    event = self._arg_line(line)
-                if event is not None:
-                    events.append(event)
+            if end >= 0:
+                for line in bytes(buf[:end + 1]).split(b"\n")[:-1]:
+                    if len(line) > max_line:
+                        raise ProtocolError(f"line longer than {max_line} bytes")
+                    pos += len(line) + 1
+                    event = self._header_line(line)
+                    if event is not None:
+                        self._pending.append(event)
+                    if self._state not in _HEADER:
+                        return
+            if len(buf) - pos > max_line:
+                raise ProtocolError(f"line longer than {max_line} bytes")
+            if self._eof:
+                raise TRANSITIONS.refusal(self._state, _EOF, (
+                    f"connection closed in the middle of the header ({self._state.name})"))
         except ProtocolError as exc:
             self._deferred = exc
-        # The first blank line always ends the arguments (values are escaped and cannot
-        # hold LF; a blank line before them is an error raised above).
-        if events:
-            return events.popleft()
-        assert self._deferred is not None
-        raise self._deferred
+        finally:
+            del buf[:pos]
+
+    def _header_line(self, line: bytes) -> Event | None:
+        """One line of the header: which input it is, where the table leads, its event."""
+        state = self._state
+        if state is _State.VERSION:
+            kind = _VERSION_LINE
+        elif state is _State.ENV:
+            kind = (_ENV_LINE if line.startswith(b"env_") else
+                    _ENV_END if line in (b"-", b"noreply") else _OTHER_LINE)
+        else:
+            kind = _ARG_LINE if line else _ARGS_END
+        nxt = _TABLE.get((state, kind))
+        if nxt is None:
+            raise TRANSITIONS.refusal(
+                state, kind, f"expected env_NAME=value, '-' or 'noreply', got {line[:80]!r}")
+        self._state = nxt
+        if kind == _VERSION_LINE:
+            return self._version(line)
+        if kind == _ENV_LINE:
+            return self._env_line(line)
+        if kind == _ENV_END:
+            self._reply_wanted = line == b"-"
+            return Environment(tuple(self._env), self._reply_wanted)
+        if kind == _ARG_LINE:
+            if len(self._args) >= self.limits.max_args:
+                raise ProtocolError(f"more than {self.limits.max_args} arguments")
+            self._args.append(_text(tab_unescape(line)))
+            return None
+        return Arguments(tuple(self._args))
 
     def _version(self, line: bytes) -> Version:
         parts = line.split(b"\t")
@@ -282,32 +327,15 @@ class ScriptServerConnection:
         if parts[1] != b"script" or major != 4:
             raise ProtocolError(
                 f"unsupported protocol {_text(parts[1])} {major}.{minor} (want script 4)")
-        self._state = _State.ENV
         return Version(_text(parts[1]), major, minor)
 
-    def _env_line(self, line: bytes) -> Environment | None:
-        if line.startswith(b"env_"):
-            if len(self._env) >= self.limits.max_env:
-                raise ProtocolError(f"more than {self.limits.max_env} environment variables")
-            name, sep, value = line[4:].partition(b"=")
-            if not sep or not name:
-                raise ProtocolError(f"malformed environment line {line[:80]!r}")
-            self._env.append((_text(tab_unescape(name)), _text(tab_unescape(value))))
-            return None
-        if line in (b"-", b"noreply"):
-            self._reply_wanted = line == b"-"
-            self._state = _State.ARGS
-            return Environment(tuple(self._env), self._reply_wanted)
-        raise ProtocolError(f"expected env_NAME=value, '-' or 'noreply', got {line[:80]!r}")
-
-    def _arg_line(self, line: bytes) -> Arguments | None:
-        if line == b"":
-            self._state = _State.INPUT
-            return Arguments(tuple(self._args))
-        if len(self._args) >= self.limits.max_args:
-            raise ProtocolError(f"more than {self.limits.max_args} arguments")
-        self._args.append(_text(tab_unescape(line)))
-        return None
+    def _env_line(self, line: bytes) -> None:
+        if len(self._env) >= self.limits.max_env:
+            raise ProtocolError(f"more than {self.limits.max_env} environment variables")
+        name, sep, value = line[4:].partition(b"=")
+        if not sep or not name:
+            raise ProtocolError(f"malformed environment line {line[:80]!r}")
+        self._env.append((_text(tab_unescape(name)), _text(tab_unescape(value))))
 
     def _next_input(self) -> Event | NeedData:
         if self._buffer:
@@ -316,9 +344,10 @@ class ScriptServerConnection:
             self._input_seen += len(chunk)
             if self._input_seen > self.limits.max_input:
                 raise ProtocolError(f"input larger than {self.limits.max_input} bytes")
+            self._state = TRANSITIONS.step(self._state, _INPUT)
             return Input(chunk)
         if self._eof:
-            self._state = _State.DONE
+            self._state = TRANSITIONS.step(self._state, _EOF)
             return EndOfInput()
         return NEED_DATA
 

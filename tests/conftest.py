@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.support.dovecot import Dovecot, available
-
-REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("MAILCALL_SHARED", REPO.parent / "shared"))
-TRACES = SHARED / "asterisk" / "traces"
-MEDIA = SHARED / "asterisk" / "media"
+# Defined in tests/support; tests/live and tests/mwi import them from here.
+from tests.support import MEDIA, REPO, SHARED, TRACES  # noqa: F401
+from tests.support.dovecot import Dovecot, available, start_private
 
 
 @pytest.fixture(scope="session")
@@ -32,15 +27,7 @@ def dovecot_factory():
     started: list[Dovecot] = []
 
     def start(plugin: dict[str, str] | None = None, users=("alice@example.test",), extra: str = ""):
-        # Not under pytest's tmp dir: that is 0700 and Dovecot's auth process
-        # (user dovecot) must reach the passwd file.
-        root = Path(tempfile.mkdtemp(prefix="mailcall-dovecot-"))
-        os.chmod(root, 0o755)  # noqa: S103 - Dovecot processes must traverse it
-        d = Dovecot(root=root, plugin=dict(plugin or {}), extra=extra)
-        d.write_config()
-        for u in users:
-            d.add_user(u)
-        d.start()
+        d = start_private(plugin, users, extra)
         started.append(d)
         return d
 

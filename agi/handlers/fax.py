@@ -33,6 +33,7 @@ from typing import Any
 from mailcall.core.decisions.deposits import FaxMessage
 from mailcall.core.policy import numbers
 
+from .. import dialplan_variables as dv
 from ..driver import inline
 from ..safety import caller_name, caller_text, inside, safe_component
 from ..session import AgiSession
@@ -83,7 +84,7 @@ def _checked_tiff(runtime: Any, raw: str | None, uniqueid: str) -> tuple[str | N
                       "ARI or AMI?), so it cannot name a file safely"), bool(raw)
     if raw and not _same_file_name(raw, expected):
         return None, (f"fax file {raw[:200]!r} refused: this call's fax file is {expected} "
-                      "(the dialplan's MAILCALL_FAXFILE)"), True
+                      f"(the dialplan's {dv.FAXFILE})"), True
     rec = expected.parent
     try:
         st = os.lstat(expected)
@@ -122,13 +123,13 @@ async def handler(session: AgiSession, runtime: Any) -> str:
     policy = runtime.policy
     mailbox = find_mailbox(policy, env)
     await session.set_language(numbers.language_of(policy, mailbox))
-    status = (await session.get_variable("FAXSTATUS") or "").strip().upper() or "UNKNOWN"
-    error = await session.get_variable("FAXERROR") or ""
-    pages = _int(await session.get_variable("FAXPAGES"))
-    bitrate = _int(await session.get_variable("FAXBITRATE"))
-    resolution = await session.get_variable("FAXRESOLUTION") or ""
-    station = await session.get_variable("REMOTESTATIONID") or ""
-    raw_path = env.arg(2) or env.param("file") or await session.get_variable("FAXFILE")
+    status = (await session.get_variable(dv.FAXSTATUS) or "").strip().upper() or "UNKNOWN"
+    error = await session.get_variable(dv.FAXERROR) or ""
+    pages = _int(await session.get_variable(dv.FAXPAGES))
+    bitrate = _int(await session.get_variable(dv.FAXBITRATE))
+    resolution = await session.get_variable(dv.FAXRESOLUTION) or ""
+    station = await session.get_variable(dv.REMOTESTATIONID) or ""
+    raw_path = env.arg(2) or env.param("file") or await session.get_variable(dv.FAX_FILE)
     if mailbox is None:
         number, where = fax_number(env)
         log.warning("fax on %s, call %s: nobody in the policy has fax number %r (%s), so it "
@@ -145,7 +146,7 @@ async def handler(session: AgiSession, runtime: Any) -> str:
     if refused:
         log.warning("fax on %s, call %s, for mailbox %s: %s. Nothing was read; the call is "
                     "reported as a failed fax. If this was a real fax: the dialplan must pass "
-                    "${MAILCALL_FAXFILE} unchanged and MAILCALL_SPOOL must be the policy's "
+                    f"${{{dv.FAXFILE}}} unchanged and {dv.SPOOL} must be the policy's "
                     "spool_dir (contrib/asterisk/extensions-mailcall.conf)",
                     env.channel, caller_text(env.uniqueid), mailbox, caller_text(problem, 400))
         # The recipient is told a fax failed, not which path someone tried to get mailed.

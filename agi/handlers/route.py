@@ -31,15 +31,13 @@ from mailcall.core.policy.numbers import find_owner, language_of
 from mailcall.core.policy.telephony import UnsafeEndpoint, dial_string
 
 from ..driver import inline
-from ..safety import dialled, is_dial_number
+from ..replies import DIAL_CONDITIONS
+from ..safety import dialled
 from ..session import AgiSession
 from .voicemail import reason_for, take_message
 
 log = logging.getLogger("mailcall.agi.route")
 
-CONDITION = {"BUSY": "busy", "NOANSWER": "no-answer", "CHANUNAVAIL": "unavailable",
-             "CONGESTION": "unavailable", "INVALIDARGS": "unavailable"}
-"""DIALSTATUS to the plan's Ring.after vocabulary."""
 MOVE_ON = frozenset({"BUSY", "NOANSWER", "CHANUNAVAIL", "CONGESTION", "INVALIDARGS", "UNKNOWN"})
 """Outcomes after which the plan goes on. INVALIDARGS is a dial string Dial refused
 (a ``[telephony]`` template that does not fit this Asterisk): the caller still gets
@@ -54,9 +52,6 @@ def dial_options(policy: Any, step: Ring) -> str | None:
     """
     targets = []
     for endpoint in step.targets:
-        if not is_dial_number(endpoint.value):
-            log.warning("not dialling %r for %s: not a plain number", endpoint.value, step.who)
-            continue
         try:
             targets.append(dial_string(policy, endpoint))
         except UnsafeEndpoint as exc:
@@ -114,7 +109,7 @@ async def handler(session: AgiSession, runtime: Any, *, rules: Sequence[Any] | N
     for index, step in enumerate(plan.steps, 1):
         if isinstance(step, Ring):
             if (step.after and own_status is not None
-                    and CONDITION.get(own_status) not in step.after):
+                    and DIAL_CONDITIONS.get(own_status) not in step.after):
                 continue
             options = dial_options(policy, step)
             if options is None:

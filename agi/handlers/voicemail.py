@@ -47,6 +47,7 @@ from mailcall.core.policy.numbers import find_mailbox, language_of
 from .. import prompts
 from ..driver import inline
 from ..folders import shared_folder
+from ..replies import DIAL_CONDITIONS
 from ..safety import caller_name, caller_text, safe_component
 from ..session import AgiHangup, AgiSession
 
@@ -59,9 +60,8 @@ SILENCE_S = 5
 
 
 def reason_for(status: str | None) -> str:
-    """VoiceMessage.reason for a DIALSTATUS."""
-    return {"BUSY": "busy", "NOANSWER": "no-answer", "CHANUNAVAIL": "unavailable",
-            "CONGESTION": "unavailable"}.get(status or "", "direct")
+    """VoiceMessage.reason for a DIALSTATUS: "direct" when nothing was rung."""
+    return DIAL_CONDITIONS.get(status or "", "direct")
 
 
 def greeting_path(runtime: Any, user_id: str, kind: str) -> Path:

@@ -43,101 +43,16 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from bench.fake_asterisk import ENV, answer_for, one_session  # noqa: E402
+from tests.support.policies import example_policy_text  # noqa: E402
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+POLICY = example_policy_text()
+"""The example policy, as `mailcall init` writes it: alice (201) in sales, her mobile rung
+when her desk does not answer."""
 
-ENV = (
-    b"agi_network: yes\n"
-    b"agi_network_script: route\n"
-    b"agi_request: agi://127.0.0.1:4573/route\n"
-    b"agi_channel: PJSIP/trunk-00000001\n"
-    b"agi_language: fr\n"
-    b"agi_type: PJSIP\n"
-    b"agi_uniqueid: 1795887768.3\n"
-    b"agi_version: 20.10.0\n"
-    b"agi_callerid: +33611111111\n"
-    b"agi_calleridname: Client\n"
-    b"agi_callingpres: 0\n"
-    b"agi_callingani2: 0\n"
-    b"agi_callington: 0\n"
-    b"agi_callingtns: 0\n"
-    b"agi_dnid: 201\n"
-    b"agi_rdnis: unknown\n"
-    b"agi_context: from-trunk\n"
-    b"agi_extension: 201\n"
-    b"agi_priority: 1\n"
-    b"agi_enhanced: 0.0\n"
-    b"agi_accountcode: \n"
-    b"agi_threadid: 139903882958528\n"
-    b"agi_arg_1: 201\n"
-    b"\n"
-)
-
-POLICY = """
-[organisation]
-name = "Bench"
-domain = "bench.example"
-timezone = "Europe/Paris"
-schedule = "office"
-
-[schedules.office]
-monday    = ["08:30-18:00"]
-tuesday   = ["08:30-18:00"]
-wednesday = ["08:30-18:00"]
-thursday  = ["08:30-18:00"]
-friday    = ["08:30-18:00"]
-
-[profiles.sales]
-description = "Sales"
-[profiles.sales.features]
-reroute = { enabled = true, mobile = true }
-greetings = ["unavailable", "busy"]
-
-[users.alice]
-name = "Alice Martin"
-email = "alice@bench.example"
-profile = "sales"
-extensions = ["201"]
-mobile = "+33612345678"
-
-[users.bernard]
-name = "Bernard Petit"
-email = "bernard@bench.example"
-profile = "sales"
-extensions = ["202"]
-"""
-
-# ----------------------------------------------------------------- the fake Asterisk
-
-
-def answer_for(line: bytes, dials: list[int]) -> bytes:
-    if line.startswith(b"EXEC Dial"):
-        dials[0] += 1
-        return b"200 result=0\n"
-    if line.startswith(b"GET VARIABLE DIALSTATUS"):
-        return b"200 result=1 (NOANSWER)\n" if dials[0] < 2 else b"200 result=1 (ANSWER)\n"
-    if line.startswith(b"GET VARIABLE"):
-        return b"200 result=0\n"
-    return b"200 result=1\n"
-
-
-async def one_session(port: int, lines: list | None = None) -> int:
-    """One FastAGI session as Asterisk plays it; returns the number of commands."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(ENV)
-    dials = [0]
-    n = 0
-    try:
-        while True:
-            line = await reader.readline()
-            if not line:
-                break
-            if lines is not None:
-                lines.append(line)
-            n += 1
-            writer.write(answer_for(line, dials))
-    finally:
-        writer.close()
-    return n
 
 
 def _pin(cpus: set[int]) -> None:

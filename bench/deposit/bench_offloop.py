@@ -44,6 +44,7 @@ sys.path.insert(0, str(REPO))
 import numpy  # noqa: E402
 import soundfile  # noqa: E402
 
+from bench.fake_asterisk import one_session  # noqa: E402
 from mailcall.core.decisions.deposits import VoiceMessage  # noqa: E402
 from mailcall.core.host.runtime import Runtime  # noqa: E402
 from mailcall.core.policy.load import compile_text  # noqa: E402
@@ -51,63 +52,16 @@ from mailcall.deposit.delivery_process import DeliveryProcess  # noqa: E402
 from mailcall.deposit.spool import Spool, SpoolDepositor  # noqa: E402
 from mailcall.deposit.worker import SpoolWorker, WorkerSettings  # noqa: E402
 from mailcall.plugins import deposit as deposit_plugin  # noqa: E402
-
-MEDIA = Path(os.environ.get("MAILCALL_SHARED", REPO.parent / "shared")) / "asterisk" / "media"
-
-ENV = (
-    b"agi_network: yes\nagi_network_script: route\nagi_request: agi://127.0.0.1/route\n"
-    b"agi_channel: PJSIP/trunk-00000001\nagi_language: fr\nagi_type: PJSIP\n"
-    b"agi_uniqueid: 1795887768.3\nagi_version: 20.10.0\nagi_callerid: +33611111111\n"
-    b"agi_calleridname: Client\nagi_callingpres: 0\nagi_callingani2: 0\nagi_callington: 0\n"
-    b"agi_callingtns: 0\nagi_dnid: 201\nagi_rdnis: unknown\nagi_context: from-trunk\n"
-    b"agi_extension: 201\nagi_priority: 1\nagi_enhanced: 0.0\nagi_accountcode: \n"
-    b"agi_threadid: 1\nagi_arg_1: 201\n\n"
-)
-
-POLICY = """
-[organisation]
-name = "Bench"
-domain = "example.test"
-timezone = "Europe/Paris"
-
-[delivery]
-method = "lmtp"
-address = "{address}"
-
-[profiles.sales]
-description = "Sales"
-[profiles.sales.features]
-reroute = {{ enabled = true, mobile = true }}
-voicemail = {{ enabled = true, formats = ["{fmt}"] }}
-
-[users.alice]
-name = "Alice Martin"
-email = "alice@example.test"
-profile = "sales"
-extensions = ["201"]
-mobile = "+33612345678"
-"""
+from tests.support import MEDIA  # noqa: E402
+from tests.support.policies import example_policy_text  # noqa: E402
 
 
-# ------------------------------------------------------------------ the fake Asterisk
-def answer_for(line: bytes, dials: list[int]) -> bytes:
-    if line.startswith(b"EXEC Dial"):
-        dials[0] += 1
-        return b"200 result=0\n"
-    if line.startswith(b"GET VARIABLE DIALSTATUS"):
-        return b"200 result=1 (NOANSWER)\n" if dials[0] < 2 else b"200 result=1 (ANSWER)\n"
-    return b"200 result=1\n" if not line.startswith(b"GET VARIABLE") else b"200 result=0\n"
-
-
-async def one_session(port: int) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(ENV)
-    dials = [0]
-    try:
-        while line := await reader.readline():
-            writer.write(answer_for(line, dials))
-    finally:
-        writer.close()
+def policy_text(address: str, fmt: str) -> str:
+    """The example policy, deposits into the bench's Dovecot by LMTP in format `fmt`."""
+    return example_policy_text({
+        "delivery": {"method": "lmtp", "address": address},
+        "profiles": {"office": {"features": {"voicemail": {"formats": [fmt]}}}},
+    })
 
 
 def probe_main(port: int, interval: float, conn) -> None:
@@ -242,7 +196,7 @@ def main() -> None:
     os.chmod(root, 0o755)
     dovecot = Dovecot(root=root / "dovecot")
     dovecot.write_config()
-    dovecot.add_user("alice@example.test")
+    dovecot.add_user("alice@stockinox.example")
     dovecot.start()
     try:
         wav = root / "message.wav"
@@ -250,7 +204,7 @@ def main() -> None:
                                  ("voicemail-dtmf-end.wav", "voicemail-hangup-end.wav")])
         soundfile.write(wav, numpy.tile(pcm, int(args.seconds * 8000 // len(pcm)) + 1)
                         [: int(args.seconds * 8000)], 8000, subtype="PCM_16")
-        text = POLICY.format(address=f"unix:{dovecot.lmtp_socket}", fmt=args.format)
+        text = policy_text(f"unix:{dovecot.lmtp_socket}", args.format)
         policy = compile_text(text, name="bench")
         print(f"{args.burst} simultaneous deposits of {args.seconds:.0f} s voicemail "
               f"({args.format}), "

@@ -6,7 +6,8 @@ never raise on odd input: a bad header value simply does not match anything.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import Protocol
 
 from mailcall.core.decisions.absence_text import auto_reply_text
 from mailcall.core.decisions.plans import (
@@ -28,7 +29,16 @@ def message_context(value: str) -> str:
     return value.split(";")[0].split("(")[0].strip().lower()
 
 
-def is_automatic(request: MailRequest) -> str | None:
+class AutomaticSigns(Protocol):
+    """What tells an automatic mail apart: a MailRequest, or the notifier's MailNotice."""
+
+    sender: str
+    auto_submitted: str
+    list_id: str
+    precedence: str
+
+
+def is_automatic(request: AutomaticSigns) -> str | None:
     """Why this mail must never trigger a notification or a reply (RFC 3834), or None."""
     auto = request.auto_submitted.strip().lower()
     if auto and auto != "no":
@@ -48,7 +58,7 @@ def plan_mail(policy: Policy, request: MailRequest) -> MailPlan:
     if uid is None:
         return MailPlan(request, None, (), (f"{request.recipient} is not a user of the policy",))
     user = policy.users[uid]
-    at = policy.local(request.at or datetime.now(UTC))
+    at = policy.local(request.at)
     actions: list[MailAction] = []
     why: list[str] = [f"{request.recipient} is {uid} ({user.name}), profile {user.profile}"]
     context = message_context(request.context)
@@ -106,18 +116,12 @@ def _notification(policy: Policy, user: User, request: MailRequest, context: str
             why.append(f"no notification: {sender or 'empty sender'} is not among the senders "
                        "the profile notifies for")
             return None
+    # The compiler checked the medium against what the plugins offer and resolved the
+    # address the way that medium declares (mailcall.core.contracts.Medium): nothing to
+    # look up here, so no medium can make a decision fail.
     medium = user.preferred_medium or notify.media[0]
-    return Notify(user=user.id, medium=medium, address=notify_address(policy, user, medium),
+    return Notify(user=user.id, medium=medium, address=user.notify_address,
                   why=f"profile {user.profile} notifies {what} by {medium}")
-
-
-def notify_address(policy: Policy, user: User, medium: str) -> str:
-    return {
-        "sms": user.mobile or "",
-        "webhook": policy.channels.webhook_url or "",
-        "file": policy.channels.file_path or "",
-        "email": user.email,
-    }[medium]
 
 
 def phone_message_notification(policy: Policy, user: User, context: str, at: datetime,
@@ -127,5 +131,5 @@ def phone_message_notification(policy: Policy, user: User, context: str, at: dat
     Those messages are auto-generated (RFC 3834), so the mail side rightly never
     notifies them; the deposit side does, once, under the same profile rules.
     """
-    request = MailRequest(recipient=user.email, at=at, context=context)
+    request = MailRequest(recipient=user.email, sender="", at=at, context=context)
     return _notification(policy, user, request, context, at, None, why)

@@ -68,8 +68,10 @@ Step = Ring | Voicemail | Hangup
 class CallRequest:
     callee: str
     """Extension or number as dialled."""
-    caller: str = ""
-    at: datetime | None = None
+    caller: str
+    """The caller's number as Asterisk gave it, or "" when withheld."""
+    at: datetime
+    """When the call arrives: the caller's clock, so that a decision is reproducible."""
     state: str = "unknown"
 
 
@@ -118,8 +120,9 @@ MailAction = Notify | AutoReply | FileInto
 @dataclass(frozen=True, slots=True)
 class MailRequest:
     recipient: str
-    sender: str = ""
-    at: datetime | None = None
+    sender: str
+    at: datetime
+    """When the mail arrives: the caller's clock, so that a decision is reproducible."""
     context: str = ""
     """The Message-Context header value (RFC 3458), e.g. "voice-message"."""
     auto_submitted: str = ""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 
 from mailcall.core.decisions.plans import CallPlan, CallRequest, Endpoint, Hangup, Ring, Step
@@ -104,7 +104,7 @@ def plan_call(policy: Policy, request: CallRequest,
         from mailcall.core.decisions.rules import default_rules
 
         rules = default_rules()
-    at = policy.local(request.at or datetime.now(UTC))
+    at = policy.local(request.at)
     ctx = CallContext(policy=policy, request=request, at=at)
     if not isinstance(rules, SortedRules):
         rules = sorted(rules, key=lambda r: r.order)

@@ -7,6 +7,7 @@ so an administrator can block or replace any of them the same way.
 from __future__ import annotations
 
 import logging
+import weakref
 from importlib import metadata
 from typing import Any
 
@@ -64,12 +65,45 @@ def _version_of(plugin: object) -> str | None:
         return None
 
 
+def each_plugin(pm: pluggy.PluginManager, hook: str) -> list[tuple[str, pluggy.HookCaller]]:
+    """One caller per plugin implementing `hook`, in registration order, with its name.
+
+    Each is ``pm.subset_hook_caller`` of `hook` without the other implementing
+    plugins: the call still goes through ``pm.hook`` (wrappers, tracing and
+    ``add_hookcall_monitoring`` see it), yet one plugin's exception or result
+    is that plugin's alone. Plugins that only wrap the hook stay in every caller.
+    The list is cached per manager until the hook's implementations change.
+    """
+    impls = getattr(pm.hook, hook).get_hookimpls()
+    if not impls:  # the usual case for mailcall_after_decision: no audit plugin installed
+        return []
+    cache = _EACH.get(pm)
+    if cache is None:
+        cache = _EACH[pm] = {}
+    cached = cache.get(hook)
+    if cached is not None and cached[0] == impls:
+        return cached[1]
+    wrappers = {i.plugin for i in impls if i.wrapper or i.hookwrapper}
+    plain = [i for i in impls if not (i.wrapper or i.hookwrapper)]
+    callers = []
+    for impl in plain:
+        others = [o.plugin for o in plain if o.plugin is not impl.plugin
+                  and o.plugin not in wrappers]
+        callers.append((impl.plugin_name, pm.subset_hook_caller(hook, others)))
+    cache[hook] = (impls, callers)  # the HookImpl objects compare by identity
+    return callers
+
+
+_EACH: weakref.WeakKeyDictionary[pluggy.PluginManager, dict[str, tuple[list, list]]] = (
+    weakref.WeakKeyDictionary())
+
+
 def announce_decision(pm: pluggy.PluginManager, kind: str, request: Any, decision: Any) -> None:
     """Call `mailcall_after_decision`; a failing audit plugin is logged, never blocks a call."""
-    for impl in pm.hook.mailcall_after_decision.get_hookimpls():
+    for name, call in each_plugin(pm, "mailcall_after_decision"):
         try:
-            impl.function(kind=kind, request=request, decision=decision)
+            call(kind=kind, request=request, decision=decision)
         except Exception:
             logging.getLogger("mailcall.plugins").exception(
                 "plugin %s failed in mailcall_after_decision (the %s decision stands)",
-                impl.plugin_name, kind)
+                name, kind)

@@ -14,11 +14,11 @@ from datetime import UTC
 from types import MappingProxyType
 from typing import Any
 
+from mailcall.core.contracts import FromSetting, Medium, Offered, Setting, UserField, UserKey
 from mailcall.core.errors import PolicyInvalid
 from mailcall.core.policy import features as feat
 from mailcall.core.policy.files import RawPolicy
 from mailcall.core.policy.model import (
-    MEDIA,
     Absence,
     ChannelSettings,
     DeliverySettings,
@@ -33,16 +33,21 @@ from mailcall.core.policy.model import (
     User,
 )
 from mailcall.core.policy.pins import is_pin_hash
-from mailcall.core.policy.value_checks import LANGUAGES, Checker, Path
+from mailcall.core.policy.value_checks import LANGUAGES, Checker, Path, Vocabulary
 
 TOP = ("organisation", "telephony", "mail", "server", "delivery", "channels", "schedules",
        "profiles", "users", "groups", "absences")
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
-def compile_policy(raw: RawPolicy, directory_users: Iterable[Mapping[str, Any]] = ()) -> Policy:
-    """Validate and compile; raises PolicyInvalid listing every problem."""
-    check = Checker(raw)
+def compile_policy(raw: RawPolicy, directory_users: Iterable[Mapping[str, Any]] = (), *,
+                   offered: Offered) -> Policy:
+    """Validate and compile; raises PolicyInvalid listing every problem.
+
+    `offered` is what the installed plugins declare (media and their settings,
+    audio and fax formats): names outside it are problems of this policy.
+    """
+    check = Checker(raw, offered)
     data = check.table(raw.data, (), TOP, required=("organisation",))
     defaults = feat.load_defaults()
     users_raw = dict(check.typed(data.get("users", {}), ("users",), dict,
@@ -64,14 +69,17 @@ def compile_policy(raw: RawPolicy, directory_users: Iterable[Mapping[str, Any]] 
                        ServerSettings)
     delivery = _settings(check, data.get("delivery", {}), ("delivery",), defaults["delivery"],
                          _DELIVERY, DeliverySettings)
-    channels = _settings(check, data.get("channels", {}), ("channels",), defaults["channels"],
-                         _CHANNELS, ChannelSettings)
+    channels = _channels(check, data.get("channels", {}), defaults["channels"], offered.media)
     _check_relay(check, channels, delivery)
     schedules = _schedules(check, data.get("schedules", {}))
-    base = feat.parse(check, defaults["features"], ("defaults",))
+    # mailcall's own defaults name "wav" and "sms" whether or not a plugin offers them: they
+    # are checked where a profile or user ends up using them, not as the defaults file.
+    defaults_check = Checker(raw)
+    base = feat.parse(defaults_check, defaults["features"], ("defaults",))
+    check.problems += defaults_check.problems
     profiles = _profiles(check, data.get("profiles", {}), base)
     users = _users(check, users_raw, profiles, schedules, country,
-                   org.language if org else "en", channels)
+                   org.language if org else "en", channels, offered.media)
     # References are checked against every id written, valid or not, so one bad field of a
     # user does not cascade into "user not defined" everywhere that user is named.
     user_ids = frozenset(users_raw)
@@ -211,15 +219,6 @@ def _relay(check: Checker, v: Any, p: Path) -> str | None:
     return s
 
 
-def _gateway(check: Checker, v: Any, p: Path) -> str | None:
-    s = check.string(v, p)
-    if s is not None and ("{number}" not in s or "@" not in s):
-        check.error(p, f"'{s}' must be an address template with {{number}}, "
-                       "e.g. {number}@sms.example.net")
-        return None
-    return s
-
-
 def _url(check: Checker, v: Any, p: Path) -> str | None:
     s = check.string(v, p)
     if s is not None and not s.startswith(("http://", "https://")):
@@ -233,10 +232,6 @@ def _line_limit(check: Checker, v: Any, p: Path) -> int | None:
         check.error(p, f"must be 2048 (Asterisk before 20.16, 21.11, 22.6) or 8192, not {v!r}")
         return None
     return v
-
-
-def _float(low: float, high: float):
-    return lambda check, v, p: check.number(v, p, low, high)
 
 
 _TELEPHONY = {"endpoint": _template("extension"), "external": _template("number"),
@@ -265,8 +260,105 @@ _SERVER = {"agi_listen": _listen, "spool_dir": _agi_dir, "greetings_dir": _agi_d
            "sieve_socket": _str,
            "max_agi_sessions": _int(1, 100000), "agi_line_limit": _line_limit}
 _DELIVERY = {"method": _choice("lmtp", "smtp"), "address": _address, "sender": _sender_address}
-_CHANNELS = {"sms_gateway": _gateway, "webhook_url": _url, "webhook_timeout": _float(0.1, 60),
-             "file_path": _str, "rate_limit_per_hour": _int(1, 10000), "relay": _relay}
+_CHANNELS_COMMON = {"rate_limit_per_hour": _int(1, 10000), "relay": _relay}
+"""The [channels] keys every medium shares; each medium's own come from its declaration."""
+
+
+def _channels(check: Checker, value: Any, defaults: dict[str, Any],
+              media: Mapping[str, Medium]) -> ChannelSettings:
+    """[channels]: the shared keys, and each declared medium's settings.
+
+    A medium's key is written ``[channels.sms] gateway`` or, flat, ``[channels]
+    sms_gateway``: one rule for every medium, built in or not.
+    """
+    path: Path = ("channels",)
+    if not isinstance(value, dict):
+        value = check.table(value, path, ())  # reports "must be a table"
+    flat = {f"{m}_{s.name}": (m, s.name) for m, medium in media.items() for s in medium.settings}
+    common = {k: v for k, v in defaults.items() if k in _CHANNELS_COMMON}
+    written: dict[str, dict[str, tuple[Any, Path]]] = {m: {} for m in media}
+
+    def put(medium: str, name: str, v: Any, p: Path) -> None:
+        if name in written[medium]:
+            check.error(p, f"is set twice, as [channels.{medium}] {name} and [channels] "
+                           f"{medium}_{name}: keep one")
+        written[medium][name] = (v, p)
+
+    for key, v in value.items():
+        kpath = (*path, key)
+        if key in _CHANNELS_COMMON:
+            got = _CHANNELS_COMMON[key](check, v, kpath)
+            if got is not None:
+                common[key] = got
+        elif key in media:
+            names = [s.name for s in media[key].settings]
+            for name, sv in check.table(v, kpath, names).items():
+                put(key, name, sv, (*kpath, name))
+        elif key in flat:
+            put(*flat[key], v, kpath)
+        elif isinstance(v, dict):
+            check.error(kpath, f"no installed plugin offers the medium '{key}' (offered: "
+                        f"{', '.join(media) or 'none'}): install the plugin that adds it, or "
+                        f"remove [channels.{key}]")
+        else:
+            check.table({key: v}, path, [*_CHANNELS_COMMON, *media, *flat])
+    settings: dict[str, MappingProxyType] = {}
+    for m, medium in media.items():
+        got: dict[str, Any] = {}
+        for setting in medium.settings:
+            if setting.name in written[m]:
+                v, p = written[m][setting.name]
+                converted = _declared(check, setting, v, p)
+                if converted is not None:
+                    got[setting.name] = converted
+            elif setting.default is not None:
+                got[setting.name] = setting.default
+        if medium.checks is not None and len(got) == len(
+                [s for s in medium.settings if s.name in written[m] or s.default is not None]):
+            try:
+                problems = medium.checks(MappingProxyType(got))
+            except Exception as exc:
+                problems = [f"the plugin of medium '{m}' failed checking its settings "
+                            f"({exc!r}): fix or disable that plugin"]
+            for problem in problems:
+                key, sep, message = problem.partition(":")
+                if sep and key.strip() in written[m]:
+                    check.error(written[m][key.strip()][1], message.strip())
+                else:
+                    check.error((*path, m), problem)
+        settings[m] = MappingProxyType(got)
+    return ChannelSettings(**common, media=MappingProxyType(settings))
+
+
+def _declared(check: Checker, setting: Setting, v: Any, p: Path) -> Any:
+    """A value of a key a plugin declared: its kind checked by the core, then the plugin's rule."""
+    kind = setting.kind
+    if kind == "url":
+        got = _url(check, v, p)
+    elif kind == "path":
+        got = check.string(v, p)
+        if got is not None and not got.startswith("/"):
+            check.error(p, f"'{got}' must be an absolute path")
+            got = None
+    elif kind in ("number", "integer"):
+        low = setting.low if setting.low is not None else float("-inf")
+        high = setting.high if setting.high is not None else float("inf")
+        got = (check.number(v, p, low, high) if kind == "number"
+               else check.integer(v, p, low, high))  # type: ignore[arg-type]
+    elif kind == "boolean":
+        got = check.boolean(v, p)
+    else:
+        got = check.string(v, p)
+    if got is not None and setting.validate is not None:
+        try:
+            problem = setting.validate(got)
+        except Exception as exc:
+            problem = (f"the plugin that declares this key failed checking it ({exc!r}): fix "
+                       "or disable that plugin")
+        if problem:
+            check.error(p, problem)
+            return None
+    return got
 
 
 def _check_relay(check: Checker, channels: ChannelSettings, delivery: DeliverySettings) -> None:
@@ -376,15 +468,34 @@ _USER_KEYS = ("name", "email", "profile", "extensions", "numbers", "mobile", "pr
               "backups", "pin", "overrides", "language", "schedule")
 
 
+def _user_keys(check: Checker, media: Mapping[str, Medium]) -> dict[str, str]:
+    """Keys of [users.ID] the media add (key -> medium); one clashing with another is refused."""
+    out: dict[str, str] = {}
+    for m, medium in media.items():
+        if not isinstance(medium.address, UserKey):
+            continue
+        key = medium.address.setting.name
+        if key in _USER_KEYS or key in out:
+            check.error(("users",), f"the plugin of medium '{m}' declares the user key '{key}', "
+                        f"already {'a key of mailcall' if key in _USER_KEYS else 'declared by '}"
+                        f"{'' if key in _USER_KEYS else repr(out[key])}: the plugin must "
+                        "rename it (ask its author), or disable one of the plugins")
+            continue
+        out[key] = m
+    return out
+
+
 def _users(check: Checker, table: dict[str, Any], profiles: dict[str, tuple[Profile, feat.Flat]],
            schedules: dict[str, Schedule], country: str, language: str,
-           channels: ChannelSettings) -> dict[str, User]:
+           channels: ChannelSettings, media: Mapping[str, Medium]) -> dict[str, User]:
     out: dict[str, User] = {}
+    extra = _user_keys(check, media)
+    allowed = (*_USER_KEYS, *extra)
     for uid, body in table.items():
         path: Path = ("users", uid)
         if check.identifier(uid, path) is None:
             continue
-        t = check.table(body, path, _USER_KEYS, required=("name", "email", "profile"))
+        t = check.table(body, path, allowed, required=("name", "email", "profile"))
         if not t:
             continue
         profile_name = _reference(check, t, "profile", path, "a profile name")
@@ -412,15 +523,19 @@ def _users(check: Checker, table: dict[str, Any], profiles: dict[str, tuple[Prof
         # this is most of the policy's memory and a good share of its compile time.
         features = profile.features if flat == granted else feat.build(flat)
         mobile = check.phone(t["mobile"], (*path, "mobile"), country) if "mobile" in t else None
-        medium = (check.choice(t["preferred_medium"], (*path, "preferred_medium"), MEDIA)
-                  if "preferred_medium" in t else None)
+        email = check.email(t["email"], (*path, "email")) if "email" in t else None
+        own = {key: _declared(check, media[m].address.setting, t[key], (*path, key))  # type: ignore[union-attr]
+               for key, m in extra.items() if key in t}
+        preferred = (check.choice(t["preferred_medium"], (*path, "preferred_medium"),
+                                  Vocabulary.MEDIA) if "preferred_medium" in t else None)
+        medium = preferred
+        if medium is None and (features.notify.mail or features.notify.voicemail):
+            medium = features.notify.media[0] if features.notify.media else None
+        address = ""
         if medium is not None:
-            _check_medium(check, (*path, "preferred_medium"), medium, features, profile_name,
-                          mobile, channels)
-        elif (features.notify.mail or features.notify.voicemail) and features.notify.media:
-            medium = features.notify.media[0]
-            _check_medium(check, (*path, "preferred_medium"), medium, features, profile_name,
-                          mobile, channels)
+            address = _medium_address(check, (*path, "preferred_medium"), media.get(medium),
+                                      medium, features, profile_name,
+                                      {"mobile": mobile, "email": email, **own}, channels) or ""
         pin = t.get("pin")
         if pin is not None and not (isinstance(pin, str) and is_pin_hash(pin)):
             check.error((*path, "pin"), "must be a PIN hash, never the PIN itself: run "
@@ -430,7 +545,6 @@ def _users(check: Checker, table: dict[str, Any], profiles: dict[str, tuple[Prof
         if schedule is not None and schedule not in schedules:
             check.error((*path, "schedule"), f"schedule '{schedule}' is not defined"
                         f"{_known(schedules)}")
-        email = check.email(t["email"], (*path, "email")) if "email" in t else None
         name = check.string(t["name"], (*path, "name")) if "name" in t else None
         exts = check.strings(t.get("extensions", []), (*path, "extensions"), check.extension)
         nums = check.strings(t.get("numbers", []), (*path, "numbers"),
@@ -441,25 +555,44 @@ def _users(check: Checker, table: dict[str, Any], profiles: dict[str, tuple[Prof
         # backups and extensions are checked too; the bad field already made this policy fail.
         out[uid] = User(id=uid, name=name or uid, email=(email or "").lower(),
                         profile=profile_name, features=features, extensions=exts or (),
-                        numbers=nums or (), mobile=mobile, preferred_medium=medium,
-                        backups=backups or (), pin_hash=pin, language=lang or language,
-                        schedule=schedule)
+                        numbers=nums or (), mobile=mobile, preferred_medium=preferred,
+                        notify_address=address, backups=backups or (), pin_hash=pin,
+                        language=lang or language, schedule=schedule)
     return out
 
 
-def _check_medium(check: Checker, path: Path, medium: str, features: Any, profile: str,
-                  mobile: str | None, channels: ChannelSettings) -> None:
+def _medium_address(check: Checker, path: Path, declared: Medium | None, medium: str,
+                    features: Any, profile: str, fields: Mapping[str, str | None],
+                    channels: ChannelSettings) -> str | None:
+    """The user's address for `medium`, found the way the medium declares; None: a problem."""
     if medium not in features.notify.media:
         check.error(path, f"'{medium}' is not among the media profile '{profile}' grants "
                     f"({', '.join(features.notify.media)})")
-    elif medium == "sms" and mobile is None:
-        check.error(path, "is 'sms' but the user has no 'mobile' number")
-    elif medium == "sms" and channels.sms_gateway is None:
-        check.error(path, "is 'sms' but [channels] sms_gateway is not set")
-    elif medium == "webhook" and channels.webhook_url is None:
-        check.error(path, "is 'webhook' but [channels] webhook_url is not set")
-    elif medium == "file" and channels.file_path is None:
-        check.error(path, "is 'file' but [channels] file_path is not set")
+        return None
+    if declared is None:
+        # The profile's list was checked against the plugins: only a user's default can be here.
+        check.error(path, f"is '{medium}' (the first medium of profile '{profile}'), which no "
+                    "installed plugin offers: install it, or set preferred_medium")
+        return None
+    source = declared.address
+    value: Any = None
+    if isinstance(source, UserField | UserKey):
+        key = source.name if isinstance(source, UserField) else source.setting.name
+        value = fields.get(key)
+        if not value:
+            what = "number" if key == "mobile" else "address" if key == "email" else "key"
+            check.error(path, f"is '{medium}' but the user has no '{key}' {what}")
+            return None
+    needed = source.name if isinstance(source, FromSetting) else None
+    unset = [s.name for s in declared.settings
+             if (s.required or s.name == needed) and s.name not in channels.of(medium)]
+    if needed is not None and needed not in {s.name for s in declared.settings}:
+        unset.append(needed)  # a declaration naming a setting it does not declare
+    if unset:
+        check.error(path, f"is '{medium}' but [channels] {medium}_{unset[0]} (or "
+                    f"[channels.{medium}] {unset[0]}) is not set")
+        return None
+    return str(channels.of(medium)[needed]) if needed is not None else str(value)
 
 
 def _groups(check: Checker, value: Any, users: frozenset[str], schedules: dict[str, Schedule],

@@ -12,11 +12,8 @@ from importlib import resources
 from typing import Any
 
 from mailcall.core.policy.model import (
-    AUDIO_FORMATS,
-    FAX_FORMATS,
     GREETING_KINDS,
     HOURS,
-    MEDIA,
     REROUTE_CONDITIONS,
     FaxFeature,
     Features,
@@ -24,7 +21,7 @@ from mailcall.core.policy.model import (
     RerouteFeature,
     VoicemailFeature,
 )
-from mailcall.core.policy.value_checks import Checker, Path
+from mailcall.core.policy.value_checks import Checker, Path, Vocabulary
 
 Flat = dict[tuple[str, ...], Any]
 
@@ -32,14 +29,14 @@ Flat = dict[tuple[str, ...], Any]
 SCHEMA: dict[str, Any] = {
     "voicemail": {
         "enabled": ("bool",),
-        "formats": ("choices", AUDIO_FORMATS),
+        "formats": ("choices", Vocabulary.AUDIO_FORMATS),
         "max_seconds": ("int", 10, 3600),
     },
-    "fax": {"enabled": ("bool",), "formats": ("choices", FAX_FORMATS)},
+    "fax": {"enabled": ("bool",), "formats": ("choices", Vocabulary.FAX_FORMATS)},
     "notify": {
         "mail": ("bool",),
         "voicemail": ("bool",),
-        "media": ("choices", MEDIA),
+        "media": ("choices", Vocabulary.MEDIA),
         "hours": ("choice", HOURS),
         "senders": ("senders",),
     },

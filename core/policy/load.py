@@ -1,11 +1,19 @@
-"""Loading a policy from disk: read, merge drop-ins, ask directory plugins, compile."""
+"""Loading a policy from disk: read, merge drop-ins, ask the plugins, compile.
+
+The plugins say what the policy may name (media and their settings, audio and
+fax formats) and where more users come from; the compiler checks the policy
+against that, so a name no plugin offers is refused by ``mailcall check``.
+"""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import Any
 
 import pluggy
 
+from mailcall.core.contracts import AudioEncoder, FaxFormat, Medium, Offered, Transcriber
 from mailcall.core.errors import PolicyInvalid, Problem
 from mailcall.core.policy.compile import compile_policy
 from mailcall.core.policy.files import RawPolicy, merge, parse_text, policy_files, read_policy
@@ -16,7 +24,12 @@ DEFAULT_PATH = Path("/etc/mailcall/policy.toml")
 
 def load_policy(path: str | Path = DEFAULT_PATH, *, pm: pluggy.PluginManager | None = None,
                 dropins: bool = True) -> Policy:
-    """Read `path` and `policy.d/*.toml` beside it; raise PolicyInvalid with every problem."""
+    """Read `path` and `policy.d/*.toml` beside it; raise PolicyInvalid with every problem.
+
+    With `pm`, its plugins declare the vocabulary, add directory users and check the
+    result; without, the vocabulary is that of the installed plugins (the `mailcall`
+    entry points) and nothing else is asked.
+    """
     path = Path(path)
     problems: list[Problem] = []
     raw = read_policy(policy_files(path) if dropins else [path], problems)
@@ -45,13 +58,53 @@ def _compile(raw: RawPolicy, pm: pluggy.PluginManager | None) -> Policy:
         org = org if isinstance(org, dict) else {}
         for batch in pm.hook.mailcall_directory_users(organisation=org):
             directory.extend(batch or ())
-    policy = compile_policy(raw, directory)
+    try:
+        offered = installed_offers() if pm is None else offers(pm)
+    except TypeError as exc:
+        raise PolicyInvalid([Problem(raw.files[0], "", str(exc))]) from None
+    policy = compile_policy(raw, directory, offered=offered)
     if pm is not None:
         extra = [p for batch in pm.hook.mailcall_policy_checks(policy=policy) for p in batch]
-        extra += _transcription_problems(policy, pm) + _encoder_problems(policy, pm)
+        extra += _transcription_problems(policy, pm)
         if extra:
             raise PolicyInvalid([Problem(raw.files[0], "", msg) for msg in extra])
     return policy
+
+
+def offers(pm: pluggy.PluginManager) -> Offered:
+    """What `pm`'s plugins add to the policy's vocabulary; TypeError names a broken plugin.
+
+    For a medium declared twice, the first plugin pluggy calls wins (plugins
+    registered later are called first, so a third-party plugin overrides ours),
+    as for audio encoders.
+    """
+    media: dict[str, Medium] = {}
+    for item in _items(pm, "mailcall_notification_media", Medium):
+        media.setdefault(item.name, item)
+    audio = dict.fromkeys(e.format for e in _items(pm, "mailcall_audio_encoders", AudioEncoder))
+    fax = dict.fromkeys(f.name for f in _items(pm, "mailcall_fax_formats", FaxFormat))
+    return Offered(media=media, audio_formats=tuple(audio), fax_formats=tuple(fax))
+
+
+@functools.cache
+def installed_offers() -> Offered:
+    """The vocabulary of the installed plugins, for a policy compiled without a manager."""
+    from mailcall.core.host.plugin_manager import make_plugin_manager
+
+    return offers(make_plugin_manager())
+
+
+def _items(pm: pluggy.PluginManager, hook: str, contract: type) -> list[Any]:
+    out = []
+    for batch in getattr(pm.hook, hook)():
+        for item in batch or ():
+            if not isinstance(item, contract):
+                raise TypeError(
+                    f"a plugin returned {type(item).__name__} from {hook}, which is not a "
+                    f"{contract.__name__} (mailcall.core.contracts); find it with 'mailcall "
+                    "plugins', then fix or disable it (MAILCALL_DISABLE_PLUGINS)")
+            out.append(item)
+    return out
 
 
 def _transcription_problems(policy: Policy, pm: pluggy.PluginManager) -> list[str]:
@@ -59,21 +112,9 @@ def _transcription_problems(policy: Policy, pm: pluggy.PluginManager) -> list[st
     wanting = [name for name, p in policy.profiles.items() if p.features.transcription]
     if not wanting:
         return []
-    engines = [e for batch in pm.hook.mailcall_speech_engines() for e in batch]
-    if any(hasattr(e, "transcribe") for e in engines):
+    engines = [e for batch in pm.hook.mailcall_speech_engines() for e in batch or ()]
+    if any(isinstance(e, Transcriber) for e in engines):
         return []
     return [f"profiles.{name}.features.transcription: granted, but no installed speech "
             "engine plugin can transcribe; install one or set transcription = false"
             for name in wanting]
-
-
-def _encoder_problems(policy: Policy, pm: pluggy.PluginManager) -> list[str]:
-    """A voicemail format no encoder offers would quietly fall back to WAV."""
-    offered = {e.format for batch in pm.hook.mailcall_audio_encoders() for e in batch or ()}
-    if not offered:
-        return []  # no deposit plugin loaded: nothing encodes anything here
-    return [f"profiles.{name}.features.voicemail.formats: '{fmt}' is offered by no installed "
-            f"audio encoder ({', '.join(sorted(offered))} are); remove it or install the "
-            "plugin that encodes it"
-            for name, p in policy.profiles.items() for fmt in p.features.voicemail.formats
-            if fmt not in offered]

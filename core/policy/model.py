@@ -8,20 +8,17 @@ sees half of an old policy and half of a new one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 GreetingKind = Literal["unavailable", "busy", "absence"]
 GREETING_KINDS: tuple[GreetingKind, ...] = ("unavailable", "busy", "absence")
-Medium = Literal["sms", "webhook", "email", "file"]
-MEDIA: tuple[str, ...] = ("sms", "webhook", "email", "file")
-AudioFormat = Literal["wav", "opus", "mp3"]
-AUDIO_FORMATS: tuple[str, ...] = ("wav", "opus", "mp3")
-FaxFormat = Literal["pdf", "tiff"]
-FAX_FORMATS: tuple[str, ...] = ("pdf", "tiff")
+# Notification media, audio and fax formats are not listed here: the installed plugins
+# declare them (mailcall.core.contracts), and the compiler checks a policy against that.
 Hours = Literal["always", "office", "outside-office"]
 HOURS: tuple[str, ...] = ("always", "office", "outside-office")
 RerouteCondition = Literal["busy", "no-answer", "unavailable", "off-hours", "absent"]
@@ -68,7 +65,7 @@ class Schedule:
 class VoicemailFeature:
     enabled: bool = True
     formats: tuple[str, ...] = ("wav",)
-    """Audio formats offered; the first is the one used."""
+    """Audio formats offered (names from the installed encoders); the first is the one used."""
     max_seconds: int = 180
 
 
@@ -76,7 +73,7 @@ class VoicemailFeature:
 class FaxFeature:
     enabled: bool = True
     formats: tuple[str, ...] = ("pdf",)
-    """Attachments made from a received fax: "pdf", "tiff" or both."""
+    """Attachments made from a received fax ("pdf", "tiff": names the plugins declare)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +134,10 @@ class User:
     """Direct numbers, E.164."""
     mobile: str | None = None
     preferred_medium: str | None = None
+    notify_address: str = ""
+    """Where notifications go by the user's medium (preferred, else the profile's first),
+    resolved when the policy is compiled from what that medium declares; "" when the
+    profile notifies nothing."""
     backups: tuple[str, ...] = ()
     """User ids or "@group" references, in order."""
     pin_hash: str | None = field(default=None, repr=False)
@@ -198,20 +199,31 @@ class DeliverySettings:
     address: str = "unix:/run/dovecot/lmtp"
     """"unix:/path" or "host:port"."""
     sender: str = ""
-    """Envelope sender of generated messages (empty: mailcall@<domain>)."""
+    """Envelope sender of generated messages as written (empty: mailcall@<domain>); read
+    :attr:`Policy.sender`, which applies that default."""
 
 
 @dataclass(frozen=True, slots=True)
 class ChannelSettings:
-    sms_gateway: str | None = None
-    """Address template of an e-mail-to-SMS gateway, e.g. "{number}@sms.example.net"."""
-    webhook_url: str | None = None
-    webhook_timeout: float = 3.0
-    file_path: str | None = None
+    """``[channels]``: what every medium shares, and each medium's own ``[channels.<medium>]``.
+
+    The settings of a medium are the ones its plugin declares
+    (:class:`mailcall.core.contracts.Medium`), already validated.
+    """
+
     rate_limit_per_hour: int = 20
     relay: str = "127.0.0.1:25"
     """SMTP host:port that takes mail for the outside (SMS gateways, e-mail notices): the
     local MTA by default. Never [delivery], the route into the local mailboxes."""
+    media: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    """medium -> its settings (a read-only mapping of key -> value)."""
+
+    def of(self, medium: str) -> Mapping[str, Any]:
+        """The validated settings of `medium` (declared defaults included; empty if none)."""
+        return self.media.get(medium, _NO_SETTINGS)
+
+
+_NO_SETTINGS: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +247,12 @@ class Policy:
     by_mobile: MappingProxyType  # E.164 -> "alice"
     sources: tuple[str, ...] = ()
     """The files this snapshot was compiled from, in merge order."""
+
+    @property
+    def sender(self) -> str:
+        """Envelope sender and From of every mail mailcall writes: ``[delivery] sender``,
+        else ``mailcall@<organisation domain>`` (the one place that default is written)."""
+        return self.delivery.sender or f"mailcall@{self.organisation.domain}"
 
     def absence_at(self, user_id: str, moment: datetime) -> Absence | None:
         for absence in self.absences.get(user_id, ()):

@@ -51,6 +51,11 @@ def find_owner(policy: Policy, number: str | None, *, mobiles: bool = False) -> 
     return owner
 
 
+def is_extension(policy: Policy, number: str) -> bool:
+    """Whether `number` is an internal extension (dialled as a desk phone, not the trunk)."""
+    return number.strip() in policy.by_extension
+
+
 def mailbox_of(policy: Policy, owner: str | None) -> str | None:
     """The user whose mailbox takes messages for `owner` (a user id, or a group's ``mailbox``)."""
     if owner is None:

@@ -11,7 +11,13 @@ import re
 from mailcall.core.decisions.plans import Endpoint
 from mailcall.core.policy.model import Policy
 
-_SAFE = re.compile(r"^\+?[0-9]{1,20}$")
+_SAFE = re.compile(r"\+?[0-9]{1,20}")
+"""A plain number: digits with an optional leading +, as the policy's numbers are."""
+
+
+def is_plain_number(value: str) -> bool:
+    """The one rule for what may be formatted into a dial string."""
+    return _SAFE.fullmatch(value) is not None
 
 
 class UnsafeEndpoint(ValueError):
@@ -19,7 +25,7 @@ class UnsafeEndpoint(ValueError):
 
 
 def dial_string(policy: Policy, endpoint: Endpoint) -> str:
-    if not _SAFE.match(endpoint.value):
+    if not is_plain_number(endpoint.value):
         raise UnsafeEndpoint(f"refusing to dial {endpoint.value!r}: not a plain number")
     if endpoint.kind == "extension":
         return policy.telephony.endpoint.format(extension=endpoint.value)

@@ -12,7 +12,8 @@ import itertools
 import re
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, time
-from typing import Any
+from enum import Enum
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -21,25 +22,53 @@ from email_validator import EmailNotValidError, validate_email
 from mailcall.core.errors import Problem
 from mailcall.core.policy.files import RawPolicy, key_path, visible
 
+if TYPE_CHECKING:
+    from mailcall.core.contracts import Offered
+
 Path = tuple[str, ...]
 # Every pattern ends in \Z, not $: "$" also matches before a final line break, which
 # let "alice\n" pass as an id and "201\n" as an extension.
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}\Z")
 _EXTENSION = re.compile(r"^[0-9]{2,10}\Z")
 _RANGE = re.compile(r"^ *([0-9]{1,2}):([0-9]{2}) *- *([0-9]{1,2}):([0-9]{2}) *\Z")
+# The languages a policy may name, defined once: deposit/wording.py imports it, and
+# tests/deposit/test_messages.py checks its tables have words for each.
 LANGUAGES = ("en", "fr")
 # An ASCII dot-atom local part (RFC 5322 3.2.3): the only shape that skips the full library check.
 _PLAIN_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
 _E164 = re.compile(r"^\+([1-9][0-9]{6,14})\Z")
 
 
-class Checker:
-    """Collects problems against the raw policy they refer to."""
+class Vocabulary(Enum):
+    """Names that the installed plugins declare, not the core (see ``Offered``)."""
 
-    def __init__(self, raw: RawPolicy) -> None:
+    MEDIA = "notification media"
+    AUDIO_FORMATS = "audio formats"
+    FAX_FORMATS = "fax formats"
+
+
+class Checker:
+    """Collects problems against the raw policy they refer to.
+
+    `offered` is what the installed plugins declare; None (mailcall's own defaults
+    file) checks a :class:`Vocabulary` name only as a string.
+    """
+
+    def __init__(self, raw: RawPolicy, offered: Offered | None = None) -> None:
         self.raw = raw
+        self.offered = offered
         self.problems: list[Problem] = []
         self._domains: dict[str, bool] = {}
+
+    def names(self, vocabulary: Vocabulary) -> tuple[str, ...] | None:
+        """The names the plugins offer for `vocabulary` (None: not restricted)."""
+        if self.offered is None:
+            return None
+        if vocabulary is Vocabulary.MEDIA:
+            return tuple(self.offered.media)
+        if vocabulary is Vocabulary.AUDIO_FORMATS:
+            return self.offered.audio_formats
+        return self.offered.fax_formats
 
     def error(self, path: Path, message: str) -> None:
         self.problems.append(Problem(self.raw.file_of(path), key_path(path), visible(message),
@@ -116,7 +145,9 @@ class Checker:
             return None
         return float(n)
 
-    def choice(self, value: Any, path: Path, choices: Iterable[str]) -> str | None:
+    def choice(self, value: Any, path: Path, choices: Iterable[str] | Vocabulary) -> str | None:
+        if isinstance(choices, Vocabulary):
+            return self._offered(value, path, choices)
         choices = tuple(choices)
         s = self.typed(value, path, str, f"one of {', '.join(choices)}")
         if s is None:
@@ -151,9 +182,26 @@ class Checker:
             self.error(path, "lists the same value twice")
         return None if failed else tuple(out)
 
-    def choices(self, value: Any, path: Path, choices: Iterable[str], *,
+    def _offered(self, value: Any, path: Path, vocabulary: Vocabulary) -> str | None:
+        names = self.names(vocabulary)
+        what = vocabulary.value
+        if names is None:
+            return self.string(value, path)
+        s = self.typed(value, path, str, f"a name of {what} ({', '.join(names) or 'none'})")
+        if s is None or s in names:
+            return s
+        if names:
+            self.error(path, f"'{s}' is not one of {', '.join(names)}: the {what} the installed "
+                             f"plugins offer; install the plugin that adds '{s}' or pick one "
+                             "of those")
+        else:
+            self.error(path, f"'{s}' is not one of the {what} of the installed plugins: none "
+                             f"offers any (see 'mailcall plugins'); install or enable one")
+        return None
+
+    def choices(self, value: Any, path: Path, choices: Iterable[str] | Vocabulary, *,
                 nonempty: bool = False) -> tuple[str, ...] | None:
-        choices = tuple(choices)
+        choices = choices if isinstance(choices, Vocabulary) else tuple(choices)
         return self.strings(value, path, lambda v, p: self.choice(v, p, choices), nonempty=nonempty)
 
     def identifier(self, value: Any, path: Path) -> str | None:

@@ -1,4 +1,5 @@
-"""A scripted fake Asterisk whose replies are the recorded ones.
+"""The tests' one fake Asterisk: it replays a recorded trace byte for byte (:func:`replay`),
+or plays a scripted :class:`Call` whose replies are the recorded ones (:func:`run_call`).
 
 It connects to the real server like Asterisk does, sends an environment block
 built from a recorded one, and answers each command with the reply recorded
@@ -36,6 +37,62 @@ from pathlib import Path
 
 from .support import MEDIA, Trace, load_trace
 from .support import TRACES as TRACE_DIR
+
+
+class ReplayMismatch(AssertionError):
+    pass
+
+
+async def close_quietly(writer: asyncio.StreamWriter) -> None:
+    """Close Asterisk's side; a server that already reset the connection leaves nothing
+    to flush."""
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except (ConnectionError, OSError):
+        pass
+
+
+async def replay(trace: Trace, host: str, port: int, *, chunk: int | None = None,
+                 timeout: float = 5.0) -> list[str]:
+    """Play Asterisk's side of `trace` against a server, byte for byte.
+
+    Every server line is read and compared with the recording; every Asterisk
+    line is written as recorded. Returns the server lines received. After the
+    last recorded line, waits for the server to close (as Asterisk would, it
+    then writes one more HANGUP if the trace did not end with one).
+    """
+    reader, writer = await asyncio.open_connection(host, port)
+    received: list[str] = []
+    try:
+        for d, line in trace.lines:
+            if d == "asterisk":
+                data = line.encode()
+                if chunk:
+                    for k in range(0, len(data), chunk):
+                        writer.write(data[k:k + chunk])
+                        await writer.drain()
+                else:
+                    writer.write(data)
+                await writer.drain()
+            else:
+                got = await asyncio.wait_for(reader.readline(), timeout)
+                received.append(got.decode())
+                if got != line.encode():
+                    raise ReplayMismatch(f"{trace.name}: expected {line!r}, server sent {got!r}")
+        if trace.lines[-1] != ("asterisk", "HANGUP\n"):
+            writer.write(b"HANGUP\n")
+        try:
+            rest = await asyncio.wait_for(reader.read(), timeout)
+        except ConnectionResetError:
+            # The server closed with our last HANGUP still unread in its socket: the
+            # kernel then answers with a reset instead of a FIN. Nothing more came.
+            rest = b""
+        if rest:
+            raise ReplayMismatch(f"{trace.name}: server sent more than recorded: {rest!r}")
+    finally:
+        await close_quietly(writer)
+    return received
 
 
 def recorded_reply(trace: Trace, prefix: str, nth: int = 0) -> list[str]:
@@ -275,9 +332,5 @@ async def run_call(call: Call, host: str, port: int, timeout: float = 10.0) -> C
             # already closed" (shared/asterisk/README.md).
             writer.write(b"HANGUP\n")
     finally:
-        writer.close()
-        try:
-            await writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass
+        await close_quietly(writer)
     return call

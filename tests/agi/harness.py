@@ -15,106 +15,30 @@ from mailcall.core.host.runtime import Runtime
 from mailcall.core.policy.load import compile_text
 from mailcall.plugins import agi as agi_plugin
 from mailcall.plugins import rules as rules_plugin
+from tests.support.policies import DROP, example_policy, example_policy_text
 
 PARIS = ZoneInfo("Europe/Paris")
 OFFICE_HOURS = datetime(2026, 11, 25, 10, 0, tzinfo=PARIS)  # a Wednesday
 DURING_EMMA_ABSENCE = datetime(2026, 12, 2, 10, 0, tzinfo=PARIS)
 
-# PIN 2468 (the example policy's hash).
-PIN_HASH = "scrypt$16384$8$1$Ggf9rS/Mm6pnUCX+DeQcUw==$DksPviOKaXkzxp4xlo0eeensh6lxvXwGybbRqNK7v8w="
 
-POLICY = f"""
-[organisation]
-name = "Stock Inox"
-domain = "stockinox.example"
-timezone = "Europe/Paris"
-language = "fr"
-country = "FR"
-schedule = "office"
+CHANGES = {
+    # What these tests rely on, against the example policy (core/data/small-company.toml):
+    # WAV only and a 2-minute limit, and nobody but alice with a mobile to ring.
+    "profiles": {"office": {"features": {"voicemail": {
+        "enabled": True, "formats": ["wav"], "max_seconds": 120}}}},
+    "users": {"bernard": {"mobile": DROP, "preferred_medium": "email"},
+              "emma": {"mobile": DROP, "preferred_medium": "email"},
+              "david": {"language": DROP}},
+}
+POLICY = example_policy_text(CHANGES)
+PIN_HASH = example_policy()["users"]["alice"]["pin"]
+"""alice's PIN, 2468, as the example policy stores it."""
 
-[telephony]
-endpoint = "PJSIP/{{extension}}"
-external = "PJSIP/{{number}}@trunk"
-ring_time = 20
 
-[schedules.office]
-monday    = ["08:30-12:30", "13:30-18:00"]
-tuesday   = ["08:30-12:30", "13:30-18:00"]
-wednesday = ["08:30-12:30", "13:30-18:00"]
-thursday  = ["08:30-12:30", "13:30-18:00"]
-friday    = ["08:30-12:30", "13:30-17:00"]
-
-[profiles.office]
-description = "Administrative staff"
-[profiles.office.features]
-voicemail = {{ enabled = true, formats = ["wav"], max_seconds = 120 }}
-reroute = {{ enabled = false }}
-greetings = ["unavailable"]
-
-[profiles.reception]
-extends = "office"
-description = "Reception"
-[profiles.reception.features]
-reroute = {{ enabled = true, on = ["busy", "no-answer", "unavailable", "absent"] }}
-
-[profiles.sales]
-extends = "office"
-description = "Sales"
-[profiles.sales.features]
-reroute = {{ enabled = true, mobile = true }}
-greetings = ["unavailable", "busy", "absence"]
-
-[users.alice]
-name = "Alice Martin"
-email = "alice@stockinox.example"
-profile = "sales"
-extensions = ["201"]
-numbers = ["+33140000201"]
-mobile = "+33612345678"
-backups = ["bernard", "@reception"]
-pin = "{PIN_HASH}"
-
-[users.bernard]
-name = "Bernard Petit"
-email = "bernard@stockinox.example"
-profile = "sales"
-extensions = ["202"]
-backups = ["@reception"]
-overrides = {{ reroute = {{ mobile = false }} }}
-
-[users.carole]
-name = "Carole Dubois"
-email = "carole@stockinox.example"
-profile = "office"
-extensions = ["203"]
-
-[users.david]
-name = "David Leroy"
-email = "david@stockinox.example"
-profile = "reception"
-extensions = ["204"]
-
-[users.emma]
-name = "Emma Laurent"
-email = "emma@stockinox.example"
-profile = "sales"
-extensions = ["205"]
-backups = ["@reception"]
-
-[groups.reception]
-name = "Accueil"
-members = ["carole", "david"]
-strategy = "all"
-ring_time = 20
-mailbox = "carole"
-extensions = ["200"]
-
-[[absences]]
-user = "emma"
-from = 2026-12-01T00:00:00
-until = 2026-12-13T00:00:00
-backup = "bernard"
-"""
+def policy_text(*changes: dict) -> str:
+    """The harness policy with more `changes` (see tests/support/policies.py)."""
+    return example_policy_text(CHANGES, *changes)
 
 
 class RecordingDepositor:

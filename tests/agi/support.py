@@ -1,19 +1,13 @@
-"""Test helpers: the recorded traces, and a fake Asterisk that replays them over TCP."""
+"""Test helpers: the recorded traces, read and tokenized (tests/agi/fake_asterisk.py plays them)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from mailcall.agi.commands import Command, Quoted
-
-REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("MAILCALL_SHARED", REPO.parent / "shared"))
-TRACES = SHARED / "asterisk" / "traces"
-MEDIA = SHARED / "asterisk" / "media"
+from tests.support import MEDIA, REPO, TRACES  # noqa: F401 - imported by this folder's tests
 
 
 @dataclass(frozen=True)
@@ -85,53 +79,3 @@ def tokenize(line: str) -> Command:
         if i < len(text) and text[i] == " ":
             i += 1
     return Command(tuple(words))
-
-
-class ReplayMismatch(AssertionError):
-    pass
-
-
-async def replay(trace: Trace, host: str, port: int, *, chunk: int | None = None,
-                 timeout: float = 5.0) -> list[str]:
-    """Play Asterisk's side of `trace` against a server, byte for byte.
-
-    Every server line is read and compared with the recording; every Asterisk
-    line is written as recorded. Returns the server lines received. After the
-    last recorded line, waits for the server to close (as Asterisk would, it
-    then writes one more HANGUP if the trace did not end with one).
-    """
-    reader, writer = await asyncio.open_connection(host, port)
-    received: list[str] = []
-    try:
-        for d, line in trace.lines:
-            if d == "asterisk":
-                data = line.encode()
-                if chunk:
-                    for k in range(0, len(data), chunk):
-                        writer.write(data[k:k + chunk])
-                        await writer.drain()
-                else:
-                    writer.write(data)
-                await writer.drain()
-            else:
-                got = await asyncio.wait_for(reader.readline(), timeout)
-                received.append(got.decode())
-                if got != line.encode():
-                    raise ReplayMismatch(f"{trace.name}: expected {line!r}, server sent {got!r}")
-        if trace.lines[-1] != ("asterisk", "HANGUP\n"):
-            writer.write(b"HANGUP\n")
-        try:
-            rest = await asyncio.wait_for(reader.read(), timeout)
-        except ConnectionResetError:
-            # The server closed with our last HANGUP still unread in its socket: the
-            # kernel then answers with a reset instead of a FIN. Nothing more came.
-            rest = b""
-        if rest:
-            raise ReplayMismatch(f"{trace.name}: server sent more than recorded: {rest!r}")
-    finally:
-        writer.close()
-        try:
-            await writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass
-    return received

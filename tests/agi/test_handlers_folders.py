@@ -67,6 +67,8 @@ def test_recording_folder_made_by_voicemail_is_group_writable(tmp_path):
 
 
 class _Speaker:
+    name = "fake"
+
     def synthesize(self, text: str, language: str, path: str) -> bool:
         Path(path).write_bytes((MEDIA / "voicemail-dtmf-end.wav").read_bytes())
         return True

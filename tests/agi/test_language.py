@@ -14,14 +14,14 @@ import shutil
 import pytest
 
 from .fake_asterisk import RECORDED, Call
-from .harness import POLICY, make_runtime
+from .harness import make_runtime, policy_text
 from .support import MEDIA, TRACES, load_trace
 from .test_handlers import drive
 
-ENGLISH_ORG = POLICY.replace('language = "fr"\n', 'language = "en"\n', 1)
+ENGLISH = {"organisation": {"language": "en"}}
+ENGLISH_ORG = policy_text(ENGLISH)
 """The organisation speaks English; the users who say nothing follow it."""
-FRENCH_CAROLE = ENGLISH_ORG.replace('extensions = ["203"]\n',
-                                    'extensions = ["203"]\nlanguage = "fr"\n', 1)
+FRENCH_CAROLE = policy_text(ENGLISH, {"users": {"carole": {"language": "fr"}}})
 SET_FR = 'SET VARIABLE CHANNEL(language) "fr"\n'
 SET_EN = 'SET VARIABLE CHANNEL(language) "en"\n'
 

@@ -15,7 +15,8 @@ import pytest
 from mailcall.agi.replies import Reply
 from mailcall.agi.server import AgiServer
 
-from .support import Trace, all_traces, replay, tokenize
+from .fake_asterisk import replay
+from .support import Trace, all_traces, tokenize
 
 TRACES = all_traces()
 

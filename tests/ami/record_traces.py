@@ -21,9 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.support import SHARED
+
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-SHARED = Path(os.environ.get("MAILCALL_SHARED", REPO.parent / "shared"))
 SECRET = "trace-secret-0000"  # the instance lives for the recording only
 
 

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from mailcall.core.policy.load import load_policy
+from tests.support import EXAMPLE_POLICY as EXAMPLE
+from tests.support import REPO  # noqa: F401 - the tests of this folder import it from here
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "contrib" / "policies" / "small-company.toml"
 POLICIES = Path(__file__).parent / "policies"
 
 

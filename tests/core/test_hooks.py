@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
-from pathlib import Path
+import tomllib
+from datetime import UTC, datetime
+from importlib import metadata
 
 import pytest
 
+from mailcall import plugins as plugins_package
 from mailcall.core import hookspecs
 from mailcall.core.cli import main
 from mailcall.core.decisions.plans import CallRequest, Ring
@@ -58,13 +61,30 @@ def test_every_hook_has_its_own_test(name):
     assert re.search(rf"def test_hook_{name}\b", ALL_TESTS), f"write test_hook_{name}"
 
 
+def builtin_plugins() -> dict[str, str]:
+    """name -> module of every built-in plugin, from the installed entry points.
+
+    They must be the ones pyproject.toml declares: a plugin added there but not yet
+    installed (``pip install -e .``) would otherwise be missed by every test here.
+    """
+    installed = {ep.name: ep.value for ep in metadata.entry_points(group="mailcall")
+                 if ep.dist is not None and ep.dist.name == "mailcall"}
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())[
+        "project"]["entry-points"]["mailcall"]
+    assert installed == declared, "the installed metadata is stale: run pip install -e ."
+    assert installed, "no built-in plugin found in the mailcall entry points"
+    return installed
+
+
 def test_builtin_plugins_are_registered_through_entry_points():
+    builtin = builtin_plugins()
     pm = make_plugin_manager()
     names = {name for name, _ in pm.list_name_plugin()}
-    assert {"rules", "agi", "deposit", "sieve", "channels"} <= names
+    assert set(builtin) <= names
     # Each built-in is loaded from the entry-point group, like a third-party plugin.
-    from_dists = {pm.get_name(plugin) for plugin, _dist in pm.list_plugin_distinfo()}
-    assert {"rules", "agi", "deposit", "sieve", "channels"} <= from_dists
+    from_dists = {pm.get_name(plugin): plugin.__name__
+                  for plugin, _dist in pm.list_plugin_distinfo()}
+    assert {n: from_dists.get(n) for n in builtin} == builtin
     pm.check_pending()  # every hookimpl matches a hookspec
 
 
@@ -92,7 +112,7 @@ class DirectoryPlugin:
 
 
 def test_hook_mailcall_directory_users():
-    pm = make_plugin_manager(entrypoints=False)
+    pm = make_plugin_manager()
     pm.register(DirectoryPlugin())
     policy = load_policy(EXAMPLE, pm=pm)
     assert policy.by_extension["299"] == "zoe"
@@ -153,7 +173,7 @@ def test_hook_mailcall_after_decision(capsys):
     pm.register(Audit())
     pm.register(Broken())
     policy = load_policy(EXAMPLE)
-    plan = plan_call(policy, CallRequest("201"))
+    plan = plan_call(policy, CallRequest("201", "", datetime(2026, 12, 1, 10, 5, tzinfo=UTC)))
     announce_decision(pm, "call", plan.request, plan)  # the broken plugin is only logged
     assert seen == [("call", "201", "alice")]
 
@@ -165,7 +185,7 @@ def test_hook_mailcall_policy_checks():
             return [f"users.{u}: no mobile" for u, user in policy.users.items()
                     if user.mobile is None]
 
-    pm = make_plugin_manager(entrypoints=False)
+    pm = make_plugin_manager()
     pm.register(Strict())
     with pytest.raises(PolicyInvalid) as exc:
         load_policy(EXAMPLE, pm=pm)
@@ -261,6 +281,219 @@ def test_failed_start_stops_what_started():
 
 
 def test_docs_name_every_builtin_plugin():
-    for name in ("rules", "agi", "deposit", "sieve", "channels"):
-        assert f"`{name}`" in DOCS or f"`mailcall.plugins.{name}`" in DOCS
-    assert Path(REPO / "plugins" / "__init__.py").read_text().count("``") >= 5
+    """docs/plugins.md has one table row per built-in plugin and plugins/__init__.py one
+    bullet, each naming exactly the entry points: a plugin added without both fails."""
+    builtin = builtin_plugins()
+    found = re.findall(r"^\| `([a-z_]+)` \| `(mailcall\.plugins\.[a-z_]+)` \|", DOCS, re.M)
+    assert dict(found) == builtin and len(found) == len(builtin), (
+        "docs/plugins.md: the table of built-in plugins is not the entry points, once each")
+    bullets = re.findall(r"^- ``([a-z_]+)``: \S", plugins_package.__doc__ or "", re.M)
+    assert sorted(bullets) == sorted(builtin) and len(bullets) == len(set(bullets)), (
+        "plugins/__init__.py: list every built-in plugin once, as - ``name``: what it does")
+
+
+CHAT_POLICY = """
+[organisation]
+name = "T"
+domain = "t.example"
+[channels.chat]
+url = "https://chat.t.example/hook"
+[profiles.chatty.features]
+notify = { mail = true, media = ["chat", "email"] }
+voicemail = { formats = ["wav"] }
+fax = { formats = ["tiff"] }
+[users.a]
+name = "A"
+email = "a@t.example"
+profile = "chatty"
+chat_handle = "@a"
+"""
+
+
+def _chat_medium():
+    from mailcall.core.contracts import Medium, Setting, UserKey
+
+    def handle(value):
+        return None if value.startswith("@") else f"'{value}' must start with @, e.g. @alice"
+
+    return Medium("chat", address=UserKey(Setting("chat_handle", validate=handle)),
+                  settings=(Setting("url", kind="url", required=True),
+                            Setting("retries", kind="integer", default=2, low=0, high=5)),
+                  checks=lambda s: ([] if s.get("url", "").startswith("https://")
+                                    else ["url: must be https://, the token travels in it"]))
+
+
+class ChatPlugin:
+    @hookimpl
+    def mailcall_notification_media(self):
+        return [_chat_medium()]
+
+
+def test_hook_mailcall_notification_media():
+    """A medium declared by a plugin is validated and routed by the core from that alone:
+    its settings, its per-user address key, its own checks, with file, key and line."""
+    from mailcall.core.decisions.mailing import plan_mail
+    from mailcall.core.decisions.plans import MailRequest, Notify
+    from mailcall.core.policy.load import compile_text
+
+    pm = make_plugin_manager()
+    with pytest.raises(PolicyInvalid) as exc:  # without the plugin, "chat" is nobody's
+        compile_text(CHAT_POLICY, name="p.toml", pm=pm)
+    found = [str(p) for p in exc.value.problems]
+    assert any("p.toml:5: channels.chat: no installed plugin offers the medium 'chat'" in p
+               for p in found), found
+    assert any("profiles.chatty.features.notify.media.0: 'chat' is not one of sms, webhook, "
+               "file, email: the notification media the installed plugins offer" in p
+               for p in found), found
+    assert any("users.a.chat_handle: unknown key 'chat_handle'" in p for p in found), found
+
+    pm.register(ChatPlugin())
+    policy = compile_text(CHAT_POLICY, name="p.toml", pm=pm)
+    assert dict(policy.channels.of("chat")) == {"url": "https://chat.t.example/hook",
+                                                 "retries": 2}
+    plan = plan_mail(policy, MailRequest("a@t.example", "c@example.com",
+                                         datetime(2026, 12, 1, 10, 5, tzinfo=UTC)))
+    assert plan.actions == (Notify("a", "chat", "@a",
+                                   "profile chatty notifies new mail by chat"),)
+
+    bad = (CHAT_POLICY.replace('url = "https://chat.t.example/hook"',
+                               'url = "http://chat.t.example/hook"')
+           .replace('chat_handle = "@a"', 'chat_handle = "a"'))
+    with pytest.raises(PolicyInvalid) as exc:
+        compile_text(bad, name="p.toml", pm=pm)
+    found = [str(p) for p in exc.value.problems]
+    assert "p.toml:6: channels.chat.url: must be https://, the token travels in it" in found
+    assert "p.toml:15: users.a.chat_handle: 'a' must start with @, e.g. @alice" in found, found
+    flat = CHAT_POLICY.replace('[channels.chat]\nurl = "https://chat.t.example/hook"',
+                               '[channels]\nchat_url = "https://chat.t.example/hook"\n'
+                               'chat_retries = 9')
+    with pytest.raises(PolicyInvalid) as exc:  # the flat spelling, checked the same way
+        compile_text(flat, name="p.toml", pm=pm)
+    assert [str(p) for p in exc.value.problems] == [
+        "p.toml:7: channels.chat_retries: must be between 0 and 5, not 9"]
+    # The medium's required setting, asked for once a user's medium is "chat":
+    no_url = CHAT_POLICY.replace('[channels.chat]\nurl = "https://chat.t.example/hook"\n', "")
+    with pytest.raises(PolicyInvalid) as exc:
+        compile_text(no_url, name="p.toml", pm=pm)
+    assert ("users.a.preferred_medium: is 'chat' but [channels] chat_url (or [channels.chat] "
+            "url) is not set") in str(exc.value)
+
+
+def test_hook_mailcall_fax_formats():
+    """Fax formats are the ones plugins declare: the deposit plugin's pdf and tiff, and
+    any other a plugin adds; a name nobody declares is refused with its line."""
+    from mailcall.core.contracts import FaxFormat
+    from mailcall.core.policy.load import compile_text
+
+    pm = make_plugin_manager()
+    pm.register(ChatPlugin())
+    offered = [f.name for batch in pm.hook.mailcall_fax_formats() for f in batch]
+    assert offered == ["pdf", "tiff"]
+    assert compile_text(CHAT_POLICY, pm=pm).profiles["chatty"].features.fax.formats == ("tiff",)
+    djvu = CHAT_POLICY.replace('formats = ["tiff"]', 'formats = ["djvu"]')
+    with pytest.raises(PolicyInvalid) as exc:
+        compile_text(djvu, name="p.toml", pm=pm)
+    assert ("p.toml:10: profiles.chatty.features.fax.formats.0: 'djvu' is not one of pdf, "
+            "tiff: the fax formats the installed plugins offer") in str(exc.value)
+
+    class Djvu:
+        @hookimpl
+        def mailcall_fax_formats(self):
+            return [FaxFormat("djvu", "image/vnd.djvu", "djvu")]
+
+    pm.register(Djvu())
+    # Declared, so the name is known; but the built-in spool cannot make it, and a fax
+    # mail with nothing attached must never be the result: check says so.
+    with pytest.raises(PolicyInvalid) as exc:
+        compile_text(djvu, name="p.toml", pm=pm)
+    assert ("profiles.chatty.fax.formats: 'djvu' is declared by a plugin, but the built-in "
+            "deposit spool attaches faxes only as pdf or tiff") in str(exc.value)
+
+
+def test_a_declaration_that_breaks_its_contract_is_named_not_probed():
+    """A hook result that is not the contract's type is a policy error naming the hook and
+    the type (it used to be probed with attributes, and failed wherever it was first used)."""
+    from mailcall.core.policy.load import compile_text
+
+    class Sloppy:
+        @hookimpl
+        def mailcall_notification_media(self):
+            return [{"name": "chat"}]
+
+    pm = make_plugin_manager()
+    pm.register(Sloppy())
+    with pytest.raises(PolicyInvalid) as exc:
+        compile_text(CHAT_POLICY, pm=pm)
+    assert ("returned dict from mailcall_notification_media, which is not a Medium "
+            "(mailcall.core.contracts)") in str(exc.value)
+
+
+def test_after_decision_goes_through_pm_hook_and_isolates_each_plugin():
+    """announce_decision called each plugin's function directly: monitoring and wrappers
+    never saw it. Now every plugin is called through pm.hook, still one failure apart."""
+    seen, monitored = [], []
+
+    class Audit:
+        @hookimpl
+        def mailcall_after_decision(self, kind, request, decision):
+            seen.append(kind)
+
+    class Broken:
+        @hookimpl
+        def mailcall_after_decision(self, kind, request, decision):
+            raise RuntimeError("audit database down")
+
+    class Timing:
+        @hookimpl(wrapper=True)
+        def mailcall_after_decision(self, kind, request, decision):
+            monitored.append("wrapped")
+            return (yield)
+
+    pm = make_plugin_manager(entrypoints=False)
+    pm.register(Audit(), name="audit")
+    pm.register(Broken(), name="broken")
+    pm.register(Timing(), name="timing")
+    undo = pm.add_hookcall_monitoring(
+        lambda name, impls, kw: monitored.append((name, [i.plugin_name for i in impls])),
+        lambda outcome, name, impls, kw: None)
+    announce_decision(pm, "call", None, None)
+    announce_decision(pm, "mail", None, None)
+    undo()
+    assert seen == ["call", "mail"]
+    assert monitored[:4] == [("mailcall_after_decision", ["audit", "timing"]), "wrapped",
+                             ("mailcall_after_decision", ["broken", "timing"]), "wrapped"]
+    pm.unregister(name="audit")  # the per-plugin callers follow registrations
+    announce_decision(pm, "deposit", None, None)
+    assert seen == ["call", "mail"]
+
+
+def test_agi_handlers_are_collected_through_pm_hook_and_a_clash_names_both():
+    """collect_handlers called impl.function to know who offered each script; now each
+    plugin is called through pm.hook, and a name offered twice still names both plugins."""
+    from mailcall.agi.service import HandlerConflict, collect_handlers
+
+    async def handler(session, runtime):
+        return "OK"
+
+    class One:
+        @hookimpl
+        def mailcall_agi_handlers(self, runtime):
+            return {"hello": handler}
+
+    class Two:
+        @hookimpl
+        def mailcall_agi_handlers(self, runtime):
+            return {"hello": handler}
+
+    pm = make_plugin_manager(entrypoints=False)
+    pm.register(One(), name="one")
+    calls = []
+    pm.add_hookcall_monitoring(lambda name, impls, kw: calls.append(name),
+                               lambda outcome, name, impls, kw: None)
+    runtime = Runtime(load_policy(EXAMPLE), pm)
+    assert collect_handlers(runtime) == {"hello": handler}
+    assert calls == ["mailcall_agi_handlers"]
+    pm.register(Two(), name="two")
+    with pytest.raises(HandlerConflict) as exc:
+        collect_handlers(runtime)
+    assert "AGI script 'hello' is offered by both plugin 'two' and plugin 'one'" in str(exc.value)

@@ -106,3 +106,46 @@ def test_mailcall_own_voice_message_is_not_notified_twice(example):
                                           OPEN, context="voice-message",
                                           auto_submitted="auto-generated"))
     assert [a.kind for a in plan.actions] == ["fileinto"]
+
+
+def test_a_plugin_medium_is_planned_for_a_deposit_with_its_declared_address():
+    """plan_deposit looked the address up in a closed table (KeyError for any medium it
+    did not list, and the voicemail was parked): it now takes the address the compiler
+    resolved from the medium's declaration, here a per-user key a plugin adds."""
+    from mailcall.core.contracts import Medium, Setting, UserKey
+    from mailcall.core.hookspecs import hookimpl
+    from mailcall.core.host.plugin_manager import make_plugin_manager
+    from mailcall.core.policy.load import compile_text
+
+    class Pager:
+        @hookimpl
+        def mailcall_notification_media(self):
+            return [Medium("pager", address=UserKey(Setting("pager_number")))]
+
+    pm = make_plugin_manager()
+    pm.register(Pager())
+    policy = compile_text(
+        '[organisation]\nname = "T"\ndomain = "t.example"\n'
+        '[profiles.p.features]\nnotify = { voicemail = true, media = ["pager"] }\n'
+        '[users.a]\nname = "A"\nemail = "a@t.example"\nprofile = "p"\npager_number = "4711"\n',
+        pm=pm)
+    plan = plan_deposit(policy, mailbox="a", kind="voice", at=OPEN)
+    assert plan.notify == (Notify("a", "pager", "4711",
+                                  "profile p notifies voicemail and fax by pager"),)
+
+
+def test_one_default_sender(example):
+    """`mailcall@<domain>` was written in four places; Policy.sender is the one."""
+    from dataclasses import replace
+
+    from mailcall.notifications.relay import sender_address
+    from mailcall.plugins.deposit import origin_for
+    from mailcall.sieve.generate import own_sender
+
+    assert example.delivery.sender == ""
+    assert example.sender == "mailcall@stockinox.example"
+    custom = replace(example, delivery=replace(example.delivery, sender="pbx@stockinox.example"))
+    for policy in (example, custom):
+        assert sender_address(policy) == origin_for(policy).sender == own_sender(policy) \
+            == policy.sender
+    assert custom.sender == "pbx@stockinox.example"

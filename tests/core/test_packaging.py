@@ -21,7 +21,7 @@ from pathlib import Path
 
 from mailcall.core.policy.features import load_defaults
 
-from .conftest import REPO
+from .conftest import EXAMPLE, REPO
 
 UNIT = REPO / "contrib" / "systemd" / "mailcall.service"
 DEBIAN_PYTHON = Path("/usr/bin/python3")
@@ -219,7 +219,7 @@ def test_readme_install_steps_on_a_fresh_venv(tmp_path):
     assert "policy OK" in ran[-1][1], ran[-1]
 
     mailcall = venv / "bin" / "mailcall"
-    example = REPO / "contrib" / "policies" / "small-company.toml"
+    example = EXAMPLE
     out = subprocess.run([str(mailcall), "check", "--policy", str(example)],
                          capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0 and "policy OK" in out.stdout, out.stderr

@@ -150,3 +150,21 @@ def test_max_steps_bounds_the_plan():
 def test_plans_are_pure(example, state):
     request = CallRequest("201", "+33698000000", TUESDAY_10, state)
     assert plan_call(example, request) == plan_call(example, request)
+
+
+def test_decisions_take_their_clock_from_the_caller():
+    """Pure means reproducible: no decision module reads the wall clock itself."""
+    import ast
+    from pathlib import Path
+
+    import mailcall.core.decisions as decisions
+
+    readers = []
+    for path in sorted(Path(decisions.__file__).parent.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr in {"now", "today", "utcnow",
+                                                                 "time", "monotonic"}:
+                readers.append(f"{path.name}:{node.lineno} .{node.attr}")
+    assert readers == []
+    with pytest.raises(TypeError):
+        CallRequest("201")  # type: ignore[call-arg]  # the time is not optional

@@ -43,7 +43,9 @@ def test_a_broken_peer_raises_the_shared_error():
     with pytest.raises(sansio.ProtocolError):
         _drain(ami_conn)
     with pytest.raises(sansio.ProtocolError):
-        smtp.ReplyParser().feed(b"garbage\r\n")
+        parser = smtp.ReplyParser()
+        parser.receive_data(b"garbage\r\n")
+        parser.next_event()
 
 
 def test_one_receive_data_rule():
@@ -59,3 +61,146 @@ def test_one_receive_data_rule():
     conn.receive_data(b"")
     with pytest.raises(RuntimeError):
         conn.receive_data(b"more")
+
+
+# ------------------------------------------------------- one table per machine (§3)
+
+from mailcall.agi.commands import Command  # noqa: E402
+from tests.agi.support import TRACES as AGI_TRACES  # noqa: E402
+from tests.agi.support import load_trace  # noqa: E402
+from tests.ami.test_protocol import load as load_ami_trace  # noqa: E402
+
+MACHINES = {
+    "agi": (agi.TRANSITIONS, agi.State),
+    "ami": (ami.TRANSITIONS, ami.State),
+    "sieve": (sieve.TRANSITIONS, sieve._State),
+    "smtp": (smtp.TRANSITIONS, smtp.Stage),
+}
+AGI_ENV = load_trace(AGI_TRACES / "basic.jsonl").env_bytes
+"""The environment block of a recorded call (Asterisk 20)."""
+AMI_BANNER = load_ami_trace("session")[0]["data"].encode("latin-1")
+"""The banner of a recorded AMI session."""
+
+
+@pytest.mark.parametrize("name", MACHINES)
+def test_every_machine_declares_its_table(name):
+    table, states = MACHINES[name]
+    assert isinstance(table, sansio.Transitions)
+    assert table.initial in states and table.error in states
+    # No state lives outside the table: each is in it, or is where refusals lead.
+    assert set(states) == table.states | {table.error}, name
+    assert table.ours <= table.inputs | table.ours
+
+
+@pytest.mark.parametrize("name", MACHINES)
+def test_every_state_is_reachable_and_none_is_a_dead_end(name):
+    table, _ = MACHINES[name]
+    assert table.reachable() == table.states, name
+    for state in table.states:
+        ways_out = {dst for (src, _), dst in table.table.items()
+                    if src is state and dst is not state}
+        assert ways_out or state in table.terminal, f"{name}: {state} is a dead end"
+    for state in table.terminal:
+        assert not any(src is state for src, _ in table.table), f"{name}: {state} is not terminal"
+
+
+@pytest.mark.parametrize("name", MACHINES)
+def test_a_pair_not_in_the_table_is_refused_by_whose_fault_it_is(name):
+    table, states = MACHINES[name]
+    for state in states:
+        for what in table.inputs | table.ours:
+            if table.allows(state, what):
+                assert table.step(state, what) in states
+                continue
+            with pytest.raises(sansio.ProtocolError) as caught:
+                table.step(state, what)
+            expected = sansio.LocalProtocolError if what in table.ours else \
+                sansio.RemoteProtocolError
+            assert type(caught.value) is expected, (name, state, what)
+            assert state.value in str(caught.value)
+
+
+def test_fastagi_refuses_what_its_table_does_not_allow():
+    conn = agi.Connection()
+    conn.receive_data(AGI_ENV)
+    assert isinstance(conn.next_event(), agi.EnvironmentReceived)
+    conn.send(Command(("ANSWER",)))
+    with pytest.raises(sansio.LocalProtocolError) as local:
+        conn.send(Command(("ANSWER",)))  # a second command before the reply: our fault
+    assert type(local.value) is agi.LocalProtocolError
+    conn.receive_data(b"200 result=0\n200 result=0\n")  # one reply, then one for nothing
+    assert isinstance(conn.next_event(), agi.Reply)
+    with pytest.raises(sansio.RemoteProtocolError, match="unsolicited") as remote:
+        conn.next_event()
+    assert type(remote.value) is sansio.RemoteProtocolError
+    assert conn.state is agi.State.ERROR
+
+
+def test_fastagi_consults_its_table(monkeypatch):
+    """The table is what decides: without (IDLE, hangup), a HANGUP between commands is
+    refused; so no second copy of the rules hides in the code."""
+    monkeypatch.delitem(agi.TRANSITIONS.table, (agi.State.IDLE, agi.HANGUP))
+    conn = agi.Connection()
+    conn.receive_data(AGI_ENV + b"HANGUP\n")
+    assert isinstance(conn.next_event(), agi.EnvironmentReceived)
+    with pytest.raises(sansio.RemoteProtocolError, match="hangup is not allowed in state idle"):
+        conn.next_event()
+
+
+def test_ami_refuses_what_its_table_does_not_allow(monkeypatch):
+    conn = ami.Connection()
+    with pytest.raises(sansio.LocalProtocolError) as local:
+        conn.send_action("Ping")  # before the banner
+    assert type(local.value) is sansio.LocalProtocolError
+    conn.receive_data(AMI_BANNER + b"Message: neither\r\n\r\n")
+    assert conn.next_event() == ami.Banner("13.0.0")
+    with pytest.raises(sansio.RemoteProtocolError, match="neither Response nor Event") as rem:
+        conn.next_event()
+    assert type(rem.value) is sansio.RemoteProtocolError
+    monkeypatch.delitem(ami.TRANSITIONS.table, (ami.State.OPEN, ami.EVENT))
+    conn = ami.Connection()
+    conn.receive_data(AMI_BANNER + b"Event: FullyBooted\r\n\r\n")
+    conn.next_event()
+    with pytest.raises(sansio.RemoteProtocolError, match="event is not allowed in state open"):
+        conn.next_event()
+
+
+def test_script_socket_refuses_what_its_table_does_not_allow(monkeypatch):
+    conn = sieve.ScriptServerConnection()
+    conn.receive_data(b"VERSION\tscript\t4\t0\nenv_USER=a\nbogus\n")
+    assert isinstance(conn.next_event(), sieve.Version)
+    with pytest.raises(sansio.RemoteProtocolError, match="expected env_NAME") as caught:
+        conn.next_event()
+    assert type(caught.value) is sansio.RemoteProtocolError
+    conn = sieve.ScriptServerConnection()
+    conn.receive_data(sieve.serialize_request(["a"])[:-1])  # without the closing blank line
+    conn.receive_data(b"")
+    _drain_until_error = [conn.next_event() for _ in range(2)]  # Version, Environment
+    assert isinstance(_drain_until_error[1], sieve.Environment)
+    with pytest.raises(sansio.RemoteProtocolError, match="in the middle of the header"):
+        conn.next_event()
+    monkeypatch.delitem(sieve.TRANSITIONS.table, (sieve._State.ENV, sieve._ENV_LINE))
+    conn = sieve.ScriptServerConnection()
+    conn.receive_data(sieve.serialize_request(["a"], {"USER": "a"}))
+    assert isinstance(conn.next_event(), sieve.Version)
+    with pytest.raises(sansio.RemoteProtocolError, match="expected env_NAME"):
+        conn.next_event()
+
+
+def test_mail_client_refuses_what_its_table_does_not_allow(monkeypatch):
+    def tx() -> smtp.MailTransaction:
+        return smtp.MailTransaction(lmtp=True, hostname="h", sender="s@x.test",
+                                    recipients=["a@x.test"], message=b"x")
+
+    with pytest.raises(sansio.RemoteProtocolError) as caught:
+        _replies = smtp.ReplyParser()
+        _replies.receive_data(b"garbage\r\n")
+        _replies.next_event()
+    assert type(caught.value) is smtp.ProtocolError
+    # The transaction turns a refusal into one temporary failure per recipient.
+    events = tx().receive_data(b"220 ready\r\n250 before LHLO was sent\r\n")
+    assert [(e.stage, e.permanent) for e in events] == [("protocol", False)]
+    assert "answered before mailcall sent its command" in events[0].reason
+    monkeypatch.delitem(smtp.TRANSITIONS.table, (smtp.Stage.GREETING, smtp.POSITIVE))
+    with pytest.raises(sansio.RemoteProtocolError, match="positive is not allowed in state"):
+        tx().receive_data(b"220 ready\r\n")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from .conftest import EXAMPLE
+from tests.support.waiting import wait_until
+
+from .conftest import EXAMPLE, REPO
 
 
 def free_port() -> int:
@@ -20,13 +22,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+wait_for = wait_until
 
 
 def serve_command(policy: Path, port: int, spool: Path, greetings: Path,
@@ -74,8 +70,13 @@ def test_serve_reload_and_stop(tmp_path):
         assert wait_for(listening), log.read_text()
         assert wait_for(lambda: "mailcall serving" in log.read_text()), log.read_text()
         text = log.read_text()
-        for service in ("agi", "greetings"):
-            assert f"started {service}" in text or service in text
+        serving = re.search(r"mailcall serving (.+) with policy (\S+)$", text, re.MULTILINE)
+        assert serving and serving.group(2) == str(policy), text
+        names = serving.group(1).split(", ")
+        assert {"agi", "greetings", "deposit-spool"} <= set(names), names
+        for service in names:  # each one said it started, before serving began
+            started = re.search(rf"started {re.escape(service)}$", text, re.MULTILINE)
+            assert started and started.start() < serving.start(), (service, text)
         # A broken edit is refused and the running policy kept.
         policy.write_text(policy.read_text() + "\n[users.broken]\nname = 1\n")
         proc.send_signal(signal.SIGHUP)
@@ -189,3 +190,22 @@ def test_serve_that_cannot_listen_says_why_without_a_traceback(tmp_path):
     assert wrong.returncode == 1
     assert "cannot start: agi_listen 'nonsense' is not HOST:PORT" in wrong.stderr
     assert "Traceback" not in busy.stderr + wrong.stderr
+
+
+def test_make_serve_runs_the_one_example_that_init_writes(tmp_path):
+    """One example policy, not two copies: the Makefile's POLICY and the README's quick start
+    name the packaged file, and `mailcall init` writes that very file."""
+    from mailcall.core.cli import main
+
+    makefile = (REPO / "Makefile").read_text()
+    found = re.search(r"^POLICY \?= (\S+)$", makefile, re.MULTILINE)
+    assert found, "the Makefile sets no POLICY for make serve"
+    assert REPO / found.group(1) == EXAMPLE
+    assert f"mailcall route --policy {found.group(1)} " in (REPO / "README.md").read_text()
+    target = tmp_path / "policy.toml"
+    assert main(["init", str(target)]) == 0
+    assert target.read_bytes() == EXAMPLE.read_bytes()
+    skip = {".git", ".venv", "build", "mailcall.egg-info", ".pytest_cache", ".ruff_cache"}
+    copies = [p for top in REPO.iterdir() if top.is_dir() and top.name not in skip
+              for p in top.rglob("small-company.toml")]
+    assert copies == [EXAMPLE]

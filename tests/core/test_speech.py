@@ -28,7 +28,7 @@ def test_hook_mailcall_speech_engines(tmp_path):
     info = soundfile.info(out)
     assert (info.samplerate, info.channels, info.subtype) == (8000, 1, "PCM_16")
     assert 1.0 < info.duration < 10
-    assert engines[0].synthesize("hello", "de", str(tmp_path / "x.wav")) is False
+    assert engines[0].synthesize("hello", "zz", str(tmp_path / "x.wav")) is False  # no voice
 
 
 def test_greetings_are_generated_once_and_follow_the_absence(tmp_path):
@@ -103,6 +103,6 @@ def test_stale_absence_greeting_is_removed(tmp_path):
 def test_a_failing_engine_is_reported_not_raised(tmp_path, caplog):
     from mailcall.plugins.speech import EspeakEngine
 
-    engine = EspeakEngine(espeak="/bin/false", sox="/bin/true")
+    engine = EspeakEngine(library_name="libespeak-ng-missing.so.1")
     assert engine.synthesize("Bonjour", "fr", str(tmp_path / "x.wav")) is False
     assert "speaking a greeting failed" in caplog.text

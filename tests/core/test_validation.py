@@ -355,3 +355,63 @@ def test_deeply_nested_values_are_reported_not_raised(tmp_path, capsys, depth, o
     assert "Traceback" not in err and "policy.toml" in err
     if depth == 2000:
         assert "nested too deeply" in err
+
+
+# -- [channels]: what each medium declares (issue 11 §1) ----------------------------------
+
+SMS_USER = ('[profiles.txt]\n[profiles.txt.features]\n'
+            'notify = { mail = true, media = ["sms", "webhook"] }\n'
+            '[users.bea]\nname = "Bea"\nemail = "bea@example.test"\nprofile = "txt"\n'
+            'mobile = "+33612345678"\n')
+
+
+def test_a_media_setting_is_written_nested_or_flat_the_same_way():
+    """`[channels] sms_gateway` and `[channels.sms] gateway` are one key of the sms medium,
+    declared by its plugin: both spellings compile to the same settings."""
+    nested = compile_text(BASE + '[channels.sms]\ngateway = "{number}@sms.example.test"\n'
+                          '[channels.webhook]\nurl = "https://hook.example.test/x"\n' + SMS_USER)
+    flat = compile_text(BASE + '[channels]\nsms_gateway = "{number}@sms.example.test"\n'
+                        'webhook_url = "https://hook.example.test/x"\n' + SMS_USER)
+    for policy in (nested, flat):
+        assert dict(policy.channels.of("sms")) == {"gateway": "{number}@sms.example.test"}
+        assert dict(policy.channels.of("webhook")) == {"url": "https://hook.example.test/x",
+                                                        "timeout": 3.0}
+        assert policy.users["bea"].notify_address == "+33612345678"
+        assert policy.channels.relay == "127.0.0.1:25"
+
+
+@pytest.mark.parametrize("snippet, words", [
+    ('[channels]\nsms_gateway = "{number}@a.test"\n[channels.sms]\ngateway = "{number}@b.test"\n',
+     "t.toml:20: channels.sms.gateway: is set twice, as [channels.sms] gateway and [channels] "
+     "sms_gateway: keep one"),
+    ('[channels.chat]\nurl = "https://chat.test"\n',
+     "t.toml:17: channels.chat: no installed plugin offers the medium 'chat' (offered: sms, "
+     "webhook, file, email): install the plugin that adds it, or remove [channels.chat]"),
+    ('[channels]\nsms_gatway = "{number}@a.test"\n',
+     "t.toml:18: channels.sms_gatway: unknown key 'sms_gatway'; did you mean 'sms_gateway'?"),
+    ('[channels.sms]\ngateway = "sms.example.test"\n',
+     "t.toml:18: channels.sms.gateway: 'sms.example.test' must be an address template with "
+     "{number}, e.g. {number}@sms.example.net"),
+    ('[channels.webhook]\ntimeout = 0\n',
+     "t.toml:18: channels.webhook.timeout: must be between 0.1 and 60, not 0"),
+    ('[channels.webhook]\nurl = "hook.example.test"\n',
+     "t.toml:18: channels.webhook.url: 'hook.example.test' must be an http:// or https:// URL"),
+    ('[channels.sms]\ngatewey = "{number}@a.test"\n',
+     "t.toml:18: channels.sms.gatewey: unknown key 'gatewey'; did you mean 'gateway'?"),
+])
+def test_media_settings_are_checked_from_their_declaration(snippet, words):
+    assert words in problems(BASE + "\n" + snippet)
+
+
+def test_a_medium_no_plugin_offers_is_a_policy_error_not_a_failed_deposit():
+    """`notify_address` raised KeyError for a medium it did not list, so plan_deposit failed
+    and the voicemail was parked. A medium nobody declares is now refused at check time,
+    and the address of every medium a user may have is resolved when compiling."""
+    found = problems(BASE.replace('profile = "basic"', 'profile = "basic"\n'
+                                  'preferred_medium = "pager"'))
+    assert ("t.toml:15: users.ann.preferred_medium: 'pager' is not one of sms, webhook, file, "
+            "email: the notification media the installed plugins offer") in " ".join(found)
+    found = problems(BASE + '[profiles.basic.features]\nnotify = { voicemail = true }\n'
+                     '[channels]\nfile_path = "/var/log/n.jsonl"\n')
+    assert ("t.toml:11: users.ann.preferred_medium: is 'sms' but the user has no 'mobile' "
+            "number") in found, found

@@ -20,7 +20,7 @@ from mailcall.deposit.delivery_process import DeliveryProcess
 from mailcall.deposit.spool import Spool, SpoolDepositor
 from mailcall.deposit.worker import SpoolWorker, WorkerSettings
 from mailcall.plugins import deposit as plugin
-from tests.conftest import MEDIA
+from tests.support import MEDIA
 
 USERS = ("alice@example.test", "bob@example.test")
 FAST = WorkerSettings(retry_base=0.2, retry_max=1.0, poll_interval=0.2, delivery_timeout=20)

@@ -41,10 +41,10 @@ from tests.deposit.support import (
     voice,
     wait_states,
 )
+from tests.support import REPO
 
 pytestmark = pytest.mark.dovecot
 
-REPO = Path(__file__).resolve().parents[2]
 NO_POLL = WorkerSettings(retry_base=0.2, retry_max=1.0, poll_interval=300, delivery_timeout=20)
 
 

@@ -35,9 +35,9 @@ from tests.deposit.support import (
     voice,
     wait_states,
 )
+from tests.support import REPO
 
 pytestmark = pytest.mark.dovecot
-REPO = Path(__file__).resolve().parents[2]
 
 
 def expected_ids(deposits, spool_dir: Path) -> set[str]:

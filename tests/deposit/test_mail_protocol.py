@@ -6,6 +6,7 @@ import pytest
 
 from mailcall.deposit.delivery import parse_target
 from mailcall.deposit.mail_protocol import (
+    NEED_DATA,
     Delivered,
     Failed,
     MailTransaction,
@@ -160,19 +161,52 @@ def test_garbage_from_the_server_is_a_temporary_failure():
     assert len(events) == 1 and not events[0].permanent and tx.done
 
 
+def _replies(parser: ReplyParser, data: bytes) -> list:
+    parser.receive_data(data)
+    out = []
+    while (reply := parser.next_event()) is not NEED_DATA:
+        out.append(reply)
+    return out
+
+
 def test_reply_parser_multiline_and_bare_lf():
     parser = ReplyParser()
     replies = []
     for byte in b"250-first\n250-second\r\n250 last\r\n220\r\n":
-        replies += parser.feed(bytes([byte]))
+        replies += _replies(parser, bytes([byte]))
     assert [(r.code, r.lines) for r in replies] == [
         (250, ("first", "second", "last")),
         (220, ("",)),
     ]
     with pytest.raises(ProtocolError):
-        ReplyParser().feed(b"250-a\r\n251 b\r\n")
+        _replies(ReplyParser(), b"250-a\r\n251 b\r\n")
     with pytest.raises(ProtocolError):
-        ReplyParser().feed(b"2" * 5000)
+        _replies(ReplyParser(), b"2" * 5000)
+
+
+def test_reply_parser_end_of_file_inside_a_reply_is_an_error():
+    """b"" marks the end, as for every byte-fed machine: a reply cut there is refused."""
+    parser = ReplyParser()
+    assert _replies(parser, b"250-first\r\n") == []
+    parser.receive_data(b"")
+    with pytest.raises(ProtocolError, match="in the middle of a reply"):
+        parser.next_event()
+    clean = ReplyParser()
+    assert [r.code for r in _replies(clean, b"221 bye\r\n")] == [221]
+    clean.receive_data(b"")
+    assert clean.next_event() is NEED_DATA
+
+
+def test_a_reply_before_its_command_is_refused():
+    """No pipelining: a 250 in the same read as the greeting answers nothing mailcall
+    sent (LHLO is not even handed out), so the transaction ends as a protocol failure."""
+    tx = MailTransaction(
+        lmtp=True, hostname="h", sender="s@x.test", recipients=["a@x.test"], message=b"x"
+    )
+    events = tx.receive_data(b"220 ready\r\n250 too early\r\n")
+    assert tx.done and len(events) == 1
+    assert events[0].stage == "protocol" and not events[0].permanent
+    assert "before mailcall sent its command" in events[0].reason
 
 
 def test_dot_stuffing_and_line_ends():

@@ -204,3 +204,17 @@ def test_failed_fax_gives_a_notice_with_the_reason(tmp_path, case):
             "no-file": "no fax file",
         }[case]
         assert expected in text
+
+
+def test_every_policy_language_has_all_the_deposit_words():
+    """One list of languages (the policy's): the wording tables cover each of them, with
+    the same keys, so no language a policy accepts falls back to English by accident."""
+    from mailcall.core.policy.value_checks import LANGUAGES
+    from mailcall.deposit import wording
+
+    assert wording.LANGUAGES is LANGUAGES
+    for table in (wording._DAYS, wording._MONTHS, wording._REASONS, wording._T):
+        assert set(table) == set(LANGUAGES)
+        if isinstance(table["en"], dict):
+            assert all(set(table[code]) == set(table["en"]) for code in LANGUAGES)
+    assert {wording.lang(code) for code in LANGUAGES} == set(LANGUAGES)

@@ -28,9 +28,9 @@ from mailcall.core.host.serve import start_services, stop_services
 from mailcall.core.policy.load import compile_text
 from mailcall.sieve.commands import install
 from tests.agi.fake_asterisk import Call, run_call
-from tests.conftest import REPO
 from tests.notifications.support import ForwardingHandler, Relay
 from tests.sieve.support import LoopThread, dovecot_plugin, make_socket_dir, wait_for
+from tests.support import EXAMPLE_POLICY
 
 USERS = ["alice@stockinox.example", "bernard@stockinox.example", "carole@stockinox.example"]
 TUESDAY_10 = datetime(2026, 12, 1, 10, 5, tzinfo=ZoneInfo("Europe/Paris"))
@@ -43,7 +43,7 @@ def free_port() -> int:
 
 
 def policy_text(lmtp_port: int, sieve_socket: str, relay: str) -> str:
-    text = (REPO / "contrib" / "policies" / "small-company.toml").read_text()
+    text = EXAMPLE_POLICY.read_text()
     text = text.replace('preferred_medium = "sms"', 'preferred_medium = "email"')
     # Notices go out by the relay (the site's MTA, here a tiny one forwarding to Dovecot).
     text = text.replace("[channels]\n", f'[channels]\nrelay = "{relay}"\n', 1)

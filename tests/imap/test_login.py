@@ -121,3 +121,45 @@ def test_garbage_greeting_is_protocol():
     finally:
         listener.close()
         t.join(2)
+
+
+def _recording_server(greeting: bytes):
+    """A minimal IMAP peer that records the commands it gets and accepts LOGIN."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    got: list[bytes] = []
+
+    def serve() -> None:
+        peer, _ = listener.accept()
+        f = peer.makefile("rb")
+        peer.sendall(greeting)
+        while line := f.readline():
+            got.append(line)
+            tag, _, rest = line.partition(b" ")
+            if rest.upper().startswith(b"CAPABILITY"):
+                peer.sendall(b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n" + tag + b" OK done\r\n")
+            else:
+                peer.sendall(tag + b" OK done\r\n")
+        peer.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return listener, got, t
+
+
+@pytest.mark.parametrize(("greeting", "asks"), [
+    (b"* OK [CAPABILITY IMAP4rev1 LITERAL+ AUTH=PLAIN] ready\r\n", False),
+    (b"* OK ready\r\n", True),
+])
+def test_capabilities_from_the_greeting_spare_a_round_trip(greeting, asks):
+    listener, got, t = _recording_server(greeting)
+    try:
+        conn = connect_as(ImapSettings(port=listener.getsockname()[1], timeout=2.0), "alice",
+                          "pw")
+        assert "IMAP4REV1" in conn.capabilities
+        logout_quietly(conn)
+        t.join(2)
+    finally:
+        listener.close()
+    commands = [line.split(b" ")[1].upper().strip() for line in got]
+    assert (b"CAPABILITY" in commands) is asks
+    assert b"LOGIN" in commands

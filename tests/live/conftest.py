@@ -497,22 +497,24 @@ def _cleanup(work: Path) -> None:
 @pytest.fixture
 def live_factory(asterisk: LiveAsterisk, dovecot_factory, live_media: Media,
                  request) -> Iterator[Callable[..., Live]]:
-    """``live_factory(server={...}, edit=fn, global_vars={...}, mailcall=True, dialplan="")``:
-    `server` keys for the policy's [server], `edit` rewrites the policy text,
-    `global_vars` are added to [globals], `dialplan` contexts before the include,
-    `mailcall` False leaves mailcall stopped."""
+    """``live_factory(server={...}, edit=fn, global_vars={...}, mailcall=True, dialplan="",
+    dovecot_extra=fn)``: `server` keys for the policy's [server], `edit` rewrites the
+    policy text, `global_vars` are added to [globals], `dialplan` contexts before the
+    include, `mailcall` False leaves mailcall stopped, `dovecot_extra(work)` more
+    Dovecot configuration (a master passdb whose files it writes in `work`)."""
     made: list[Live] = []
 
     def make(server: Mapping[str, object] | None = None,
              edit: Callable[[str], str] | None = None,
              global_vars: Mapping[str, str] | None = None, mailcall: bool = True,
-             dialplan: str = "") -> Live:
+             dialplan: str = "", dovecot_extra: Callable[[Path], str] | None = None) -> Live:
         # Dovecot's mail processes (uid 5000) read the Sieve scripts: not under 0700 dirs.
         work = Path(tempfile.mkdtemp(prefix="mailcall-live-"))
         work.chmod(0o755)
         scripts = work / "sieve"
         dovecot = dovecot_factory(plugin=dovecot_plugin(scripts, None),
-                                  users=[f"{u}@{DOMAIN}" for u in USERS])
+                                  users=[f"{u}@{DOMAIN}" for u in USERS],
+                                  extra=dovecot_extra(work) if dovecot_extra else "")
         sieve_socket = make_socket_dir(dovecot.base_dir) / "mailcall"
         text = policy_text(dovecot.lmtp_port, server, edit)
         policy_path = work / "policy.toml"

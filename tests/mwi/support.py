@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mailcall.core.deposits import VoiceMessage
-from mailcall.core.plans import DepositPlan
-from mailcall.core.plugins import make_plugin_manager
-from mailcall.core.policy import load_policy
-from mailcall.core.runtime import Runtime
+from mailcall.core.decisions.deposits import VoiceMessage
+from mailcall.core.decisions.plans import DepositPlan
+from mailcall.core.host.plugin_manager import make_plugin_manager
+from mailcall.core.host.runtime import Runtime
+from mailcall.core.policy.load import load_policy
 from mailcall.deposit.headers import serialise
 from mailcall.deposit.seal import deposit_key
 from mailcall.deposit.voice_message import build_voice_message

@@ -123,3 +123,70 @@ class _From(imaplib.IMAP4):
 
 def _from(source: str, port: int) -> imaplib.IMAP4:
     return _From(source, port)
+
+
+def test_many_messages_in_one_pipelined_exchange(mail):
+    """30 deposits (responses arrive in many reads), 10 seen, 5 flagged \\Deleted, plus a
+    non-voice message: each decided on its own fetched flags and header lines."""
+    for i in range(30):
+        mail.deposit("emma", f"call-{i}")
+    conn = mail.imap("emma")
+    conn.select("Voicemail")
+    conn.store("1:10", "+FLAGS", "\\Seen")
+    conn.store("26:30", "+FLAGS", "\\Deleted")
+    conn.append("Voicemail", None, None, b"From: a@b.example\r\nSubject: not voice\r\n\r\nhi\r\n")
+    conn.logout()
+    assert count(mail, "emma") == Counts(15, 10)
+
+
+def _pipeline_peer(after_login: bytes):
+    """An IMAP peer: greeting, LOGIN accepted, then `after_login` in answer to the count."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        peer, _ = listener.accept()
+        f = peer.makefile("rb")
+        peer.sendall(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n")
+        tag = f.readline().split(b" ")[0]
+        peer.sendall(tag + b" OK logged in\r\n")
+        f.readline()  # the pipelined EXAMINE, FETCH, LOGOUT
+        peer.sendall(after_login)
+        peer.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return listener, t
+
+
+def _peer_count(mail, after_login: bytes) -> Counts:
+    listener, t = _pipeline_peer(after_login)
+    try:
+        settings = ImapSettings(port=listener.getsockname()[1], timeout=2.0)
+        return ImapCounter(settings, key=mail.key, password=lambda: "pw").count("a", "a")
+    finally:
+        listener.close()
+        t.join(2)
+
+
+def test_a_server_that_closes_after_bye_without_logout_ok_still_counts(mail):
+    assert _peer_count(mail, b"* 0 EXISTS\r\nmwi1 OK [READ-ONLY] done\r\n"
+                             b"mwi2 OK done\r\n* BYE bye\r\n") == Counts(0, 0)
+
+
+@pytest.mark.parametrize("answer", [
+    b"* 0 EXISTS\r\nmwi1 OK done\r\n",                         # closed before the FETCH ended
+    b"mwi1 OK done\r\n* 1 FETCH (UID 1 FLAGS () BODY[] {3}\r\nab",  # closed mid-literal
+])
+def test_a_count_cut_short_is_an_error_not_a_number(mail, answer):
+    with pytest.raises(CountError) as caught:
+        _peer_count(mail, answer)
+    assert caught.value.kind == "unreachable"
+
+
+def test_garbage_after_login_is_a_protocol_error(mail):
+    with pytest.raises(CountError) as caught:
+        _peer_count(mail, b"mwi1 OK done\r\n* 1 FETCH (UID 1 FLAGS \r\n)\r\nmwi2 OK\r\n")
+    assert caught.value.kind == "protocol"

@@ -1,13 +1,21 @@
-"""The deposit plugin's delivered hook recounts the user's lamp (real Dovecot, real deposit)."""
+"""The hooks that recount a user's lamp: a deposit delivered, and mailcall's own mailbox changes.
+
+Real Dovecot, real deposits; the mailbox-changed test also runs a real Asterisk and
+reads what it holds (``MWIGet``), so "published" means what the phones are told.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
+import threading
 import time
 
 from mailcall.mwi.counts import Counts
 from mailcall.mwi.service import MwiService
 from mailcall.plugins.deposit import notify_delivered
+from tests.mwi.live import MAILBOX, start_asterisk
+from tests.support.asterisk import free_udp_port
 
 
 async def test_hook_mailcall_deposit_delivered(mail, tmp_path):
@@ -30,3 +38,85 @@ async def test_hook_mailcall_deposit_delivered(mail, tmp_path):
     # Without a running lamp (no mwi.toml) the hook does nothing and raises nothing.
     del mail.runtime.mwi
     notify_delivered(mail.runtime, deposit, plan, mid)
+
+
+async def off_loop(fn, *args):
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+async def held(service) -> tuple[str, str]:
+    """What Asterisk holds for alice's mailbox (MWIGet)."""
+    reply = await service.ami.action("MWIGet", {"Mailbox": MAILBOX})
+    rows = [(m.get("NewMessages"), m.get("OldMessages")) for m in reply.events
+            if m.get("Event") == "MWIGet"]
+    assert len(rows) == 1, reply
+    return rows[0]
+
+
+async def until_held(service, want: tuple[str, str], timeout: float) -> float:
+    t0 = time.monotonic()
+    while (got := await held(service)) != want:
+        assert time.monotonic() - t0 < timeout, f"Asterisk holds {got}, not {want}"
+        await asyncio.sleep(0.02)
+    return time.monotonic() - t0
+
+
+async def test_hook_mailcall_mailbox_changed(mail, tmp_path):
+    """The phone menu marks a voicemail heard (\\Seen over IMAP) and calls the hook: the lamp
+    Asterisk holds goes from 1/0 to 0/1 at once. No IMAPSieve trigger socket and no periodic
+    reconcile here, so nothing but the hook can cause the recount."""
+    ast = start_asterisk(free_udp_port())
+    secret = tmp_path / "ami.secret"
+    secret.write_text(ast.ami_secret + "\n")
+    secret.chmod(0o600)
+    settings = mail.settings(ami_port=ast.ami_port, ami_secret_file=str(secret),
+                             trigger_socket=None)
+    service = MwiService(mail.runtime, settings)
+    hook = mail.runtime.pm.hook.mailcall_mailbox_changed
+    await service.start()
+    try:
+        assert await service.ami.wait_connected(10)
+        await off_loop(mail.deposit, "alice", "call-1")
+        service.reconcile()
+        await service.reconciled()
+        await until_held(service, ("1", "0"), 5)
+
+        # The phone menu's IMAP session (the user's own here) sets \Seen.
+        client = await off_loop(mail.imap, "alice")
+        await off_loop(client.select, "Voicemail")
+        await off_loop(client.store, "1", "+FLAGS", "\\Seen")
+        await off_loop(client.logout)
+        await asyncio.sleep(0.5)
+        assert await held(service) == ("1", "0")  # nothing else recounts: the hook must
+
+        # Another folder changed, or another user: alice's lamp is not recounted.
+        hook(runtime=mail.runtime, user="alice", folder="INBOX", reason="filed")
+        hook(runtime=mail.runtime, user="nobody", folder="Voicemail", reason="heard")
+        await asyncio.sleep(0.5)
+        assert await held(service) == ("1", "0")
+        assert service.counts("alice") == Counts(1, 0)
+
+        # The voice folder: published within a second, from the loop or from a worker thread.
+        hook(runtime=mail.runtime, user="alice", folder="Voicemail", reason="heard")
+        assert await until_held(service, ("0", "1"), 1.0) < 1.0
+        assert service.counts("alice") == Counts(0, 1)
+        assert service.ledger.published(MAILBOX) == Counts(0, 1)
+
+        client = await off_loop(mail.imap, "alice")
+        await off_loop(client.select, "Voicemail")
+        await off_loop(client.store, "1", "+FLAGS", "\\Deleted")
+        await off_loop(client.expunge)
+        await off_loop(client.logout)
+        caller = threading.Thread(target=hook, kwargs={
+            "runtime": mail.runtime, "user": "alice", "folder": "Voicemail",
+            "reason": "deleted"})
+        caller.start()
+        caller.join(5)
+        assert await until_held(service, ("0", "0"), 1.0) < 1.0
+    finally:
+        await service.stop(1.0)
+        ast.stop()
+        shutil.rmtree(ast.root, ignore_errors=True)
+    # Without a running lamp the hook does nothing and raises nothing.
+    del mail.runtime.mwi
+    hook(runtime=mail.runtime, user="alice", folder="Voicemail", reason="heard")

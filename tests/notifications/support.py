@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +20,7 @@ from aiosmtpd.controller import Controller
 
 from mailcall.deposit.delivery import Target, deliver
 from mailcall.deposit.mail_protocol import Delivered
+from tests.support.waiting import async_wait_until, wait_until  # noqa: F401 - imported from here
 
 
 def free_port() -> int:
@@ -125,23 +124,3 @@ class Relay:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    return predicate()
-
-
-async def async_wait_until(predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        await asyncio.sleep(0.02)
-    return predicate()

@@ -27,8 +27,8 @@ from mailcall.notifications.store import Store
 from mailcall.plugins.channels import notification_service
 from tests.notifications.support import Relay, ScriptedHandler, async_wait_until, free_port
 from tests.notifications.test_dispatcher import notice, records, runtime_for
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 GATEWAY = "+33612345678@sms.stockinox.example"
 FAST = Retry(first=0.2, cap=0.5, deadline=60)
 

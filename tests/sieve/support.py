@@ -13,129 +13,73 @@ import contextlib
 import os
 import tempfile
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from mailcall.core.host.plugin_manager import make_plugin_manager
 from mailcall.core.host.runtime import Runtime
 from mailcall.core.host.serve import start_services, stop_services
 from mailcall.core.policy.load import compile_text
+from mailcall.deposit.seal import deposit_key, deposit_token
 from mailcall.plugins import channels as channels_plugin
 from mailcall.plugins import sieve as sieve_plugin
 from mailcall.sieve.commands import install
 from mailcall.sieve.generate import GLOBAL_NAME, USERS_DIR
 from tests.support.dovecot import MAIL_UID
+from tests.support.policies import example_policy_text
+from tests.support.waiting import wait_until
 
 PARIS = ZoneInfo("Europe/Paris")
 USERS = ["alice@stockinox.example", "carole@stockinox.example", "emma@stockinox.example"]
 
-POLICY = """\
-[organisation]
-name = "Stock Inox"
-domain = "stockinox.example"
-timezone = "Europe/Paris"
-language = "fr"
-country = "FR"
-schedule = "office"
-
-[mail]
-voice_folder = "Voicemail"
-fax_folder = "Fax"
-
-[server]
-sieve_socket = "{socket}"
-spool_dir = "{spool}"
-
-[delivery]
-method = "lmtp"
-address = "{lmtp}"
-sender = "mailcall@stockinox.example"
-
-[channels]
-sms_gateway = "{{number}}@sms.stockinox.example"
-relay = "127.0.0.1:{smtp_port}"
-file_path = "{file_path}"
-rate_limit_per_hour = {rate}
-
-[schedules.office]
-monday    = ["08:30-12:30", "13:30-18:00"]
-tuesday   = ["08:30-12:30", "13:30-18:00"]
-wednesday = ["08:30-12:30", "13:30-18:00"]
-thursday  = ["08:30-12:30", "13:30-18:00"]
-friday    = ["08:30-12:30", "13:30-17:00"]
-holidays  = [2026-12-25, 2027-01-01]
-
-[profiles.office]
-description = "Administrative staff"
-[profiles.office.features]
-notify = {{ mail = false, voicemail = false }}
-
-[profiles.sales]
-extends = "office"
-description = "Sales"
-[profiles.sales.features]
-notify = {{ mail = true, voicemail = true, media = ["sms", "email"], hours = "office" }}
-
-[users.alice]
-name = "Alice Martin"
-email = "alice@stockinox.example"
-profile = "sales"
-extensions = ["201"]
-mobile = "+33612345678"
-preferred_medium = "sms"
-backups = ["bernard"]
-
-[users.bernard]
-name = "Bernard Petit"
-email = "bernard@stockinox.example"
-profile = "sales"
-extensions = ["202"]
-mobile = "+33698765432"
-
-[users.carole]
-name = "Carole Dubois"
-email = "carole@stockinox.example"
-profile = "office"
-extensions = ["203"]
-
-[users.emma]
-name = "Emma Laurent"
-email = "emma@stockinox.example"
-profile = "sales"
-extensions = ["205"]
-mobile = "+33611223344"
-
-[[absences]]
-user = "emma"
-from = {absent_from}
-until = {absent_until}
-backup = "bernard"
-message = "Je suis en congé \\"au soleil\\" \\\\ loin."
-"""
+NO_MAIL_NOTICES = {"profiles": {"sales": {"features": {"notify": {"mail": False}}}}}
+"""A change for policy_text: nobody is told of mail (voicemail notices stay)."""
+ABSENCE_MESSAGE = 'Je suis en congé "au soleil" \\ loin.'
+"""emma's auto-reply: quotes and a backslash, which Sieve must receive quoted."""
 
 OFFICE_HOURS = datetime(2026, 12, 8, 10, 0, tzinfo=PARIS)  # a Tuesday
 EVENING = datetime(2026, 12, 8, 20, 30, tzinfo=PARIS)
 
+ALICE = "alice@stockinox.example"
+ALICE_ENV = {"USER": ALICE, "SENDER": "bob@example.net", "RECIPIENT": ALICE}
+"""Dovecot's environment for a mail to alice, as the bridge receives it."""
+DEPOSIT_ID = "<voice.1764260525.11.0123456789abcdef0123456789abcdef@stockinox.example>"
+
+
+def sealed(spool: Path, *, msgid: str = DEPOSIT_ID, recipient: str = ALICE,
+           context: str = "voice-message", token: str | None = None) -> bytes:
+    """The bridge input of the generated script for a deposit sealed with `spool`'s key."""
+    if token is None:
+        token = deposit_token(deposit_key(spool), msgid, recipient, context)
+    return (f"message-id={quote(msgid)}\ncontext={quote(context)}\n"
+            f"token={quote(token)}\n").encode()
+
 
 def policy_text(*, socket: Path, smtp_port: int, file_path: Path, rate: int = 20,
                 now: datetime | None = None, spool: Path | None = None,
-                lmtp: str = "unix:/run/dovecot/mailcall-lmtp") -> str:
-    """The test policy; emma's absence covers the real "now" (Dovecot's own clock). The
-    spool (where the deposit key lives) defaults to a folder beside `file_path`. Deposits
-    go into the mailboxes by LMTP (`lmtp`), mail to the outside through the relay
-    (`smtp_port`), as docs/dovecot.md sets them up."""
+                lmtp: str = "unix:/run/dovecot/mailcall-lmtp", changes: dict | None = None,
+                absence_message: str = ABSENCE_MESSAGE) -> str:
+    """The example policy as these tests run it; emma's absence covers the real "now"
+    (Dovecot's own clock). The spool (where the deposit key lives) defaults to a folder
+    beside `file_path`. Deposits go into the mailboxes by LMTP (`lmtp`), mail to the
+    outside through the relay (`smtp_port`), as docs/dovecot.md sets them up. `changes`
+    are merged last (tests/support/policies.py)."""
     now = (now or datetime.now(PARIS)).astimezone(PARIS).replace(microsecond=0, tzinfo=None)
-    return POLICY.format(
-        socket=socket, smtp_port=smtp_port, file_path=file_path, rate=rate, lmtp=lmtp,
-        spool=spool or file_path.parent / "spool",
-        absent_from=(now - timedelta(days=1)).isoformat(),
-        absent_until=(now + timedelta(days=10)).replace(hour=0, minute=0, second=0).isoformat(),
-    )
+    return example_policy_text({
+        "server": {"sieve_socket": str(socket), "spool_dir": str(spool or file_path.parent
+                                                                 / "spool")},
+        "delivery": {"method": "lmtp", "address": lmtp, "sender": "mailcall@stockinox.example"},
+        "channels": {"relay": f"127.0.0.1:{smtp_port}", "file_path": str(file_path),
+                     "rate_limit_per_hour": rate},
+        "absences": [{"user": "emma", "from": now - timedelta(days=1),
+                      "until": (now + timedelta(days=10)).replace(hour=0, minute=0, second=0),
+                      "backup": "bernard", "message": absence_message}],
+    }, changes or {})
 
 
 class LoopThread:
@@ -261,14 +205,7 @@ class Rig:
         self.loop.run(self.bridge().dispatcher.drain())
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    return predicate()
+wait_for = wait_until
 
 
 def dovecot_plugin(scripts: Path, bin_dir: Path | None, socket_dir: str | None = "sieve-execute",

@@ -1,4 +1,6 @@
-"""The bridge over a real UNIX socket: always an answer, in time, fail-open; and the exec client."""
+"""The bridge over a real UNIX socket: always an answer, in time, fail-open; and the exec client.
+
+What a request says is in test_mail_facts.py, what is decided for it in test_mail_decision.py."""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ import stat
 import subprocess
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from hypothesis import given
@@ -19,8 +20,8 @@ from mailcall.core.errors import ServiceStartError
 from mailcall.core.host.plugin_manager import make_plugin_manager
 from mailcall.core.host.runtime import Runtime
 from mailcall.core.policy.load import compile_text
-from mailcall.deposit.seal import DEPOSIT_WINDOW, _v1, deposit_key, deposit_token, key_path
-from mailcall.sieve.bridge import SieveBridge, parse_fields
+from mailcall.deposit.seal import deposit_key, key_path
+from mailcall.sieve.bridge import SieveBridge
 from mailcall.sieve.exec_client import build_request, client_script
 from mailcall.sieve.script_protocol import (
     NEED_DATA,
@@ -29,10 +30,14 @@ from mailcall.sieve.script_protocol import (
     ScriptServerConnection,
     serialize_request,
 )
-from tests.sieve.support import EVENING, OFFICE_HOURS, policy_text
-
-ALICE_ENV = {"USER": "alice@stockinox.example", "SENDER": "bob@example.net",
-             "RECIPIENT": "alice@stockinox.example"}
+from tests.sieve.support import (
+    ALICE_ENV,
+    EVENING,
+    NO_MAIL_NOTICES,
+    OFFICE_HOURS,
+    policy_text,
+    sealed,
+)
 
 
 class Recorder:
@@ -65,19 +70,6 @@ async def ask(path: Path, raw: bytes, *, shutdown: bool = True) -> bytes:
 
 def run(coro):
     return asyncio.run(coro)
-
-
-ALICE = "alice@stockinox.example"
-DEPOSIT_ID = "<voice.1764260525.11.0123456789abcdef0123456789abcdef@stockinox.example>"
-
-
-def sealed(spool: Path, *, msgid: str = DEPOSIT_ID, recipient: str = ALICE,
-           context: str = "voice-message", token: str | None = None) -> bytes:
-    """The bridge input of the generated script for a deposit sealed with `spool`'s key."""
-    if token is None:
-        token = deposit_token(deposit_key(spool), msgid, recipient, context)
-    return (f"message-id={quote(msgid)}\ncontext={quote(context)}\n"
-            f"token={quote(token)}\n").encode()
 
 
 def test_notify_answers_then_sends_once(tmp_path: Path):
@@ -178,7 +170,7 @@ def test_request_arriving_in_pieces_is_answered(tmp_path: Path):
             writer.write_eof()
             reply = await asyncio.wait_for(reader.read(), 5)
             writer.close()
-            return reply, len(bridge._open)
+            return reply, bridge.server.open_connections
         finally:
             await bridge.stop(1)
 
@@ -192,7 +184,7 @@ def test_internal_error_is_false_not_silence(tmp_path: Path):
         def broken(request):
             raise RuntimeError("policy exploded")
 
-        bridge.plan = broken
+        bridge.decider.plan = broken
         await bridge.start()
         try:
             return await ask(bridge.path, serialize_request(["notify"], ALICE_ENV))
@@ -226,77 +218,6 @@ def test_refuses_missing_directory_with_advice(tmp_path: Path):
     bridge, _ = make_bridge(tmp_path / "absent")
     with pytest.raises(OSError, match="does not exist: create it"):
         run(bridge.start())
-
-
-def test_parse_fields_is_defensive():
-    fields = parse_fields(b"subject=a%0D%0ABcc%3A%20x\nsubject=second\nnoequals\nFROM=%E9\n")
-    assert fields["subject"] == "a Bcc: x"  # CR/LF gone, first value kept
-    assert fields["from"] == "\ufffd"
-
-
-def test_parse_fields_follows_the_one_text_rule():
-    """What reaches an SMS or a log line has no DEL, C1, bidi or zero-width character
-    (core.text.display_text), not merely no C0 control."""
-    raw = quote("Bob\x7f \u202eevil\u202c\x85 \u200bClient\u2028x").encode()
-    assert parse_fields(b"from=" + raw + b"\n")["from"] == "Bob evil Client x"
-
-
-def deposit_request(spool: Path, env: dict[str, str] | None = None, **kw) -> bytes:
-    return serialize_request(["deposit"], env or ALICE_ENV, sealed(spool, **kw))
-
-
-def test_deposit_proven_only_by_its_token(tmp_path: Path, caplog):
-    """The one thing an outsider cannot write: the token of mailcall's key for this very
-    Message-ID, recipient and context. Sender, context and id alone prove nothing."""
-    spool = tmp_path / "spool"
-    other = tmp_path / "other-spool"
-    forged = deposit_token(deposit_key(other), DEPOSIT_ID, ALICE, "voice-message")
-    real = deposit_token(deposit_key(spool), DEPOSIT_ID, ALICE, "voice-message")
-    bob_env = {**ALICE_ENV, "USER": "bob@stockinox.example",
-               "RECIPIENT": "bob@stockinox.example"}
-    cases = {
-        "genuine": (deposit_request(spool), b"+\n"),
-        "genuine, fax": (deposit_request(spool, context="fax-message"), b"+\n"),
-        "recipient case": (deposit_request(spool, recipient="alice@stockinox.example",
-                           env={**ALICE_ENV, "RECIPIENT": "Alice@StockInox.example"}), b"+\n"),
-        "no token": (deposit_request(spool, token=""), b"-\n"),
-        "another key": (deposit_request(spool, token=forged), b"-\n"),
-        "another message": (deposit_request(spool, msgid="<voice.x.1@stockinox.example>",
-                                            token=real), b"-\n"),
-        "another user": (deposit_request(spool, env=bob_env, token=real), b"-\n"),
-        "another context": (deposit_request(spool, context="fax-message", token=real), b"-\n"),
-        "not a deposit": (deposit_request(spool, context="x-not-a-voice-message-really"),
-                          b"-\n"),
-        "bare v1": (deposit_request(spool, token="v1."), b"-\n"),
-        "genuine v1 (replayable)": (deposit_request(spool, token=_v1(
-            deposit_key(spool), DEPOSIT_ID, ALICE, "voice-message")), b"-\n"),
-        "older than the window": (deposit_request(spool, token=deposit_token(
-            deposit_key(spool), DEPOSIT_ID, ALICE, "voice-message",
-            at=time.time() - DEPOSIT_WINDOW - 60)), b"-\n"),
-        "from the future": (deposit_request(spool, token=deposit_token(
-            deposit_key(spool), DEPOSIT_ID, ALICE, "voice-message",
-            at=time.time() + 3600)), b"-\n"),
-    }
-
-    async def scenario():
-        bridge, _ = make_bridge(tmp_path, spool=spool)
-        await bridge.start()
-        try:
-            return {name: await ask(bridge.path, raw) for name, (raw, _) in cases.items()}
-        finally:
-            await bridge.stop(1)
-
-    with caplog.at_level("WARNING", logger="mailcall.sieve.bridge"):
-        answers = run(scenario())
-    assert answers == {name: expected for name, (_, expected) in cases.items()}
-    refused = [r.getMessage() for r in caplog.records if "claims to be a mailcall deposit" in
-               r.getMessage()]
-    assert len(refused) == 10
-    assert any("carries no Mailcall-Deposit token" in m for m in refused)
-    for why in ("old form v1", "more than the 86400 s", "in the future"):
-        assert any(why in m for m in refused), why
-    assert all(real not in m and forged not in m for m in refused)  # tokens are never logged
-    assert deposit_key(spool).hex() not in caplog.text
 
 
 def test_deposit_key_created_private_at_first_start_and_kept(tmp_path: Path):
@@ -405,11 +326,9 @@ def test_many_simultaneous_deliveries_all_answered(tmp_path: Path):
 def test_reloaded_policy_applies_to_the_next_mail(tmp_path: Path):
     async def scenario():
         bridge, sms = make_bridge(tmp_path)
-        text = policy_text(socket=tmp_path / "mailcall", smtp_port=25,
-                           file_path=tmp_path / "n.jsonl")
-        quiet = text.replace('notify = { mail = true, voicemail = true, media = ["sms", "email"], '
-                             'hours = "office" }', "notify = { mail = false }")
-        assert quiet != text
+        quiet = policy_text(socket=tmp_path / "mailcall", smtp_port=25,
+                            file_path=tmp_path / "n.jsonl", changes=NO_MAIL_NOTICES)
+        assert not compile_text(quiet).users["alice"].features.notify.mail
         await bridge.start()
         try:
             bridge.runtime.replace_policy(compile_text(quiet))

@@ -17,7 +17,6 @@ import pytest
 
 from mailcall.core.decisions.absence_text import auto_reply_text
 from mailcall.deposit.seal import DEPOSIT_WINDOW, _v1, deposit_key, deposit_token, key_path
-from tests.conftest import REPO
 from tests.sieve.support import (
     EVENING,
     OFFICE_HOURS,
@@ -28,6 +27,7 @@ from tests.sieve.support import (
     policy_text,
     wait_for,
 )
+from tests.support import REPO
 from tests.support.dovecot import MAIL_UID, free_port
 
 pytestmark = pytest.mark.dovecot
@@ -161,7 +161,7 @@ def test_a_forged_deposit_first_cannot_make_the_real_one_disappear(rig, caplog):
     forged = re.sub(rb"Mailcall-Deposit: v2\.\S+", b"Mailcall-Deposit: v2.1." + b"A" * 43, real)
     bare = re.sub(rb"Mailcall-Deposit: [^\r]*\r\n", b"", real)  # no token at all
     assert forged != real and bare != real and b"Mailcall-Deposit" not in bare
-    with caplog.at_level(logging.WARNING, logger="mailcall.sieve.bridge"):
+    with caplog.at_level(logging.WARNING, logger="mailcall.sieve.mail_decision"):
         assert rig.deliver(ALICE, forged, sender=MAILCALL) == {}
         assert rig.deliver(ALICE, bare, sender=MAILCALL) == {}
         assert rig.deliver(ALICE, real, sender=MAILCALL) == {}
@@ -204,7 +204,7 @@ def test_a_replayed_copy_of_a_genuine_voicemail_is_never_filed_as_voicemail(rig,
     expired = _resealed(_other_body(genuine), deposit_token(
         key, mid, ALICE, "voice-message", at=time.time() - DEPOSIT_WINDOW - 60))
     old_form = _resealed(_other_body(genuine), _v1(key, mid, ALICE, "voice-message"))
-    with caplog.at_level(logging.WARNING, logger="mailcall.sieve.bridge"):
+    with caplog.at_level(logging.WARNING, logger="mailcall.sieve.mail_decision"):
         for replay in (within, expired, old_form):
             assert rig.deliver(ALICE, replay, sender=MAILCALL) == {}
     boxes = folders(rig)
@@ -396,7 +396,7 @@ def test_other_troubleshooting_lines_are_what_dovecot_logs(rig):
 def test_a_forged_deposit_is_logged_as_documented(rig, caplog):
     forged = message(to=ALICE, extra="Message-Context: voice-message\r\n"
                      "Mailcall-Deposit: v1." + "x" * 43)
-    with caplog.at_level(logging.WARNING, logger="mailcall.sieve.bridge"):
+    with caplog.at_level(logging.WARNING, logger="mailcall.sieve.mail_decision"):
         assert rig.deliver(ALICE, forged) == {}
     dovecot_line, mailcall_line = documented("claims to be a mailcall deposit")
     assert re.search(_pattern(dovecot_line, rig), rig.dovecot.log_text())

@@ -26,9 +26,9 @@ from mailcall.sieve.generate import (
     write_scripts,
 )
 from mailcall.sieve.quoting import clean_text, sieve_literal, sieve_quote, sieve_unquote
-from tests.sieve.support import policy_text
+from tests.sieve.support import NO_MAIL_NOTICES, policy_text
+from tests.support import EXAMPLE_POLICY, REPO
 
-REPO = Path(__file__).resolve().parents[2]
 CONF = """\
 plugin {
   sieve_plugins = sieve_extprograms
@@ -58,7 +58,7 @@ def small_company(**kw) -> str:
 
 
 def test_example_policy_scripts_compile(tmp_path: Path, sieve_conf: Path):
-    policy = compile_text((REPO / "contrib/policies/small-company.toml").read_text())
+    policy = compile_text(EXAMPLE_POLICY.read_text())
     written = write_scripts(generate(policy, now=NOW), tmp_path / "out")
     names = sorted(p.relative_to(tmp_path / "out").as_posix() for p in written)
     assert names == ["mailcall.sieve", "users/emma@stockinox.example.sieve"]
@@ -80,7 +80,7 @@ def test_example_policy_scripts_compile(tmp_path: Path, sieve_conf: Path):
 def test_only_proven_deposits_are_filed_or_dropped():
     """Filing and the duplicate test sit inside the branch the bridge's proof opens; the
     context is compared whole (RFC 3458 token), never searched as a substring."""
-    policy = compile_text((REPO / "contrib/policies/small-company.toml").read_text())
+    policy = compile_text(EXAMPLE_POLICY.read_text())
     code = [line.strip() for line in global_script(policy).splitlines()
             if not line.lstrip().startswith("#")]
     assert not [line for line in code if ":contains" in line]
@@ -101,7 +101,7 @@ def test_only_proven_deposits_are_filed_or_dropped():
 def test_duplicate_window_is_the_token_window_and_its_handle_is_mailcall_s_alone():
     """The generated script remembers a proven deposit exactly as long as the bridge accepts
     its token; no contrib script records (unproven) mail under the generated one's handle."""
-    policy = compile_text((REPO / "contrib/policies/small-company.toml").read_text())
+    policy = compile_text(EXAMPLE_POLICY.read_text())
     handles = re.findall(r':handle "([^"]*)" :seconds (\d+)', global_script(policy))
     assert handles == [(DUPLICATE_HANDLE, str(DEPOSIT_WINDOW))]
     contrib = sorted((REPO / "contrib").rglob("*.sieve"))
@@ -112,7 +112,7 @@ def test_duplicate_window_is_the_token_window_and_its_handle_is_mailcall_s_alone
 
 
 def test_absences_over_are_left_out_and_stale_scripts_removed(tmp_path: Path):
-    policy = compile_text((REPO / "contrib/policies/small-company.toml").read_text())
+    policy = compile_text(EXAMPLE_POLICY.read_text())
     out = tmp_path / "out"
     write_scripts(generate(policy, now=NOW), out)
     own = out / "users" / "someone@example.net.sieve"
@@ -178,13 +178,12 @@ def test_only_notified_recipients_are_asked(tmp_path: Path, sieve_conf: Path):
     expected = expected.replace(', "vnd.dovecot.execute"];', "];")
     assert null_script(policy).split('  set "mc_input"')[0] == expected.split("  if execute")[0]
     # An address Sieve would expand cannot be listed: then every recipient is asked.
-    hostile = compile_text(small_company().replace('email = "alice@stockinox.example"',
-                                                   'email = "a${1}@stockinox.example"'))
+    hostile = compile_text(small_company(changes={
+        "users": {"alice": {"email": "a${1}@stockinox.example"}}}))
     text = global_script(hostile)
     assert "envelope :is \"to\"" not in text and text.count('"mailcall" ["notify"]') == 1
     # Nobody notified by mail: no call at all, voice and fax still filed.
-    quiet = compile_text(small_company().replace(
-        'notify = { mail = true, voicemail = true', 'notify = { mail = false, voicemail = true'))
+    quiet = compile_text(small_company(changes=NO_MAIL_NOTICES))
     assert notified_addresses(quiet) == []
     for name, script in (("quiet", global_script(quiet)), ("hostile", text)):
         path = tmp_path / f"{name}.sieve"
@@ -225,11 +224,8 @@ NASTY = st.lists(
 def test_hostile_user_data_compiles_to_exactly_one_vacation(tmp_path: Path, sieve_conf: Path,
                                                             name: str, message: str):
     """Names and absence texts from a directory cannot add a single Sieve command."""
-    toml_name = name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    toml_message = message.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    text = small_company().replace('name = "Emma Laurent"', f'name = "{toml_name}"').replace(
-        'message = "Je suis en congé \\"au soleil\\" \\\\ loin."', f'message = "{toml_message}"')
-    policy = compile_text(text)
+    policy = compile_text(small_company(changes={"users": {"emma": {"name": name}}},
+                                        absence_message=message))
     script = {s.relpath: s.text for s in generate(policy, now=NOW)}[
         "users/emma@stockinox.example.sieve"]
     path = tmp_path / "emma.sieve"
@@ -285,6 +281,6 @@ def test_contrib_snippet_is_valid_and_compiles_the_scripts(tmp_path: Path):
                            check=False)
     assert shown.returncode == 0, shown.stderr
     assert "sieve_execute_socket_dir = sieve-execute" in shown.stdout
-    policy = compile_text((REPO / "contrib/policies/small-company.toml").read_text())
+    policy = compile_text(EXAMPLE_POLICY.read_text())
     for path in write_scripts(generate(policy, now=NOW), tmp_path / "out"):
         compile_and_dump(path, conf)

@@ -170,3 +170,35 @@ def test_request_round_trip_bytewise(args, env, data):
     assert events[2] == Arguments(tuple(args))
     assert merged_input(events) == data
     assert events[-1] == EndOfInput()
+
+
+def _events_then_error(data: bytes, step: int) -> tuple[list, str | None]:
+    """Events (the input merged) and the error, if any, for `data` fed `step` bytes at a time."""
+    conn = ScriptServerConnection()
+    events: list = []
+    try:
+        for i in range(0, len(data), step):
+            conn.receive_data(data[i:i + step])
+            while (event := conn.next_event()) is not NEED_DATA:
+                events.append(event)
+        conn.receive_data(b"")
+        while (event := conn.next_event()) is not NEED_DATA:
+            events.append(event)
+    except ProtocolError as exc:
+        return [e for e in events if not isinstance(e, Input)], str(exc)
+    return [e for e in events if not isinstance(e, Input)] + [merged_input(events)], None
+
+
+@pytest.mark.parametrize("data", [
+    DOVECOT_REQUEST,
+    b"VERSION\tscript\t4\t0\nenv_A=1\n-\n\n",  # no argument, no input
+    b"VERSION\tscript\t4\t0\nenv_A=1\nbogus\n-\n\n",
+    b"VERSION\tscript\t4\t0\n-\na\n" + b"x" * 9000 + b"\n\n",
+    b"VERSION\tscript\t4\t0\nenv_A=",
+])
+def test_how_the_bytes_arrive_never_changes_the_events(data):
+    """One reading of the header whatever the reads: whole, in pieces or byte by byte,
+    the same events come before the same error."""
+    whole = _events_then_error(data, len(data))
+    assert _events_then_error(data, 5) == whole
+    assert _events_then_error(data, 1) == whole

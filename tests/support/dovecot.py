@@ -13,6 +13,7 @@ import shutil
 import smtplib
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,3 +210,21 @@ class Dovecot:
             return [line.decode().rsplit(' "', 1)[-1].strip('"') for line in data if line]
         finally:
             conn.logout()
+
+
+def start_private(plugin: dict[str, str] | None = None, users=("alice@example.test",),
+                  extra: str = "", prefix: str = "mailcall-dovecot-") -> Dovecot:
+    """Configure and start a private Dovecot with `users`; :meth:`Dovecot.stop` it, then
+    remove its ``root``.
+
+    Not under pytest's tmp dir: that is 0700 and Dovecot's auth process (user dovecot)
+    must reach the passwd file.
+    """
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(root, 0o755)  # noqa: S103 - Dovecot processes must traverse it
+    d = Dovecot(root=root, plugin=dict(plugin or {}), extra=extra)
+    d.write_config()
+    for u in users:
+        d.add_user(u)
+    d.start()
+    return d

@@ -229,8 +229,15 @@ def phone_scenario(behaviour: str, *, answer_after_ms: int = 200,
     ``answer`` waits for the BYE, or sends its own after `hangup_after_ms`.
     """
     tagged = _RESPONSE.replace("[last_To:]", "[last_To:];tag=[pid]SIPpTag01[call_number]")
+    # A phone that hangs up itself needs the caller's Contact for its BYE ([next_url]).
+    # (and its From and To, kept in $1 and $2, for the BYE's To and From)
+    invite = ('  <recv request="INVITE" rrs="true"><action>\n'
+              '    <ereg regexp=".*" search_in="hdr" header="From:" assign_to="1"/>\n'
+              '    <ereg regexp=".*" search_in="hdr" header="To:" assign_to="2"/>\n'
+              '  </action></recv>\n' if hangup_after_ms is not None
+              else '  <recv request="INVITE"/>\n')
     out = ['<?xml version="1.0" encoding="UTF-8" ?>\n<scenario name="mailcall phone">\n',
-           '  <recv request="INVITE"/>\n', _send(_RESPONSE, "100 Trying")]
+           invite, _send(_RESPONSE, "100 Trying")]
     if behaviour == "busy":
         out += [_send(tagged, "486 Busy Here"), '  <recv request="ACK"/>\n']
     elif behaviour == "ringout":
@@ -251,7 +258,10 @@ def phone_scenario(behaviour: str, *, answer_after_ms: int = 200,
             out += [f'  <pause milliseconds="{hangup_after_ms}"/>\n',
                     _send("BYE [next_url] SIP/2.0\n"
                           "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
-                          "[last_From:]\n[last_To:]\n[last_Call-ID:]\nCSeq: 2 BYE\n"
+                          # our side of the dialog is the INVITE's To (with our tag)
+                          "From: [$2];tag=[pid]SIPpTag01[call_number]\nTo: [$1]\n"
+                          "[last_Call-ID:]\n"
+                          "CSeq: 2 BYE\n"
                           "Max-Forwards: 70\nContent-Length: 0\n\n", retrans=True),
                     '  <recv response="200"/>\n']
     else:

@@ -1,0 +1,187 @@
+"""What plugins hand to the core: the typed contracts of the hooks in hookspecs.py.
+
+The core never probes a plugin's objects with ``hasattr``: a hook's return
+value is one of the types below, and the host checks it with ``isinstance``
+(a dataclass, or a ``runtime_checkable`` Protocol) where it collects it, so
+a plugin that breaks its contract is named at start-up, not in the middle of
+a call. The declarations (``Medium``, ``FaxFormat``) are plain data: the
+policy compiler reads them to validate ``[channels.<medium>]``, per-user
+address keys and the formats a profile names, with no running server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from mailcall.core.decisions.plans import Notify
+    from mailcall.core.decisions.routing import CallContext
+
+SettingKind = Literal["text", "url", "path", "number", "integer", "boolean"]
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One key a medium adds to the policy (under ``[channels.<medium>]``, or per user).
+
+    The core checks the value's ``kind`` with the same messages as every other
+    policy key (file, line, key): "text" (a one-line string), "url" (http:// or
+    https://), "path" (absolute), "number" and "integer" (within ``low``..``high``),
+    "boolean". ``validate`` then sees the converted value and returns what is
+    wrong and what to do, or None; the core adds where.
+    """
+
+    name: str
+    kind: SettingKind = "text"
+    default: Any = None
+    """The value when the policy says nothing (None: not set)."""
+    required: bool = False
+    """Must be set once a user's medium is this one (``mailcall check`` says so)."""
+    low: float | None = None
+    high: float | None = None
+    validate: Callable[[Any], str | None] | None = None
+    help: str = ""
+    """One line for docs and ``mailcall check`` messages: what the key is for."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserField:
+    """The address is a field every user has: ``mobile`` (E.164) or ``email``."""
+
+    name: Literal["mobile", "email"]
+
+
+@dataclass(frozen=True, slots=True)
+class FromSetting:
+    """One address for every user: a setting of the medium (a webhook URL, a file)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserKey:
+    """A key of ``[users.ID]`` the medium adds, holding that user's address.
+
+    Its name must not be one of the core's user keys; by convention it starts
+    with the medium's name (``chat_handle``).
+    """
+
+    setting: Setting
+
+
+Address = UserField | FromSetting | UserKey
+
+
+@dataclass(frozen=True, slots=True)
+class Medium:
+    """A notification medium as the policy sees it (hook ``mailcall_notification_media``).
+
+    ``name`` is what profiles grant in ``notify.media`` and users pick as
+    ``preferred_medium``; ``settings`` are the keys of ``[channels.<name>]``
+    (also accepted flat, as ``[channels] <name>_<key>``); ``address`` says where
+    a user's address comes from; ``checks`` (optional) sees the medium's
+    validated settings and returns problems as "key: what is wrong, what to do"
+    (the key relative to ``[channels.<name>]``). Sending, and which failures
+    are retried, belong to the channel object of ``mailcall_notification_channels``.
+    """
+
+    name: str
+    address: Address
+    settings: tuple[Setting, ...] = ()
+    checks: Callable[[Mapping[str, Any]], list[str]] | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FaxFormat:
+    """An attachment made from a received fax (hook ``mailcall_fax_formats``)."""
+
+    name: str
+    mime_type: str
+    extension: str
+
+
+@dataclass(frozen=True, slots=True)
+class Offered:
+    """Everything the installed plugins add to the policy's vocabulary.
+
+    Built once per load from the plugin manager (``mailcall.core.policy.load``);
+    the compiler checks names against it, so a medium or a format nobody offers
+    is a policy error at check time, never a failure during a deposit.
+    """
+
+    media: Mapping[str, Medium] = field(default_factory=dict)
+    audio_formats: tuple[str, ...] = ()
+    fax_formats: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """Sends notifications of one medium (hook ``mailcall_notification_channels``).
+
+    ``send`` raises on failure (``mailcall.notifications.channel``); it may return a
+    short receipt (what the peer answered), which the success log line quotes.
+    """
+
+    medium: str
+
+    async def send(self, notification: Notify, subject: str, text: str) -> str | None: ...
+
+
+@runtime_checkable
+class RetryingChannel(Channel, Protocol):
+    """A channel that names the exception types worth a retry from the durable queue.
+
+    A channel that is not one has ``DEFAULT_TEMPORARY`` of
+    ``mailcall.notifications.channel`` retried.
+    """
+
+    temporary_errors: tuple[type[BaseException], ...]
+
+
+@runtime_checkable
+class AudioEncoder(Protocol):
+    """One audio format voicemail is attached in (hook ``mailcall_audio_encoders``).
+
+    ``encode`` blocks and is run off the event loop, in another process: the
+    encoder must pickle.
+    """
+
+    format: str
+    mime_type: str
+    extension: str
+
+    def encode(self, wav_path: str, out_path: str) -> None: ...
+
+
+@runtime_checkable
+class Transcriber(Protocol):
+    """A speech engine that turns a voicemail into text (hook ``mailcall_speech_engines``)."""
+
+    name: str
+
+    def transcribe(self, wav_path: str, language: str) -> str | None: ...
+
+
+@runtime_checkable
+class CallRule(Protocol):
+    """One step of call routing (hook ``mailcall_call_rules``)."""
+
+    name: str
+    description: str
+    order: int
+
+    def apply(self, ctx: CallContext) -> None: ...
+
+
+@runtime_checkable
+class Service(Protocol):
+    """A long-running part of ``mailcall serve`` (hook ``mailcall_services``)."""
+
+    name: str
+
+    def start(self) -> Awaitable[None]: ...
+
+    def stop(self, grace: float) -> Awaitable[None]: ...

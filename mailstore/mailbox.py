@@ -1,0 +1,411 @@
+"""One call's IMAP connection, blocking: every operation the phone menu makes on a mailbox.
+
+Used from one worker thread at a time (:mod:`mailcall.mailstore.store` sees to
+that). Each method is a few commands on the connection opened for the call:
+the folder is SELECTed once and kept while the call stays in it, and message
+structures are remembered, so "next voicemail" costs one ``UID FETCH`` of the
+audio part. Everything is read with ``BODY.PEEK``: only :meth:`mark_seen` sets
+``\\Seen``. A delete is ``UID MOVE`` to Trash (RFC 6851) or, on servers without
+MOVE, ``UID COPY`` then ``\\Deleted`` — never ``EXPUNGE``: what leaves a folder
+is already safe in Trash, and what is in Trash is left there.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import logging
+import re
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from imapclient import imap_utf7
+from imapclient.response_parser import parse_response
+
+from mailcall.imap import describe, logout_quietly, quote
+
+from .errors import MailboxUnavailable, MessageUnreadable
+from .fetch import as_bytes, item, parse_fetch, to_text, transfer_decoded
+from .readable import MAX_PART_BYTES, Readable, body_text, choose_body, readable
+from .settings import MailstoreSettings
+from .structure import Part, parts
+from .summary import HEADERS, MessageSummary, UnreadMail, parse_headers, summarise
+
+log = logging.getLogger(__name__)
+
+_UIDS = re.compile(rb"\d+")
+_AUDIO_NAMES = (".wav", ".opus", ".ogg", ".oga", ".mp3", ".gsm", ".flac")
+DEPOSIT_TEXT_BYTES = 2048
+"""Octets of a deposit's text part read for the caller line (it is a few hundred)."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class _Listed:
+    uid: int
+    entry: dict[bytes, Any]
+    headers: Any
+    summary: MessageSummary
+
+
+def _folder_arg(name: str) -> str:
+    """A folder name as IMAP wants it: modified UTF-7 (RFC 3501 §5.1.3), quoted."""
+    return quote(imap_utf7.encode(name).decode("ascii"))
+
+
+class Mailbox:
+    """A logged-in connection for one user (see :class:`mailcall.mailstore.store.MailStore`)."""
+
+    def __init__(self, conn: imaplib.IMAP4, settings: MailstoreSettings, *, login: str,
+                 address: str, key: Callable[[], bytes]) -> None:
+        self.conn = conn
+        self.settings = settings
+        self.login = login
+        self.address = address
+        self._key = key
+        self._selected: str | None = None
+        self._uidvalidity = 0
+        self._structures: dict[tuple[str, int, int], list[Part]] = {}
+        self._trash: str | None = None
+        self.capabilities = self._capabilities()
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _where(self, what: str) -> str:
+        return f"IMAP server {self.settings.where}, {self.login!r}: {what}"
+
+    def _capabilities(self) -> frozenset[str]:
+        typ, data = self.conn.capability()
+        if typ != "OK":
+            return frozenset()
+        words = b" ".join(d for d in data if isinstance(d, bytes)).upper().split()
+        return frozenset(w.decode("ascii", "replace") for w in words)
+
+    def _check(self, typ: str, data: list, what: str) -> list:
+        if typ != "OK":
+            raise MailboxUnavailable("protocol", self._where(f"{what} refused: {describe(data)}"))
+        return data
+
+    def key(self) -> bytes:
+        try:
+            return self._key()
+        except Exception as exc:  # DepositKeyError, OSError: its message says what to do
+            raise MailboxUnavailable("key", f"cannot check which messages are mailcall's "
+                                     f"deposits: {exc}") from None
+
+    def select(self, folder: str) -> int | None:
+        """The folder's UIDVALIDITY after SELECT, None when it does not exist."""
+        if self._selected == folder:
+            return self._uidvalidity
+        try:
+            typ, data = self.conn.select(_folder_arg(folder))
+        except imaplib.IMAP4.readonly:
+            raise MailboxUnavailable("folder", self._where(
+                f"folder {folder!r} is read-only for the master user "
+                f"{self.settings.master_user!r}: grant it the rights docs/mailstore.md "
+                f"lists (ACL)")) from None
+        if typ != "OK":
+            self._selected = None
+            log.debug("SELECT %s for %s refused: %s", folder, self.login, describe(data))
+            return None
+        _name, values = self.conn.response("UIDVALIDITY")
+        try:
+            self._uidvalidity = int(values[0]) if values and values[0] else 0
+        except (TypeError, ValueError):
+            self._uidvalidity = 0
+        self._selected = folder
+        return self._uidvalidity
+
+    def _select_for(self, message: MessageSummary) -> None:
+        if self._selected == message.folder:
+            # Another client may have expunged messages meanwhile; the server tells only
+            # between commands, and until told it may still answer for them.
+            self._check(*self.conn.noop(), "NOOP")
+        uidvalidity = self.select(message.folder)
+        if uidvalidity is None:
+            raise MessageUnreadable(f"folder {message.folder!r} is gone")
+        if uidvalidity != message.uidvalidity:
+            raise MessageUnreadable(f"folder {message.folder!r} was rebuilt (UIDVALIDITY "
+                                    f"{message.uidvalidity} → {uidvalidity}): list it again")
+
+    def search(self, criteria: str) -> list[int]:
+        typ, data = self.conn.uid("SEARCH", criteria)
+        found: set[int] = set()
+        for line in self._check(typ, data, f"SEARCH {criteria}"):
+            if isinstance(line, bytes):
+                found.update(int(u) for u in _UIDS.findall(line))
+        return sorted(found)
+
+    def fetch(self, uids: list[int], items: str) -> dict[int, dict[bytes, Any]]:
+        if not uids:
+            return {}
+        typ, data = self.conn.uid("FETCH", uid_set(uids), items)
+        return parse_fetch(self._check(typ, data, "FETCH"), set(uids))
+
+    def _list_entries(self, folder: str, uidvalidity: int, uids: list[int],
+                      key: bytes) -> list[_Listed]:
+        """Summaries from the header lines alone (no BODYSTRUCTURE: parsing it for every
+        listed mail was most of a list's time; it is fetched when a message is opened)."""
+        fields = " ".join(HEADERS)
+        entries = self.fetch(uids, f"(UID FLAGS INTERNALDATE RFC822.SIZE "
+                                   f"BODY.PEEK[HEADER.FIELDS ({fields})])")
+        out = []
+        for uid, entry in entries.items():
+            headers = parse_headers(as_bytes(item(entry, b"BODY[HEADER")))
+            summary = self._summary(folder, uidvalidity, uid, entry, headers, key)
+            out.append(_Listed(uid, entry, headers, summary))
+        return out
+
+    def _summary(self, folder: str, uidvalidity: int, uid: int, entry: dict, headers,
+                 key: bytes, deposit_text: str | None = None,
+                 duration: float | None = None) -> MessageSummary:
+        received = entry.get(b"INTERNALDATE")
+        if not isinstance(received, datetime):
+            received = _EPOCH
+        elif received.tzinfo is None:
+            received = received.replace(tzinfo=UTC)
+        size = entry.get(b"RFC822.SIZE")
+        return summarise(uid=uid, folder=folder, uidvalidity=uidvalidity,
+                         flags=tuple(entry.get(b"FLAGS") or ()), received=received,
+                         size=size if isinstance(size, int) else 0, headers=headers, key=key,
+                         recipient=self.address, deposit_text=deposit_text, duration=duration)
+
+    def _with_deposit_details(self, folder: str, uidvalidity: int, listed: list[_Listed],
+                              key: bytes) -> dict[int, MessageSummary]:
+        """Caller number and name (the deposit's text part) and duration (the audio part's
+        Content-Duration) of sealed deposits, in one FETCH of part headers: mailcall writes
+        the text first and the audio second (deposit/voice_message.py). No BODYSTRUCTURE
+        here (parsing it was most of a list's time); audio() and readable() fetch it."""
+        if not listed:
+            return {}
+        details = self.fetch([one.uid for one in listed],
+                             f"(UID BODY.PEEK[1.MIME] BODY.PEEK[1]<0.{DEPOSIT_TEXT_BYTES}> "
+                             f"BODY.PEEK[2.MIME])")
+        out: dict[int, MessageSummary] = {}
+        for one in listed:
+            entry = details.get(one.uid)
+            if entry is None:
+                continue  # expunged meanwhile
+            first = parse_headers(as_bytes(item(entry, b"BODY[1.MIME]")))
+            if not first.get("Content-Type"):
+                first = one.headers  # a single-part deposit: its header is the message's
+            text = None
+            if (first.get_content_maintype() == "text"
+                    and first.get_content_type() != "text/html"):
+                raw = as_bytes(item(entry, b"BODY[1]"))
+                encoding = str(first.get("Content-Transfer-Encoding") or "7bit").strip()
+                text = to_text(transfer_decoded(raw, encoding),
+                               str(first.get_content_charset() or "utf-8"))
+            audio = parse_headers(as_bytes(item(entry, b"BODY[2.MIME]")))
+            duration = _seconds(audio.get("Content-Duration")) \
+                if audio.get_content_maintype() == "audio" else None
+            out[one.uid] = self._summary(folder, uidvalidity, one.uid, one.entry, one.headers,
+                                         key, text, duration)
+        return out
+
+    # -- the menu's operations -------------------------------------------------------------
+
+    def voice_messages(self) -> list[MessageSummary]:
+        folder = self.settings.voice_folder
+        uidvalidity = self.select(folder)
+        if uidvalidity is None:
+            return []  # created by the first voice deposit: no voicemail yet
+        key = self.key()
+        uids = self.search('UNDELETED HEADER Message-Context "voice-message"')
+        listed = [one for one in self._list_entries(folder, uidvalidity, uids, key)
+                  if one.summary.kind == "voice"]
+        listed.sort(key=lambda one: (one.summary.seen, one.summary.received, one.uid))
+        listed = listed[: self.settings.max_listed]
+        detailed = self._with_deposit_details(folder, uidvalidity, listed, key)
+        return [detailed[one.uid] for one in listed if one.uid in detailed]
+
+    def unread_mail(self) -> UnreadMail:
+        uidvalidity = self.select("INBOX")
+        if uidvalidity is None:
+            raise MailboxUnavailable("folder", self._where("the INBOX cannot be opened"))
+        key = self.key()
+        uids = self.search("UNSEEN UNDELETED")
+        newest = uids[-self.settings.max_listed:]
+        listed = self._list_entries("INBOX", uidvalidity, newest, key)
+        deposits = [one for one in listed if one.summary.kind != "mail"]
+        detailed = self._with_deposit_details("INBOX", uidvalidity, deposits, key) \
+            if deposits else {}
+        messages = [detailed.get(one.uid, one.summary) for one in listed]
+        messages.sort(key=lambda m: (m.received, m.uid), reverse=True)
+        return UnreadMail(count=len(uids), messages=tuple(messages))
+
+    def _structure(self, message: MessageSummary) -> list[Part]:
+        self._select_for(message)
+        cache = (message.folder, message.uidvalidity, message.uid)
+        if cache not in self._structures:
+            entry = self.fetch([message.uid], "(UID BODYSTRUCTURE)").get(message.uid)
+            if entry is None:
+                raise MessageUnreadable(f"message {message.uid} of {message.folder!r} is gone")
+            self._structures[cache] = parts(entry.get(b"BODYSTRUCTURE"))
+        return self._structures[cache]
+
+    def _part(self, message: MessageSummary, part: Part, limit: int | None) -> bytes:
+        section = f"BODY.PEEK[{part.number}]" + (f"<0.{limit}>" if limit else "")
+        entry = self.fetch([message.uid], f"(UID {section})").get(message.uid)
+        if entry is None:
+            raise MessageUnreadable(f"message {message.uid} of {message.folder!r} is gone")
+        return as_bytes(item(entry, f"BODY[{part.number}]".encode()))
+
+    def audio(self, message: MessageSummary) -> tuple[str, bytes]:
+        part = _audio_part(self._structure(message))
+        if part is None:
+            raise MessageUnreadable(f"message {message.uid} of {message.folder!r} has no "
+                                    f"audio part")
+        if part.size > self.settings.max_audio_bytes * 4 // 3 + 4096:
+            raise MessageUnreadable(f"the audio of message {message.uid} is {part.size} "
+                                    f"octets, more than max_audio_bytes")
+        data = transfer_decoded(self._part(message, part, None), part.encoding)
+        if not data:
+            raise MessageUnreadable(f"the audio of message {message.uid} is empty")
+        mime = part.mime_type
+        if mime == "application/octet-stream":
+            mime = _guess_audio_type(part.filename)
+        return mime, data
+
+    def readable(self, message: MessageSummary, language: str | None = None) -> Readable:
+        body, attachments = choose_body(self._structure(message))
+        text, cut = "", False
+        if body is not None:
+            data = self._part(message, body, MAX_PART_BYTES)
+            text, cut = body_text(data, body, cut=body.size > MAX_PART_BYTES)
+        return readable(message, text=text, cut=cut, attachments=attachments,
+                        language=language)
+
+    def _exists(self, message: MessageSummary) -> None:
+        self._select_for(message)
+        if message.uid not in self.fetch([message.uid], "(UID FLAGS)"):
+            raise MessageUnreadable(f"message {message.uid} of {message.folder!r} is gone")
+
+    def set_seen(self, message: MessageSummary, seen: bool) -> None:
+        self._exists(message)
+        typ, data = self.conn.uid("STORE", str(message.uid),
+                                  "+FLAGS.SILENT" if seen else "-FLAGS.SILENT", r"(\Seen)")
+        self._check(typ, data, "STORE \\Seen")
+
+    def trash_folder(self) -> str:
+        """The folder flagged \\Trash (RFC 6154), else ``trash_folder``, created if missing."""
+        if self._trash is not None:
+            return self._trash
+        special = "SPECIAL-USE" in self.capabilities
+        typ, data = (self.conn.list('(SPECIAL-USE) ""', '"*"') if special
+                     else self.conn.list('""', '"*"'))
+        if typ == "OK":
+            for line in data:
+                name = _trash_name(line)
+                if name:
+                    self._trash = name
+                    return name
+        name = self.settings.trash_folder
+        typ, data = self.conn.list('""', _folder_arg(name))
+        if typ != "OK" or not any(line for line in data):
+            typ, data = self.conn.create(_folder_arg(name))
+            if typ != "OK" and b"ALREADYEXISTS" not in b" ".join(
+                    d for d in data if isinstance(d, bytes)).upper():
+                raise MailboxUnavailable("folder", self._where(
+                    f"cannot create the Trash folder {name!r} ({describe(data)}): create it, "
+                    f"or give the master user the right to (docs/mailstore.md)"))
+            log.info("created the Trash folder %r for %s", name, self.login)
+        self._trash = name
+        return name
+
+    def move_to_trash(self, message: MessageSummary) -> None:
+        trash = self.trash_folder()
+        if message.folder == trash:
+            return  # already in Trash: left there, never expunged
+        self._exists(message)  # selects the folder, checks UIDVALIDITY and the message
+        uid = str(message.uid)
+        if "MOVE" in self.capabilities:
+            typ, data = self.conn.uid("MOVE", uid, _folder_arg(trash))
+            if typ == "OK":
+                self._forget(message)
+                return
+            if not _no_permission(data):
+                self._check(typ, data, f"MOVE to {trash!r}")
+            # MOVE expunges from the source: refused when the ACL gives the master user no
+            # expunge right ("e"), which is the least-privilege setup (docs/mailstore.md).
+        typ, data = self.conn.uid("COPY", uid, _folder_arg(trash))
+        self._check(typ, data, f"COPY to {trash!r}")
+        # Safe in Trash now; flagged here, left for the user's client to expunge.
+        typ, data = self.conn.uid("STORE", uid, "+FLAGS.SILENT", r"(\Deleted)")
+        self._check(typ, data, "STORE \\Deleted")
+        self._forget(message)
+
+    def _forget(self, message: MessageSummary) -> None:
+        self._structures.pop((message.folder, message.uidvalidity, message.uid), None)
+
+    def close(self) -> None:
+        logout_quietly(self.conn)
+
+    def abort(self) -> None:
+        """Break the connection from another thread: a blocked read returns at once."""
+        sock = getattr(self.conn, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def _no_permission(data: list) -> bool:
+    return b"[NOPERM]" in b" ".join(d for d in data if isinstance(d, bytes)).upper()
+
+
+def _audio_part(structure: list[Part]) -> Part | None:
+    for part in structure:
+        if part.maintype == "audio":
+            return part
+    for part in structure:
+        if part.mime_type == "application/octet-stream" and \
+                part.filename.lower().endswith(_AUDIO_NAMES):
+            return part
+    return None
+
+
+def _guess_audio_type(filename: str) -> str:
+    name = filename.lower()
+    for suffix, mime in ((".wav", "audio/wav"), (".mp3", "audio/mpeg"), (".flac", "audio/flac"),
+                         (".gsm", "audio/gsm")):
+        if name.endswith(suffix):
+            return mime
+    return "audio/ogg"
+
+
+def _seconds(value: object) -> float | None:
+    try:
+        seconds = float(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return seconds if 0 < seconds < 86400 else None
+
+
+def _trash_name(line: object) -> str | None:
+    try:
+        flags, _delimiter, name = parse_response([line])
+    except Exception:  # an answer we cannot read is not the Trash
+        return None
+    if not any(isinstance(f, bytes) and f.lower() == b"\\trash" for f in flags or ()):
+        return None
+    raw = name if isinstance(name, bytes) else str(name).encode()
+    return imap_utf7.decode(raw)
+
+
+def uid_set(uids: list[int]) -> str:
+    """Compact ranges (1:40,45): thousands of messages stay one short command."""
+    ordered = sorted(set(uids))
+    out: list[str] = []
+    start = prev = ordered[0]
+    for uid in ordered[1:]:
+        if uid == prev + 1:
+            prev = uid
+            continue
+        out.append(f"{start}:{prev}" if prev != start else str(start))
+        start = prev = uid
+    out.append(f"{start}:{prev}" if prev != start else str(start))
+    return ",".join(out)

@@ -1,0 +1,97 @@
+"""Who is calling their mailbox: the phone the policy binds to a user, else a typed mailbox.
+
+From a phone the policy binds to a user (extension, direct number or mobile,
+as :func:`mailcall.core.policy.numbers.find_owner` reads them) only the PIN is
+asked; from anywhere else, the mailbox number first (an extension or number,
+which :func:`~mailcall.core.policy.numbers.find_mailbox` turns into the
+mailbox that takes its messages), then the PIN. The caller ID is never proof
+of anything: it only saves typing the mailbox number, the PIN is always asked.
+
+PINs are the policy's scrypt hashes, checked off the event loop, and wrong
+ones count in the same cross-call :class:`~mailcall.agi.pin_guard.PinGuard`
+the greeting menu uses (one per server process), per account: the user
+claimed, or the calling number when the caller claims nobody, so an unknown
+mailbox costs the same scrypt and tells nothing about who exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from mailcall.agi import prompts
+from mailcall.agi.pin_guard import PinGuard
+from mailcall.agi.safety import caller_text, dialled
+from mailcall.agi.session import AgiSession
+from mailcall.core.policy.numbers import find_mailbox, find_owner, language_of
+from mailcall.core.policy.pins import verify_pin
+
+log = logging.getLogger("mailcall.phonemenu")
+
+MAX_TRIES = 3
+DIGIT_WAIT_MS = 3000
+"""GET DATA waits this long for each digit: no silence longer than 3 s (issue #12)."""
+ASK = "ask"
+"""AGI argument 1 that makes the menu ask for the mailbox even from a known phone."""
+
+
+def bound_user(policy: Any, env: Any) -> str | None:
+    """The user whose phone this is (caller ID read as extension, number or mobile)."""
+    if env.arg(1) == ASK:
+        return None
+    owner = find_owner(policy, dialled(env.callerid), mobiles=True)
+    return owner if owner is not None and owner in policy.users else None
+
+
+def _check(guard: PinGuard, user: Any, pin: str) -> bool:
+    """Off the event loop: scrypt is slow on purpose, the decoy for an unknown mailbox too."""
+    if user is None or not pin:
+        verify_pin(guard.decoy_hash(), pin or "0000")
+        return False
+    return verify_pin(user.pin_hash, pin)
+
+
+async def login(session: AgiSession, runtime: Any, guard: PinGuard) -> tuple[str | None, str]:
+    """(user id, outcome): the user once their PIN is right, else None and why.
+
+    Outcomes: ``OK``, ``AUTH_FAILED`` (three wrong tries), ``AUTH_LOCKED`` (the shared
+    lockout). Raises AgiHangup when the caller leaves; a guess being asked for is then
+    counted as abandoned, never as a wrong PIN.
+    """
+    env = session.env
+    policy = runtime.policy
+    bound = bound_user(policy, env)
+    caller = dialled(env.callerid) or "(no caller ID)"
+    loop = asyncio.get_running_loop()
+    for _attempt in range(MAX_TRIES):
+        user_id = bound
+        if user_id is None:
+            typed = (await session.get_data(prompts.ENTER_MAILBOX, DIGIT_WAIT_MS, 12)).digits
+            user_id = find_mailbox(policy, typed.rstrip("#")) if typed else None
+        account = user_id or f"unknown phone {caller}"
+        if not guard.begin(account):
+            log.warning("mailbox PIN prompt refused for %s (caller %r): locked for %.0f more "
+                        "minute(s) after repeated wrong PINs, or that many being typed in "
+                        "other calls", account, caller_text(env.callerid),
+                        guard.locked_for(account) / 60)
+            return None, "AUTH_LOCKED"
+        user = policy.users.get(user_id) if user_id else None
+        try:
+            pin = (await session.get_data(prompts.ENTER_PIN, DIGIT_WAIT_MS, 12)).digits
+            ok = await loop.run_in_executor(None, _check, guard, user, pin.rstrip("#"))
+        except BaseException:
+            guard.abandoned(account)
+            raise
+        if ok:
+            guard.succeeded(account)
+            if user_id != bound:
+                await session.set_language(language_of(policy, user_id))
+            return user_id, "OK"
+        if guard.failed(account):
+            log.warning("mailbox: %d wrong PINs for %s within %.0f minutes (last from caller "
+                        "%r): PIN prompt locked for %.0f minutes", guard.max_failures, account,
+                        guard.window / 60, caller_text(env.callerid), guard.lockout / 60)
+            return None, "AUTH_LOCKED"
+        await session.stream_file(prompts.WRONG_PIN)
+    return None, "AUTH_FAILED"

@@ -1,0 +1,316 @@
+"""The phone menu as a sans-I/O state machine: fed keys and playback events, returns effects.
+
+Nothing here talks to Asterisk or IMAP. The AGI handler (:mod:`.handler`)
+feeds what happened on the call (a key, a wait that ran out, a message's
+audio starting or ending, the caller hanging up) and carries out the effects
+it gets back, in order; when an effect that plays something is cut by a key,
+the remaining effects are dropped and the key is fed. So every decision
+about what a key does, where the cursor goes and when a message counts as
+heard is made here, once, and tested without a call.
+
+Heard means the message's own audio (or text) began and the caller acted
+after that: it played to the end, or they pressed a key during it. Keys
+pressed during the envelope, and a hang-up at any point, mark nothing: "no
+flag set for a message not heard" (issue #12).
+
+Messages are opaque references (whatever the mail store hands out) kept in
+the order the store gave them: voicemail new first then saved, unread mail
+newest first. A message moved to Trash leaves this call's list at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .keymap import TIMEOUT, Op, State, lookup
+
+VOICE = "voice"
+MAIL = "mail"
+FOLDERS = (VOICE, MAIL)
+MAX_TIMEOUTS = 3
+"""Menus said again this many times with nothing typed, then goodbye."""
+MAX_INVALID = 10
+"""Invalid keys in a row before goodbye: a DTMF flood ends the call, it never loops."""
+
+
+# ------------------------------------------------------------------ events
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    digit: str
+
+
+@dataclass(frozen=True, slots=True)
+class Timeout:
+    """Nothing typed within the wait after the effects were carried out."""
+
+
+@dataclass(frozen=True, slots=True)
+class AudioStarted:
+    """The envelope is over; the message's own audio (or text) begins."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackEnded:
+    """The message played to its end without a key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unplayable:
+    """The message could not be played (undecodable, gone, mailbox unreachable): it was
+    said so; the menu moves on to the next one and marks nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    """The caller is gone: nothing more is done, nothing more is marked."""
+
+
+Event = Key | Timeout | AudioStarted | PlaybackEnded | Unplayable | Hangup
+
+
+# ------------------------------------------------------------------ effects
+
+
+@dataclass(frozen=True, slots=True)
+class Say:
+    """Play one of the menu's phrases (see ``PHRASES``); a key cuts it."""
+
+    phrase: str
+    folder: str = VOICE
+    count: int = 0
+    cut: bool = True
+    """False for a confirmation said before the next message is presented ("deleted",
+    "saved", the other folder's count): a key typed then would act on a message the
+    caller has not heard announced, so it is not listened for."""
+
+
+@dataclass(frozen=True, slots=True)
+class Present:
+    """Envelope, then the message itself; report AudioStarted, then PlaybackEnded."""
+
+    folder: str
+    ref: Any
+    position: int
+    """0-based place in the folder, for "first" and "last"."""
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class Act:
+    """A change or an action on one message: ``seen`` (heard), ``save`` (kept, seen),
+    ``trash``, ``reply``, ``call_back``, ``forward``, ``envelope`` (said again)."""
+
+    what: str
+    folder: str
+    ref: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Greeting:
+    """Record a greeting of `kind` (the handler checks the profile grants it)."""
+
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    """Say nothing more: the call ends (goodbye was said just before)."""
+
+
+Effect = Say | Present | Act | Greeting | End
+
+PHRASES = (
+    "counts", "main_menu", "message_menu", "advanced_menu", "options_menu", "help_main",
+    "help_message", "no_more", "empty_folder", "deleted", "saved", "invalid", "not_yet",
+    "goodbye", "folder_voice", "folder_mail",
+)
+"""Every phrase a Say can name; agi/prompts.py's MENU_PHRASES maps each to what is played."""
+
+_MENU_OF = {State.MAIN: "main_menu", State.MESSAGE: "message_menu",
+            State.PLAYING: "message_menu", State.ADVANCED: "advanced_menu",
+            State.OPTIONS: "options_menu", State.DONE: "goodbye"}
+
+
+@dataclass
+class Menu:
+    """One call's menu. Build it with the message lists, call :meth:`start`, then feed."""
+
+    voice: list[Any] = field(default_factory=list)
+    mail: list[Any] = field(default_factory=list)
+    state: State = State.MAIN
+    folder: str = VOICE
+    index: int = 0
+    audio_started: bool = False
+    """The current message's own audio began (its envelope is over)."""
+    heard: set[tuple[str, int]] = field(default_factory=set)
+    """id() of refs marked seen in this call: a message is marked once."""
+    timeouts: int = 0
+    invalid: int = 0
+
+    # --------------------------------------------------------------- queries
+
+    def items(self, folder: str | None = None) -> list[Any]:
+        return self.voice if (folder or self.folder) == VOICE else self.mail
+
+    @property
+    def current(self) -> Any | None:
+        items = self.items()
+        return items[self.index] if 0 <= self.index < len(items) else None
+
+    @property
+    def done(self) -> bool:
+        return self.state is State.DONE
+
+    # --------------------------------------------------------------- driving
+
+    def start(self) -> list[Effect]:
+        """What the caller hears once logged in: the counts, then the main menu."""
+        self.state = State.MAIN
+        self.folder = VOICE  # 1 listens to voicemail, 2 goes to the mail: always the same keys
+        return [Say("counts", VOICE, len(self.voice)), Say("counts", MAIL, len(self.mail)),
+                Say("main_menu")]
+
+    def feed(self, event: Event) -> list[Effect]:
+        if self.done:
+            return []
+        if isinstance(event, Hangup):
+            self.state = State.DONE
+            return []
+        if isinstance(event, AudioStarted):
+            if self.state is State.PLAYING:
+                self.audio_started = True
+            return []
+        if isinstance(event, PlaybackEnded):
+            if self.state is not State.PLAYING:
+                return []
+            out = self._mark_heard()
+            self.state = State.MESSAGE
+            return [*out, Say("message_menu")]
+        if isinstance(event, Unplayable):
+            if self.state is not State.PLAYING:
+                return []
+            if self.index + 1 >= len(self.items()):
+                self.state = State.MESSAGE
+                return [Say("no_more"), Say("message_menu")]
+            self.index += 1
+            return self._present()
+        key = TIMEOUT if isinstance(event, Timeout) else event.digit
+        return self._key(key)
+
+    # --------------------------------------------------------------- keys
+
+    def _key(self, key: str) -> list[Effect]:
+        before = self.state
+        op, after = lookup(before, key)
+        out: list[Effect] = []
+        if before is State.PLAYING and key != TIMEOUT:
+            out += self._mark_heard()  # the caller acted while hearing it
+        if op is Op.TIMED_OUT:
+            self.timeouts += 1
+            if self.timeouts >= MAX_TIMEOUTS:
+                return self._goodbye()
+            return [Say(_MENU_OF[before])]
+        self.timeouts = 0
+        if op is Op.INVALID:
+            self.invalid += 1
+            if self.invalid >= MAX_INVALID:
+                return self._goodbye()
+            return [Say("invalid"), Say(_MENU_OF[before])]
+        self.invalid = 0
+        self.state = after
+        return out + self._do(op, before)
+
+    def _do(self, op: Op, before: State) -> list[Effect]:
+        if op is Op.GOODBYE:
+            return self._goodbye()
+        if op is Op.MAIN_MENU:
+            return [Say("main_menu")]
+        if op is Op.MESSAGE_MENU or op is Op.SKIP:
+            return [Say("message_menu")]
+        if op is Op.ADVANCED_MENU:
+            if self.current is None:
+                return self._back_to_main("no_more")
+            return [Say("advanced_menu")]
+        if op is Op.OPTIONS_MENU:
+            return [Say("options_menu")]
+        if op is Op.HELP:
+            return [Say("help_main" if before is State.MAIN else "help_message"),
+                    Say(_MENU_OF[self.state])]
+        if op is Op.NOT_YET:
+            return [Say("not_yet"), Say("options_menu")]
+        if op in (Op.GREETING_UNAVAILABLE, Op.GREETING_BUSY, Op.GREETING_ABSENCE):
+            kind = op.value.removeprefix("greeting_")
+            return [Greeting(kind), Say("main_menu")]
+        if op is Op.LISTEN:
+            self.index = 0
+            return self._present()
+        if op is Op.SWITCH_FOLDER:
+            self.folder = MAIL if self.folder == VOICE else VOICE
+            self.index = 0
+            return [Say("folder_" + self.folder, self.folder, len(self.items()), cut=False),
+                    *self._present()]
+        if op is Op.REPEAT:
+            return self._present()
+        if op is Op.NEXT:
+            if self.index + 1 >= len(self.items()):
+                self.state = State.MESSAGE
+                return [Say("no_more"), Say("message_menu")]
+            self.index += 1
+            return self._present()
+        if op is Op.PREVIOUS:
+            if self.index <= 0:
+                self.state = State.MESSAGE
+                return [Say("no_more"), Say("message_menu")]
+            self.index -= 1
+            return self._present()
+        ref = self.current
+        if ref is None:
+            return self._back_to_main("no_more")
+        if op is Op.DELETE:
+            self.items().pop(self.index)
+            return [Act("trash", self.folder, ref), Say("deleted", cut=False), *self._present()]
+        if op is Op.SAVE:
+            out: list[Effect] = [*self._mark_heard(force=True), Say("saved", cut=False)]
+            if self.index + 1 >= len(self.items()):
+                self.state = State.MESSAGE
+                return [*out, Say("no_more"), Say("message_menu")]
+            self.index += 1
+            return [*out, *self._present()]
+        what = {Op.REPLY: "reply", Op.CALL_BACK: "call_back", Op.ENVELOPE: "envelope",
+                Op.FORWARD: "forward"}[op]
+        return [Act(what, self.folder, ref), Say("message_menu")]
+
+    # --------------------------------------------------------------- helpers
+
+    def _present(self) -> list[Effect]:
+        items = self.items()
+        self.audio_started = False
+        if not items:
+            return self._back_to_main("empty_folder")
+        if self.index >= len(items):
+            self.index = len(items) - 1
+            self.state = State.MESSAGE
+            return [Say("no_more"), Say("message_menu")]
+        self.state = State.PLAYING
+        return [Present(self.folder, items[self.index], self.index, len(items))]
+
+    def _back_to_main(self, phrase: str) -> list[Effect]:
+        self.state = State.MAIN
+        return [Say(phrase, self.folder), Say("main_menu")]
+
+    def _mark_heard(self, force: bool = False) -> list[Effect]:
+        ref = self.current
+        if ref is None or not (force or self.audio_started):
+            return []
+        key = (self.folder, id(ref))
+        if key in self.heard:
+            return []
+        self.heard.add(key)
+        return [Act("save" if force else "seen", self.folder, ref)]
+
+    def _goodbye(self) -> list[Effect]:
+        self.state = State.DONE
+        return [Say("goodbye"), End()]

@@ -1,0 +1,238 @@
+"""Issue 11 §1, proved: a third-party plugin package adds a medium and an audio format.
+
+``mailcall-chat`` (beside this file) is built and pip-installed as its own
+distribution into a private folder; ``mailcall`` runs with that folder on
+``PYTHONPATH``, so importlib.metadata finds its ``mailcall`` entry point as it
+would in a site's virtualenv. Nothing in ``core/`` knows "chat" or "flac":
+``mailcall check`` validates the plugin's ``[channels.chat]`` settings and user
+key from its declaration, and a real voicemail through ``mailcall serve``, the
+spool and a real Dovecot arrives as FLAC and is announced on the chat service
+(a small HTTP server run by the test).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from email import policy as email_policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+import soundfile
+
+from tests.agi.fake_asterisk import Call, run_call
+from tests.sieve.support import wait_for
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+MAILCALL = REPO / ".venv" / "bin" / "mailcall"
+ALICE = "alice@chat.example"
+TOKEN = "s3cret-chat-token-7f1e"
+
+
+@pytest.fixture(scope="module")
+def plugin_site(tmp_path_factory) -> Path:
+    """The plugin, built from a copy of its sources and installed with pip into `site`."""
+    root = tmp_path_factory.mktemp("third-party")
+    source = root / "src"
+    shutil.copytree(HERE / "mailcall-chat", source,
+                    ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    site = root / "site"
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+         "--target", str(site), str(source)],
+        capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert list(site.glob("mailcall_chat-1.2.0.dist-info")), sorted(p.name for p in site.iterdir())
+    return site
+
+
+def env_with(site: Path | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",
+                                                             "MAILCALL_DISABLE_PLUGINS")}
+    if site is not None:
+        env["PYTHONPATH"] = str(site)
+    return env
+
+
+def mailcall(site: Path | None, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(MAILCALL), *args], capture_output=True, text=True,
+                          env=env_with(site), timeout=120, check=False)
+
+
+def policy_text(work: Path, *, lmtp_port: int = 24, chat_url: str = "https://chat.example/api",
+                token_file: str | None = None) -> str:
+    return f"""\
+[organisation]
+name = "Chat Example"
+domain = "chat.example"
+timezone = "Europe/Paris"
+
+[delivery]
+method = "lmtp"
+address = "127.0.0.1:{lmtp_port}"
+
+[channels.chat]
+url = "{chat_url}"
+token_file = "{token_file or work / 'chat.token'}"
+
+[profiles.staff]
+description = "voicemail as FLAC, told on the chat"
+[profiles.staff.features]
+voicemail = {{ formats = ["flac", "wav"] }}
+notify = {{ voicemail = true, media = ["chat", "email"] }}
+
+[users.alice]
+name = "Alice Chat"
+email = "{ALICE}"
+profile = "staff"
+extensions = ["201"]
+chat_handle = "@alice"
+"""
+
+
+def test_check_takes_the_plugins_vocabulary_and_refuses_bad_settings(plugin_site, tmp_path):
+    path = tmp_path / "policy.toml"
+    path.write_text(policy_text(tmp_path))
+    ok = mailcall(plugin_site, "check", str(path))
+    assert ok.returncode == 0 and "policy OK" in ok.stdout, ok.stderr
+
+    listed = {p["name"]: p for p in json.loads(mailcall(plugin_site, "plugins", "--json").stdout)}
+    assert listed["chat"]["distribution"] == "mailcall-chat"
+    assert listed["chat"]["version"] == "1.2.0"
+    assert {"mailcall_notification_media", "mailcall_audio_encoders"} <= set(
+        listed["chat"]["hooks"])
+
+    # Without the plugin, the same policy names what nobody offers: refused, said where.
+    alone = mailcall(None, "check", str(path))
+    assert alone.returncode == 2
+    assert (f"{path}:10: channels.chat: no installed plugin offers the medium 'chat'"
+            in alone.stderr), alone.stderr
+    assert (f"{path}:17: profiles.staff.features.voicemail.formats.0: 'flac' is not one of wav, "
+            in alone.stderr), alone.stderr
+    assert f"{path}:25: users.alice.chat_handle: unknown key 'chat_handle'" in alone.stderr
+
+    bad = (policy_text(tmp_path, chat_url="ftp://chat.example/api", token_file="chat.token")
+           .replace('chat_handle = "@alice"', 'chat_handle = "alice"')
+           .replace('token_file', 'timeout = 90\ntoken_file'))
+    path.write_text(bad)
+    refused = mailcall(plugin_site, "check", str(path))
+    assert refused.returncode == 2, refused.stdout
+    err = refused.stderr
+    assert f"{path}:11: channels.chat.url: 'ftp://chat.example/api' must be an http:// or " \
+           "https:// URL" in err, err
+    assert f"{path}:12: channels.chat.timeout: must be between 0.5 and 30, not 90" in err, err
+    assert f"{path}:13: channels.chat.token_file: 'chat.token' must be an absolute path" in err
+    assert (f"{path}:26: users.alice.chat_handle: 'alice' is not a chat handle: write it with "
+            'its @, e.g. "@alice"') in err, err
+
+    # The plugin's own check, over the settings that passed, and its required key.
+    path.write_text(policy_text(tmp_path, chat_url="http://chat.example/api"))
+    clear = mailcall(plugin_site, "check", str(path))
+    assert f"{path}:11: channels.chat.url: the API token would travel in clear" in clear.stderr
+    path.write_text(policy_text(tmp_path).replace(f'token_file = "{tmp_path / "chat.token"}"\n',
+                                                  ""))
+    missing = mailcall(plugin_site, "check", str(path))
+    assert ("users.alice.preferred_medium: is 'chat' but [channels] chat_token_file (or "
+            "[channels.chat] token_file) is not set") in missing.stderr, missing.stderr
+
+
+class ChatService(BaseHTTPRequestHandler):
+    """The chat service's message API: keeps each POST, answers 201."""
+
+    received: ClassVar[list[tuple[str, dict[str, str], dict]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((self.path, dict(self.headers), json.loads(body)))
+        self.send_response(201)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def test_a_voicemail_is_attached_as_flac_and_told_on_the_chat(plugin_site, dovecot_factory,
+                                                               tmp_path):
+    dovecot = dovecot_factory(users=[ALICE])
+    chat = ThreadingHTTPServer(("127.0.0.1", 0), ChatService)
+    ChatService.received = []
+    threading.Thread(target=chat.serve_forever, daemon=True).start()
+    (tmp_path / "chat.token").write_text(TOKEN + "\n")
+    path = tmp_path / "policy.toml"
+    path.write_text(policy_text(tmp_path, lmtp_port=dovecot.lmtp_port,
+                                chat_url=f"http://127.0.0.1:{chat.server_port}/v1/messages"))
+    agi_port = free_port()
+    log = (tmp_path / "serve.log").open("w+")
+    serve = subprocess.Popen(
+        [str(MAILCALL), "serve", "--policy", str(path), "--agi-listen", f"127.0.0.1:{agi_port}",
+         "--spool-dir", str(tmp_path / "spool"), "--greetings-dir", str(tmp_path / "greetings")],
+        stdout=log, stderr=subprocess.STDOUT, env=env_with(plugin_site))
+    try:
+        assert wait_for(lambda: listening(agi_port) or serve.poll() is not None, 60)
+        assert serve.poll() is None, Path(log.name).read_text()
+        call = Call(script="route", args=("201",), callerid="+33611111111",
+                    calleridname="Bernard Client", uniqueid="1795887999.7",
+                    dials=["noanswer"], record="hangup")
+        asyncio.run(run_call(call, "127.0.0.1", agi_port, timeout=20))
+        assert len(call.recorded_to) == 1, call.commands
+
+        inbox = wait_for(lambda: dovecot.fetch_all(ALICE), 60)
+        assert len(inbox) == 1, Path(log.name).read_text() + dovecot.log_text()[-2000:]
+        msg = email.message_from_bytes(inbox[0], policy=email_policy.default)
+        assert msg["Message-Context"] == "voice-message"
+        assert msg["From"].addresses[0].addr_spec == "mailcall@chat.example"  # Policy.sender
+        audio = next(p for p in msg.walk() if p.get_content_maintype() == "audio")
+        assert audio.get_content_type() == "audio/flac"
+        assert audio.get_filename().endswith(".flac")
+        info = soundfile.info(io.BytesIO(audio.get_content()))
+        assert info.format == "FLAC" and abs(info.duration - 2.25) <= 0.05
+
+        posted = wait_for(lambda: ChatService.received, 60)
+        assert len(posted) == 1, Path(log.name).read_text()
+        where, headers, body = posted[0]
+        assert where == "/v1/messages"
+        assert headers["Authorization"] == f"Bearer {TOKEN}"
+        assert body["to"] == "@alice"
+        assert body["subject"] == "New message from Bernard Client +33611111111", body
+        time.sleep(0.5)
+        assert len(ChatService.received) == 1  # told once
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        try:
+            serve.wait(30)
+        finally:
+            if serve.poll() is None:
+                serve.kill()
+        chat.shutdown()
+        text = Path(log.name).read_text()
+        log.close()
+    assert TOKEN not in text  # a secret never reaches the log
+    assert "notified alice by chat" in text, text
