@@ -108,6 +108,24 @@ def deposit_key(spool_dir: str | os.PathLike[str]) -> bytes:
     return _read(path)
 
 
+def existing_deposit_key(spool_dir: str | os.PathLike[str]) -> bytes:
+    """The key of the spool at `spool_dir`, never created here.
+
+    For readers that judge deposits already in a mailbox (the lamp's counts): a key
+    created at that point would prove none of them, and every lamp would go dark
+    with a made-up 0/0. A missing key is an error they report instead.
+    """
+    path = key_path(spool_dir)
+    try:
+        return _read(path)
+    except FileNotFoundError:
+        raise DepositKeyError(
+            f"the deposit key {path} is missing ([server] spool_dir): without it no "
+            "voicemail in a mailbox can be proven mailcall's. Restore it from a backup, or "
+            "restart mailcall serve to write a new one (older deposits then no longer "
+            "count)") from None
+
+
 def _read(path: Path) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)

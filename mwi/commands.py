@@ -26,7 +26,7 @@ from typing import Any
 
 from mailcall.ami.client import AmiClient, AmiError
 from mailcall.core.policy.load import DEFAULT_PATH
-from mailcall.deposit.seal import deposit_key
+from mailcall.deposit.seal import existing_deposit_key
 
 from .config import MwiConfigError, MwiSettings, config_path, load
 from .counts import CountError, Counts
@@ -85,7 +85,7 @@ def _setup(args: argparse.Namespace, loader: Callable[[], Any]
 
 def _read_all(settings: MwiSettings, watched: dict[str, Watched],
               spool_dir: str) -> dict[str, Counts | CountError]:
-    counter = ImapCounter(settings.imap, key=lambda: deposit_key(spool_dir))
+    counter = ImapCounter(settings.imap, key=lambda: existing_deposit_key(spool_dir))
 
     def one(w: Watched) -> Counts | CountError:
         try:

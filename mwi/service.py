@@ -28,7 +28,8 @@ from typing import Any
 
 from mailcall.ami.client import AmiClient
 from mailcall.ami.protocol import Event
-from mailcall.deposit.seal import deposit_key
+from mailcall.core.errors import ServiceStartError
+from mailcall.deposit.seal import DepositKeyError, deposit_key, existing_deposit_key
 
 from .config import MwiSettings
 from .counts import CountError, Counts
@@ -90,6 +91,8 @@ class MwiService:
         self._imap_down: str | None = None
         self._no_folder: set[str] = set()
         self._no_folder_told: frozenset[str] = frozenset()
+        self._refused: set[str] = set()
+        """Users whose master login was refused since the last summary (one line per problem)."""
         self._key_lock = threading.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reconciling: asyncio.Task[None] | None = None
@@ -154,6 +157,13 @@ class MwiService:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        # First start of a new site: the key is written now, as the spool and the bridge do;
+        # after that, counts only read it (a key that vanished is an error, never 0/0).
+        try:
+            with self._key_lock:
+                deposit_key(self.runtime.setting("spool_dir"))
+        except DepositKeyError as exc:
+            raise ServiceStartError(f"mwi: {exc}") from None
         self._refresh_watch()
         self.ami.add_event_listener(self._on_event)
         self.ami.add_connect_listener(self._on_login)
@@ -199,7 +209,7 @@ class MwiService:
     def _deposit_key(self) -> bytes:
         # One thread at a time: seal.deposit_key's first-use creation is not thread-safe.
         with self._key_lock:
-            return deposit_key(self.runtime.setting("spool_dir"))
+            return existing_deposit_key(self.runtime.setting("spool_dir"))
 
     def _count(self, user: str) -> Counts:
         w = self._watched.get(user)
@@ -232,6 +242,12 @@ class MwiService:
             # Users who never got a voicemail have no folder yet: one summary per reconcile.
             self._no_folder.add(user)
             log.debug("mwi: %s: %s", user, result)
+        elif result.kind == "auth":
+            # A wrong master password refuses everyone: one line, then a count at the end
+            # of the reconcile, not one line per user.
+            if not self._refused:
+                log.warning("mwi: %s: %s; lamps keep their last known state", user, result)
+            self._refused.add(user)
         elif first:
             log.warning("mwi: %s: %s; %s's lamp keeps its last known state", user, result,
                         user)
@@ -268,8 +284,17 @@ class MwiService:
                         "[mail] voice_folder of the policy", len(missing),
                         self.settings.imap.folder, names)
         self._no_folder_told = missing
+        if len(self._refused) > 1:
+            names = ", ".join(sorted(self._refused)[:5]) + (
+                ", ..." if len(self._refused) > 5 else "")
+            log.warning("mwi: the IMAP server refused the master login for %d users (%s): "
+                        "check the master passdb and the password file (docs/mwi.md)",
+                        len(self._refused), names)
+        self._refused = set()
 
     async def _periodic(self) -> None:
+        # The safety net covers Asterisk's side too: a lamp lost there (a module reload,
+        # an MWIDelete by hand, an update refused during its boot) is sent again.
         while True:
             await asyncio.sleep(self.settings.lamp.reconcile_interval)
-            self.reconcile()
+            self.reconcile(republish=True)

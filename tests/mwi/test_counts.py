@@ -190,3 +190,19 @@ def test_garbage_after_login_is_a_protocol_error(mail):
     with pytest.raises(CountError) as caught:
         _peer_count(mail, b"mwi1 OK done\r\n* 1 FETCH (UID 1 FLAGS \r\n)\r\nmwi2 OK\r\n")
     assert caught.value.kind == "protocol"
+
+
+def test_a_missing_deposit_key_is_an_error_never_a_dark_lamp(mail):
+    """A key that vanished (or a wrong spool_dir) once made the count create a new key:
+    no deposit proved against it, and every lamp was published as 0/0."""
+    from mailcall.deposit.seal import existing_deposit_key, key_path
+
+    mail.deposit("alice", "call-1")
+    assert count(mail) == Counts(1, 0)
+    key_path(mail.spool).unlink()
+    c = ImapCounter(mail.settings().imap, key=lambda: existing_deposit_key(mail.spool))
+    with pytest.raises(CountError) as caught:
+        c.count(mail.email("alice"), mail.email("alice"))
+    assert caught.value.kind == "key"
+    assert "deposit key" in str(caught.value) and "missing" in str(caught.value)
+    assert not key_path(mail.spool).exists()  # nothing made up in its place

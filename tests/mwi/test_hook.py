@@ -96,9 +96,10 @@ async def test_hook_mailcall_mailbox_changed(mail, tmp_path):
         assert await held(service) == ("1", "0")
         assert service.counts("alice") == Counts(1, 0)
 
-        # The voice folder: published within a second, from the loop or from a worker thread.
+        # The voice folder: published at once, from the loop or from a worker thread (how
+        # fast is bench/mwi's job: a timed assertion here would fail on a loaded machine).
         hook(runtime=mail.runtime, user="alice", folder="Voicemail", reason="heard")
-        assert await until_held(service, ("0", "1"), 1.0) < 1.0
+        await until_held(service, ("0", "1"), 10)
         assert service.counts("alice") == Counts(0, 1)
         assert service.ledger.published(MAILBOX) == Counts(0, 1)
 
@@ -112,7 +113,7 @@ async def test_hook_mailcall_mailbox_changed(mail, tmp_path):
             "reason": "deleted"})
         caller.start()
         caller.join(5)
-        assert await until_held(service, ("0", "0"), 1.0) < 1.0
+        await until_held(service, ("0", "0"), 10)
     finally:
         await service.stop(1.0)
         ast.stop()
@@ -120,3 +121,70 @@ async def test_hook_mailcall_mailbox_changed(mail, tmp_path):
     # Without a running lamp the hook does nothing and raises nothing.
     del mail.runtime.mwi
     hook(runtime=mail.runtime, user="alice", folder="Voicemail", reason="heard")
+
+
+async def test_the_periodic_reconcile_restores_a_lamp_lost_on_asterisks_side(mail, tmp_path):
+    """Nothing changed in the mailbox, but Asterisk forgot the lamp (here an MWIDelete by
+    hand): the periodic safety net sends it again (it used to recount only, and a lamp
+    unchanged in IMAP stayed lost until the next change or AMI reconnect)."""
+    ast = start_asterisk(free_udp_port())
+    secret = tmp_path / "ami.secret"
+    secret.write_text(ast.ami_secret + "\n")
+    secret.chmod(0o600)
+    settings = mail.settings(ami_port=ast.ami_port, ami_secret_file=str(secret),
+                             trigger_socket=None, reconcile_interval=1.0)
+    service = MwiService(mail.runtime, settings)
+    await service.start()
+    try:
+        assert await service.ami.wait_connected(10)
+        await off_loop(mail.deposit, "alice", "call-1")
+        service.reconcile()
+        await service.reconciled()
+        await until_held(service, ("1", "0"), 5)
+        reply = await service.ami.action("MWIDelete", {"Mailbox": MAILBOX})
+        assert reply.ok, reply
+        lost = await service.ami.action("MWIGet", {"Mailbox": MAILBOX})
+        assert not [m for m in lost.events if m.get("Event") == "MWIGet"
+                    and m.get("NewMessages") == "1"], lost  # Asterisk really forgot it
+        deadline = time.monotonic() + 5
+        while True:
+            again = await service.ami.action("MWIGet", {"Mailbox": MAILBOX})
+            rows = [(m.get("NewMessages"), m.get("OldMessages")) for m in again.events
+                    if m.get("Event") == "MWIGet"]
+            if rows == [("1", "0")]:
+                break
+            assert time.monotonic() < deadline, f"still lost on Asterisk's side: {again}"
+            await asyncio.sleep(0.1)
+        assert service.counts("alice") == Counts(1, 0)
+    finally:
+        await service.stop(1.0)
+        ast.stop()
+        shutil.rmtree(ast.root, ignore_errors=True)
+
+
+async def test_a_wrong_master_password_is_one_warning_not_one_per_user(mail, caplog):
+    """Every user's count is refused for the same reason: one line says it, and one summary
+    counts the users (it used to be a WARNING per user: 10,000 lines for one problem)."""
+    import logging
+
+    (mail.work / "imap-master.secret").write_text("not-the-password\n")
+    from dataclasses import replace
+
+    settings = mail.settings(trigger_socket=None)
+    # Dovecot answers each refusal after its 2 s penalty: give the logins time to hear it.
+    settings = replace(settings, imap=replace(settings.imap, timeout=30.0))
+    service = MwiService(mail.runtime, settings)
+    caplog.set_level(logging.WARNING, logger="mailcall.mwi")
+    await service.start()
+    try:
+        await service.reconciled()
+    finally:
+        await service.stop(1.0)
+    watched = len(service._watched)
+    assert watched > 2
+    lines = [r.getMessage() for r in caplog.records if r.name == "mailcall.mwi"]
+    refused = [m for m in lines if "master login" in m]
+    assert len(refused) == 2, lines  # the first refusal, then the count
+    assert f"refused the master login for {watched} users" in refused[1]
+    assert "not-the-password" not in caplog.text
+    assert all(service.counts(u) is None for u in service._watched)  # nothing made up
