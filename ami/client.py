@@ -140,6 +140,7 @@ class AmiClient:
         ping_interval: float = 20.0,
         backoff_min: float = 0.5,
         backoff_max: float = 30.0,
+        stable_after: float = 10.0,
         max_write_buffer: int = 1024 * 1024,
     ) -> None:
         self.host = host
@@ -154,6 +155,10 @@ class AmiClient:
         self.ping_interval = ping_interval
         self.backoff_min = backoff_min
         self.backoff_max = backoff_max
+        self.stable_after = stable_after
+        """A session shorter than this does not reset the backoff: a peer that takes the
+        login and drops at once would otherwise make every listener (the lamp resends
+        every lamp at each login) run back to back."""
         self.max_write_buffer = max_write_buffer
         self.version: str | None = None
         self.logins = 0
@@ -284,8 +289,10 @@ class AmiClient:
 
     async def _run(self) -> None:
         delay = self.backoff_min
+        loop = asyncio.get_running_loop()
         while not self._stopping:
             logged_in = False
+            started = loop.time()
             try:
                 logged_in = await self._one_session()
             except asyncio.CancelledError:
@@ -300,7 +307,7 @@ class AmiClient:
                 self._problem(_reason(exc))
             if self._stopping:
                 return
-            if logged_in:
+            if logged_in and loop.time() - started >= self.stable_after:
                 delay = self.backoff_min
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, self.backoff_max)

@@ -266,3 +266,24 @@ async def test_missing_secret_file_names_it(tmp_path, caplog):
         await asyncio.sleep(0.3)
         await c.stop()
     assert any("absent.secret does not exist" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_peer_that_drops_after_each_login_is_retried_with_backoff(secret_file):
+    """Each login used to reset the backoff, so a peer that takes the login and hangs up
+    was reconnected every few milliseconds, and the lamp resent every lamp each time."""
+
+    async def login_then_drop(peer, reader, writer):
+        writer.write(BANNER)
+        act = await read_action(peer, reader)
+        writer.write(f"Response: Success\r\nActionID: {act['ActionID']}\r\n\r\n".encode())
+        await writer.drain()
+
+    async with Peer(login_then_drop) as peer:
+        c = client(peer.port, secret_file, backoff_min=0.05, backoff_max=0.4)
+        logins = []
+        c.add_connect_listener(lambda: logins.append(time.monotonic()))
+        await c.start()
+        await asyncio.sleep(2.5)
+        await c.stop()
+    # 0.05 s doubling to 0.4 s (jitter 0.5-1x): about ten logins in 2.5 s, not fifty.
+    assert 2 <= len(logins) <= 16, len(logins)
