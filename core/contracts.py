@@ -141,6 +141,36 @@ class RetryingChannel(Channel, Protocol):
     temporary_errors: tuple[type[BaseException], ...]
 
 
+MAX_VOICE_COUNT = 1_000_000
+"""More voice messages than anyone keeps: a larger number is a misread, not a count."""
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceCounts:
+    """A user's voice folder as last read: new (unheard) and old (heard) messages.
+
+    Hook ``mailcall_voice_counts``. Never negative and never a guess: a count
+    exists only when the folder was read, so "unknown" cannot be shown as 0 or -1
+    (Asterisk's app_voicemail_imap sent "Voice-Message: -1/0" while its IMAP server
+    was down, asterisk/asterisk issue #64).
+    """
+
+    new: int
+    old: int
+
+    def __post_init__(self) -> None:
+        for value in (self.new, self.old):
+            if type(value) is not int or not 0 <= value <= MAX_VOICE_COUNT:
+                raise ValueError(f"not a message count: {value!r}")
+
+    @property
+    def waiting(self) -> bool:
+        return self.new > 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {"new": self.new, "old": self.old}
+
+
 @runtime_checkable
 class AudioEncoder(Protocol):
     """One audio format voicemail is attached in (hook ``mailcall_audio_encoders``).

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         FaxFormat,
         Medium,
         Service,
+        VoiceCounts,
     )
     from mailcall.core.host.runtime import Depositor, Runtime
     from mailcall.core.policy.model import Policy
@@ -210,6 +211,22 @@ def mailcall_mailbox_changed(runtime: Runtime, user: str, folder: str, reason: s
     Dovecot instead (docs/mwi.md); this hook spares the lamp a round trip for mailcall's
     own. Must be fast and should not raise (an exception is logged and the change
     stands). Return value ignored.
+    """
+
+
+@hookspec(firstresult=True)
+def mailcall_voice_counts(runtime: Runtime, user: str) -> Awaitable[VoiceCounts | None] | None:
+    """How many voice messages ``user`` has, new (unheard) and old, as the lamp counts them.
+
+    *firstresult*. Called by whoever tells a user how many messages wait: the
+    notification of a voicemail ("3 new voice messages") and the phone menu's
+    greeting, with the shared ``runtime``. Return an awaitable (the caller is on the event loop and bounds
+    the wait itself) that resolves, once any recount already under way for that user
+    is done, to a ``mailcall.core.contracts.VoiceCounts``, or to None when the
+    folder could not be read lately: the caller then says nothing about counts
+    rather than a stale or made-up number. Return None (not an awaitable) when this
+    plugin does not count voice folders. The built-in ``mwi`` plugin answers while the
+    lamp service runs (docs/mwi.md).
     """
 
 

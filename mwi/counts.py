@@ -9,29 +9,12 @@ server was down (asterisk/asterisk issue #64): there is no value for
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 
-MAX_COUNT = 1_000_000
-"""More voice messages than anyone keeps: a larger number is a misread, not a count."""
+from mailcall.core.contracts import MAX_VOICE_COUNT as MAX_COUNT
+from mailcall.core.contracts import VoiceCounts as Counts
 
-
-@dataclass(frozen=True, slots=True)
-class Counts:
-    new: int
-    old: int
-
-    def __post_init__(self) -> None:
-        for value in (self.new, self.old):
-            if type(value) is not int or not 0 <= value <= MAX_COUNT:
-                raise ValueError(f"not a message count: {value!r}")
-
-    @property
-    def waiting(self) -> bool:
-        return self.new > 0
-
-    def to_dict(self) -> dict[str, int]:
-        return {"new": self.new, "old": self.old}
+__all__ = ["MAX_COUNT", "CountError", "Counts", "counts"]
 
 
 @lru_cache(maxsize=4096)
