@@ -1,13 +1,17 @@
 """``mailcall mwi status [USER]`` and ``mailcall mwi sync``, each with ``--json``.
 
-Both run in their own process, beside (or without) ``mailcall serve``:
+When ``mailcall serve`` runs, both ask its lamp service, over its control
+socket (:mod:`mailcall.mwi.control`), so that there is only one writer of lamps:
 
-* ``status`` reads each user's voice folder now (what mailcall believes: the
-  server computes the same counts the same way) and asks Asterisk what it
-  holds (``MWIGet``), and shows where they differ;
-* ``sync`` reads every folder and sends every lamp to Asterisk now — the
-  reconcile the server runs at start and after Asterisk restarts. A mailbox
-  that cannot be read is not sent (its lamp keeps what Asterisk has).
+* ``status`` shows what the service believes (counts read, counts Asterisk was
+  told, why a mailbox could not be read) beside what Asterisk holds now
+  (``MWIGet``, asked by this command), and where they differ;
+* ``sync`` makes the service run a full reconcile now and send every lamp
+  again — what it does at start and after Asterisk restarts — and waits for it.
+
+When no service answers, the commands read the folders (and, for sync,
+publish) by themselves, and say so. A mailbox that cannot be read is never
+sent: its lamp keeps what Asterisk has.
 
 Exit status: 0 when everything was read (and, for sync, published), 1 when
 some mailbox or Asterisk could not be reached, 64 for a usage error.
@@ -28,6 +32,7 @@ from mailcall.ami.client import AmiClient, AmiError
 from mailcall.core.policy.load import DEFAULT_PATH
 from mailcall.deposit.seal import existing_deposit_key
 
+from . import control
 from .config import MwiConfigError, MwiSettings, config_path, load
 from .counts import CountError, Counts
 from .imap import ImapCounter
@@ -83,6 +88,18 @@ def _setup(args: argparse.Namespace, loader: Callable[[], Any]
     return policy, settings, watched
 
 
+def _ask(settings: MwiSettings, policy: Any, request: control.Request,
+         timeout: float) -> dict[str, Any] | None:
+    """The running service's answer, or None when ``mailcall serve`` does not run."""
+    path = control.socket_path(settings.lamp.control_socket, policy.server.spool_dir)
+    return asyncio.run(control.ask(path, request, timeout))
+
+
+def _not_running(settings: MwiSettings, policy: Any) -> str:
+    path = control.socket_path(settings.lamp.control_socket, policy.server.spool_dir)
+    return f"mailcall serve does not answer on {path}: counted by this command"
+
+
 def _read_all(settings: MwiSettings, watched: dict[str, Watched],
               spool_dir: str) -> dict[str, Counts | CountError]:
     counter = ImapCounter(settings.imap, key=lambda: existing_deposit_key(spool_dir))
@@ -135,33 +152,59 @@ async def _ami_get(settings: MwiSettings, watched: dict[str, Watched]
 def cmd_status(args: argparse.Namespace, loader: Callable[[], Any]) -> int:
     try:
         policy, settings, watched = _setup(args, loader)
+        only = tuple(watched) if args.user else None
+        belief = _ask(settings, policy, control.Request("status", only), 30)
     except (CommandError, MwiConfigError) as exc:
         return _usage(exc)
-    read = _read_all(settings, watched, policy.server.spool_dir)
+    except control.ControlError as exc:
+        return _failed(exc)
     held, ami_problem = asyncio.run(_ami_get(settings, watched))
+    if belief is not None:
+        source = "service"
+        believed = {r["user"]: r for r in belief["users"] if r.get("watched")}
+    else:
+        source = "this command"
+        believed = {}
+        for uid, got in _read_all(settings, watched, policy.server.spool_dir).items():
+            believed[uid] = {"known": got.to_dict() if isinstance(got, Counts) else None,
+                             "published": None,
+                             "error": None if isinstance(got, Counts) else str(got)}
     rows = []
     for uid, w in watched.items():
-        got = read[uid]
+        b = believed.get(uid, {"known": None, "published": None,
+                               "error": "the running service does not watch this user "
+                                        "(policy reloaded since?)"})
         ast = held.get(w.mailbox)
+        known = b["known"]
         rows.append({
             "user": uid, "mailbox": w.mailbox, "login": w.login,
-            "imap": got.to_dict() if isinstance(got, Counts) else None,
-            "imap_error": None if isinstance(got, Counts) else str(got),
+            "mailcall": known, "published": b.get("published"), "error": b.get("error"),
             "asterisk": ast.to_dict() if ast else None,
-            "in_sync": isinstance(got, Counts) and ast == got,
+            "in_sync": known is not None and ast is not None and ast.to_dict() == known,
         })
     if args.json:
-        print(json.dumps({"users": rows, "asterisk_error": ami_problem}, indent=2))
+        print(json.dumps({"source": source, "users": rows, "asterisk_error": ami_problem,
+                          "service": belief.get("service") if belief else None}, indent=2))
     else:
-        print(f"{'USER':<14} {'MAILBOX':<26} {'IMAP NEW/OLD':<13} {'ASTERISK':<10} STATE")
+        if belief is None:
+            print(_not_running(settings, policy))
+        print(f"{'USER':<14} {'MAILBOX':<26} {'MAILCALL':<9} {'ASTERISK':<9} STATE")
         for r in rows:
-            imap = f"{r['imap']['new']}/{r['imap']['old']}" if r["imap"] else "unreadable"
+            mine = f"{r['mailcall']['new']}/{r['mailcall']['old']}" if r["mailcall"] else "-"
             ast = f"{r['asterisk']['new']}/{r['asterisk']['old']}" if r["asterisk"] else "-"
-            state = "ok" if r["in_sync"] else ("differs" if r["imap"] else r["imap_error"])
-            print(f"{r['user']:<14} {r['mailbox']:<26} {imap:<13} {ast:<10} {state}")
+            if r["in_sync"]:
+                state = "ok"
+            elif r["error"]:
+                state = f"unreadable: {r['error']}" if r["mailcall"] is None else (
+                    f"last read kept; now unreadable: {r['error']}")
+            elif r["mailcall"] is None:
+                state = "not read yet"
+            else:
+                state = "differs"
+            print(f"{r['user']:<14} {r['mailbox']:<26} {mine:<9} {ast:<9} {state}")
         if ami_problem:
             print(f"Asterisk: {ami_problem}")
-    return 0 if ami_problem is None and all(r["imap"] for r in rows) else 1
+    return 0 if ami_problem is None and all(r["mailcall"] for r in rows) else 1
 
 
 async def _publish(settings: MwiSettings, watched: dict[str, Watched],
@@ -191,21 +234,38 @@ async def _publish(settings: MwiSettings, watched: dict[str, Watched],
 def cmd_sync(args: argparse.Namespace, loader: Callable[[], Any]) -> int:
     try:
         policy, settings, watched = _setup(args, loader)
+        # A reconcile of 10,000 mailboxes takes under 30 s; the wait is generous.
+        out = _ask(settings, policy, control.Request("sync"), 600)
     except (CommandError, MwiConfigError) as exc:
         return _usage(exc)
-    read = _read_all(settings, watched, policy.server.spool_dir)
-    sent, problem = asyncio.run(_publish(settings, watched, read))
-    unreadable = {u: str(r) for u, r in read.items() if not isinstance(r, Counts)}
-    if args.json:
-        print(json.dumps({"mailboxes": len(watched), "published": sent,
-                          "unreadable": unreadable, "asterisk_error": problem}, indent=2))
+    except control.ControlError as exc:
+        return _failed(exc)
+    if out is not None:
+        out = {"source": "service", **out}
     else:
-        print(f"{sent} of {len(watched)} lamps published")
-        for uid, why in unreadable.items():
+        read = _read_all(settings, watched, policy.server.spool_dir)
+        sent, problem = asyncio.run(_publish(settings, watched, read))
+        out = {"source": "this command", "mailboxes": len(watched), "published": sent,
+               "unreadable": {u: str(r) for u, r in read.items() if not isinstance(r, Counts)},
+               "asterisk_error": problem}
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        if out["source"] != "service":
+            print(_not_running(settings, policy).replace("counted", "read and published"))
+        print(f"{out['published']} of {out['mailboxes']} lamps published")
+        for uid, why in out["unreadable"].items():
             print(f"  {uid}: not published, {why}")
-        if problem:
-            print(f"Asterisk: {problem}")
-    return 0 if problem is None and not unreadable else 1
+        if out["asterisk_error"]:
+            print(f"Asterisk: {out['asterisk_error']}")
+    return 0 if out["asterisk_error"] is None and not out["unreadable"] else 1
+
+
+def _failed(exc: Exception) -> int:
+    import sys
+
+    print(f"mailcall mwi: {exc}", file=sys.stderr)
+    return 1
 
 
 def _usage(exc: Exception) -> int:

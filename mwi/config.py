@@ -45,6 +45,9 @@ class LampSettings:
     """IMAP user name of a user: "email" (the policy's address) or "id"."""
     trigger_socket: str | None = None
     """UNIX socket the IMAPSieve script's ``execute`` reaches (None: no IMAP trigger)."""
+    control_socket: str | None = None
+    """UNIX socket ``mailcall mwi status|sync`` ask the running service on (None:
+    ``mwi-control.sock`` in the spool directory)."""
     reconcile_interval: float = 900.0
     debounce: float = 0.05
     min_interval: float = 0.25
@@ -100,7 +103,8 @@ def load(path: Path, *, voice_folder: str = "Voicemail") -> MwiSettings:
         "timeout": check.number(0.5, 120)})
     lamp = check.table(data, "lamp", LampSettings(), {
         "mailbox": check.mailbox, "login": check.choice("email", "id"),
-        "trigger_socket": check.path, "reconcile_interval": check.number(10, 86400),
+        "trigger_socket": check.path, "control_socket": check.path,
+        "reconcile_interval": check.number(10, 86400),
         "debounce": check.number(0, 1), "min_interval": check.number(0, 10)})
     if imap.security == "none" and not is_loopback(imap.host):
         check.fail("imap.security", f"'none' sends the master password in clear to "

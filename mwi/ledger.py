@@ -122,6 +122,14 @@ class Ledger:
         if self._known.get(mailbox) != value:
             self._due[mailbox] = None  # changed again while it was being sent
 
+    def retry_at(self, mailbox: str, at: float) -> None:
+        """Asterisk refused the update: send the latest counts again at time `at`, not
+        before (a refusal repeats until the admin fixes Asterisk: no tight loop)."""
+        self._due.pop(mailbox, None)
+        if mailbox not in self._waiting:
+            self._waiting.add(mailbox)
+            heapq.heappush(self._delayed, (at, mailbox))
+
     def unsent(self, mailbox: str) -> None:
         """Publishing failed (AMI down): due again, with the latest counts when it is retried."""
         self._sent_at.pop(mailbox, None)

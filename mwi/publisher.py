@@ -18,10 +18,15 @@ import contextlib
 import logging
 
 from mailcall.ami.client import AmiClient, AmiError
+from mailcall.ami.protocol import LocalProtocolError
 
 from .ledger import Ledger
 
 log = logging.getLogger("mailcall.mwi")
+
+RETRY_MIN = 1.0
+RETRY_MAX = 60.0
+"""A refused MWIUpdate is sent again after 1 s, then 2, 4 ... at most a minute apart."""
 
 
 class Publisher:
@@ -34,6 +39,8 @@ class Publisher:
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._refused: str | None = None
+        self._retry = RETRY_MIN
+        self._unsendable: set[str] = set()
 
     async def start(self) -> None:
         self._wake = asyncio.Event()
@@ -51,6 +58,16 @@ class Publisher:
     def wake(self) -> None:
         if self._wake is not None:
             self._wake.set()
+
+    async def settled(self, timeout: float) -> bool:
+        """Wait until every due lamp is sent (True), or AMI is down or `timeout` passed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.ledger.due or self._inflight:
+            if not self.ami.connected or loop.time() > deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -83,6 +100,14 @@ class Publisher:
         try:
             reply = await self.ami.action("MWIUpdate", {
                 "Mailbox": mailbox, "NewMessages": counts.new, "OldMessages": counts.old})
+        except LocalProtocolError as exc:
+            # The mailbox id cannot be written on AMI (mwi.toml's [lamp] mailbox with this
+            # user's id or extension): sending again cannot help; said once per mailbox.
+            if mailbox not in self._unsendable:
+                self._unsendable.add(mailbox)
+                log.error("mwi: cannot send the lamp of %r to Asterisk: %s; check [lamp] "
+                          "mailbox in mwi.toml and this user's id and extension", mailbox, exc)
+            return
         except AmiError as exc:
             self.ledger.unsent(mailbox)
             log.debug("mwi: %s not published yet (%s); it will be on reconnect", mailbox, exc)
@@ -90,15 +115,20 @@ class Publisher:
         if reply.ok:
             self.ledger.sent(mailbox, counts)
             self.sent += 1
+            self._retry = RETRY_MIN
             if self._refused is not None:
                 log.info("mwi: Asterisk accepts MWIUpdate again")
                 self._refused = None
             return
-        # Not retried in a loop: the next reconnect or forced reconcile sends it again.
+        # Sent again later with the latest counts, backing off while Asterisk refuses.
+        self.ledger.retry_at(mailbox, asyncio.get_running_loop().time() + self._retry)
+        self._retry = min(self._retry * 2, RETRY_MAX)
         if reply.text != self._refused:
             self._refused = reply.text
             hint = (" load res_mwi_external_ami (modules.conf: load => "
                     "res_mwi_external_ami.so) and give the AMI user write = call"
                     if "unknown command" in reply.text.lower() or "permission" in
                     reply.text.lower() else "")
-            log.error("mwi: Asterisk refused MWIUpdate for %s: %s.%s", mailbox, reply.text, hint)
+            log.error("mwi: Asterisk refused MWIUpdate for %s: %s.%s It is sent again, "
+                      "up to a minute apart, until Asterisk accepts it.", mailbox,
+                      reply.text, hint)

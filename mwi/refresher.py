@@ -87,6 +87,14 @@ class Refresher:
             self.poke(user, now=True)
         await fut
 
+    async def settled(self, user: str) -> None:
+        """Return once no count of `user` is pending or under way (at once if none is)."""
+        if user not in self._dirty and user not in self._running and user not in self._again:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(({user}, fut))
+        await fut
+
     def _done(self, user: str) -> None:
         if user in self._again:
             return  # counted again soon; reconcile waiters wait for that count

@@ -12,9 +12,11 @@ Wiring, in one place:
   IMAP down is one line for all mailboxes, a refused login or a missing folder
   one line per user.
 
-Other parts of mailcall read what the lamp knows through ``runtime.mwi``
-(:meth:`MwiService.counts`): notifications ("3 new voice messages") and the
-phone menu's greeting.
+Other parts of mailcall read what the lamp knows through the hook
+``mailcall_voice_counts`` (notifications: "3 new voice messages"; the phone
+menu's greeting), answered by :mod:`mailcall.mwi.running` while the service
+runs; ``mailcall mwi status|sync`` ask the running service through its
+control socket (:mod:`mailcall.mwi.control`).
 """
 
 from __future__ import annotations
@@ -31,18 +33,22 @@ from mailcall.ami.protocol import Event
 from mailcall.core.errors import ServiceStartError
 from mailcall.deposit.seal import DepositKeyError, deposit_key, existing_deposit_key
 
+from . import control
 from .config import MwiSettings
 from .counts import CountError, Counts
 from .imap import ImapCounter
 from .ledger import Ledger
 from .publisher import Publisher
 from .refresher import Refresher, Result
+from .running import LampHooks
 from .triggers import TriggerListener
 
 log = logging.getLogger("mailcall.mwi")
 
 BOOT_WAIT = 2.0
 """A FullyBooted later than this after the login means Asterisk was still starting."""
+OVERFLOW_QUIET = 2.0
+"""Seconds without a trigger refused for overload before everyone is recounted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +90,13 @@ class MwiService:
         self.refresher = Refresher(self._count, self._counted,
                                    max_connections=settings.imap.max_connections,
                                    debounce=settings.lamp.debounce)
-        self.triggers = (TriggerListener(settings.lamp.trigger_socket, self.poke_login)
+        self.triggers = (TriggerListener(settings.lamp.trigger_socket, self.poke_login,
+                                         on_overflow=self._trigger_overflow)
                          if settings.lamp.trigger_socket else None)
+        self._overflow: asyncio.TimerHandle | None = None
+        self.control: control.ControlListener | None = None
+        self._last_error: dict[str, str] = {}
+        """user -> why their last count failed (cleared by a count that works)."""
         self._watched: dict[str, Watched] = {}
         self._by_login: dict[str, str] = {}
         self._imap_down: str | None = None
@@ -96,11 +107,12 @@ class MwiService:
         self._key_lock = threading.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reconciling: asyncio.Task[None] | None = None
+        self._reconcile_again = False
         self._login_at = float("-inf")
         self._loop: asyncio.AbstractEventLoop | None = None
         self.last_reconcile_seconds: float | None = None
         self.reconciles = 0
-        runtime.mwi = self
+        self._hooks = LampHooks(self)
 
     # ----------------------------------------------------------- public API
 
@@ -108,6 +120,70 @@ class MwiService:
         """What the lamp knows of `user`'s voice folder (None: never read yet)."""
         w = self._watched.get(user)
         return None if w is None else self.ledger.known(w.mailbox)
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop the service runs on (None: not running)."""
+        return self._loop
+
+    def watches(self, user: str) -> bool:
+        return user in self._watched
+
+    async def settled_counts(self, user: str) -> Counts | None:
+        """`user`'s counts once any recount already asked for is done; None when the
+        folder could not be read lately (a stale number is not told as the truth)."""
+        w = self._watched.get(user)
+        if w is None:
+            return None
+        await self.refresher.settled(user)
+        if self._imap_down is not None or user in self._last_error:
+            return None
+        return self.ledger.known(w.mailbox)
+
+    def status(self, users: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """What the service believes, for ``mailcall mwi status`` (JSON-ready)."""
+        rows = []
+        for uid in self._watched if users is None else users:
+            w = self._watched.get(uid)
+            if w is None:
+                rows.append({"user": uid, "watched": False})
+                continue
+            known = self.ledger.known(w.mailbox)
+            published = self.ledger.published(w.mailbox)
+            rows.append({
+                "user": uid, "watched": True, "mailbox": w.mailbox, "login": w.login,
+                "known": known.to_dict() if known else None,
+                "published": published.to_dict() if published else None,
+                "error": self._last_error.get(uid)})
+        return {"users": rows, "service": {
+            "ami_connected": self.ami.connected, "ami": self.ami.where,
+            "imap_down": self._imap_down, "reconciles": self.reconciles,
+            "last_reconcile_seconds": self.last_reconcile_seconds, "due": self.ledger.due}}
+
+    async def sync(self, publish_timeout: float = 60.0) -> dict[str, Any]:
+        """A full reconcile now (after any pass under way), every lamp sent again; what
+        was read and published, for ``mailcall mwi sync``."""
+        self.reconcile(republish=True)
+        await self.reconciled()
+        sent = await self.publisher.settled(publish_timeout)
+        watched = self._watched
+        published = sum(1 for w in watched.values()
+                        if self.ledger.known(w.mailbox) is not None
+                        and self.ledger.published(w.mailbox) == self.ledger.known(w.mailbox))
+        problem = None
+        if not self.ami.connected:
+            problem = (f"mailcall serve is not logged in to Asterisk AMI at {self.ami.where}; "
+                       f"the lamps are sent when it is (see its log)")
+        elif not sent:
+            problem = f"Asterisk had not taken every lamp after {publish_timeout:g} s"
+        return {"mailboxes": len(watched), "published": published,
+                "unreadable": {u: self._last_error[u] for u in watched if u in self._last_error},
+                "asterisk_error": problem}
+
+    async def _on_control(self, request: control.Request) -> dict[str, Any]:
+        if request.verb == "status":
+            return self.status(request.users)
+        return await self.sync()
 
     def poke(self, user: str) -> None:
         """`user`'s voice folder may have changed (a deposit, the phone menu): recount it.
@@ -144,12 +220,14 @@ class MwiService:
             self.ledger.republish_all()
             self.publisher.wake()
         if self._reconciling is not None and not self._reconciling.done():
-            # The pass under way reads IMAP now; what it finds changed is published.
+            # The pass under way may have read some mailboxes before the cause of this
+            # request: one more pass follows it (however many requests come meanwhile).
+            self._reconcile_again = True
             return
         self._reconciling = self._spawn(self._reconcile())
 
     async def reconciled(self) -> None:
-        """Wait for the reconcile under way (tests, ``mailcall mwi sync``)."""
+        """Wait until no reconcile is under way or asked for (tests, ``mailcall mwi sync``)."""
         while self._reconciling is not None and not self._reconciling.done():
             await asyncio.shield(self._reconciling)
 
@@ -171,17 +249,30 @@ class MwiService:
         await self.publisher.start()
         if self.triggers is not None:
             await self.triggers.start()
+        self.control = control.ControlListener(
+            control.socket_path(self.settings.lamp.control_socket,
+                                self.runtime.setting("spool_dir")), self._on_control)
+        await self.control.start()
         await self.ami.start()
+        self.runtime.pm.register(self._hooks)
         self.reconcile()
         self._spawn(self._periodic())
-        log.info("mwi: watching %d mailboxes; AMI %s, IMAP %s, trigger socket %s",
-                 len(self._watched), self.ami.where, self.counter.where,
-                 self.settings.lamp.trigger_socket or "(none: deposits and reconcile only)")
+        log.info("mwi: watching %d mailboxes; AMI %s, IMAP %s, trigger socket %s, "
+                 "control socket %s", len(self._watched), self.ami.where, self.counter.where,
+                 self.settings.lamp.trigger_socket or "(none: deposits and reconcile only)",
+                 self.control.path)
 
     async def stop(self, grace: float) -> None:
         self._loop = None
+        if self._overflow is not None:
+            self._overflow.cancel()
+            self._overflow = None
+        if self.runtime.pm.is_registered(self._hooks):
+            self.runtime.pm.unregister(self._hooks)
         if self.triggers is not None:
             await self.triggers.stop()
+        if self.control is not None:
+            await self.control.stop()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -203,6 +294,7 @@ class MwiService:
         watched = watched_users(self.runtime.policy, self.settings)
         for gone in set(self._watched) - set(watched):
             self.ledger.forget(self._watched[gone].mailbox)
+            self._last_error.pop(gone, None)
         self._watched = watched
         self._by_login = {w.login.lower(): w.user for w in watched.values()}
 
@@ -223,6 +315,7 @@ class MwiService:
             return
         if isinstance(result, Counts):
             self._no_folder.discard(user)
+            self._last_error.pop(user, None)
             if self._imap_down is not None:
                 log.info("mwi: IMAP server %s answers again; lamps follow the mailboxes",
                          self.counter.where)
@@ -231,6 +324,7 @@ class MwiService:
                 self.publisher.wake()
             return
         # Never publish a guess: the last known lamp stays as it is.
+        self._last_error[user] = str(result)
         if result.kind in ("unreachable", "key"):
             if self._imap_down is None:  # one line per outage, whatever the errno of each try
                 self._imap_down = result.kind
@@ -252,6 +346,22 @@ class MwiService:
             log.warning("mwi: %s: %s; %s's lamp keeps its last known state", user, result,
                         user)
 
+    def _trigger_overflow(self) -> None:
+        """A trigger was refused (too many at once): whose lamp changed is unknown, so
+        everyone is recounted once the burst has been quiet for OVERFLOW_QUIET seconds."""
+        loop = asyncio.get_running_loop()
+        if self._overflow is None:
+            log.warning("mwi: more than %d IMAP triggers at once; those over the limit were "
+                        "refused, and every lamp is recounted when the burst ends",
+                        self.triggers.max_connections if self.triggers else 0)
+        else:
+            self._overflow.cancel()
+        self._overflow = loop.call_later(OVERFLOW_QUIET, self._after_overflow)
+
+    def _after_overflow(self) -> None:
+        self._overflow = None
+        self.reconcile()
+
     def _on_login(self) -> None:
         """A new AMI connection: Asterisk may have restarted, so every known lamp is sent
         again (before anything else is sent on this connection), then everyone is recounted."""
@@ -268,6 +378,13 @@ class MwiService:
             self.reconcile(republish=True)
 
     async def _reconcile(self) -> None:
+        while True:
+            self._reconcile_again = False
+            await self._reconcile_once()
+            if not self._reconcile_again:
+                return
+
+    async def _reconcile_once(self) -> None:
         self._refresh_watch()
         loop = asyncio.get_running_loop()
         t0 = loop.time()

@@ -16,15 +16,17 @@ A listener of its own rather than a verb of the Sieve bridge
 (:mod:`mailcall.sieve.bridge`): the bridge serves LMTP deliveries and has its
 own owner; a flood of flag changes must not compete with mail delivery.
 Bounded: at most ``max_connections`` at once, each for at most ``timeout``.
+A request over that limit is answered ``-`` at once, unread (Dovecot logs that
+the execute failed; the IMAP command itself is not affected), and since its
+user is unknown the service reconciles everyone once the burst is over
+(``on_overflow``): the lamp is late for that one change, never wrong.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,10 +40,14 @@ from mailcall.sieve.script_protocol import (
     serialize_reply,
 )
 
+from . import unix_listener
+
 log = logging.getLogger("mailcall.mwi")
 
 BACKLOG = 1024
 """Dovecot gives up connecting after 5 ms: bursts must queue in the kernel."""
+OVERFLOW_READ = 0.2
+"""Seconds a refused trigger may take to hand over its request before it is closed."""
 LIMITS = Limits(max_line=2048, max_env=16, max_args=8, max_input=4096)
 
 
@@ -49,9 +55,12 @@ class TriggerListener:
     """UNIX socket server: each request names a Dovecot user whose lamp may have changed."""
 
     def __init__(self, path: str | os.PathLike[str], on_user: Callable[[str], None], *,
+                 on_overflow: Callable[[], None] | None = None,
                  max_connections: int = 256, timeout: float = 2.0) -> None:
         self.path = Path(path)
         self.on_user = on_user
+        self.on_overflow = on_overflow
+        self.overflowed = 0
         self.max_connections = max_connections
         self.timeout = timeout
         self.requests = 0
@@ -59,29 +68,29 @@ class TriggerListener:
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.is_socket() or self.path.exists():
-            if _answers(self.path):
-                raise OSError(f"{self.path}: another process already serves this socket "
-                              f"(a second mailcall serve?)")
-            self.path.unlink()
-        self._server = await asyncio.start_unix_server(self._handle, path=str(self.path),
-                                                       backlog=BACKLOG)
-        # Dovecot's imap processes run as the mail user: the socket must be writable by them.
-        os.chmod(self.path, 0o666)  # noqa: S103 - access is controlled by the folder's mode
+        # Dovecot's imap processes run as the mail user: the socket must be writable by them;
+        # access is controlled by the folder's mode (contrib/dovecot, docs/mwi.md).
+        self._server = await unix_listener.listen(self.path, self._handle, mode=0o666,
+                                                  backlog=BACKLOG, what="[lamp] trigger_socket")
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 1.0)
-            self._server = None
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
+        await unix_listener.close(self._server, self.path)
+        self._server = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._live >= self.max_connections:
-            writer.close()
+            self.overflowed += 1
+            if self.on_overflow is not None:
+                self.on_overflow()
+            try:
+                writer.write(serialize_reply(False))
+                # Take in the request (Dovecot wrote it at once): closing with it unread
+                # would reset the connection before Dovecot reads the answer.
+                await asyncio.wait_for(reader.read(LIMITS.max_input), OVERFLOW_READ)
+            except (TimeoutError, ConnectionError):
+                pass
+            finally:
+                writer.close()
             return
         self._live += 1
         try:
@@ -111,12 +120,3 @@ class TriggerListener:
             elif isinstance(event, EndOfInput):
                 return user
 
-
-def _answers(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(0.2)
-        try:
-            s.connect(str(path))
-        except OSError:
-            return False
-        return True

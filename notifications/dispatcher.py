@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mailcall.core.contracts import VoiceCounts
 from mailcall.core.host.runtime import Runtime
 from mailcall.core.text import display_text
 
@@ -48,6 +49,8 @@ log = logging.getLogger("mailcall.notifications")
 
 T = TypeVar("T")
 HOUR = 3600.0
+VOICE_COUNTS_WAIT = 2.0
+"""Seconds a voicemail's notification waits for the lamp's recount (normally a few ms)."""
 
 
 class Dispatcher:
@@ -352,7 +355,8 @@ class Dispatcher:
                       "the plugin that provides it, or change the user's preferred_medium",
                       n.medium, n.user, notice.shown_id)
             return await self._finish(entry, "no-channel")
-        subject, text = render(policy, n, notice)
+        voice = await self._voice_counts(n.user) if notice.kind == "voice" else None
+        subject, text = render(policy, n, notice, voice)
         entry.attempts += 1
         try:
             async with asyncio.timeout(self.send_timeout):
@@ -379,6 +383,24 @@ class Dispatcher:
                  again, display_text(receipt, 300) if receipt else "sent")
         await self._record(notice, "sent", entry.attempts)
         return "sent"
+
+    async def _voice_counts(self, user: str) -> VoiceCounts | None:
+        """The lamp's counts for a voicemail's notification, or None (no lamp running, the
+        folder unreadable, or no answer within VOICE_COUNTS_WAIT: the words then leave the
+        count out rather than delay the news or guess)."""
+        try:
+            pending = self.runtime.pm.hook.mailcall_voice_counts(runtime=self.runtime,
+                                                                 user=user)
+            if pending is None:
+                return None
+            async with asyncio.timeout(VOICE_COUNTS_WAIT):
+                got = await pending
+        except TimeoutError:
+            return None
+        except Exception:
+            log.exception("the voice counts of %s could not be read for a notification", user)
+            return None
+        return got if isinstance(got, VoiceCounts) else None
 
     async def _temporary(self, entry: Entry, reason: str) -> str:
         n, notice = entry.notification, entry.notice

@@ -7,6 +7,7 @@ control, bidi or format character reaches an SMS, a webhook or a log line.
 
 from __future__ import annotations
 
+from mailcall.core.contracts import VoiceCounts
 from mailcall.core.decisions.plans import Notify
 from mailcall.core.policy.model import Policy
 from mailcall.core.text import display_text
@@ -27,11 +28,23 @@ _PHONE_TEXT = {
 }
 
 
-def render(policy: Policy, notification: Notify, notice: MailNotice) -> tuple[str, str]:
-    """(subject, text) of `notification` about `notice`."""
+_WAITING = {
+    "fr": ("{n} nouveau message vocal", "{n} nouveaux messages vocaux"),
+    "en": ("{n} new voice message", "{n} new voice messages"),
+}
+
+
+def render(policy: Policy, notification: Notify, notice: MailNotice,
+           voice: VoiceCounts | None = None) -> tuple[str, str]:
+    """(subject, text) of `notification` about `notice`; `voice`, the user's voice folder
+    as the lamp counts it, adds "3 new voice messages" (never said when unknown)."""
     user = policy.users.get(notification.user)
     lang = user.language if user and user.language in _TEXT else "en"
     subject_t, text_t = (_TEXT if notice.origin == "mail" else _PHONE_TEXT)[lang]
     sender = display_text(notice.from_header or notice.sender, SENDER_LIMIT)
     subject = display_text(notice.subject, SUBJECT_LIMIT)
-    return subject_t.format(sender=sender), text_t.format(sender=sender, subject=subject)
+    text = text_t.format(sender=sender, subject=subject)
+    if voice is not None and voice.new > 0:
+        one, many = _WAITING[lang]
+        text += "\n" + (one if voice.new == 1 else many).format(n=voice.new)
+    return subject_t.format(sender=sender), text

@@ -1,9 +1,9 @@
 """Built-in plugin: the message-waiting lamp follows the voice folder (docs/mwi.md).
 
 Offers the ``mwi`` service (only when mwi.toml exists: beside the policy, or
-``$MAILCALL_MWI_CONFIG``), the ``mailcall mwi status|sync`` commands, and
-recounts a user's lamp when one of their deposits is delivered or when mailcall
-itself changed their voice folder (the phone menu: heard, deleted).
+``$MAILCALL_MWI_CONFIG``) and the ``mailcall mwi status|sync`` commands. While
+the service runs it answers the hooks that need a running lamp (a deposit
+delivered, the phone menu's changes, the counts): :mod:`mailcall.mwi.running`.
 """
 
 from __future__ import annotations
@@ -49,38 +49,6 @@ def mailcall_services(runtime: Any) -> list[Any]:
     from mailcall.mwi.service import MwiService
 
     return [MwiService(runtime, settings)]
-
-
-@hookimpl
-def mailcall_deposit_delivered(runtime: Any, deposit: Any, plan: Any, message_id: str) -> None:
-    lamp = getattr(runtime, "mwi", None)
-    if lamp is None or getattr(plan, "kind", None) != "voice":
-        return
-    try:
-        lamp.poke(plan.mailbox)
-    except Exception:
-        log.exception("mwi: recounting %s after a deposit failed", plan.mailbox)
-
-
-@hookimpl
-def mailcall_mailbox_changed(runtime: Any, user: str, folder: str, reason: str) -> None:
-    # mailcall's own changes do not go through Dovecot's IMAPSieve trigger reliably (the
-    # phone menu may use another IMAP path, or none is configured): recount at once.
-    lamp = getattr(runtime, "mwi", None)
-    if lamp is None or not _is_voice_folder(folder, lamp.settings.imap.folder):
-        return
-    try:
-        lamp.poke(user)
-    except Exception:
-        log.exception("mwi: recounting %s after the phone menu's %r in %s failed", user,
-                      reason, folder)
-
-
-def _is_voice_folder(folder: str, voice_folder: str) -> bool:
-    # RFC 3501: INBOX is case-insensitive, every other name is exact.
-    if voice_folder.upper() == "INBOX":
-        return folder.upper() == "INBOX"
-    return folder == voice_folder
 
 
 @hookimpl

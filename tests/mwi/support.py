@@ -94,6 +94,22 @@ class Mail:
         return conn
 
 
+SHIPPED_PATHS = {
+    "/var/lib/mailcall/sieve/mailcall-mwi.sieve": "mailcall-mwi.sieve",
+    "/etc/dovecot/mailcall-master.passwd": "master.passwd",
+}
+
+
+def shipped_mwi_conf(work: Path) -> str:
+    """contrib/dovecot/91-mailcall-mwi.conf with its two file paths moved into `work`:
+    the tests run the snippet the admin installs, not a copy of it."""
+    text = (CONTRIB / "91-mailcall-mwi.conf").read_text()
+    for path, name in SHIPPED_PATHS.items():
+        assert path in text, f"91-mailcall-mwi.conf no longer names {path}"
+        text = text.replace(path, str(work / name))
+    return text
+
+
 def start_mail(dovecot_factory, extra_plugin: dict[str, str] | None = None) -> Mail:
     work = Path(tempfile.mkdtemp(prefix="mailcall-mwi-"))
     os.chmod(work, 0o755)  # noqa: S103 - Dovecot's auth and imap processes read files here
@@ -108,33 +124,16 @@ def start_mail(dovecot_factory, extra_plugin: dict[str, str] | None = None) -> M
     spool = work / "spool"
     spool.mkdir(mode=0o700)
     runtime = Runtime(policy, pm, overrides={"spool_dir": str(spool)})
+    # 90-mailcall.conf's part (the execute extension and its socket folder) and the test's
+    # own filing script; everything else is contrib/dovecot/91-mailcall-mwi.conf as shipped.
     plugin = {
         "sieve_before": str(work / "file-voice.sieve"),
-        "sieve_plugins": "sieve_extprograms sieve_imapsieve",
         "sieve_global_extensions": "+vnd.dovecot.execute",
         "sieve_execute_socket_dir": "sieve-execute",
         "sieve_execute_exec_timeout": "2s",
-        "imapsieve_mailbox1_name": "Voicemail",
-        "imapsieve_mailbox1_causes": "APPEND COPY FLAG",
-        "imapsieve_mailbox1_before": f"file:{work / 'mailcall-mwi.sieve'}",
-        "imapsieve_mailbox2_name": "*",
-        "imapsieve_mailbox2_from": "Voicemail",
-        "imapsieve_mailbox2_causes": "COPY",
-        "imapsieve_mailbox2_before": f"file:{work / 'mailcall-mwi.sieve'}",
         **(extra_plugin or {}),
     }
-    extra = f"""
-auth_master_user_separator = *
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {work / 'master.passwd'}
-  master = yes
-  pass = yes
-}}
-protocol imap {{
-  mail_plugins = $mail_plugins imap_sieve
-}}
-"""
+    extra = shipped_mwi_conf(work)
     users = [policy.users[u].email for u in USERS]
     d = dovecot_factory(plugin=plugin, users=users, extra=extra)
     for script in ("mailcall-mwi.sieve", "file-voice.sieve"):

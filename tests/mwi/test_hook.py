@@ -35,9 +35,13 @@ async def test_hook_mailcall_deposit_delivered(mail, tmp_path):
         assert service.ledger.due == 1  # kept for Asterisk, published when AMI comes up
     finally:
         await service.stop(1.0)
-    # Without a running lamp (no mwi.toml) the hook does nothing and raises nothing.
-    del mail.runtime.mwi
+    # Without a running lamp (no mwi.toml, or stopped) nobody answers: nothing is
+    # recounted, nothing raises, and nobody claims to know the counts.
+    assert not mail.runtime.pm.is_registered(service._hooks)
+    counted = service.refresher.counted
     notify_delivered(mail.runtime, deposit, plan, mid)
+    assert service.refresher.counted == counted
+    assert mail.runtime.pm.hook.mailcall_voice_counts(runtime=mail.runtime, user="alice") is None
 
 
 async def off_loop(fn, *args):
@@ -119,7 +123,7 @@ async def test_hook_mailcall_mailbox_changed(mail, tmp_path):
         ast.stop()
         shutil.rmtree(ast.root, ignore_errors=True)
     # Without a running lamp the hook does nothing and raises nothing.
-    del mail.runtime.mwi
+    assert not mail.runtime.pm.is_registered(service._hooks)
     hook(runtime=mail.runtime, user="alice", folder="Voicemail", reason="heard")
 
 
@@ -188,3 +192,34 @@ async def test_a_wrong_master_password_is_one_warning_not_one_per_user(mail, cap
     assert f"refused the master login for {watched} users" in refused[1]
     assert "not-the-password" not in caplog.text
     assert all(service.counts(u) is None for u in service._watched)  # nothing made up
+
+
+async def test_hook_mailcall_voice_counts(mail):
+    """The counts a notification or the phone menu's greeting tells: right after a deposit
+    they already include it (the hook waits for the recount the deposit asked for), and
+    when the mailbox cannot be read they are None, never the last number seen."""
+    from mailcall.core.contracts import VoiceCounts
+    from mailcall.core.host.runtime import Runtime
+
+    hook = mail.runtime.pm.hook.mailcall_voice_counts
+    service = MwiService(mail.runtime, mail.settings(trigger_socket=None))
+    await service.start()
+    try:
+        await service.reconciled()
+        loop = asyncio.get_running_loop()
+        for n in (1, 2):
+            deposit, plan, mid = await loop.run_in_executor(None, mail.deposit, "alice",
+                                                            f"call-{n}")
+            notify_delivered(mail.runtime, deposit, plan, mid)  # pokes, as the worker does
+            got = await hook(runtime=mail.runtime, user="alice")
+            assert got == VoiceCounts(n, 0)
+        assert hook(runtime=mail.runtime, user="nobody") is None  # not watched: no answer
+        other = Runtime(mail.runtime.policy, mail.runtime.pm)
+        assert hook(runtime=other, user="alice") is None  # another runtime's lamp is not us
+
+        mail.dovecot.stop()
+        service.poke("alice")
+        assert await hook(runtime=mail.runtime, user="alice") is None  # unreadable: no number
+        assert service.counts("alice") == VoiceCounts(2, 0)  # the lamp keeps its last state
+    finally:
+        await service.stop(1.0)

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from mailcall.core.contracts import VoiceCounts
 from mailcall.core.decisions.plans import Notify
+from mailcall.core.hookspecs import hookimpl
 from mailcall.core.host.plugin_manager import make_plugin_manager
 from mailcall.core.host.runtime import Runtime
 from mailcall.core.policy.load import compile_text
@@ -546,3 +548,57 @@ def test_a_retry_past_the_deadline_says_what_last_failed(tmp_path: Path, caplog)
     assert error.startswith("sms notification to alice of mail <late@x> given up after 3 "
                             "attempts over 48.0 h: not sent within the 6.0 h deadline")
     assert "; last error: relay answered 451 4.3.0 try later." in error
+
+
+class CountingLamp:
+    """A plugin answering mailcall_voice_counts as the running lamp does (mwi/running.py)."""
+
+    def __init__(self, counts, delay: float = 0.0) -> None:
+        self.counts = counts
+        self.delay = delay
+        self.asked: list[str] = []
+
+    @hookimpl
+    def mailcall_voice_counts(self, runtime, user):
+        self.asked.append(user)
+
+        async def settled():
+            await asyncio.sleep(self.delay)
+            return self.counts
+        return settled()
+
+
+@pytest.mark.parametrize(("counts", "delay", "lang", "said"), [
+    (VoiceCounts(3, 1), 0.0, "en", "3 new voice messages"),
+    (VoiceCounts(1, 0), 0.0, "en", "1 new voice message"),
+    (VoiceCounts(2, 0), 0.0, "fr", "2 nouveaux messages vocaux"),
+    (VoiceCounts(0, 4), 0.0, "en", None),  # nothing new: no "0 new"
+    (None, 0.0, "en", None),  # the folder could not be read: no number at all
+    (VoiceCounts(5, 0), 5.0, "en", None),  # the lamp is slow: the news is not held back
+])
+def test_a_voicemail_notification_tells_the_lamps_counts(tmp_path: Path, counts, delay, lang,
+                                                          said, monkeypatch):
+    import mailcall.notifications.dispatcher as dispatcher_module
+
+    monkeypatch.setattr(dispatcher_module, "VOICE_COUNTS_WAIT", 0.5)
+    runtime = runtime_for(tmp_path)
+    lamp = CountingLamp(counts, delay)
+    runtime.pm.register(lamp)
+    user = runtime.policy.users["alice"]
+    object.__setattr__(user, "language", lang)
+    sms = Recorder("sms")
+    d = dispatcher(tmp_path, runtime, [sms, FileChannel(runtime)])
+    voicemail = notice("<v1@mailcall>", origin="deposit", kind="voice", subject="Voicemail",
+                       from_header="Bernard +33612345678")
+    mail = notice("<m1@x>")
+    assert asyncio.run(d.dispatch(voicemail)) == ["sent"]
+    assert asyncio.run(d.dispatch(mail)) == ["sent"]
+    (_, _, voice_text), (_, _, mail_text) = sms.sent
+    lines = voice_text.splitlines()
+    if said is None:
+        assert len(lines) == 2, voice_text
+        assert not any(ch.isdigit() for ch in lines[1]), voice_text
+    else:
+        assert lines[-1] == said, voice_text
+    assert lamp.asked == ["alice"]  # asked for the voicemail, not for the mail
+    assert "voice" not in mail_text and "vocal" not in mail_text
