@@ -223,3 +223,50 @@ async def test_hook_mailcall_voice_counts(mail):
         assert service.counts("alice") == VoiceCounts(2, 0)  # the lamp keeps its last state
     finally:
         await service.stop(1.0)
+
+
+async def test_a_voicemail_notification_tells_the_count_the_lamp_read(mail, tmp_path):
+    """End to end on the real path: a real deposit in a real Dovecot, the deposit plugin's
+    notify_delivered, the running lamp, the durable dispatcher: the text sent to the
+    mobile ends with the count the lamp read, including the voicemail just delivered."""
+    from dataclasses import replace
+
+    from mailcall.core.decisions.plans import Notify
+    from mailcall.notifications import Dispatcher
+
+    class Phone:
+        medium = "sms"
+
+        def __init__(self) -> None:
+            self.texts: list[str] = []
+
+        async def send(self, notification, subject, text) -> None:
+            self.texts.append(text)
+
+    phone = Phone()
+    dispatcher = Dispatcher(mail.runtime, [phone], path=tmp_path / "queue.sqlite")
+    mail.runtime.notifier = dispatcher
+    service = MwiService(mail.runtime, mail.settings(trigger_socket=None))
+    await dispatcher.start()
+    await service.start()
+    try:
+        await service.reconciled()
+        loop = asyncio.get_running_loop()
+        to_mobile = (Notify(user="alice", medium="sms", address="+33600000001", why="test"),)
+        for n in (1, 2):
+            deposit, plan, mid = await loop.run_in_executor(None, mail.deposit, "alice",
+                                                            f"call-{n}")
+            stored = notify_delivered(mail.runtime, deposit, replace(plan, notify=to_mobile),
+                                      mid)
+            assert await stored
+            deadline = time.monotonic() + 10
+            while len(phone.texts) < n:
+                assert time.monotonic() < deadline, phone.texts
+                await asyncio.sleep(0.02)
+        assert phone.texts[0].splitlines()[-1] in ("1 new voice message",
+                                                   "1 nouveau message vocal"), phone.texts
+        assert phone.texts[1].splitlines()[-1] in ("2 new voice messages",
+                                                   "2 nouveaux messages vocaux"), phone.texts
+    finally:
+        await service.stop(1.0)
+        await dispatcher.stop(1.0)
