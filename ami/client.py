@@ -165,6 +165,8 @@ class AmiClient:
         """Successful logins so far (a new value means a new connection)."""
         self._event_listeners: list[EventListener] = []
         self._connect_listeners: list[ConnectListener] = []
+        self.logged_in_at: float | None = None
+        """Event-loop time of the last successful login (None: never logged in)."""
         self._session: _Session | None = None
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
@@ -260,8 +262,10 @@ class AmiClient:
     def _handle(self, session: _Session, event: Any) -> None:
         if isinstance(event, Response):
             if event.action == "Login" and event.ok:
-                # Before FullyBooted, which may follow in the same read, reaches listeners.
+                # Before FullyBooted, which may follow in the same read, reaches listeners
+                # (and before the connect listeners run, once the login is awaited).
                 session.logged_in = True
+                self.logged_in_at = asyncio.get_running_loop().time()
             fut = session.waiting.pop(event.action_id, None)
             if fut is not None and not fut.done():
                 fut.set_result(event)
@@ -305,6 +309,9 @@ class AmiClient:
                 delay = self.backoff_max
             except (OSError, AmiError, TimeoutError) as exc:
                 self._problem(_reason(exc))
+            except Exception as exc:  # a bug must not end reconnecting for good, silently
+                log.exception("AMI %s: unexpected error; reconnecting with backoff", self.where)
+                self._problem(f"unexpected error: {type(exc).__name__}")
             if self._stopping:
                 return
             if logged_in and loop.time() - started >= self.stable_after:

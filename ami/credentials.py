@@ -42,7 +42,9 @@ def read_secret(path: str | os.PathLike[str]) -> tuple[Secret, list[str]]:
     warnings: list[str] = []
     try:
         st = p.stat()
-        raw = p.read_bytes()[: MAX_SECRET + 2]
+        with p.open("rb") as f:
+            raw = f.read(64 * 1024)  # bounded; decoded whole, so a long secret is refused
+            # below, never cut in the middle of a character
     except FileNotFoundError:
         raise CredentialsError(
             f"secret file {p} does not exist: write the AMI user's secret from manager.conf "

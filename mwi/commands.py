@@ -69,6 +69,10 @@ def _policy_option(parser: argparse.ArgumentParser) -> None:
                         default=Path(os.environ.get("MAILCALL_POLICY", DEFAULT_PATH)),
                         help="policy file (default: $MAILCALL_POLICY or %(default)s); "
                              "mwi.toml is read beside it")
+    parser.add_argument("--spool-dir", default=None,
+                        help="the spool directory mailcall serve was started with, if its "
+                             "--spool-dir overrode [server] spool_dir (the deposit key and "
+                             "the default control socket are there)")
 
 
 def _setup(args: argparse.Namespace, loader: Callable[[], Any]
@@ -88,16 +92,21 @@ def _setup(args: argparse.Namespace, loader: Callable[[], Any]
     return policy, settings, watched
 
 
-def _ask(settings: MwiSettings, policy: Any, request: control.Request,
-         timeout: float) -> dict[str, Any] | None:
+def _spool(args: argparse.Namespace, policy: Any) -> str:
+    return args.spool_dir or policy.server.spool_dir
+
+
+def _ask(args: argparse.Namespace, settings: MwiSettings, policy: Any,
+         request: control.Request, timeout: float) -> dict[str, Any] | None:
     """The running service's answer, or None when ``mailcall serve`` does not run."""
-    path = control.socket_path(settings.lamp.control_socket, policy.server.spool_dir)
+    path = control.socket_path(settings.lamp.control_socket, _spool(args, policy))
     return asyncio.run(control.ask(path, request, timeout))
 
 
-def _not_running(settings: MwiSettings, policy: Any) -> str:
-    path = control.socket_path(settings.lamp.control_socket, policy.server.spool_dir)
-    return f"mailcall serve does not answer on {path}: counted by this command"
+def _not_running(args: argparse.Namespace, settings: MwiSettings, policy: Any) -> str:
+    path = control.socket_path(settings.lamp.control_socket, _spool(args, policy))
+    return (f"mailcall serve does not answer on {path} (if it runs with --spool-dir, give "
+            f"the same here): counted by this command")
 
 
 def _read_all(settings: MwiSettings, watched: dict[str, Watched],
@@ -153,7 +162,7 @@ def cmd_status(args: argparse.Namespace, loader: Callable[[], Any]) -> int:
     try:
         policy, settings, watched = _setup(args, loader)
         only = tuple(watched) if args.user else None
-        belief = _ask(settings, policy, control.Request("status", only), 30)
+        belief = _ask(args, settings, policy, control.Request("status", only), 30)
     except (CommandError, MwiConfigError) as exc:
         return _usage(exc)
     except control.ControlError as exc:
@@ -165,7 +174,7 @@ def cmd_status(args: argparse.Namespace, loader: Callable[[], Any]) -> int:
     else:
         source = "this command"
         believed = {}
-        for uid, got in _read_all(settings, watched, policy.server.spool_dir).items():
+        for uid, got in _read_all(settings, watched, _spool(args, policy)).items():
             believed[uid] = {"known": got.to_dict() if isinstance(got, Counts) else None,
                              "published": None,
                              "error": None if isinstance(got, Counts) else str(got)}
@@ -187,7 +196,7 @@ def cmd_status(args: argparse.Namespace, loader: Callable[[], Any]) -> int:
                           "service": belief.get("service") if belief else None}, indent=2))
     else:
         if belief is None:
-            print(_not_running(settings, policy))
+            print(_not_running(args, settings, policy))
         print(f"{'USER':<14} {'MAILBOX':<26} {'MAILCALL':<9} {'ASTERISK':<9} STATE")
         for r in rows:
             mine = f"{r['mailcall']['new']}/{r['mailcall']['old']}" if r["mailcall"] else "-"
@@ -235,7 +244,7 @@ def cmd_sync(args: argparse.Namespace, loader: Callable[[], Any]) -> int:
     try:
         policy, settings, watched = _setup(args, loader)
         # A reconcile of 10,000 mailboxes takes under 30 s; the wait is generous.
-        out = _ask(settings, policy, control.Request("sync"), 600)
+        out = _ask(args, settings, policy, control.Request("sync"), 600)
     except (CommandError, MwiConfigError) as exc:
         return _usage(exc)
     except control.ControlError as exc:
@@ -243,7 +252,7 @@ def cmd_sync(args: argparse.Namespace, loader: Callable[[], Any]) -> int:
     if out is not None:
         out = {"source": "service", **out}
     else:
-        read = _read_all(settings, watched, policy.server.spool_dir)
+        read = _read_all(settings, watched, _spool(args, policy))
         sent, problem = asyncio.run(_publish(settings, watched, read))
         out = {"source": "this command", "mailboxes": len(watched), "published": sent,
                "unreadable": {u: str(r) for u, r in read.items() if not isinstance(r, Counts)},
@@ -252,7 +261,8 @@ def cmd_sync(args: argparse.Namespace, loader: Callable[[], Any]) -> int:
         print(json.dumps(out, indent=2))
     else:
         if out["source"] != "service":
-            print(_not_running(settings, policy).replace("counted", "read and published"))
+            print(_not_running(args, settings, policy).replace("counted",
+                                                               "read and published"))
         print(f"{out['published']} of {out['mailboxes']} lamps published")
         for uid, why in out["unreadable"].items():
             print(f"  {uid}: not published, {why}")

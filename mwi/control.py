@@ -129,8 +129,14 @@ class ControlListener:
             return await self.serve(decode_request(line))
         except ControlError as exc:
             return {"error": str(exc)}
+        except TimeoutError:
+            return {"error": "no request within 5 s"}
         except ValueError:  # the line is over the StreamReader's limit
             return {"error": f"a request is one line of at most {MAX_REQUEST} bytes"}
+        except Exception as exc:  # the command is told, and the service log has the cause
+            log.exception("mwi control: the request failed")
+            return {"error": f"the service failed to answer ({type(exc).__name__}); see "
+                             f"mailcall serve's log"}
 
 
 async def ask(path: Path, request: Request, timeout: float) -> dict[str, Any] | None:

@@ -29,4 +29,5 @@ class CountError(Exception):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
-        """"unreachable" or "key" (every mailbox fails alike), "auth", "folder", "protocol"."""
+        """"unreachable", "key" or "server" (every mailbox fails alike: logged once per
+        spell), "auth", "folder", "protocol" (this mailbox)."""

@@ -26,7 +26,9 @@ import imaplib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mailcall.imap import ImapLoginError, connect_as, describe, quote
+from imapclient.imap_utf7 import encode as imap_utf7
+
+from mailcall.imap import ImapLoginError, connect_as, describe, quote, read_password
 from mailcall.imap import ImapSettings as ServerSettings
 from mailcall.imap.protocol import ProtocolError, ResponseReader, Tagged, Untagged, fetch_items
 
@@ -66,9 +68,18 @@ class ImapCounter:
         except Exception as exc:  # DepositKeyError, OSError: the message says what to do
             raise CountError("key", str(exc)) from None
         try:
-            conn = connect_as(s, login, self._password)
+            # Read here, not in the login: an unreadable password file is this machine's
+            # problem, the same for every mailbox (one line), not a refused login.
+            password = self._password() if self._password else read_password(s.password_file)
         except ImapLoginError as exc:
-            raise CountError(exc.kind, str(exc)) from None
+            raise CountError("server", str(exc)) from None
+        try:
+            conn = connect_as(s, login, password)
+        except ImapLoginError as exc:
+            # Before the login, "protocol" is the server's or mwi.toml's problem
+            # (wrong port, security): every mailbox fails alike.
+            raise CountError("server" if exc.kind == "protocol" else exc.kind,
+                             str(exc)) from None
         try:
             return self._count(conn, key, recipient)
         except CountError:
@@ -88,12 +99,14 @@ class ImapCounter:
         sent at once, read in order (one round trip). \\Deleted, \\Seen and which messages
         count are decided here, on what was fetched."""
         s = self.settings
-        conn.send(b"mwi1 EXAMINE " + quote(s.folder).encode("ascii") + b"\r\n"
+        # Modified UTF-7 (RFC 3501 5.1.3): a policy's voice folder may be "Répondeur".
+        conn.send(b"mwi1 EXAMINE " + quote(imap_utf7(s.folder).decode("ascii")).encode("ascii")
+                  + b"\r\n"
                   + b"mwi2 UID FETCH 1:* (UID FLAGS BODY.PEEK[HEADER.FIELDS (" + _FIELDS
                   + b")])\r\nmwi3 LOGOUT\r\n")
         reader = ResponseReader()
         done: dict[bytes, Tagged] = {}
-        new = old = 0
+        messages: dict[int, dict[bytes, object]] = {}
         while b"mwi3" not in done:
             item = reader.pop()
             if item is None:
@@ -112,13 +125,10 @@ class ImapCounter:
             fetched = fetch_items(item.tokens()) if b" FETCH " in item.raw[:24] else None
             if fetched is None:
                 continue
-            seen = _voice(fetched[1], key, recipient)
-            if seen is None:
-                continue
-            if seen:
-                old += 1
-            else:
-                new += 1
+            # A server may send a message's items in several FETCH responses (RFC 3501
+            # 7.4.2): merged per message, the later flags winning.
+            seq, items = fetched
+            messages.setdefault(seq, {}).update(items)
         examined = done.get(b"mwi1")
         if examined is None or examined.status != b"OK":
             why = describe(examined.text) if examined is not None else "no answer"
@@ -129,6 +139,11 @@ class ImapCounter:
             why = describe(fetched_ok.text) if fetched_ok is not None else "no answer"
             raise CountError("protocol", f"IMAP server {self.where}: UID FETCH of the header "
                              f"lines in {s.folder!r} refused ({why})")
+        new = old = 0
+        for items in messages.values():
+            seen = _voice(items, key, recipient)
+            if seen is not None:
+                old, new = (old + 1, new) if seen else (old, new + 1)
         return counts(new, old)
 
 

@@ -14,7 +14,8 @@ can be tested exactly:
 * failing to read a mailbox changes nothing here: the last known counts stay,
   and :meth:`failed` tells the caller whether to log (once per failure spell).
 
-Memory: two dict entries per watched mailbox, with shared :class:`Counts`.
+Memory: an entry in each of three dicts per watched mailbox (known, published, sent
+at), with shared :class:`Counts`.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from .counts import Counts
 
 
 class Ledger:
-    __slots__ = ("_delayed", "_due", "_failing", "_known", "_published", "_sent_at",
-                 "_waiting", "min_interval")
+    __slots__ = ("_delayed", "_due", "_failing", "_known", "_published", "_retired",
+                 "_sent_at", "_waiting", "min_interval")
 
     def __init__(self, min_interval: float = 0.25) -> None:
         self.min_interval = min_interval
@@ -39,6 +40,8 @@ class Ledger:
         self._waiting: set[str] = set()
         """Mailboxes in the heap (each at most once, however often it changes)."""
         self._failing: dict[str, str] = {}
+        self._retired: dict[str, None] = {}
+        """Mailboxes nobody is shown under any more, to switch off in Asterisk (MWIDelete)."""
 
     def __len__(self) -> int:
         return len(self._known)
@@ -80,9 +83,26 @@ class Ledger:
         for table in (self._known, self._published, self._sent_at, self._due, self._failing):
             table.pop(mailbox, None)
 
+    def retire(self, mailbox: str) -> None:
+        """Nobody is shown under `mailbox` any more: forget it, and delete it in Asterisk."""
+        self.forget(mailbox)
+        self._retired[mailbox] = None
+
+    def unretire(self, mailbox: str) -> None:
+        """`mailbox` is watched (again): it must not be deleted."""
+        self._retired.pop(mailbox, None)
+
+    def take_retired(self) -> str | None:
+        """The next mailbox to delete in Asterisk, or None."""
+        if not self._retired:
+            return None
+        mailbox = next(iter(self._retired))
+        del self._retired[mailbox]
+        return mailbox
+
     @property
     def due(self) -> int:
-        return len(self._due) + len(self._waiting)
+        return len(self._due) + len(self._waiting) + len(self._retired)
 
     def take(self, now: float) -> tuple[str, Counts] | None:
         """The next (mailbox, counts) to publish now, or None.

@@ -78,6 +78,13 @@ class Publisher:
                 await self._wake.wait()  # woken by the AMI connect listener
                 continue
             while len(self._inflight) < self.concurrency:
+                gone = self.ledger.take_retired()
+                if gone is None:
+                    break
+                task = asyncio.create_task(self._delete(gone))
+                self._inflight.add(task)
+                task.add_done_callback(self._finished)
+            while len(self._inflight) < self.concurrency:
                 item = self.ledger.take(loop.time())
                 if item is None:
                     break
@@ -95,6 +102,23 @@ class Publisher:
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
         self.wake()
+
+    async def _delete(self, mailbox: str) -> None:
+        """Switch off a lamp nobody is shown under any more (a user left, or their
+        mailbox id changed)."""
+        try:
+            reply = await self.ami.action("MWIDelete", {"Mailbox": mailbox})
+        except LocalProtocolError:
+            return  # never published either (logged when its update was refused)
+        except AmiError:
+            # Retried on the next connection. The lamp is forgotten here: no update can
+            # race the delete (both would be for a mailbox nobody watches).
+            self.ledger.retire(mailbox)
+            return
+        if reply.ok:
+            log.info("mwi: %s is no longer watched; its lamp is switched off", mailbox)
+        else:
+            log.debug("mwi: MWIDelete %s: %s", mailbox, reply.text)
 
     async def _send(self, mailbox: str, counts) -> None:
         try:

@@ -3,8 +3,12 @@
 A poke says "this user's lamp may have changed". While the user waits to be
 counted, more pokes change nothing (a flood of 100 flag changes is one count
 or two); a poke that arrives while the user is being counted marks it to be
-counted once more, since that count may have missed the change. A short
-``debounce`` lets a burst gather before the first count.
+counted once more, since that count may have missed the change (and whoever
+waits for that user waits for the second count). A short ``debounce`` lets a
+burst gather before the first count.
+
+Pokes go before the bulk of a reconcile: a trigger or a deposit during a pass
+over 10,000 mailboxes is counted within its debounce, not after the pass.
 
 The blocking count (:class:`mailcall.mwi.imap.ImapCounter`) runs in a pool of
 ``max_connections`` threads: that pool is the bound on IMAP connections.
@@ -34,7 +38,9 @@ class Refresher:
         self.max_connections = max_connections
         self.debounce = debounce
         self._dirty: dict[str, float] = {}
-        """user -> time of its first poke since it was last counted (ordered: oldest first)."""
+        """Poked users -> time of the first poke since they were last counted (oldest first)."""
+        self._bulk: dict[str, None] = {}
+        """Users a reconcile still has to count (after every poked user)."""
         self._running: set[str] = set()
         self._again: set[str] = set()
         self._waiters: list[tuple[set[str], asyncio.Future[None]]] = []
@@ -65,16 +71,30 @@ class Refresher:
 
     @property
     def waiting(self) -> int:
-        return len(self._dirty) + len(self._again)
+        return len(self._dirty) + len(self._bulk) + len(self._again)
 
-    def poke(self, user: str, *, now: bool = False) -> None:
+    def poke(self, user: str) -> None:
+        """`user`'s lamp may have changed: count them soon, before any reconcile work."""
         loop = asyncio.get_running_loop()
         if user in self._running:
             self._again.add(user)
         elif user not in self._dirty:
-            self._dirty[user] = loop.time() - (self.debounce if now else 0.0)
+            self._bulk.pop(user, None)
+            self._dirty[user] = loop.time()
         if self._wake is not None:
             self._wake.set()
+
+    def _queue_bulk(self, user: str) -> None:
+        if user in self._running:
+            self._again.add(user)
+        elif user not in self._dirty:
+            self._bulk[user] = None
+        if self._wake is not None:
+            self._wake.set()
+
+    def _pending(self, user: str) -> bool:
+        return (user in self._dirty or user in self._bulk or user in self._running
+                or user in self._again)
 
     async def count_all(self, users: Iterable[str]) -> None:
         """Count every user once (beside any pokes), returning when all are done."""
@@ -84,20 +104,18 @@ class Refresher:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((todo, fut))
         for user in list(todo):
-            self.poke(user, now=True)
+            self._queue_bulk(user)
         await fut
 
     async def settled(self, user: str) -> None:
         """Return once no count of `user` is pending or under way (at once if none is)."""
-        if user not in self._dirty and user not in self._running and user not in self._again:
+        if not self._pending(user):
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(({user}, fut))
         await fut
 
     def _done(self, user: str) -> None:
-        if user in self._again:
-            return  # counted again soon; reconcile waiters wait for that count
         keep = []
         for todo, fut in self._waiters:
             todo.discard(user)
@@ -107,20 +125,33 @@ class Refresher:
                 fut.set_result(None)
         self._waiters = keep
 
+    def _take(self, now: float) -> str | None:
+        if self._dirty:
+            user, first = next(iter(self._dirty.items()))
+            if first + self.debounce <= now:
+                del self._dirty[user]
+                return user
+        if self._bulk:
+            user = next(iter(self._bulk))
+            del self._bulk[user]
+            return user
+        return None
+
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
         assert self._wake is not None
         while True:
-            if not self._dirty:
+            user = self._take(loop.time())
+            if user is None:
                 self._wake.clear()
-                await self._wake.wait()
+                if not self._dirty:
+                    await self._wake.wait()
+                    continue
+                first = next(iter(self._dirty.values()))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(),
+                                           max(0.0, first + self.debounce - loop.time()))
                 continue
-            user, first = next(iter(self._dirty.items()))
-            wait = first + self.debounce - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-                continue  # the oldest may have been taken by another worker meanwhile
-            del self._dirty[user]
             self._running.add(user)
             try:
                 result: Result = await loop.run_in_executor(self._pool, self._count, user)
@@ -137,6 +168,9 @@ class Refresher:
             except Exception:
                 log.exception("mwi: handling the count of %s failed", user)
             if user in self._again:
+                # Poked while being counted: that count may predate the change. Whoever
+                # waits for this user (settled, a reconcile) waits for the next count.
                 self._again.discard(user)
                 self.poke(user)
-            self._done(user)
+            else:
+                self._done(user)

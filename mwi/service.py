@@ -49,6 +49,8 @@ BOOT_WAIT = 2.0
 """A FullyBooted later than this after the login means Asterisk was still starting."""
 OVERFLOW_QUIET = 2.0
 """Seconds without a trigger refused for overload before everyone is recounted."""
+OVERFLOW_LATEST = 10.0
+"""...and at most this long after the first refusal of a burst."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +63,25 @@ class Watched:
 
 
 def watched_users(policy: Any, settings: MwiSettings) -> dict[str, Watched]:
-    """user id -> who to count and which Asterisk mailbox shows it."""
+    """user id -> who to count and which Asterisk mailbox shows it.
+
+    Users whose mailbox ids collide (``[lamp] mailbox = "{extension}"`` and two users
+    sharing an extension) are left out: one lamp cannot show two mailboxes' counts;
+    :func:`mailbox_collisions` says who they are."""
+    out = _all_watched(policy, settings)
+    clashing = {u for users in mailbox_collisions(out).values() for u in users}
+    return {uid: w for uid, w in out.items() if uid not in clashing}
+
+
+def mailbox_collisions(watched: dict[str, Watched]) -> dict[str, list[str]]:
+    """Asterisk mailbox id -> the users it would show, for ids shared by several."""
+    by_box: dict[str, list[str]] = {}
+    for w in watched.values():
+        by_box.setdefault(w.mailbox, []).append(w.user)
+    return {box: sorted(users) for box, users in by_box.items() if len(users) > 1}
+
+
+def _all_watched(policy: Any, settings: MwiSettings) -> dict[str, Watched]:
     lamp = settings.lamp
     out: dict[str, Watched] = {}
     for user in policy.users.values():
@@ -98,7 +118,14 @@ class MwiService:
         self._last_error: dict[str, str] = {}
         """user -> why their last count failed (cleared by a count that works)."""
         self._watched: dict[str, Watched] = {}
-        self._by_login: dict[str, str] = {}
+        self._by_login: dict[str, list[str]] = {}
+        """Dovecot login -> users (two users may share one mailbox address)."""
+        self._watched_from: Any = None
+        """The policy snapshot `_watched` was computed from."""
+        self._collisions_told: dict[str, list[str]] = {}
+        self._unknown_logins: set[str] = set()
+        self._logins = 0
+        self._overflow_first = 0.0
         self._imap_down: str | None = None
         self._no_folder: set[str] = set()
         self._no_folder_told: frozenset[str] = frozenset()
@@ -108,7 +135,6 @@ class MwiService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reconciling: asyncio.Task[None] | None = None
         self._reconcile_again = False
-        self._login_at = float("-inf")
         self._loop: asyncio.AbstractEventLoop | None = None
         self.last_reconcile_seconds: float | None = None
         self.reconciles = 0
@@ -203,16 +229,30 @@ class MwiService:
             loop.call_soon_threadsafe(self._poke, user)
 
     def _poke(self, user: str) -> None:
+        if user not in self._watched and self._policy_changed():
+            self._refresh_watch()  # a user added by a reload gets a lamp at their first poke
         if user in self._watched:
             self.refresher.poke(user)
 
     def poke_login(self, login: str) -> None:
-        """The IMAP trigger names the Dovecot user; map it to a mailcall user."""
-        user = self._by_login.get(login.lower())
-        if user is not None:
-            self.refresher.poke(user)
-        else:
-            log.debug("mwi trigger for %r, who is no watched user", login)
+        """The IMAP trigger names the Dovecot user; map it to mailcall users."""
+        key = login.lower()
+        if key not in self._by_login and self._policy_changed():
+            self._refresh_watch()
+        users = self._by_login.get(key)
+        if users:
+            for user in users:
+                self.refresher.poke(user)
+        elif key not in self._unknown_logins and len(self._unknown_logins) < 1000:
+            # Once per login: a mismatch ([lamp] login = "email" or "id" against what
+            # Dovecot calls its users) would otherwise silently stop every IMAP trigger.
+            self._unknown_logins.add(key)
+            log.warning("mwi: the IMAP trigger names %r, who is no watched user: check "
+                        "[lamp] login in mwi.toml (\"email\" or \"id\") against the user "
+                        "names Dovecot logs", login)
+
+    def _policy_changed(self) -> bool:
+        return self.runtime.policy is not self._watched_from
 
     def reconcile(self, *, republish: bool = False) -> None:
         """Recount everyone in the background; `republish` first resends every known lamp."""
@@ -291,12 +331,34 @@ class MwiService:
         return task
 
     def _refresh_watch(self) -> None:
-        watched = watched_users(self.runtime.policy, self.settings)
-        for gone in set(self._watched) - set(watched):
-            self.ledger.forget(self._watched[gone].mailbox)
-            self._last_error.pop(gone, None)
+        policy = self.runtime.policy
+        everyone = _all_watched(policy, self.settings)
+        collisions = mailbox_collisions(everyone)
+        if collisions != self._collisions_told:
+            for box, users in sorted(collisions.items()):
+                log.warning("mwi: users %s would share the Asterisk mailbox %r: neither lamp "
+                            "is sent (one lamp cannot show two mailboxes); make [lamp] "
+                            "mailbox in mwi.toml unique per user, e.g. \"{id}@mailcall\"",
+                            ", ".join(users), box)
+            self._collisions_told = collisions
+        clashing = {u for users in collisions.values() for u in users}
+        watched = {uid: w for uid, w in everyone.items() if uid not in clashing}
+        for uid, old in self._watched.items():
+            new = watched.get(uid)
+            if new is None or new.mailbox != old.mailbox:
+                # Gone from the policy, or shown under another id now: the old lamp is
+                # switched off in Asterisk, not left lit for nobody.
+                self.ledger.retire(old.mailbox)
+                self._last_error.pop(uid, None)
+        for w in watched.values():
+            self.ledger.unretire(w.mailbox)
+        self.publisher.wake()
         self._watched = watched
-        self._by_login = {w.login.lower(): w.user for w in watched.values()}
+        self._watched_from = policy
+        by_login: dict[str, list[str]] = {}
+        for w in watched.values():
+            by_login.setdefault(w.login.lower(), []).append(w.user)
+        self._by_login = by_login
 
     def _deposit_key(self) -> bytes:
         # One thread at a time: seal.deposit_key's first-use creation is not thread-safe.
@@ -317,15 +379,15 @@ class MwiService:
             self._no_folder.discard(user)
             self._last_error.pop(user, None)
             if self._imap_down is not None:
-                log.info("mwi: IMAP server %s answers again; lamps follow the mailboxes",
-                         self.counter.where)
+                log.info("mwi: counts work again (IMAP server %s); lamps follow the "
+                         "mailboxes", self.counter.where)
                 self._imap_down = None
             if self.ledger.observe(w.mailbox, result):
                 self.publisher.wake()
             return
         # Never publish a guess: the last known lamp stays as it is.
         self._last_error[user] = str(result)
-        if result.kind in ("unreachable", "key"):
+        if result.kind in ("unreachable", "key", "server"):
             if self._imap_down is None:  # one line per outage, whatever the errno of each try
                 self._imap_down = result.kind
                 log.warning("mwi: %s; lamps keep their last known state until it answers",
@@ -351,12 +413,16 @@ class MwiService:
         everyone is recounted once the burst has been quiet for OVERFLOW_QUIET seconds."""
         loop = asyncio.get_running_loop()
         if self._overflow is None:
+            self._overflow_first = loop.time()
             log.warning("mwi: more than %d IMAP triggers at once; those over the limit were "
                         "refused, and every lamp is recounted when the burst ends",
                         self.triggers.max_connections if self.triggers else 0)
         else:
             self._overflow.cancel()
-        self._overflow = loop.call_later(OVERFLOW_QUIET, self._after_overflow)
+        # Quiet for OVERFLOW_QUIET seconds, but never later than OVERFLOW_LATEST after the
+        # first refusal: a sustained overload must not postpone the recount for ever.
+        at = min(loop.time() + OVERFLOW_QUIET, self._overflow_first + OVERFLOW_LATEST)
+        self._overflow = loop.call_at(at, self._after_overflow)
 
     def _after_overflow(self) -> None:
         self._overflow = None
@@ -364,17 +430,22 @@ class MwiService:
 
     def _on_login(self) -> None:
         """A new AMI connection: Asterisk may have restarted, so every known lamp is sent
-        again (before anything else is sent on this connection), then everyone is recounted."""
-        self._login_at = asyncio.get_running_loop().time()
+        again (before anything else is sent on this connection); after a reconnect everyone
+        is recounted too (the first login follows the start's own reconcile)."""
+        self._logins += 1
         self.ledger.republish_all()
         self.publisher.wake()
-        self.reconcile()
+        if self._logins > 1:
+            self.reconcile()
 
     def _on_event(self, event: Event) -> None:
         # Asterisk sends FullyBooted right after the login when it is up (handled by the
         # login), and later when we logged in while it was still starting.
-        if (event.name == "FullyBooted"
-                and asyncio.get_running_loop().time() - self._login_at > BOOT_WAIT):
+        # The login time is the client's, set as the login's answer is read: a FullyBooted
+        # in the same read as that answer reaches us before the connect listener runs.
+        at = self.ami.logged_in_at
+        if (event.name == "FullyBooted" and at is not None
+                and asyncio.get_running_loop().time() - at > BOOT_WAIT):
             self.reconcile(republish=True)
 
     async def _reconcile(self) -> None:

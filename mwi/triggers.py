@@ -65,6 +65,7 @@ class TriggerListener:
         self.timeout = timeout
         self.requests = 0
         self._live = 0
+        self._told: set[str] = set()
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
@@ -101,7 +102,17 @@ class TriggerListener:
                 self.requests += 1
                 self.on_user(user)
         except (TimeoutError, ConnectionError, ProtocolError) as exc:
-            log.debug("mwi trigger: request dropped: %s", exc)
+            why = type(exc).__name__
+            if why not in self._told:
+                # Once per kind: a script or Dovecot version that speaks differently would
+                # otherwise stop every IMAP trigger with nothing but DEBUG lines.
+                self._told.add(why)
+                log.warning("mwi trigger: a request from Dovecot was dropped (%s: %s); "
+                            "further ones are logged at DEBUG; check contrib/dovecot/"
+                            "mailcall-mwi.sieve is the script IMAPSieve runs", why,
+                            exc or "no request within the timeout")
+            else:
+                log.debug("mwi trigger: request dropped: %s", exc)
         finally:
             self._live -= 1
             writer.close()

@@ -27,18 +27,29 @@ async def listen(path: Path, handler: Handler, *, mode: int, backlog: int,
         raise OSError(f"{path}: a UNIX socket path may be at most {MAX_PATH} bytes; set a "
                       f"shorter {what} in mwi.toml (docs/mwi.md)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_socket() or path.exists():
+    if path.is_socket():
         if answers(path):
             raise OSError(f"{path}: another process already serves this socket "
                           f"(a second mailcall serve?)")
         path.unlink()
-    old = os.umask(0o777 & ~mode)  # no moment where the socket is wider than `mode`
+    elif path.exists() or path.is_symlink():
+        raise OSError(f"{path} exists and is not a socket: mailcall does not remove it; "
+                      f"move it away or set another {what} in mwi.toml")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    bound = False
     try:
-        server = await asyncio.start_unix_server(handler, path=str(path), backlog=backlog)
-    finally:
-        os.umask(old)
-    os.chmod(path, mode)
-    return server
+        sock.bind(str(path))
+        bound = True
+        # Bound but not listening: nobody can connect before the mode is set (no umask
+        # change, which would be process-wide and race other threads).
+        os.chmod(path, mode)
+        return await asyncio.start_unix_server(handler, sock=sock, backlog=backlog)
+    except BaseException:
+        sock.close()
+        if bound:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        raise
 
 
 async def close(server: asyncio.AbstractServer | None, path: Path) -> None:
@@ -56,6 +67,8 @@ def answers(path: Path) -> bool:
         s.settimeout(0.2)
         try:
             s.connect(str(path))
+        except PermissionError:
+            return True  # another user's live socket: not ours to replace
         except OSError:
             return False
         return True

@@ -206,3 +206,29 @@ def test_a_missing_deposit_key_is_an_error_never_a_dark_lamp(mail):
     assert caught.value.kind == "key"
     assert "deposit key" in str(caught.value) and "missing" in str(caught.value)
     assert not key_path(mail.spool).exists()  # nothing made up in its place
+
+
+def test_a_voice_folder_with_a_non_ascii_name(mail):
+    """[mail] voice_folder = "Répondeur": sent in modified UTF-7 (RFC 3501 5.1.3); it used
+    to raise UnicodeEncodeError on every count of every user, and no lamp ever lit."""
+    from dataclasses import replace
+
+    mail.deposit("alice", "call-1")
+    conn = mail.imap("alice")
+    assert conn.create('"R&AOk-pondeur"')[0] == "OK"
+    conn.select("Voicemail")
+    assert conn.copy("1", '"R&AOk-pondeur"')[0] == "OK"
+    conn.logout()
+    settings = replace(mail.settings().imap, folder="Répondeur")
+    assert ImapCounter(settings, key=mail.key).count(mail.email("alice"),
+                                                      mail.email("alice")) == Counts(1, 0)
+
+
+def test_an_unreadable_password_file_is_this_machines_problem_not_a_refusal(mail):
+    """Every mailbox fails alike, so the lamp logs it once (kind "server"), and the message
+    names the file, not Dovecot's master passdb."""
+    (mail.work / "imap-master.secret").unlink()
+    with pytest.raises(CountError) as err:
+        count(mail)
+    assert err.value.kind == "server"
+    assert "imap-master.secret" in str(err.value)

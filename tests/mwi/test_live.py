@@ -81,9 +81,10 @@ async def test_lamp_follows_the_mailbox(stack, caplog):
         await off_loop(lamp.wait_for, "no", "0/0", n)
 
         # 4. 100 flag changes within a second: a handful of updates, the last one right.
-        await off_loop(mail.deposit, "alice", "call-2")
+        n = len(lamp.poll())
+        deposit, plan, mid = await off_loop(mail.deposit, "alice", "call-2")
         notify_delivered(mail.runtime, deposit, plan, mid)
-        await off_loop(lamp.wait_for, "yes", "1/0", 0)
+        await off_loop(lamp.wait_for, "yes", "1/0", n)  # this deposit's NOTIFY, not step 1's
         await asyncio.sleep(0.5)
         n = len(lamp.poll())
         await off_loop(client.select, "Voicemail")

@@ -175,3 +175,32 @@ async def test_the_service_recounts_everyone_after_refused_triggers(mail, caplog
         await service.stop(1.0)
     warned = [r for r in caplog.records if "IMAP triggers at once" in r.getMessage()]
     assert len(warned) == 1
+
+
+async def test_a_file_that_is_not_a_socket_is_never_removed(tmp_path):
+    path = tmp_path / "t.sock"
+    path.write_text("the admin's notes\n")
+    listener = TriggerListener(path, lambda u: None)
+    with pytest.raises(OSError, match="exists and is not a socket: mailcall does not remove"):
+        await listener.start()
+    assert path.read_text() == "the admin's notes\n"
+
+
+async def test_the_process_umask_is_left_alone(tmp_path):
+    """The socket's mode is set while it is bound but not listening; the umask, which is
+    the whole process's (IMAP worker threads create files meanwhile), is never changed."""
+    import os
+
+    old = os.umask(0o077)
+    try:
+        listener = control.ControlListener(tmp_path / "c.sock", None)  # type: ignore[arg-type]
+        trigger = TriggerListener(tmp_path / "t.sock", lambda u: None)
+        await listener.start()
+        await trigger.start()
+        assert os.umask(0o077) == 0o077
+        assert stat.S_IMODE((tmp_path / "t.sock").stat().st_mode) == 0o666
+        assert stat.S_IMODE((tmp_path / "c.sock").stat().st_mode) == 0o600
+        await listener.stop()
+        await trigger.stop()
+    finally:
+        os.umask(old)
