@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -386,7 +387,9 @@ class MwiService:
                 self.publisher.wake()
             return
         # Never publish a guess: the last known lamp stays as it is.
-        self._last_error[user] = str(result)
+        # Interned: most failures read alike ("no folder yet"), and 100,000 users without
+        # a folder must not hold 100,000 copies of the same sentence.
+        self._last_error[user] = sys.intern(str(result))
         if result.kind in ("unreachable", "key", "server"):
             if self._imap_down is None:  # one line per outage, whatever the errno of each try
                 self._imap_down = result.kind
