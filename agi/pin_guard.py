@@ -19,8 +19,12 @@ import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from mailcall.core.policy.pins import hash_pin
+
+if TYPE_CHECKING:
+    from mailcall.core.host.runtime import Runtime
 
 MAX_FAILURES = 5
 """Wrong PINs per account within WINDOW before the account is locked."""
@@ -119,14 +123,12 @@ class PinGuard:
         self._failures.pop(account, None)
 
 
-def shared_guard(runtime: object | None) -> PinGuard:
+def shared_guard(runtime: Runtime | None) -> PinGuard:
     """The one guard of a server process, shared by every PIN prompt (greeting, mailbox):
     an attacker switching from one menu to the other meets the same count. Kept on the
     runtime (no module state); a new guard when there is no runtime (tests)."""
     if runtime is None:
         return PinGuard()
-    guard = getattr(runtime, "pin_guard", None)
-    if not isinstance(guard, PinGuard):
-        guard = PinGuard()
-        runtime.pin_guard = guard  # type: ignore[attr-defined]
-    return guard
+    if runtime.pin_guard is None:
+        runtime.pin_guard = PinGuard()
+    return runtime.pin_guard

@@ -15,7 +15,6 @@ from mailcall.core.policy.telephony import is_plain_number
 from mailcall.core.text import display_text
 
 _SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
-_DIALLED = re.compile(r"\+?[0-9*#]{1,32}")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _QUOTED_PAIR = re.compile(r"\\([\x00-\x09\x0b\x0c\x0e-\x7f])")
 """RFC 3261 25.1: ``quoted-pair = "\\" (%x00-09 / %x0B-0C / %x0E-7F)``."""
@@ -33,11 +32,12 @@ rule, :func:`mailcall.core.policy.telephony.is_plain_number`)."""
 
 
 def dialled(value: str | None) -> str | None:
-    """An extension or number as dialled (digits, +, *, #), or None."""
+    """An extension or number as dialled, spaces removed, by the one rule of what may be
+    dialled (:func:`~mailcall.core.policy.telephony.is_plain_number`); else None."""
     if value is None:
         return None
     value = value.strip().replace(" ", "")
-    return value if _DIALLED.fullmatch(value) else None
+    return value if is_plain_number(value) else None
 
 
 def caller_text(value: str, limit: int = 80) -> str:

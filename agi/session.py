@@ -172,7 +172,7 @@ class AgiSession:
         ``Set(CHANNEL(language)=fr)`` does. Sent once per value: a handler run
         inside another (route ending in voicemail) asks again at no cost.
         Every handler sends it as its first command, before anything that
-        acts on the environment (see protocol.py's environment reader).
+        acts on the environment (see agi/environment_reader.py).
         """
         if language != self.language:
             self.language = language

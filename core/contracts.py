@@ -187,15 +187,6 @@ class AudioEncoder(Protocol):
 
 
 @runtime_checkable
-class Transcriber(Protocol):
-    """A speech engine that turns a voicemail into text (hook ``mailcall_speech_engines``)."""
-
-    name: str
-
-    def transcribe(self, wav_path: str, language: str) -> str | None: ...
-
-
-@runtime_checkable
 class CallRule(Protocol):
     """One step of call routing (hook ``mailcall_call_rules``)."""
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     )
     from mailcall.core.host.runtime import Depositor, Runtime
     from mailcall.core.policy.model import Policy
+    from mailcall.speech.engine import GreetingEngine
 
 PROJECT = "mailcall"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -129,15 +130,18 @@ def mailcall_fax_formats() -> list[FaxFormat]:
 
 
 @hookspec
-def mailcall_speech_engines() -> list[Any]:
-    """Text-to-speech and speech-to-text engines: greetings, mail read aloud, transcription.
+def mailcall_speech_engines() -> list[GreetingEngine]:
+    """Text-to-speech engines: generated greetings and mail read aloud.
 
-    Called once per process. Return a list of objects with ``name: str`` and
-    any of these capabilities, typed by Protocols in :mod:`mailcall.speech.engine`:
+    Called once per process. Return a list of ``mailcall.speech.GreetingEngine``
+    (Protocols in :mod:`mailcall.speech.engine`, checked with ``isinstance`` by
+    ``mailcall.speech.engines_from`` where they are collected; anything else is
+    a TypeError naming its type):
 
-    - ``GreetingEngine``: ``synthesize(text: str, language: str, out_path: str)
-      -> bool`` writes an 8 kHz mono WAV greeting (False when the language has
-      no voice or the engine failed; the engine logs why).
+    - ``GreetingEngine``: ``name: str`` and ``synthesize(text: str, language:
+      str, out_path: str) -> bool``, which writes an 8 kHz mono WAV greeting
+      (False when the language has no voice or the engine failed; the engine
+      logs why).
     - ``StreamingEngine`` (a ``GreetingEngine`` that also reads mail aloud, one
       sentence at a time): ``sample_rate: int``, ``resolve_language(language:
       str) -> str | None`` ("fr-CA" → the voice language used, None if none)
@@ -147,9 +151,9 @@ def mailcall_speech_engines() -> list[Any]:
       calls it from one worker thread per engine, never concurrently, and does
       the text preparation, resampling and ``.sln`` files itself. The mailbox
       menu uses the first such engine in plugin order (eSpeak NG built in).
-    - ``transcribe(wav_path: str, language: str) -> str | None``.
 
-    All methods block and are run off the event loop.
+    All methods block and are run off the event loop. There is no speech-to-text
+    contract: nothing in mailcall transcribes voicemail yet.
     """
 
 
@@ -220,12 +224,13 @@ def mailcall_voice_counts(runtime: Runtime, user: str) -> Awaitable[VoiceCounts 
 
     *firstresult*. Called by whoever tells a user how many messages wait: the
     notification of a voicemail ("3 new voice messages") and the phone menu's
-    greeting, with the shared ``runtime``. Return an awaitable (the caller is on the event loop and bounds
-    the wait itself) that resolves, once any recount already under way for that user
-    is done, to a ``mailcall.core.contracts.VoiceCounts``, or to None when the
-    folder could not be read lately: the caller then says nothing about counts
-    rather than a stale or made-up number. Return None (not an awaitable) when this
-    plugin does not count voice folders. The built-in ``mwi`` plugin answers while the
+    greeting, with the shared ``runtime``. Return an awaitable (the caller is on
+    the event loop and bounds the wait itself) that resolves, once any recount
+    already under way for that user is done, to a
+    ``mailcall.core.contracts.VoiceCounts``, or to None when the folder could not
+    be read lately: the caller then says nothing about counts rather than a
+    stale or made-up number. Return None (not an awaitable) when this plugin
+    does not count voice folders. The built-in ``mwi`` plugin answers while the
     lamp service runs (docs/mwi.md).
     """
 

@@ -6,7 +6,10 @@ machines fed bytes, h11-style: ``next_event()`` answers :data:`NEED_DATA` when
 a complete event is not there yet, and a peer that breaks its protocol raises a
 :class:`RemoteProtocolError`. Callers can then handle every machine alike
 (``except ProtocolError`` ends one connection, never the server). Each machine
-writes what its protocol allows in one :class:`Transitions` table.
+writes what its protocol allows in one :class:`Transitions` table. The other
+parsers without I/O raise from the same family: IMAP responses (imap/protocol.py)
+and the frames between ``mailcall serve`` and its delivery process
+(deposit/pipe_protocol.py).
 """
 
 from __future__ import annotations

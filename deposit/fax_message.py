@@ -27,9 +27,10 @@ from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from mailcall.core.decisions.deposits import FaxMessage
 from mailcall.core.decisions.plans import DepositPlan
+from mailcall.core.text import display_text
 
 from . import wording
-from .headers import clean_number, clean_text, message_id, set_common_headers
+from .headers import MAX_NAME, clean_number, message_id, set_common_headers
 from .voice_message import Origin, caller_label, caller_lines
 
 log = logging.getLogger(__name__)
@@ -90,18 +91,18 @@ def build_fax_message(
     `key` the deposit key that seals it (:mod:`mailcall.deposit.seal`), `msgid` the
     Message-ID an earlier attempt gave it (a rebuild keeps it, so dedupe still works)."""
     language = plan.language
-    name = clean_text(deposit.caller_name)
+    name = display_text(deposit.caller_name, MAX_NAME)
     number = clean_number(deposit.caller_number)
-    station = clean_text(deposit.station_id, limit=40)
+    station = display_text(deposit.station_id, 40)
     local = deposit.at.astimezone(origin.timezone)
     who = caller_label(language, name, number or station)
 
     failure: str | None = None
     pdf: bytes | None = None
     pages = 0
-    status = clean_text(deposit.status, limit=40).upper()
+    status = display_text(deposit.status, 40).upper()
     if status != "SUCCESS":
-        failure = clean_text(deposit.error, limit=300) or f"FAXSTATUS={status or 'unknown'}"
+        failure = display_text(deposit.error, 300) or f"FAXSTATUS={status or 'unknown'}"
     elif not tiff:
         failure = "no fax file was written"
     else:

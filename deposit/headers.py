@@ -3,11 +3,12 @@
 Caller ID names and fax station ids are chosen by whoever places the call. They
 reach us as text that may hold CR/LF, NUL, invalid UTF-8 (smuggled in as
 surrogate escapes) or kilobytes of junk. Everything that ends up in a header is
-therefore (1) reduced to one printable line of bounded length by
-:func:`clean_text`, then (2) handed to the stdlib ``email`` header registry
-under a strict policy (:data:`STRICT`), which RFC 2047-encodes non-ASCII text
-and refuses CR/LF itself. Headers are never built by string concatenation, so
-even if step (1) had a bug, step (2) raises instead of injecting.
+therefore (1) reduced to one printable line of bounded length by the project's
+one rule (:func:`mailcall.core.text.display_text`), then (2) handed to the stdlib
+``email`` header registry under a strict policy (:data:`STRICT`), which RFC
+2047-encodes non-ASCII text and refuses CR/LF itself. Headers are never built
+by string concatenation, so even if step (1) had a bug, step (2) raises instead
+of injecting.
 
 References: RFC 5322 (message format), RFC 2047 (encoded words), RFC 3458
 (Message-Context), RFC 3803 (Content-Duration), RFC 3834 (Auto-Submitted),
@@ -36,16 +37,10 @@ _DIALABLE = re.compile(r"[^0-9+*#]")
 _ID_SAFE = re.compile(r"[^A-Za-z0-9.\-]")
 
 
-def clean_text(value: str | bytes | None, limit: int | None = MAX_NAME) -> str:
-    """One printable line, at most `limit` characters, from untrusted caller data
-    (:func:`mailcall.core.text.display_text`, the one rule for outside text)."""
-    return display_text(value, limit)
-
-
 def header_text(value: str | bytes | None, limit: int = MAX_NAME) -> str:
-    """:func:`clean_text` for a header: also breaks "=?", so caller text that looks like an
-    RFC 2047 encoded word is shown literally instead of being decoded by the mail client."""
-    return truncate(clean_text(value, limit=None).replace("=?", "= ?"), limit)
+    """:func:`~mailcall.core.text.display_text` for a header: also breaks "=?", so caller text
+    that looks like an RFC 2047 encoded word is shown literally, not decoded by the client."""
+    return truncate(display_text(value).replace("=?", "= ?"), limit)
 
 
 _SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')
@@ -64,7 +59,7 @@ def display_name(value: str | bytes | None) -> str:
 
 def clean_number(value: str | bytes | None) -> str:
     """The dialable part of a caller number ("" when nothing dialable is left)."""
-    text = clean_text(value, limit=64)
+    text = display_text(value, 64)
     number = _DIALABLE.sub("", text)
     if "+" in number[1:]:
         number = number[0] + number[1:].replace("+", "")

@@ -38,6 +38,7 @@ from typing import Any
 
 from mailcall.core.decisions.deposits import Deposit
 from mailcall.core.decisions.plans import DepositPlan
+from mailcall.core.sansio import LocalProtocolError, ProtocolError, RemoteProtocolError
 
 from .delivery import Target
 from .typed_json import InvalidValue, from_json, to_json
@@ -47,8 +48,17 @@ MAX_FRAME = 1 << 20
 """Bytes in one message; a plan or a deposit takes a few KiB."""
 
 
-class PipeProtocolError(Exception):
-    """A frame that is not a message this side may receive; the text says what is wrong."""
+class PipeProtocolError(ProtocolError):
+    """A frame that is not a message this side may send or receive; the text says what is
+    wrong. One of :mod:`mailcall.core.sansio`'s family, split by whose fault it is below."""
+
+
+class PipeRemoteError(PipeProtocolError, RemoteProtocolError):
+    """What the other process sent is not a message this side may receive."""
+
+
+class PipeLocalError(PipeProtocolError, LocalProtocolError):
+    """This side tried to send something that is not a message it may send."""
 
 
 class Side(enum.Enum):
@@ -166,11 +176,11 @@ def encode(message: Message) -> bytes:
     """The frame for `message`."""
     name = _TYPE.get(type(message))
     if name is None:
-        raise PipeProtocolError(f"{type(message).__name__} is not a pipe message")
+        raise PipeLocalError(f"{type(message).__name__} is not a pipe message")
     try:
         body = {"type": name, **to_json(message)}
     except InvalidValue as exc:
-        raise PipeProtocolError(f"cannot encode a {name} message: {exc}") from None
+        raise PipeLocalError(f"cannot encode a {name} message: {exc}") from None
     return json.dumps(body, ensure_ascii=False, allow_nan=False,
                       separators=(",", ":")).encode()
 
@@ -178,21 +188,21 @@ def encode(message: Message) -> bytes:
 def decode(frame: bytes) -> Message:
     """The message in `frame`, or :class:`PipeProtocolError` saying what is wrong with it."""
     if len(frame) > MAX_FRAME:
-        raise PipeProtocolError(f"frame of {len(frame)} bytes, more than {MAX_FRAME}")
+        raise PipeRemoteError(f"frame of {len(frame)} bytes, more than {MAX_FRAME}")
     try:
         data = json.loads(frame.decode("utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise PipeProtocolError(f"not a JSON message ({exc}): {_start(frame)}") from None
+        raise PipeRemoteError(f"not a JSON message ({exc}): {_start(frame)}") from None
     if not isinstance(data, dict):
-        raise PipeProtocolError(f"not a JSON object: {_start(frame)}")
+        raise PipeRemoteError(f"not a JSON object: {_start(frame)}")
     name = data.pop("type", None)
     cls = _CLASS.get(name) if isinstance(name, str) else None
     if cls is None:
-        raise PipeProtocolError(f"unknown message type {name!r}: {_start(frame)}")
+        raise PipeRemoteError(f"unknown message type {name!r}: {_start(frame)}")
     try:
         return from_json(cls, data, name)
     except InvalidValue as exc:
-        raise PipeProtocolError(f"bad {name} message: {exc}") from None
+        raise PipeRemoteError(f"bad {name} message: {exc}") from None
 
 
 class PipeEnd:
@@ -204,15 +214,15 @@ class PipeEnd:
     def encode(self, message: Message) -> bytes:
         sender = _SENDER.get(type(message))
         if sender is not None and sender is not self.side:
-            raise PipeProtocolError(f"{_TYPE[type(message)]} is sent by {sender.value}, "
-                                    f"not by {self.side.value}")
+            raise PipeLocalError(f"{_TYPE[type(message)]} is sent by {sender.value}, "
+                                 f"not by {self.side.value}")
         return encode(message)
 
     def decode(self, frame: bytes) -> Message:
         message = decode(frame)
         if _SENDER[type(message)] is self.side:
-            raise PipeProtocolError(f"{_TYPE[type(message)]} is sent by {self.side.value}, "
-                                    f"so {self.side.value} cannot receive it")
+            raise PipeRemoteError(f"{_TYPE[type(message)]} is sent by {self.side.value}, "
+                                  f"so {self.side.value} cannot receive it")
         return message
 
 

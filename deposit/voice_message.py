@@ -21,14 +21,15 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
+from mailcall.core.contracts import AudioEncoder
 from mailcall.core.decisions.deposits import VoiceMessage
 from mailcall.core.decisions.plans import DepositPlan
+from mailcall.core.text import display_text
 
 from . import wording
 from .audio import RecordingProblem, WavEncoder, probe
-from .headers import clean_number, clean_text, message_id, set_common_headers, tel_uri
+from .headers import MAX_NAME, clean_number, message_id, set_common_headers, tel_uri
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def build_voice_message(
     origin: Origin,
     *,
     recording: str | None,
-    encoder: Any | None,
+    encoder: AudioEncoder | None,
     workdir: str | os.PathLike,
     key: bytes,
     msgid: str | None = None,
@@ -73,7 +74,7 @@ def build_voice_message(
     `key` the deposit key that seals it (:mod:`mailcall.deposit.seal`), `msgid` the
     Message-ID an earlier attempt gave it (a rebuild keeps it, so dedupe still works)."""
     language = plan.language
-    name = clean_text(deposit.caller_name)
+    name = display_text(deposit.caller_name, MAX_NAME)
     number = clean_number(deposit.caller_number)
     local = deposit.at.astimezone(origin.timezone)
     who = caller_label(language, name, number)
@@ -151,14 +152,14 @@ def build_voice_message(
 def _encode(
     deposit: VoiceMessage,
     recording: str,
-    encoder: Any | None,
+    encoder: AudioEncoder | None,
     workdir: Path,
     local: datetime,
     number: str,
 ) -> tuple[tuple[bytes, str, str], str | None]:
     """(data, filename, format) of the attachment, and a note key if we fell back to WAV."""
     stem = f"voicemail-{local:%Y%m%d-%H%M%S}" + (f"-{number.lstrip('+')}" if number else "")
-    stem = clean_text(stem, limit=60).replace(" ", "")
+    stem = display_text(stem, 60).replace(" ", "")
     note = None
     if encoder is not None and encoder.format != "wav":
         out = workdir / f"{stem}.{encoder.extension}"
@@ -169,7 +170,7 @@ def _encode(
             log.exception(
                 "voicemail %s: %s encoding failed; attaching the WAV as recorded",
                 deposit.call_id,
-                getattr(encoder, "name", encoder.format),
+                encoder.format,
             )
             note = "encode_failed"
     wav = WavEncoder()

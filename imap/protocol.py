@@ -14,11 +14,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mailcall.core.sansio import RemoteProtocolError
+
 _LITERAL = re.compile(rb"\{(\d{1,9})\+?\}\r\n\Z")
 
 
-class ProtocolError(Exception):
-    """The server's bytes are not IMAP as RFC 3501 writes it (or exceed a bound)."""
+class ProtocolError(RemoteProtocolError):
+    """The server's bytes are not IMAP as RFC 3501 writes it (or exceed a bound): the peer's
+    fault, so one of :mod:`mailcall.core.sansio`'s family (``except ProtocolError`` of either)."""
 
 
 @dataclass(frozen=True, slots=True)

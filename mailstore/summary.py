@@ -20,9 +20,9 @@ from typing import Literal
 from mailcall.core.text import display_text
 from mailcall.deposit import wording
 from mailcall.deposit.headers import clean_number
+from mailcall.deposit.origin import FETCHED, deposit_kind
 
 from .fetch import header_words
-from .origin import FETCHED, deposit_kind
 
 Kind = Literal["voice", "fax", "mail"]
 
@@ -71,6 +71,28 @@ class UnreadMail:
     count: int
     """Every unseen, undeleted message of the inbox (messages holds at most max_listed)."""
     messages: tuple[MessageSummary, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceMail:
+    """The voice folder's proven deposits as listed: new first, then saved, at most
+    max_listed. The counts of `messages` are exact only as far as the listing went: what
+    was not examined may be forged (no seal), so it is never counted as voicemail."""
+
+    messages: tuple[MessageSummary, ...]
+    complete: bool
+    """Every candidate was examined: the listing's new and saved counts are exact."""
+    new_complete: bool
+    """Every unseen candidate was examined (new ones are listed first): the new count is
+    exact even when `complete` is False."""
+
+    @property
+    def new(self) -> int:
+        return sum(1 for m in self.messages if not m.seen)
+
+    @property
+    def old(self) -> int:
+        return len(self.messages) - self.new
 
 
 def parse_headers(block: bytes) -> Message:

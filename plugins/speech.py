@@ -3,8 +3,7 @@
 eSpeak NG is small, packaged by every distribution and speaks French, English
 and a hundred other languages offline. It is called through cffi
 (:mod:`mailcall.speech.espeak`), so neither a greeting nor a sentence of a
-mail costs a process. No speech-to-text engine is built in: transcription
-needs a plugin that offers ``transcribe``.
+mail costs a process. There is no speech-to-text part (docs/speech.md).
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from mailcall.core.hookspecs import hookimpl
+from mailcall.speech.engine import GreetingEngine
 from mailcall.speech.espeak import EspeakEngine
 
 __all__ = ["EspeakEngine", "mailcall_speech_engines"]
@@ -20,7 +20,7 @@ log = logging.getLogger("mailcall.speech")
 
 
 @hookimpl
-def mailcall_speech_engines() -> list:
+def mailcall_speech_engines() -> list[GreetingEngine]:
     engine = EspeakEngine()
     if not engine.available:
         log.warning("no built-in speech: %s", engine.problem)

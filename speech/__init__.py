@@ -6,7 +6,7 @@ engines come from the ``mailcall_speech_engines`` hook and implement
 :class:`StreamingEngine` (eSpeak NG, in-process, by default).
 """
 
-from mailcall.speech.engine import GreetingEngine, StreamingEngine
+from mailcall.speech.engine import GreetingEngine, StreamingEngine, engines_from
 from mailcall.speech.errors import NoVoice, SpeechError, SpeechFailed, SpeechUnavailable
 from mailcall.speech.language import guess_language
 from mailcall.speech.reading import MAX_CHARS, speakable_sentences
@@ -22,6 +22,7 @@ __all__ = [
     "SpeechFailed",
     "SpeechUnavailable",
     "StreamingEngine",
+    "engines_from",
     "guess_language",
     "speakable_sentences",
 ]

@@ -1,5 +1,9 @@
 """The contract a speech engine plugin fulfils (hook ``mailcall_speech_engines``).
 
+Every engine is a :class:`GreetingEngine`; one that also reads mail aloud is a
+:class:`StreamingEngine`. There is no speech-to-text contract: nothing in
+mailcall transcribes yet (``features.transcription`` is refused by the check).
+
 Mail is read aloud one sentence at a time so playback starts at once and 50
 calls share one engine fairly, so the streaming contract is a *sentence*
 method: the engine turns one short sentence into samples, and mailcall does
@@ -11,7 +15,7 @@ eSpeak NG's is not) need no locking of their own for this path.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy
 
@@ -51,3 +55,20 @@ class StreamingEngine(GreetingEngine, Protocol):
         :class:`mailcall.speech.errors.SpeechFailed`.
         """
         ...
+
+
+def engines_from(pm: Any) -> list[GreetingEngine]:
+    """Every engine the ``mailcall_speech_engines`` hook offers, in plugin order, each checked
+    against :class:`GreetingEngine` here, where they are collected: a plugin that returns
+    anything else is named at once (TypeError), not skipped in silence."""
+    engines: list[GreetingEngine] = []
+    for batch in pm.hook.mailcall_speech_engines():
+        for engine in batch or ():
+            if not isinstance(engine, GreetingEngine):
+                raise TypeError(
+                    f"a plugin returned {type(engine).__name__} from mailcall_speech_engines, "
+                    "which is not a mailcall.speech.GreetingEngine (name: str, synthesize(text, "
+                    "language, out_path) -> bool); find it with 'mailcall plugins', then fix "
+                    "or disable it (MAILCALL_DISABLE_PLUGINS)")
+            engines.append(engine)
+    return engines

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mailcall.playback.pcm import write_sln
-from mailcall.speech.engine import StreamingEngine
+from mailcall.speech.engine import StreamingEngine, engines_from
 from mailcall.speech.errors import NoVoice, SpeechError, SpeechFailed, SpeechUnavailable
 from mailcall.speech.language import guess_language
 from mailcall.speech.reading import MAX_CHARS, speakable_sentences
@@ -63,8 +63,7 @@ class Speaker:
     @classmethod
     def from_plugins(cls, pm: Any, **options: Any) -> Speaker:
         """A speaker on the engines the ``mailcall_speech_engines`` hook offers."""
-        return cls.from_engines(
-            (e for batch in pm.hook.mailcall_speech_engines() for e in batch or ()), **options)
+        return cls.from_engines(engines_from(pm), **options)
 
     def voice_for(self, language: str | None, text: str, fallback: str) -> str:
         """The engine language that will read `text`: `language`, else a guess, else `fallback`."""

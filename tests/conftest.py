@@ -1,15 +1,32 @@
-"""Fixtures shared by every test folder: the real Dovecot and the recorded Asterisk material."""
+"""Fixtures shared by every test folder: the real Dovecot and the recorded Asterisk material.
+
+Async tests (``async def test_...``) run here too, each in a fresh event loop with a
+120 s limit: no pytest-asyncio needed.
+"""
 
 from __future__ import annotations
 
-import shutil
+import asyncio
+import inspect
 from pathlib import Path
 
 import pytest
 
 # Defined in tests/support; tests/live and tests/mwi import them from here.
 from tests.support import MEDIA, REPO, SHARED, TRACES  # noqa: F401
-from tests.support.dovecot import Dovecot, available, start_private
+from tests.support.dovecot import Dovecot, DovecotFactory, available
+
+ASYNC_TEST_TIMEOUT = 120.0
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """Run a coroutine test in its own new loop, so no loop state passes between tests."""
+    if inspect.iscoroutinefunction(pyfuncitem.obj):
+        args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+        asyncio.run(asyncio.wait_for(pyfuncitem.obj(**args), ASYNC_TEST_TIMEOUT))
+        return True
+    return None
 
 
 @pytest.fixture(scope="session")
@@ -24,17 +41,9 @@ def dovecot_factory():
     """Start real Dovecot instances: ``dovecot_factory(plugin={...}, users=[...])``."""
     if not available():
         pytest.fail("Dovecot is not installed or not running as root: run .ci/run (it installs it)")
-    started: list[Dovecot] = []
-
-    def start(plugin: dict[str, str] | None = None, users=("alice@example.test",), extra: str = ""):
-        d = start_private(plugin, users, extra)
-        started.append(d)
-        return d
-
-    yield start
-    for d in started:
-        d.stop()
-        shutil.rmtree(d.root, ignore_errors=True)
+    factory = DovecotFactory()
+    yield factory
+    factory.stop_all()
 
 
 @pytest.fixture

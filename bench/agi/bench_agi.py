@@ -42,11 +42,10 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo, for tests.support
 
-from bench.fake_asterisk import ENV, answer_for, one_session  # noqa: E402
-from tests.support.policies import example_policy_text  # noqa: E402
+from bench.fake_asterisk import ENV, answer_for, one_session
+from tests.support.policies import example_policy_text
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 POLICY = example_policy_text()

@@ -20,7 +20,6 @@ Encoders, all in the same run:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -29,13 +28,11 @@ from pathlib import Path
 import numpy
 import soundfile
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo, for tests.support
 
-from mailcall.deposit.audio import WavEncoder, encoded_duration, sndfile_mp3, sndfile_opus  # noqa: E402
-from mailcall.deposit.opus_encoder import LibopusEncoder  # noqa: E402
-
-MEDIA = Path(os.environ.get("MAILCALL_SHARED", REPO.parent / "shared")) / "asterisk" / "media"
+from mailcall.deposit.audio import WavEncoder, encoded_duration, sndfile_mp3, sndfile_opus
+from mailcall.deposit.opus_encoder import LibopusEncoder
+from tests.support import MEDIA
 
 
 def make_input(path: Path, seconds: float) -> float:

@@ -38,22 +38,21 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo, for tests.support
 
-import numpy  # noqa: E402
-import soundfile  # noqa: E402
+import numpy
+import soundfile
 
-from bench.fake_asterisk import one_session  # noqa: E402
-from mailcall.core.decisions.deposits import VoiceMessage  # noqa: E402
-from mailcall.core.host.runtime import Runtime  # noqa: E402
-from mailcall.core.policy.load import compile_text  # noqa: E402
-from mailcall.deposit.delivery_process import DeliveryProcess  # noqa: E402
-from mailcall.deposit.spool import Spool, SpoolDepositor  # noqa: E402
-from mailcall.deposit.worker import SpoolWorker, WorkerSettings  # noqa: E402
-from mailcall.plugins import deposit as deposit_plugin  # noqa: E402
-from tests.support import MEDIA  # noqa: E402
-from tests.support.policies import example_policy_text  # noqa: E402
+from bench.fake_asterisk import one_session
+from mailcall.core.decisions.deposits import VoiceMessage
+from mailcall.core.host.runtime import Runtime
+from mailcall.core.policy.load import compile_text
+from mailcall.deposit.delivery_process import DeliveryProcess
+from mailcall.deposit.spool import Spool, SpoolDepositor
+from mailcall.deposit.worker import SpoolWorker, WorkerSettings
+from mailcall.plugins import deposit as deposit_plugin
+from tests.support import MEDIA
+from tests.support.policies import example_policy_text
 
 
 def policy_text(address: str, fmt: str) -> str:

@@ -23,17 +23,15 @@ import os
 import shutil
 import smtplib
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo, for tests.support
 
-from mailcall.mailstore.readable import body_text, readable  # noqa: E402
-from mailcall.mailstore.structure import Part  # noqa: E402
-from tests.mailstore.support import ALICE, html, plain, start_phone_mail, voice  # noqa: E402
-from tests.support.dovecot import Dovecot  # noqa: E402
+from mailcall.mailstore.readable import body_text, readable
+from mailcall.mailstore.structure import Part
+from tests.mailstore.support import ALICE, html, plain, start_phone_mail, voice
+from tests.support.dovecot import DovecotFactory
 
 VOICE = 50
 MAILS = 1950
@@ -58,20 +56,6 @@ def html_10k() -> str:
     return (f"<html><head><style>p{{margin:0}}</style></head><body>{paragraphs}"
             f"<div class='gmail_quote'>Le 27 nov., Alice a écrit : ancien texte</div>"
             f"</body></html>")
-
-
-def factory(started: list[Dovecot]):
-    def start(plugin=None, users=("alice@example.test",), extra=""):
-        root = Path(tempfile.mkdtemp(prefix="mailcall-bench-dovecot-"))
-        os.chmod(root, 0o755)
-        d = Dovecot(root=root, plugin=dict(plugin or {}), extra=extra)
-        d.write_config()
-        for u in users:
-            d.add_user(u)
-        d.start()
-        started.append(d)
-        return d
-    return start
 
 
 async def fill(m) -> None:
@@ -175,23 +159,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--compare-html", action="store_true")
     args = parser.parse_args()
-    started: list[Dovecot] = []
-    m = start_phone_mail(factory(started))
-    try:
-        t = time.perf_counter()
-        asyncio.run(fill(m))
-        print(f"mailbox filled in {time.perf_counter() - t:.1f} s: {VOICE} voice deposits, "
-              f"{MAILS} mails ({MAILS // 2} unseen)")
-        asyncio.run(measure(m, args.rounds))
-        print("python", sys.version.split()[0], "cpus", os.cpu_count(),
-              "load", " ".join(f"{x:.2f}" for x in os.getloadavg()))
-        if args.compare_html:
-            compare_html()
-    finally:
-        for d in started:
-            d.stop()
-            shutil.rmtree(d.root, ignore_errors=True)
-        shutil.rmtree(m.work, ignore_errors=True)
+    with DovecotFactory(prefix="mailcall-bench-dovecot-") as dovecots:
+        m = start_phone_mail(dovecots)
+        try:
+            t = time.perf_counter()
+            asyncio.run(fill(m))
+            print(f"mailbox filled in {time.perf_counter() - t:.1f} s: {VOICE} voice deposits, "
+                  f"{MAILS} mails ({MAILS // 2} unseen)")
+            asyncio.run(measure(m, args.rounds))
+            print("python", sys.version.split()[0], "cpus", os.cpu_count(),
+                  "load", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+            if args.compare_html:
+                compare_html()
+        finally:
+            shutil.rmtree(m.work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -31,18 +31,24 @@ import tracemalloc
 from pathlib import Path
 from types import SimpleNamespace
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo, for tests.support
 
-from mailcall.core.decisions.deposits import VoiceMessage  # noqa: E402
-from mailcall.deposit.headers import serialise  # noqa: E402
-from mailcall.deposit.seal import deposit_key  # noqa: E402
-from mailcall.mwi.config import AmiSettings, LampSettings, MwiSettings  # noqa: E402
-from mailcall.mwi.counts import counts  # noqa: E402
-from mailcall.mwi.imap import ImapCounter, ImapSettings  # noqa: E402
-from mailcall.mwi.ledger import Ledger  # noqa: E402
-from mailcall.mwi.service import MwiService, watched_users  # noqa: E402
-from tests.support.dovecot import MAIL_UID, Dovecot  # noqa: E402
+from mailcall.core.decisions.deposits import VoiceMessage
+from mailcall.core.host.plugin_manager import make_plugin_manager
+from mailcall.deposit.headers import serialise
+from mailcall.deposit.seal import deposit_key
+from mailcall.mwi.config import AmiSettings, LampSettings, MwiSettings
+from mailcall.mwi.counts import counts
+from mailcall.mwi.imap import ImapCounter, ImapSettings
+from mailcall.mwi.ledger import Ledger
+from mailcall.mwi.service import MwiService, watched_users
+from tests.support.dovecot import (
+    MAIL_UID,
+    Dovecot,
+    DovecotFactory,
+    configure_private,
+    master_passdb,
+)
 
 ANCHOR_S = 30.0
 
@@ -61,20 +67,8 @@ async def latency(toggles: int) -> list[float]:
     from tests.mwi.live import Lamp, start_asterisk, start_phone
     from tests.mwi.support import start_mail
 
-    started = []
-
-    def factory(plugin=None, users=(), extra=""):
-        root = Path(tempfile.mkdtemp(prefix="mailcall-bench-dovecot-"))
-        os.chmod(root, 0o755)
-        d = Dovecot(root=root, plugin=dict(plugin or {}), extra=extra)
-        d.write_config()
-        for u in users:
-            d.add_user(u)
-        d.start()
-        started.append(d)
-        return d
-
-    mail = start_mail(factory)
+    dovecots = DovecotFactory(prefix="mailcall-bench-dovecot-")
+    mail = start_mail(dovecots)
     work = Path(tempfile.mkdtemp(prefix="mailcall-bench-sipp-"))
     phone, port = start_phone(work)
     ast = start_asterisk(port)
@@ -109,9 +103,7 @@ async def latency(toggles: int) -> list[float]:
         await service.stop(1.0)
         phone.stop()
         ast.stop()
-        for d in started:
-            d.stop()
-            shutil.rmtree(d.root, ignore_errors=True)
+        dovecots.stop_all()
         shutil.rmtree(ast.root, ignore_errors=True)
         shutil.rmtree(mail.work, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
@@ -146,18 +138,9 @@ def make_site(root: Path, n: int, key: bytes, tuned: bool,
     from mailcall.core.decisions.plans import DepositPlan
     from mailcall.deposit.voice_message import Origin, build_voice_message
 
-    (root / "master.passwd").write_text(
-        f"mailcall-mwi:{master_hash(scheme)}::::::allow_nets=127.0.0.1/32\n")
     imap_service = TUNED_IMAP if tuned else ""
     login_service = TUNED_LOGIN if tuned else ""
-    extra = f"""
-auth_master_user_separator = *
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {root / 'master.passwd'}
-  master = yes
-  pass = yes
-}}
+    extra = master_passdb(root, "mailcall-mwi", master_hash(scheme), hashed=True) + f"""
 service imap {{
   process_limit = {IMAP_PROCESS_LIMIT}
 {imap_service}
@@ -166,10 +149,9 @@ service imap-login {{
 {login_service}
 }}
 """
-    d = Dovecot(root=root, extra=extra)
-    d.write_config()
+    d = configure_private(users=[f"u{i}@bench.example" for i in range(n)], extra=extra,
+                          root=root)
     origin = Origin(sender="mailcall@bench.example", domain="bench.example", timezone=UTC)
-    lines = []
     for i in range(n):
         user = f"u{i}@bench.example"
         home = root / "home" / f"u{i}"
@@ -185,8 +167,6 @@ service imap-login {{
         for sub in ("cur", "new", "tmp"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         (folder / "new" / f"{int(time.time())}.b{i}.bench").write_bytes(serialise(msg))
-        lines.append(f"{user}:{{PLAIN}}secret:{MAIL_UID}:{MAIL_UID}::{home}::\n")
-    (root / "passwd").write_text("".join(lines))
     for dirpath, _dirnames, filenames in os.walk(root / "home"):
         os.chown(dirpath, MAIL_UID, MAIL_UID)
         for f in filenames:
@@ -247,8 +227,10 @@ async def reconcile(n: int, connections: int, tuned: bool,
     users = {f"u{i}": SimpleNamespace(
         id=f"u{i}", email=f"u{i}@bench.example", extensions=(),
         features=SimpleNamespace(voicemail=SimpleNamespace(enabled=True))) for i in range(n)}
+    # The service registers its hooks (the lamp's counts) with the host's plugin manager.
     runtime = SimpleNamespace(policy=SimpleNamespace(users=users),
-                              setting=lambda name: str(spool))
+                              setting=lambda name: str(spool),
+                              pm=make_plugin_manager(entrypoints=False))
     settings = MwiSettings(
         path=root / "mwi.toml", ami=AmiSettings(port=ast.ami_port, secret_file=str(secret)),
         imap=ImapSettings(port=d.imap_port, master_user="mailcall-mwi",

@@ -38,14 +38,14 @@ import time
 import uuid
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo, for tests.support
 
-from mailcall.core.policy.load import compile_text  # noqa: E402
-from mailcall.sieve.commands import compile_script  # noqa: E402
-from mailcall.sieve.exec_client import client_script  # noqa: E402
-from mailcall.sieve.generate import global_script, null_script  # noqa: E402
-from tests.support.dovecot import MAIL_UID, Dovecot  # noqa: E402
+from mailcall.core.policy.load import compile_text
+from mailcall.sieve.commands import compile_script
+from mailcall.sieve.exec_client import client_script
+from mailcall.sieve.generate import global_script, null_script
+from tests.support import REPO
+from tests.support.dovecot import MAIL_UID, Dovecot
 
 POLICY = """\
 [organisation]

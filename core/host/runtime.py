@@ -19,6 +19,7 @@ from mailcall.core.decisions.deposits import Deposit
 from mailcall.core.policy.model import Policy
 
 if TYPE_CHECKING:
+    from mailcall.agi.pin_guard import PinGuard
     from mailcall.notifications.notice import MailNotice
 
 
@@ -58,6 +59,9 @@ class Runtime:
         self.notifier: Notifier | None = None
         """The notification service shared by the Sieve bridge and the deposit worker,
         set by the channels plugin (None: no channel plugin loaded)."""
+        self.pin_guard: PinGuard | None = None
+        """The one count of wrong PINs of this process, shared by every PIN prompt (greeting,
+        mailbox): made by the first plugin that asks (``mailcall.agi.pin_guard.shared_guard``)."""
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         """Where "now" comes from; tests replace it to decide at a chosen time."""
 

@@ -2,22 +2,31 @@
 
 Compilation is all-or-nothing: it either returns a complete snapshot or raises
 PolicyInvalid with every problem found, so a broken edit can never be half
-applied to a running server.
+applied to a running server. This module reads the sections in order and builds
+the snapshot; the keys of the fixed sections are read by section_keys.py, what
+the media declare is checked by media_schema.py, and backups and overflows by
+backup_graph.py.
 """
 
 from __future__ import annotations
 
-import re
-from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import UTC
 from types import MappingProxyType
 from typing import Any
 
-from mailcall.core.contracts import FromSetting, Medium, Offered, Setting, UserField, UserKey
+from mailcall.core.contracts import Medium, Offered
 from mailcall.core.errors import PolicyInvalid
 from mailcall.core.policy import features as feat
+from mailcall.core.policy.backup_graph import check_references, is_target, loop_text
 from mailcall.core.policy.files import RawPolicy
+from mailcall.core.policy.media_schema import (
+    check_relay,
+    declared_value,
+    medium_address,
+    medium_user_keys,
+    read_channels,
+)
 from mailcall.core.policy.model import (
     Absence,
     ChannelSettings,
@@ -33,6 +42,13 @@ from mailcall.core.policy.model import (
     User,
 )
 from mailcall.core.policy.pins import is_pin_hash
+from mailcall.core.policy.section_keys import (
+    DELIVERY_KEYS,
+    MAIL_KEYS,
+    SERVER_KEYS,
+    TELEPHONY_KEYS,
+    read_section,
+)
 from mailcall.core.policy.value_checks import LANGUAGES, Checker, Path, Vocabulary
 
 TOP = ("organisation", "telephony", "mail", "server", "delivery", "channels", "schedules",
@@ -62,15 +78,16 @@ def compile_policy(raw: RawPolicy, directory_users: Iterable[Mapping[str, Any]] 
 
     org = _organisation(check, data.get("organisation", {}), defaults["organisation"])
     country = org.country if org else "FR"
-    telephony = _settings(check, data.get("telephony", {}), ("telephony",), defaults["telephony"],
-                          _TELEPHONY, Telephony)
-    mail = _settings(check, data.get("mail", {}), ("mail",), defaults["mail"], _MAIL, MailSettings)
-    server = _settings(check, data.get("server", {}), ("server",), defaults["server"], _SERVER,
-                       ServerSettings)
-    delivery = _settings(check, data.get("delivery", {}), ("delivery",), defaults["delivery"],
-                         _DELIVERY, DeliverySettings)
-    channels = _channels(check, data.get("channels", {}), defaults["channels"], offered.media)
-    _check_relay(check, channels, delivery)
+    telephony = read_section(check, data.get("telephony", {}), ("telephony",),
+                             defaults["telephony"], TELEPHONY_KEYS, Telephony)
+    mail = read_section(check, data.get("mail", {}), ("mail",), defaults["mail"], MAIL_KEYS,
+                        MailSettings)
+    server = read_section(check, data.get("server", {}), ("server",), defaults["server"],
+                          SERVER_KEYS, ServerSettings)
+    delivery = read_section(check, data.get("delivery", {}), ("delivery",), defaults["delivery"],
+                            DELIVERY_KEYS, DeliverySettings)
+    channels = read_channels(check, data.get("channels", {}), defaults["channels"], offered.media)
+    check_relay(check, channels, delivery)
     schedules = _schedules(check, data.get("schedules", {}))
     # mailcall's own defaults name "wav" and "sms" whether or not a plugin offers them: they
     # are checked where a profile or user ends up using them, not as the defaults file.
@@ -90,7 +107,7 @@ def compile_policy(raw: RawPolicy, directory_users: Iterable[Mapping[str, Any]] 
     if org and org.schedule and org.schedule not in schedules:
         check.error(("organisation", "schedule"), f"schedule '{org.schedule}' is not defined "
                     f"under [schedules]{_known(schedules)}")
-    _check_references(check, users, groups, user_ids, group_ids)
+    check_references(check, users, groups, user_ids, group_ids)
     index = _index(check, users, groups)
 
     if check.problems or org is None:
@@ -144,246 +161,6 @@ def _organisation(check: Checker, value: Any, defaults: dict[str, Any]) -> Organ
                         schedule=schedule)
 
 
-def _template(field: str):
-    def one(check: Checker, v: Any, p: Path) -> str | None:
-        s = check.string(v, p)
-        if s is not None and "{" + field + "}" not in s:
-            check.error(p, f"must contain {{{field}}}, where mailcall puts the {field}")
-            return None
-        if s is not None and any(c in s for c in "\"\\,|&;\n"):
-            check.error(p, "must not contain quotes, backslashes, commas, '|', '&' or ';': "
-                           "mailcall builds the Dial() argument from it")
-            return None
-        return s
-    return one
-
-
-def _int(low: int, high: int):
-    return lambda check, v, p: check.integer(v, p, low, high)
-
-
-def _choice(*options: str):
-    return lambda check, v, p: check.choice(v, p, options)
-
-
-def _str(check: Checker, v: Any, p: Path) -> str | None:
-    return check.string(v, p)
-
-
-def _listen(check: Checker, v: Any, p: Path) -> str | None:
-    s = check.string(v, p)
-    if s is None:
-        return None
-    host, sep, port = s.rpartition(":")
-    # ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and "٤" (which
-    # int() reads as 4, leaving a port the socket layer never sees written that way).
-    if (not sep or not host or not (port.isascii() and port.isdigit())
-            or not 0 < int(port) < 65536):
-        check.error(p, f"'{s}' is not HOST:PORT, e.g. 127.0.0.1:4573")
-        return None
-    return s
-
-
-def _address(check: Checker, v: Any, p: Path) -> str | None:
-    s = check.string(v, p)
-    if s is None:
-        return None
-    if s.startswith("unix:"):
-        if not s[5:].startswith("/"):
-            check.error(p, f"'{s}': a UNIX socket must be an absolute path, "
-                           "e.g. unix:/run/dovecot/lmtp")
-            return None
-        return s
-    return _listen(check, s, p)
-
-
-def _sender_address(check: Checker, v: Any, p: Path) -> str | None:
-    if v == "":
-        return ""
-    return check.email(v, p)
-
-
-_RELAY = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})")
-
-
-def _relay(check: Checker, v: Any, p: Path) -> str | None:
-    s = check.string(v, p)
-    if s is None:
-        return None
-    match = _RELAY.fullmatch(s)
-    if match is None or not 0 < int(match.group(1)) < 65536:
-        check.error(p, f"'{s}' is not HOST:PORT of an SMTP server, e.g. 127.0.0.1:25 (the "
-                       "local MTA) or [::1]:25; it takes the mail mailcall sends out "
-                       "(SMS-gateway mails, e-mail notices)")
-        return None
-    return s
-
-
-def _url(check: Checker, v: Any, p: Path) -> str | None:
-    s = check.string(v, p)
-    if s is not None and not s.startswith(("http://", "https://")):
-        check.error(p, f"'{s}' must be an http:// or https:// URL")
-        return None
-    return s
-
-
-def _line_limit(check: Checker, v: Any, p: Path) -> int | None:
-    if type(v) is not int or v not in (2048, 8192):
-        check.error(p, f"must be 2048 (Asterisk before 20.16, 21.11, 22.6) or 8192, not {v!r}")
-        return None
-    return v
-
-
-_TELEPHONY = {"endpoint": _template("extension"), "external": _template("number"),
-              "ring_time": _int(5, 300), "max_steps": _int(1, 32)}
-_MAIL = {"voice_folder": _str, "fax_folder": _str, "auto_reply_days": _int(1, 30)}
-def agi_path_problem(value: str) -> str | None:
-    """Why `value` cannot be a directory Asterisk records into or plays from, or None."""
-    if not value.startswith("/"):
-        return "must be an absolute path"
-    if any(c.isspace() or c in "\"'\\" for c in value):
-        return ("must not contain spaces, quotes or backslashes: Asterisk's AGI takes file "
-                "names as single words")
-    return None
-
-
-def _agi_dir(check: Checker, v: Any, p: Path) -> str | None:
-    s = check.string(v, p)
-    problem = agi_path_problem(s) if s is not None else None
-    if problem:
-        check.error(p, f"'{s}' {problem}")
-        return None
-    return s
-
-
-_SERVER = {"agi_listen": _listen, "spool_dir": _agi_dir, "greetings_dir": _agi_dir,
-           "sieve_socket": _str,
-           "max_agi_sessions": _int(1, 100000), "agi_line_limit": _line_limit}
-_DELIVERY = {"method": _choice("lmtp", "smtp"), "address": _address, "sender": _sender_address}
-_CHANNELS_COMMON = {"rate_limit_per_hour": _int(1, 10000), "relay": _relay}
-"""The [channels] keys every medium shares; each medium's own come from its declaration."""
-
-
-def _channels(check: Checker, value: Any, defaults: dict[str, Any],
-              media: Mapping[str, Medium]) -> ChannelSettings:
-    """[channels]: the shared keys, and each declared medium's settings.
-
-    A medium's key is written ``[channels.sms] gateway`` or, flat, ``[channels]
-    sms_gateway``: one rule for every medium, built in or not.
-    """
-    path: Path = ("channels",)
-    if not isinstance(value, dict):
-        value = check.table(value, path, ())  # reports "must be a table"
-    flat = {f"{m}_{s.name}": (m, s.name) for m, medium in media.items() for s in medium.settings}
-    common = {k: v for k, v in defaults.items() if k in _CHANNELS_COMMON}
-    written: dict[str, dict[str, tuple[Any, Path]]] = {m: {} for m in media}
-
-    def put(medium: str, name: str, v: Any, p: Path) -> None:
-        if name in written[medium]:
-            check.error(p, f"is set twice, as [channels.{medium}] {name} and [channels] "
-                           f"{medium}_{name}: keep one")
-        written[medium][name] = (v, p)
-
-    for key, v in value.items():
-        kpath = (*path, key)
-        if key in _CHANNELS_COMMON:
-            got = _CHANNELS_COMMON[key](check, v, kpath)
-            if got is not None:
-                common[key] = got
-        elif key in media:
-            names = [s.name for s in media[key].settings]
-            for name, sv in check.table(v, kpath, names).items():
-                put(key, name, sv, (*kpath, name))
-        elif key in flat:
-            put(*flat[key], v, kpath)
-        elif isinstance(v, dict):
-            check.error(kpath, f"no installed plugin offers the medium '{key}' (offered: "
-                        f"{', '.join(media) or 'none'}): install the plugin that adds it, or "
-                        f"remove [channels.{key}]")
-        else:
-            check.table({key: v}, path, [*_CHANNELS_COMMON, *media, *flat])
-    settings: dict[str, MappingProxyType] = {}
-    for m, medium in media.items():
-        got: dict[str, Any] = {}
-        for setting in medium.settings:
-            if setting.name in written[m]:
-                v, p = written[m][setting.name]
-                converted = _declared(check, setting, v, p)
-                if converted is not None:
-                    got[setting.name] = converted
-            elif setting.default is not None:
-                got[setting.name] = setting.default
-        if medium.checks is not None and len(got) == len(
-                [s for s in medium.settings if s.name in written[m] or s.default is not None]):
-            try:
-                problems = medium.checks(MappingProxyType(got))
-            except Exception as exc:
-                problems = [f"the plugin of medium '{m}' failed checking its settings "
-                            f"({exc!r}): fix or disable that plugin"]
-            for problem in problems:
-                key, sep, message = problem.partition(":")
-                if sep and key.strip() in written[m]:
-                    check.error(written[m][key.strip()][1], message.strip())
-                else:
-                    check.error((*path, m), problem)
-        settings[m] = MappingProxyType(got)
-    return ChannelSettings(**common, media=MappingProxyType(settings))
-
-
-def _declared(check: Checker, setting: Setting, v: Any, p: Path) -> Any:
-    """A value of a key a plugin declared: its kind checked by the core, then the plugin's rule."""
-    kind = setting.kind
-    if kind == "url":
-        got = _url(check, v, p)
-    elif kind == "path":
-        got = check.string(v, p)
-        if got is not None and not got.startswith("/"):
-            check.error(p, f"'{got}' must be an absolute path")
-            got = None
-    elif kind in ("number", "integer"):
-        low = setting.low if setting.low is not None else float("-inf")
-        high = setting.high if setting.high is not None else float("inf")
-        got = (check.number(v, p, low, high) if kind == "number"
-               else check.integer(v, p, low, high))  # type: ignore[arg-type]
-    elif kind == "boolean":
-        got = check.boolean(v, p)
-    else:
-        got = check.string(v, p)
-    if got is not None and setting.validate is not None:
-        try:
-            problem = setting.validate(got)
-        except Exception as exc:
-            problem = (f"the plugin that declares this key failed checking it ({exc!r}): fix "
-                       "or disable that plugin")
-        if problem:
-            check.error(p, problem)
-            return None
-    return got
-
-
-def _check_relay(check: Checker, channels: ChannelSettings, delivery: DeliverySettings) -> None:
-    """The relay takes mail for the outside; Dovecot's LMTP refuses any non-local address."""
-    if delivery.method == "lmtp" and channels.relay == delivery.address:
-        check.error(("channels", "relay"),
-                    f"'{channels.relay}' is [delivery] address, Dovecot's LMTP: it answers 550 "
-                    "to SMS-gateway and outside addresses. Set relay to your MTA's SMTP "
-                    "port (e.g. 127.0.0.1:25)")
-
-
-def _settings(check: Checker, value: Any, path: Path, defaults: dict[str, Any],
-              fields: dict[str, Any], cls: type) -> Any:
-    t = check.table(value, path, fields)
-    out = {}
-    for key, conv in fields.items():
-        if key in t:
-            got = conv(check, t[key], (*path, key))
-            if got is not None:
-                out[key] = got
-        elif key in defaults:
-            out[key] = defaults[key]
-    return cls(**out)
-
-
 def _schedules(check: Checker, value: Any) -> dict[str, Schedule]:
     out: dict[str, Schedule] = {}
     table = check.typed(value, ("schedules",), dict, "a table of schedules") or {}
@@ -432,7 +209,7 @@ def _profiles(check: Checker, value: Any, base: feat.Flat) -> dict[str, tuple[Pr
             if at in failed:
                 break
             if at in walk:
-                loop = _chain((*walk[walk.index(at):], at))
+                loop = loop_text((*walk[walk.index(at):], at))
                 check.error(path, f"'extends' loops: {loop}; a profile cannot extend itself")
                 break
             walk.append(at)
@@ -457,39 +234,15 @@ def _profiles(check: Checker, value: Any, base: feat.Flat) -> dict[str, tuple[Pr
     return out
 
 
-def _chain(names: Sequence[str]) -> str:
-    """`a → b → a`, for a loop in a message; a long one keeps its first 5 and last 4 names."""
-    if len(names) > 12:
-        names = [*names[:5], f"… {len(names) - 9} more", *names[-4:]]
-    return " → ".join(names)
-
-
 _USER_KEYS = ("name", "email", "profile", "extensions", "numbers", "mobile", "preferred_medium",
               "backups", "pin", "overrides", "language", "schedule")
-
-
-def _user_keys(check: Checker, media: Mapping[str, Medium]) -> dict[str, str]:
-    """Keys of [users.ID] the media add (key -> medium); one clashing with another is refused."""
-    out: dict[str, str] = {}
-    for m, medium in media.items():
-        if not isinstance(medium.address, UserKey):
-            continue
-        key = medium.address.setting.name
-        if key in _USER_KEYS or key in out:
-            check.error(("users",), f"the plugin of medium '{m}' declares the user key '{key}', "
-                        f"already {'a key of mailcall' if key in _USER_KEYS else 'declared by '}"
-                        f"{'' if key in _USER_KEYS else repr(out[key])}: the plugin must "
-                        "rename it (ask its author), or disable one of the plugins")
-            continue
-        out[key] = m
-    return out
 
 
 def _users(check: Checker, table: dict[str, Any], profiles: dict[str, tuple[Profile, feat.Flat]],
            schedules: dict[str, Schedule], country: str, language: str,
            channels: ChannelSettings, media: Mapping[str, Medium]) -> dict[str, User]:
     out: dict[str, User] = {}
-    extra = _user_keys(check, media)
+    extra = medium_user_keys(check, media, _USER_KEYS)
     allowed = (*_USER_KEYS, *extra)
     for uid, body in table.items():
         path: Path = ("users", uid)
@@ -524,7 +277,7 @@ def _users(check: Checker, table: dict[str, Any], profiles: dict[str, tuple[Prof
         features = profile.features if flat == granted else feat.build(flat)
         mobile = check.phone(t["mobile"], (*path, "mobile"), country) if "mobile" in t else None
         email = check.email(t["email"], (*path, "email")) if "email" in t else None
-        own = {key: _declared(check, media[m].address.setting, t[key], (*path, key))  # type: ignore[union-attr]
+        own = {key: declared_value(check, media[m].address.setting, t[key], (*path, key))  # type: ignore[union-attr]
                for key, m in extra.items() if key in t}
         preferred = (check.choice(t["preferred_medium"], (*path, "preferred_medium"),
                                   Vocabulary.MEDIA) if "preferred_medium" in t else None)
@@ -533,9 +286,9 @@ def _users(check: Checker, table: dict[str, Any], profiles: dict[str, tuple[Prof
             medium = features.notify.media[0] if features.notify.media else None
         address = ""
         if medium is not None:
-            address = _medium_address(check, (*path, "preferred_medium"), media.get(medium),
-                                      medium, features, profile_name,
-                                      {"mobile": mobile, "email": email, **own}, channels) or ""
+            address = medium_address(check, (*path, "preferred_medium"), media.get(medium),
+                                     medium, features, profile_name,
+                                     {"mobile": mobile, "email": email, **own}, channels) or ""
         pin = t.get("pin")
         if pin is not None and not (isinstance(pin, str) and is_pin_hash(pin)):
             check.error((*path, "pin"), "must be a PIN hash, never the PIN itself: run "
@@ -559,40 +312,6 @@ def _users(check: Checker, table: dict[str, Any], profiles: dict[str, tuple[Prof
                         notify_address=address, backups=backups or (), pin_hash=pin,
                         language=lang or language, schedule=schedule)
     return out
-
-
-def _medium_address(check: Checker, path: Path, declared: Medium | None, medium: str,
-                    features: Any, profile: str, fields: Mapping[str, str | None],
-                    channels: ChannelSettings) -> str | None:
-    """The user's address for `medium`, found the way the medium declares; None: a problem."""
-    if medium not in features.notify.media:
-        check.error(path, f"'{medium}' is not among the media profile '{profile}' grants "
-                    f"({', '.join(features.notify.media)})")
-        return None
-    if declared is None:
-        # The profile's list was checked against the plugins: only a user's default can be here.
-        check.error(path, f"is '{medium}' (the first medium of profile '{profile}'), which no "
-                    "installed plugin offers: install it, or set preferred_medium")
-        return None
-    source = declared.address
-    value: Any = None
-    if isinstance(source, UserField | UserKey):
-        key = source.name if isinstance(source, UserField) else source.setting.name
-        value = fields.get(key)
-        if not value:
-            what = "number" if key == "mobile" else "address" if key == "email" else "key"
-            check.error(path, f"is '{medium}' but the user has no '{key}' {what}")
-            return None
-    needed = source.name if isinstance(source, FromSetting) else None
-    unset = [s.name for s in declared.settings
-             if (s.required or s.name == needed) and s.name not in channels.of(medium)]
-    if needed is not None and needed not in {s.name for s in declared.settings}:
-        unset.append(needed)  # a declaration naming a setting it does not declare
-    if unset:
-        check.error(path, f"is '{medium}' but [channels] {medium}_{unset[0]} (or "
-                    f"[channels.{medium}] {unset[0]}) is not set")
-        return None
-    return str(channels.of(medium)[needed]) if needed is not None else str(value)
 
 
 def _groups(check: Checker, value: Any, users: frozenset[str], schedules: dict[str, Schedule],
@@ -663,7 +382,7 @@ def _absences(check: Checker, value: Any, users: frozenset[str], groups: frozens
                         f"({start:%Y-%m-%d %H:%M})")
             continue
         backup = t.get("backup")
-        if backup is not None and not _ref_ok(backup, users, groups):
+        if backup is not None and not is_target(backup, users, groups):
             check.error((*path, "backup"), f"'{backup}' is not a defined user or @group")
             backup = None
         if backup == user:
@@ -677,116 +396,6 @@ def _absences(check: Checker, value: Any, users: frozenset[str], groups: frozens
         out.setdefault(user, []).append(Absence(user=user, start=start, until=until,
                                                 backup=backup, message=message))
     return {u: tuple(sorted(a, key=lambda x: x.start)) for u, a in out.items()}
-
-
-def _ref_ok(ref: Any, users: frozenset[str], groups: frozenset[str]) -> bool:
-    if not isinstance(ref, str):
-        return False
-    return ref[1:] in groups if ref.startswith("@") else ref in users
-
-
-def _check_references(check: Checker, users: dict[str, User], groups: dict[str, Group],
-                      user_ids: frozenset[str], group_ids: frozenset[str]) -> None:
-    for uid, user in users.items():
-        for i, ref in enumerate(user.backups):
-            path = ("users", uid, "backups", str(i))
-            if ref == uid:
-                check.error(path, "a user cannot be their own backup")
-            elif not _ref_ok(ref, user_ids, group_ids):
-                check.error(path, f"'{ref}' is not a defined user or @group (groups are "
-                            "written with '@', e.g. \"@reception\")")
-    for gid, group in groups.items():
-        if group.overflow is not None:
-            path = ("groups", gid, "overflow")
-            if not _ref_ok(group.overflow, user_ids, group_ids):
-                check.error(path, f"'{group.overflow}' is not a defined user or @group")
-            elif group.overflow == f"@{gid}":
-                check.error(path, "a group cannot overflow to itself")
-    # Routing follows backups of an unreachable backup, and group overflows, transitively:
-    # a loop there would ring the same people again and again. Loops are the strongly
-    # connected parts of that graph, found in one pass: walking every backup path instead
-    # takes exponential time (32 users each naming the next two: seconds; 40: minutes).
-    edges: dict[str, tuple[str, ...]] = {u: tuple(users[u].backups) for u in users}
-    edges.update({f"@{g}": (groups[g].overflow,) if groups[g].overflow else () for g in groups})
-    for tangle in _strongly_connected(edges):
-        start = tangle[0]
-        cycle = _shortest_cycle(start, edges, frozenset(tangle))
-        others = [n for n in tangle if n not in cycle]
-        also = (f" (also in this loop: {', '.join(others[:10])}"
-                f"{f' and {len(others) - 10} more' if len(others) > 10 else ''})" if others else "")
-        where = (("users", start, "backups") if not start.startswith("@")
-                 else ("groups", start[1:], "overflow"))
-        check.error(where, f"backup chain loops: {_chain((*cycle, start))}{also}; "
-                    "end the chain in a group or a user without backups")
-
-
-def _strongly_connected(edges: Mapping[str, Sequence[str]]) -> list[list[str]]:
-    """The parts of the graph where each node reaches every other (Tarjan), of 2 nodes or more.
-
-    Iterative, so that no chain is too long; each part and the parts themselves are in
-    the order of `edges`, so the report names the loop where the policy file first has it.
-    Edges to nodes that are not keys of `edges` (undefined names) are ignored.
-    """
-    order = {n: i for i, n in enumerate(edges)}
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    parts: list[list[str]] = []
-    for root in edges:
-        if root in index:
-            continue
-        index[root] = low[root] = len(index)
-        stack.append(root)
-        on_stack.add(root)
-        work = [(root, iter(edges[root]))]
-        while work:
-            node, todo = work[-1]
-            for nxt in todo:
-                if nxt not in edges:
-                    continue
-                if nxt not in index:
-                    index[nxt] = low[nxt] = len(index)
-                    stack.append(nxt)
-                    on_stack.add(nxt)
-                    work.append((nxt, iter(edges[nxt])))
-                    break
-                if nxt in on_stack:
-                    low[node] = min(low[node], index[nxt])
-            else:
-                work.pop()
-                if work:
-                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
-                if low[node] == index[node]:
-                    part = []
-                    while True:
-                        n = stack.pop()
-                        on_stack.discard(n)
-                        part.append(n)
-                        if n == node:
-                            break
-                    if len(part) > 1:
-                        parts.append(sorted(part, key=order.__getitem__))
-    return sorted(parts, key=lambda part: order[part[0]])
-
-
-def _shortest_cycle(start: str, edges: Mapping[str, Sequence[str]],
-                    members: frozenset[str]) -> list[str]:
-    """The shortest way from `start` back to it inside `members` (start first, not repeated)."""
-    came_from: dict[str, str | None] = {start: None}
-    queue = deque([start])
-    while queue:
-        node = queue.popleft()
-        for nxt in edges[node]:
-            if nxt == start and node != start:
-                path = [node]
-                while (back := came_from[path[-1]]) is not None:
-                    path.append(back)
-                return path[::-1]
-            if nxt in members and nxt not in came_from:
-                came_from[nxt] = node
-                queue.append(nxt)
-    return [start]
 
 
 def _index(check: Checker, users: dict[str, User], groups: dict[str, Group]) -> dict[str, dict]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pluggy
 
-from mailcall.core.contracts import AudioEncoder, FaxFormat, Medium, Offered, Transcriber
+from mailcall.core.contracts import AudioEncoder, FaxFormat, Medium, Offered
 from mailcall.core.errors import PolicyInvalid, Problem
 from mailcall.core.policy.compile import compile_policy
 from mailcall.core.policy.files import RawPolicy, merge, parse_text, policy_files, read_policy
@@ -65,7 +65,7 @@ def _compile(raw: RawPolicy, pm: pluggy.PluginManager | None) -> Policy:
     policy = compile_policy(raw, directory, offered=offered)
     if pm is not None:
         extra = [p for batch in pm.hook.mailcall_policy_checks(policy=policy) for p in batch]
-        extra += _transcription_problems(policy, pm)
+        extra += _transcription_problems(policy)
         if extra:
             raise PolicyInvalid([Problem(raw.files[0], "", msg) for msg in extra])
     return policy
@@ -107,14 +107,10 @@ def _items(pm: pluggy.PluginManager, hook: str, contract: type) -> list[Any]:
     return out
 
 
-def _transcription_problems(policy: Policy, pm: pluggy.PluginManager) -> list[str]:
-    """A profile granting transcription with no engine to do it would silently do nothing."""
-    wanting = [name for name, p in policy.profiles.items() if p.features.transcription]
-    if not wanting:
-        return []
-    engines = [e for batch in pm.hook.mailcall_speech_engines() for e in batch or ()]
-    if any(isinstance(e, Transcriber) for e in engines):
-        return []
-    return [f"profiles.{name}.features.transcription: granted, but no installed speech "
-            "engine plugin can transcribe; install one or set transcription = false"
-            for name in wanting]
+def _transcription_problems(policy: Policy) -> list[str]:
+    """No part of mailcall transcribes voicemail yet: a profile granting it would silently
+    get nothing, whatever engine a plugin offers, so the check says so."""
+    return [f"profiles.{name}.features.transcription: granted, but mailcall cannot "
+            "transcribe voicemail yet (it has no speech-to-text part, whatever plugins are "
+            "installed); set transcription = false"
+            for name, p in policy.profiles.items() if p.features.transcription]

@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mailcall.agi.environment_reader import SETUP_ENV_ORDER
 from mailcall.agi.protocol import (
     NEED_DATA,
-    SETUP_ENV_ORDER,
     Connection,
     EnvironmentReceived,
     RemoteProtocolError,
@@ -352,7 +352,7 @@ def test_how_the_bytes_arrive_never_changes_what_is_read(data):
 
 def _searched(lines: list[str]) -> dict[str, str]:
     """The block read line by line by the reader's rules and search, never in one step."""
-    from mailcall.agi.protocol import _EnvReader
+    from mailcall.agi.environment_reader import EnvironmentBlockReader as _EnvReader
 
     reader = _EnvReader()
     assert not any(reader._read_line(line) for line in lines)
@@ -368,7 +368,7 @@ def _searched(lines: list[str]) -> dict[str, str]:
 def test_a_block_in_asterisks_order_is_read_as_the_search_reads_it(data):
     """When every name comes once and in its place, the reader takes the block in one
     step (_in_order); that step must find exactly what the search would."""
-    from mailcall.agi.protocol import _in_order
+    from mailcall.agi.environment_reader import _in_order
 
     lines = data.decode().split("\n")[:-2]
     env = _in_order(lines)

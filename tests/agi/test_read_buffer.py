@@ -14,7 +14,7 @@ import asyncio
 import pytest
 import uvloop
 
-from mailcall.agi.protocol import MAX_ENV_BYTES
+from mailcall.agi.environment_reader import MAX_ENV_BYTES
 from mailcall.agi.server import READ_BUFFER, AgiServer
 
 from .support import all_traces

@@ -1,4 +1,5 @@
-"""The four sans-I/O machines share one sentinel and one error family (issue 11 §3)."""
+"""The sans-I/O machines share one sentinel and one error family (issue 11 §3); the IMAP
+reader and the delivery pipe raise from the same family."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from mailcall.agi import protocol as agi
 from mailcall.ami import protocol as ami
 from mailcall.core import sansio
 from mailcall.deposit import mail_protocol as smtp
+from mailcall.deposit import pipe_protocol as pipe
+from mailcall.imap import protocol as imap
 from mailcall.sieve import script_protocol as sieve
 
 
@@ -18,10 +21,14 @@ def test_one_need_data_sentinel():
 
 def test_one_error_family():
     for error in (agi.RemoteProtocolError, ami.RemoteProtocolError, sieve.ProtocolError,
-                  smtp.ProtocolError):
+                  smtp.ProtocolError, imap.ProtocolError, pipe.PipeRemoteError):
         assert issubclass(error, sansio.RemoteProtocolError)
-    for error in (agi.LocalProtocolError, ami.LocalProtocolError):
+    for error in (agi.LocalProtocolError, ami.LocalProtocolError, pipe.PipeLocalError):
         assert issubclass(error, sansio.LocalProtocolError)
+    # Callers that catch the pipe's own name still catch both kinds.
+    assert issubclass(pipe.PipeRemoteError, pipe.PipeProtocolError)
+    assert issubclass(pipe.PipeLocalError, pipe.PipeProtocolError)
+    assert issubclass(pipe.PipeProtocolError, sansio.ProtocolError)
     assert issubclass(sansio.RemoteProtocolError, sansio.ProtocolError)
     assert issubclass(sansio.LocalProtocolError, sansio.ProtocolError)
     assert not issubclass(sansio.RemoteProtocolError, sansio.LocalProtocolError)
@@ -46,6 +53,14 @@ def test_a_broken_peer_raises_the_shared_error():
         parser = smtp.ReplyParser()
         parser.receive_data(b"garbage\r\n")
         parser.next_event()
+    reader = imap.ResponseReader()
+    reader.feed(b"garbage\r\n")
+    with pytest.raises(sansio.RemoteProtocolError):
+        reader.pop()
+    with pytest.raises(sansio.RemoteProtocolError, match="not a JSON message"):
+        pipe.PipeEnd(pipe.Side.SERVE).decode(b"\x80garbage")
+    with pytest.raises(sansio.LocalProtocolError, match="is sent by the delivery process"):
+        pipe.PipeEnd(pipe.Side.SERVE).encode(pipe.Ready())
 
 
 def test_one_receive_data_rule():

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 import soundfile
 
+from mailcall.core import contracts
 from mailcall.core.decisions.greeting_text import greeting_text
 from mailcall.core.errors import PolicyInvalid
 from mailcall.core.hookspecs import hookimpl
@@ -67,15 +68,22 @@ profile = "scribe"
 """
 
 
-def test_transcription_needs_an_engine_that_transcribes():
+def test_transcription_is_refused_while_nothing_transcribes():
+    """Issue 11: no code path transcribes a voicemail, so the ``Transcriber`` contract is
+    gone and granting transcription is refused even with a plugin whose engine offers a
+    ``transcribe`` method (before, such a plugin made the check pass for nothing)."""
+    assert not hasattr(contracts, "Transcriber")
     pm = make_plugin_manager()
     with pytest.raises(PolicyInvalid) as exc:
         compile_text(TRANSCRIBING, pm=pm)
-    assert "profiles.scribe.features.transcription: granted, but no installed speech" in str(
-        exc.value)
+    assert "profiles.scribe.features.transcription: granted, but mailcall cannot transcribe" \
+        in str(exc.value)
 
     class Scribe:
         name = "scribe"
+
+        def synthesize(self, text, language, out_path):
+            return False
 
         def transcribe(self, wav_path, language):
             return "text"
@@ -86,7 +94,8 @@ def test_transcription_needs_an_engine_that_transcribes():
             return [Scribe()]
 
     pm.register(Plugin())
-    assert compile_text(TRANSCRIBING, pm=pm).users["a"].features.transcription
+    with pytest.raises(PolicyInvalid, match="set transcription = false"):
+        compile_text(TRANSCRIBING, pm=pm)
 
 
 def test_stale_absence_greeting_is_removed(tmp_path):

@@ -12,10 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mailcall.core.decisions.deposits import FaxMessage, VoiceMessage
+from mailcall.core.text import display_text
+from mailcall.deposit import headers
 from mailcall.deposit.fax_message import build_fax_message
 from mailcall.deposit.headers import (
+    MAX_NAME,
     clean_number,
-    clean_text,
     display_name,
     header_text,
     message_id,
@@ -109,7 +111,7 @@ def test_voice_caller_id_never_injects_a_header(tmp_path_factory, name, number):
         key=KEY,
     )
     parsed = check_no_injection(serialise(msg), VOICE_HEADERS)
-    shown = display_name(clean_text(name) or clean_number(number) or ORIGIN.sender_name)
+    shown = display_name(display_text(name, MAX_NAME) or clean_number(number) or ORIGIN.sender_name)
     # The stdlib may fold a very long word into ASCII + encoded-word halves, which decode
     # with a space between them: the text survives, only that spacing may differ.
     decoded = parsed["From"].addresses[0].display_name
@@ -198,14 +200,19 @@ def test_long_names_with_specials_cannot_become_groups_or_addresses():
         assert b"attacker.test>" not in raw.split(b"\r\n\r\n")[0].split(b"Subject")[0]
 
 
-def test_clean_text_bounds_and_controls():
-    assert clean_text("a\r\nb\tc\x00d") == "a b c d"
-    assert clean_text(b"caf\xe9 \xff") == "caf\ufffd \ufffd"
-    assert clean_text("x\udce9y") == "x\ufffdy"
-    long = clean_text("é" * 10_000)
-    assert len(long) == 120 and long.endswith("…")
-    assert clean_text("\u202eevil") == "evil"
-    assert clean_text(None) == ""
+def test_header_text_is_the_one_rule_plus_header_safety():
+    """No cleaner of its own (issue 11): what a header shows is display_text's, bounded,
+    with "=?" broken so caller text is never decoded as an RFC 2047 word."""
+    assert not hasattr(headers, "clean_text")
+    assert header_text("a\r\nb\tc\x00d") == "a b c d"
+    assert header_text(b"caf\xe9 \xff") == "caf\ufffd \ufffd"
+    assert header_text("x\udce9y") == "x\ufffdy"
+    long = header_text("é" * 10_000)
+    assert len(long) == MAX_NAME and long.endswith("…")
+    assert header_text("\u202eevil") == "evil"
+    assert header_text(None) == ""
+    for hostile in ("=?utf-8?q?=41?=", "a\u2028=?x?b?QQ==?=", "\u200b=\u200b?"):
+        assert header_text(hostile) == display_text(hostile).replace("=?", "= ?")
 
 
 def test_numbers_and_tel_uris():

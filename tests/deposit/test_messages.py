@@ -134,11 +134,14 @@ class ExplodingEncoder:
         raise RuntimeError("encoder crashed")
 
 
-def test_failed_encoding_falls_back_to_the_wav(tmp_path):
+def test_failed_encoding_falls_back_to_the_wav(tmp_path, caplog):
     msg = build_voice(voice("1.4"), "en", encoder=ExplodingEncoder(), tmp_path=tmp_path)
     part = next(msg.iter_attachments())
     assert part.get_content_type() == "audio/wav"
     assert "audio conversion failed" in msg.get_body(("plain",)).get_content()
+    # The log names the encoder by its contract's attribute (AudioEncoder.format), not by
+    # an undeclared ``name`` probed with getattr (issue 11).
+    assert "opus encoding failed" in caplog.text and "broken" not in caplog.text
 
 
 def test_opus_attachment_is_ogg_opus(tmp_path):

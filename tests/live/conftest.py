@@ -59,9 +59,8 @@ import pytest
 
 from mailcall.core.policy.load import compile_text
 from mailcall.sieve.commands import install
-from tests.conftest import REPO
 from tests.sieve.support import dovecot_plugin, make_socket_dir
-from tests.support import sipp
+from tests.support import REPO, sipp
 from tests.support.asterisk import (
     Asterisk,
     Endpoint,
@@ -71,7 +70,7 @@ from tests.support.asterisk import (
     free_udp_port,
     render_globals,
 )
-from tests.support.dovecot import Dovecot
+from tests.support.dovecot import Dovecot, imap_name, listed_names
 
 HERE = Path(__file__).resolve().parent
 POLICY = HERE / "policy.toml"
@@ -469,11 +468,8 @@ class Live:
         try:
             _typ, listed = conn.list()
             out = {}
-            for line in listed:
-                m = re.match(rb'\((.*?)\) (?:NIL|"[^"]*") (.*)$', line or b"")
-                assert m, line
-                name = m[2].decode().strip('"')
-                _typ, data = conn.status(f'"{name}"', "(MESSAGES)")
+            for name in listed_names(listed):
+                _typ, data = conn.status(imap_name(name), "(MESSAGES)")
                 out[name] = int(re.search(rb"MESSAGES (\d+)", data[0])[1])
             return out
         finally:

@@ -12,11 +12,11 @@ files, every AGI line) and what the mailbox holds afterwards over IMAP
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from tests.phonemenu.support import MASTER, MASTER_PASSWORD, menu_policy_text
+from tests.support.dovecot import master_passdb
 from tests.support.sipp import AwaitHangup, Dtmf, Pause, Speak
 
 from .checks import SKIP_GAP_MS, agi_rx, assert_speech_length, audio, leave_message, played
@@ -33,24 +33,11 @@ exten => +33140000290,1,Gosub(mailcall-mailbox,s,1)
 """
 
 
-def _master_passdb(work: Path) -> str:
-    (work / "master.passwd").write_text(
-        f"{MASTER}:{{PLAIN}}{MASTER_PASSWORD}::::::allow_nets=127.0.0.1/32\n")
-    return f"""
-auth_master_user_separator = *
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {work / 'master.passwd'}
-  master = yes
-  pass = yes
-}}
-"""
-
-
 @pytest.fixture
 def menu_live(live_factory):
     live = live_factory(edit=menu_policy_text, dialplan=MENU_DIALPLAN,
-                        dovecot_extra=_master_passdb, mailcall=False)
+                        dovecot_extra=lambda work: master_passdb(work, MASTER, MASTER_PASSWORD),
+                        mailcall=False)
     secret = live.work / "imap-phone.secret"
     secret.write_text(MASTER_PASSWORD + "\n")
     secret.chmod(0o600)

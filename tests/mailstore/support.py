@@ -19,13 +19,10 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
-from imapclient import imap_utf7
-from imapclient.response_parser import parse_response
-
 from mailcall.deposit.seal import SEAL_HEADER, deposit_key
 from mailcall.mailstore import MailStore, MailstoreSettings
 from tests.deposit.support import MEDIA, USERS, fax, make_policy, make_worker, voice
-from tests.support.dovecot import PASSWORD, Dovecot
+from tests.support.dovecot import PASSWORD, Dovecot, master_passdb
 
 ALICE, BOB = USERS
 MASTER = "mailcall-phone"
@@ -124,32 +121,13 @@ class PhoneMail:
 
     def folders(self, user: str = ALICE) -> list[str]:
         """The user's folder names, decoded (modified UTF-7)."""
-        conn = self.user_imap(user)
-        try:
-            _typ, data = conn.list('""', '"*"')
-        finally:
-            conn.logout()
-        return [imap_utf7.decode(parse_response([line])[2]) for line in data if line]
+        return self.dovecot.mailboxes(user)
 
     def message_ids(self, folder: str, user: str = ALICE) -> list[str]:
         from email import message_from_bytes
 
         return [str(message_from_bytes(raw)["Message-ID"])
                 for raw in self.dovecot.fetch_all(user, folder)]
-
-
-def master_passdb(work: Path, name: str = MASTER, password: str = MASTER_PASSWORD) -> str:
-    (work / "phone-master.passwd").write_text(
-        f"{name}:{{PLAIN}}{password}::::::allow_nets=127.0.0.1/32\n")
-    return f"""
-auth_master_user_separator = *
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {work / 'phone-master.passwd'}
-  master = yes
-  pass = yes
-}}
-"""
 
 
 def start_phone_mail(dovecot_factory, extra: str = "") -> PhoneMail:
@@ -160,7 +138,7 @@ def start_phone_mail(dovecot_factory, extra: str = "") -> PhoneMail:
     (work / "file-voice.sieve").write_text(FILE_VOICE)
     (work / "spool").mkdir(mode=0o700)
     d = dovecot_factory(plugin={"sieve_before": str(work / "file-voice.sieve")}, users=USERS,
-                        extra=master_passdb(work) + extra)
+                        extra=master_passdb(work, MASTER, MASTER_PASSWORD) + extra)
     d.sievec(work / "file-voice.sieve")
     return PhoneMail(dovecot=d, work=work)
 

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 from tests.mailstore.support import ALICE, MASTER, MASTER_PASSWORD, plain, start_phone_mail, voice
+from tests.support import REPO
 
 pytestmark = pytest.mark.dovecot
 
-SNIPPET = Path(__file__).resolve().parents[2] / "contrib" / "dovecot" / "92-mailcall-phone.conf"
+SNIPPET = REPO / "contrib" / "dovecot" / "92-mailcall-phone.conf"
 
 
 def acl_lines() -> str:

@@ -202,7 +202,7 @@ class Rig:
 
     def drain(self) -> None:
         """Wait until every queued notification has been handled."""
-        self.loop.run(self.bridge().dispatcher.drain())
+        self.loop.run(self.bridge().notifier.drain())
 
 
 wait_for = wait_until

@@ -1,26 +1,14 @@
 """Fixtures of the speech tests: the real eSpeak NG engine, loaded in-process.
 
-Async tests run in a fresh event loop each (no pytest-asyncio needed).
+Async tests run through tests/conftest.py's runner.
 """
 
 from __future__ import annotations
-
-import asyncio
-import inspect
 
 import numpy
 import pytest
 
 from mailcall.speech.espeak import EspeakEngine
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem):
-    if inspect.iscoroutinefunction(pyfuncitem.obj):
-        args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
-        asyncio.run(asyncio.wait_for(pyfuncitem.obj(**args), 120))
-        return True
-    return None
 
 
 @pytest.fixture(scope="session")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import soundfile
 
+from mailcall.core.hookspecs import hookimpl
 from mailcall.core.host.plugin_manager import make_plugin_manager
 from mailcall.plugins.speech import EspeakEngine
-from mailcall.speech import GreetingEngine, Speaker, StreamingEngine
+from mailcall.speech import GreetingEngine, Speaker, StreamingEngine, engines_from
 
 from .conftest import rms
 
@@ -40,3 +42,25 @@ def test_an_engine_that_cannot_load_says_what_to_install(tmp_path, caplog):
     assert engine.synthesize("Bonjour", "fr", str(tmp_path / "x.wav")) is False
     assert "speaking a greeting failed" in caplog.text
     assert not (tmp_path / "x.wav").exists()
+
+
+def test_engines_are_checked_where_they_are_collected():
+    """Issue 11: the hook returns GreetingEngines, checked with isinstance when collected.
+    Before, Speaker.from_plugins and the greetings plugin skipped anything else in silence
+    (a plugin returning the wrong object just had no voice, and nobody said why)."""
+    pm = make_plugin_manager()
+    assert [e.name for e in engines_from(pm)] == ["espeak-ng"]
+
+    class Mute:  # a name, but no synthesize: not an engine
+        name = "mute"
+
+    class Broken:
+        @hookimpl
+        def mailcall_speech_engines(self):
+            return [Mute()]
+
+    pm.register(Broken())
+    with pytest.raises(TypeError, match="returned Mute from mailcall_speech_engines"):
+        engines_from(pm)
+    with pytest.raises(TypeError, match=r"mailcall\.speech\.GreetingEngine"):
+        Speaker.from_plugins(pm)

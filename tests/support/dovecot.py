@@ -18,6 +18,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from imapclient import imap_utf7
+from imapclient.response_parser import parse_response
+from imapclient.util import chunk
+
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 DOVEADM = shutil.which("doveadm") or "/usr/bin/doveadm"
 SIEVEC = shutil.which("sievec") or "/usr/bin/sievec"
@@ -191,7 +195,7 @@ class Dovecot:
         """Every message in `mailbox`, raw, oldest first ([] when the mailbox does not exist)."""
         conn = self.imap(address)
         try:
-            typ, _ = conn.select(f'"{mailbox}"', readonly=True)
+            typ, _ = conn.select(imap_name(mailbox), readonly=True)
             if typ != "OK":
                 return []
             typ, data = conn.search(None, "ALL")
@@ -204,27 +208,118 @@ class Dovecot:
             conn.logout()
 
     def mailboxes(self, address: str) -> list[str]:
+        """The user's mailbox names, as a mail client shows them (see :func:`listed_names`)."""
         conn = self.imap(address)
         try:
             _typ, data = conn.list()
-            return [line.decode().rsplit(' "', 1)[-1].strip('"') for line in data if line]
         finally:
             conn.logout()
+        return listed_names(data)
 
 
-def start_private(plugin: dict[str, str] | None = None, users=("alice@example.test",),
-                  extra: str = "", prefix: str = "mailcall-dovecot-") -> Dovecot:
-    """Configure and start a private Dovecot with `users`; :meth:`Dovecot.stop` it, then
-    remove its ``root``.
+def listed_names(data: list) -> list[str]:
+    """The mailbox names in imaplib's answer to LIST, decoded from modified UTF-7.
 
-    Not under pytest's tmp dir: that is 0700 and Dovecot's auth process (user dovecot)
-    must reach the passwd file.
+    A name comes as an atom (``INBOX``), a quoted string with escapes, a number or a
+    literal (RFC 3501 §4, §7.2.2): imapclient's parser reads all four, where splitting
+    the line on quotes does not.
     """
-    root = Path(tempfile.mkdtemp(prefix=prefix))
+    items = [item for item in data if item not in (b"", None)]
+    return [str(name) if isinstance(name, int) else imap_utf7.decode(name)
+            for _flags, _delimiter, name in chunk(parse_response(items), 3)]
+
+
+def imap_name(name: str) -> str:
+    """`name` as an IMAP command argument: modified UTF-7, quoted, ``"`` and ``\\`` escaped
+    (what :func:`listed_names` reads back)."""
+    text = imap_utf7.encode(name).decode("ascii")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def master_passdb(folder: Path, user: str, password: str, *, hashed: bool = False,
+                  file_name: str = "master.passwd") -> str:
+    """Make `user` a master user, as contrib/dovecot/91-mailcall-mwi.conf and
+    92-mailcall-phone.conf do: write its password file in `folder` and return the
+    dovecot.conf lines for ``extra``.
+
+    Logins from loopback only; ``pass = yes``: the user logged in as must exist too.
+    `password` is written as ``{PLAIN}``, or as given when `hashed` (``doveadm pw``'s
+    output, ``{SCHEME}...``).
+    """
+    stored = password if hashed else f"{{PLAIN}}{password}"
+    path = folder / file_name
+    path.write_text(f"{user}:{stored}::::::allow_nets=127.0.0.1/32\n")
+    return f"""
+auth_master_user_separator = *
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {path}
+  master = yes
+  pass = yes
+}}
+"""
+
+
+def configure_private(plugin: dict[str, str] | None = None, users=("alice@example.test",),
+                      extra: str = "", prefix: str = "mailcall-dovecot-",
+                      root: Path | None = None) -> Dovecot:
+    """A private Dovecot configured with `users`, not started: the caller may fill the
+    homes first (a benchmark's thousands of Maildirs), then :meth:`Dovecot.start` it.
+
+    `root` (default: a new folder named `prefix`...) holds all its state. Not under
+    pytest's tmp dir: that is 0700 and Dovecot's auth process (user dovecot) must
+    reach the passwd file.
+    """
+    if root is None:
+        root = Path(tempfile.mkdtemp(prefix=prefix))
+    root.mkdir(parents=True, exist_ok=True)
     os.chmod(root, 0o755)  # noqa: S103 - Dovecot processes must traverse it
     d = Dovecot(root=root, plugin=dict(plugin or {}), extra=extra)
     d.write_config()
     for u in users:
         d.add_user(u)
+    return d
+
+
+def start_private(plugin: dict[str, str] | None = None, users=("alice@example.test",),
+                  extra: str = "", prefix: str = "mailcall-dovecot-",
+                  root: Path | None = None) -> Dovecot:
+    """Configure and start a private Dovecot with `users` (:func:`configure_private`);
+    :meth:`Dovecot.stop` it, then remove its ``root``."""
+    d = configure_private(plugin, users, extra, prefix, root)
     d.start()
     return d
+
+
+class DovecotFactory:
+    """Starts private Dovecots on demand and stops them all: the ``dovecot_factory``
+    fixture, and the benchmarks that run the tests' harnesses outside pytest.
+
+    ``factory(plugin={...}, users=[...], extra="...")`` starts one (:func:`configure_private`);
+    `extra` given here is added to every instance's configuration.
+    """
+
+    def __init__(self, prefix: str = "mailcall-dovecot-", extra: str = "") -> None:
+        self.prefix = prefix
+        self.extra = extra
+        self.started: list[Dovecot] = []
+
+    def __call__(self, plugin: dict[str, str] | None = None, users=("alice@example.test",),
+                 extra: str = "") -> Dovecot:
+        d = configure_private(plugin, users, extra + self.extra, self.prefix)
+        self.started.append(d)  # before start: one that fails to listen is stopped too
+        d.start()
+        return d
+
+    def stop_all(self) -> None:
+        """Stop every instance started and remove its folder."""
+        while self.started:
+            d = self.started.pop()
+            d.stop()
+            shutil.rmtree(d.root, ignore_errors=True)
+
+    def __enter__(self) -> DovecotFactory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_all()

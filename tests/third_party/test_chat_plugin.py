@@ -34,9 +34,9 @@ import soundfile
 
 from tests.agi.fake_asterisk import Call, run_call
 from tests.sieve.support import wait_for
+from tests.support import REPO
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
 MAILCALL = REPO / ".venv" / "bin" / "mailcall"
 ALICE = "alice@chat.example"
 TOKEN = "s3cret-chat-token-7f1e"

@@ -11,9 +11,8 @@ from mailcall.core.policy.load import load_policy
 from mailcall.core.policy.model import Policy
 from mailcall.userstore.service import UserStore
 from mailcall.userstore.sqlite_store import SqliteStore
-from tests.support import REPO
+from tests.support import EXAMPLE_POLICY as EXAMPLE
 
-EXAMPLE = REPO / "core" / "data" / "small-company.toml"
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # 10:00 in Paris, a Tuesday
 
 
