@@ -9,7 +9,8 @@ from .errors import MailboxUnavailable, MessageUnreadable
 from .readable import Attachment, Readable
 from .settings import MailstoreSettings
 from .store import MailboxSession, MailStore
-from .summary import MessageSummary, UnreadMail
+from .summary import MessageSummary, UnreadMail, VoiceMail
 
 __all__ = ["Attachment", "MailStore", "MailboxSession", "MailboxUnavailable",
-           "MailstoreSettings", "MessageSummary", "MessageUnreadable", "Readable", "UnreadMail"]
+           "MailstoreSettings", "MessageSummary", "MessageUnreadable", "Readable", "UnreadMail",
+           "VoiceMail"]

@@ -37,7 +37,7 @@ from .errors import MailboxUnavailable, MessageUnreadable
 from .mailbox import Mailbox
 from .readable import Readable
 from .settings import MailstoreSettings
-from .summary import MessageSummary, UnreadMail
+from .summary import MessageSummary, UnreadMail, VoiceMail
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -247,6 +247,10 @@ class MailboxSession:
     async def voice_messages(self) -> list[MessageSummary]:
         """Voicemail proven by mailcall's seal: unseen first, then seen, each oldest first."""
         return await self._run("the voicemail list", self._box.voice_messages)
+
+    async def voice_listing(self) -> VoiceMail:
+        """The same list, with whether its counts are exact (at most max_listed are listed)."""
+        return await self._run("the voicemail list", self._box.voice_listing)
 
     async def unread_mail(self) -> UnreadMail:
         """Unseen, undeleted inbox messages, newest first, and how many there are."""

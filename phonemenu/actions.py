@@ -1,4 +1,4 @@
-"""The menu's actions that leave the mailbox: reply, forward, call back, record a greeting.
+"""The menu's actions that leave the mailbox: reply, forward, call back.
 
 Each changes things the way the rest of mailcall already does them, so that
 nothing new can go wrong: a voice reply or a forward to a colleague is a
@@ -32,8 +32,7 @@ import soundfile
 
 from mailcall.agi import prompts
 from mailcall.agi.folders import shared_folder
-from mailcall.agi.handlers.greeting import _commit, _discard, _prepare
-from mailcall.agi.handlers.voicemail import SAMPLES_PER_MS, WAV_HEADER, greeting_path
+from mailcall.agi.handlers.voicemail import SAMPLES_PER_MS, WAV_HEADER
 from mailcall.agi.safety import caller_text, is_dial_number
 from mailcall.agi.session import AgiHangup
 from mailcall.core.decisions.deposits import VoiceMessage
@@ -45,12 +44,11 @@ from mailcall.core.text import display_text
 from .entry import DIGIT_WAIT_MS
 
 if TYPE_CHECKING:
-    from .handler import MenuCall
+    from .call import MenuCall
 
 log = logging.getLogger("mailcall.phonemenu")
 
 MAX_REPLY_MS = 120_000
-MAX_GREETING_MS = 60_000
 SILENCE_S = 3
 
 
@@ -63,7 +61,7 @@ async def record(call: MenuCall, what: str) -> tuple[Path | None, int]:
     loop = asyncio.get_running_loop()
     rec = await loop.run_in_executor(
         None, shared_folder, Path(call.runtime.setting("spool_dir")) / "rec")
-    base = rec / f"menu-{call.next_name(what)}"
+    base = rec / f"menu-{call.scratch.next_name(what)}"
     wav = base.with_name(base.name + ".wav")
     # "#" skips the instructions to the beep, as in voicemail; no other key is listened for.
     await session.stream_file(prompts.LEAVE_MESSAGE, "#")
@@ -93,7 +91,7 @@ def _unlink(path: Path) -> None:
 async def deposit(call: MenuCall, mailbox: str, recording: Path, ms: int, *, what: str,
                   caller_number: str, caller_name: str) -> bool:
     message = VoiceMessage(
-        call_id=call.next_name(what), mailbox=mailbox, caller_number=caller_number,
+        call_id=call.scratch.next_name(what), mailbox=mailbox, caller_number=caller_number,
         caller_name=caller_name, at=call.runtime.now(), reason="direct",
         recording=str(recording), duration_ms=ms, ended_by="dtmf")
     try:
@@ -128,15 +126,15 @@ async def _reply_voice(call: MenuCall, message: Any) -> None:
     number = getattr(message, "caller_number", None)
     owner = find_owner(policy, number, mobiles=True) if number else None
     if owner is None or owner not in policy.users:
-        await call.say_phrase("no_reply")
+        await call.saying.phrase("no_reply")
         return
     wav, ms = await record(call, "reply")
     if wav is None:
-        await call.say_phrase("not_sent")
+        await call.saying.phrase("not_sent")
         return
     ok = await deposit(call, owner, wav, ms, what="reply", caller_number=own_number(call.user),
                        caller_name=call.user.name)
-    await call.say_phrase("reply_sent" if ok else "not_sent")
+    await call.saying.phrase("reply_sent" if ok else "not_sent")
 
 
 def reply_mail(policy: Any, user: Any, message: Any, audio: bytes) -> EmailMessage:
@@ -178,11 +176,11 @@ async def _reply_mail(call: MenuCall, message: Any) -> None:
     from mailcall.notifications.relay import relay_sender
 
     if not getattr(message, "sender_address", ""):
-        await call.say_phrase("no_reply")
+        await call.saying.phrase("no_reply")
         return
     wav, _ms = await record(call, "mailreply")
     if wav is None:
-        await call.say_phrase("not_sent")
+        await call.saying.phrase("not_sent")
         return
     loop = asyncio.get_running_loop()
     try:
@@ -193,11 +191,11 @@ async def _reply_mail(call: MenuCall, message: Any) -> None:
         log.error("phone menu: voice reply of %s to %s not sent: %s: %s (the recording is "
                   "kept at %s)", call.user.id, caller_text(message.sender_address),
                   type(exc).__name__, exc, wav)
-        await call.say_phrase("not_sent")
+        await call.saying.phrase("not_sent")
         return
     log.info("phone menu: voice reply of %s mailed: %s", call.user.id, receipt)
     await loop.run_in_executor(None, _unlink, wav)
-    await call.say_phrase("reply_sent")
+    await call.saying.phrase("reply_sent")
 
 
 # ------------------------------------------------------------------ call back
@@ -207,13 +205,13 @@ async def call_back(call: MenuCall, folder: str, message: Any) -> None:
     policy = call.runtime.policy
     number = getattr(message, "caller_number", None) if folder == "voice" else None
     if not number or not is_dial_number(number):
-        await call.stream(prompts.NO_NUMBER)
+        await call.saying.stream(prompts.NO_NUMBER)
         return
     kind = "extension" if is_extension(policy, number) else "number"
     try:
         target = dial_string(policy, Endpoint(kind, number))
     except UnsafeEndpoint:
-        await call.stream(prompts.NO_NUMBER)
+        await call.saying.stream(prompts.NO_NUMBER)
         return
     log.info("phone menu: %s calls back %s (%s)", call.user.id, number, target)
     # "g": when the person called back hangs up, the caller goes on in the menu.
@@ -226,29 +224,29 @@ async def call_back(call: MenuCall, folder: str, message: Any) -> None:
 
 async def forward(call: MenuCall, folder: str, message: Any) -> None:
     if folder != "voice":
-        await call.say_phrase("not_for_mail")
+        await call.saying.phrase("not_for_mail")
         return
     session = call.session
     policy = call.runtime.policy
     typed = (await session.get_data(prompts.ENTER_EXTENSION, DIGIT_WAIT_MS, 12)).digits
     target = find_mailbox(policy, typed.rstrip("#")) if typed else None
     if target is None:
-        await call.stream(prompts.NOT_AN_EXTENSION)
+        await call.saying.stream(prompts.NOT_AN_EXTENSION)
         return
     choice = (await session.get_data(prompts.FORWARD_OPTIONS, DIGIT_WAIT_MS, 1)).digits
     preface: Path | None = None
     if choice == "1":
         preface, _ms = await record(call, "preface")
     try:
-        sln = await call.slow(call.audio_of(message))
+        sln = await call.mailbox.slow(call.presenter.audio_of(message))
     except (*call.unreadable, *call.unavailable) as exc:
         log.warning("phone menu: forward by %s: the message cannot be read: %s",
                     call.user.id, exc)
-        await call.say_phrase("cannot_play")
+        await call.saying.phrase("cannot_play")
         return
     loop = asyncio.get_running_loop()
     rec = Path(call.runtime.setting("spool_dir")) / "rec"
-    out = rec / f"menu-{call.next_name('forward')}.wav"
+    out = rec / f"menu-{call.scratch.next_name('forward')}.wav"
     ms = await loop.run_in_executor(None, join_audio, preface, Path(sln + ".sln"), out)
     if preface is not None:
         await loop.run_in_executor(None, _unlink, preface)
@@ -256,9 +254,9 @@ async def forward(call: MenuCall, folder: str, message: Any) -> None:
                        caller_number=getattr(message, "caller_number", None) or "",
                        caller_name=getattr(message, "caller_name", None) or "")
     if ok:
-        await call.stream(prompts.FORWARDED)
+        await call.saying.stream(prompts.FORWARDED)
     else:
-        await call.say_phrase("not_sent")
+        await call.saying.phrase("not_sent")
 
 
 def join_audio(preface: Path | None, sln: Path, out: Path) -> int:
@@ -276,33 +274,4 @@ def join_audio(preface: Path | None, sln: Path, out: Path) -> int:
     return len(joined) // SAMPLES_PER_MS
 
 
-# ------------------------------------------------------------------ greetings
-
-
-async def record_greeting(call: MenuCall, kind: str) -> None:
-    user = call.user
-    if kind not in user.features.greetings:
-        await call.stream(prompts.INVALID_CHOICE)
-        return
-    session = call.session
-    loop = asyncio.get_running_loop()
-    final = greeting_path(call.runtime, user.id, kind)
-    tmp = await loop.run_in_executor(None, _prepare, final, session.env.uniqueid)
-    try:
-        rec = await session.record_file(str(tmp), "wav", "#", MAX_GREETING_MS, beep=True,
-                                        silence_s=SILENCE_S)
-        saved = rec.outcome in ("dtmf", "timeout") and await loop.run_in_executor(
-            None, _commit, tmp, final)
-    except BaseException:
-        _discard(tmp)
-        raise
-    if not saved:
-        await loop.run_in_executor(None, _discard, tmp)
-        if not session.hungup:
-            await call.say_phrase("not_sent")
-        return
-    log.info("phone menu: greeting %s of %s replaced", kind, user.id)
-    await call.stream(prompts.SAVED)
-
-
-__all__ = ["call_back", "forward", "join_audio", "record_greeting", "reply", "reply_mail"]
+__all__ = ["call_back", "deposit", "forward", "join_audio", "record", "reply", "reply_mail"]

@@ -26,6 +26,7 @@ from mailcall.agi.safety import caller_text, dialled
 from mailcall.agi.session import AgiSession
 from mailcall.core.policy.numbers import find_mailbox, find_owner, language_of
 from mailcall.core.policy.pins import verify_pin
+from mailcall.userstore.overlay import decision_policy
 
 log = logging.getLogger("mailcall.phonemenu")
 
@@ -60,7 +61,8 @@ async def login(session: AgiSession, runtime: Any, guard: PinGuard) -> tuple[str
     counted as abandoned, never as a wrong PIN.
     """
     env = session.env
-    policy = runtime.policy
+    # Refined by the user store: a PIN the user set (web, CLI) opens the mailbox too.
+    policy = decision_policy(runtime)
     bound = bound_user(policy, env)
     caller = dialled(env.callerid) or "(no caller ID)"
     loop = asyncio.get_running_loop()

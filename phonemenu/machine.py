@@ -1,6 +1,6 @@
 """The phone menu as a sans-I/O state machine: fed keys and playback events, returns effects.
 
-Nothing here talks to Asterisk or IMAP. The AGI handler (:mod:`.handler`)
+Nothing here talks to Asterisk or IMAP. The listening loop (:mod:`.call`)
 feeds what happened on the call (a key, a wait that ran out, a message's
 audio starting or ending, the caller hanging up) and carries out the effects
 it gets back, in order; when an effect that plays something is cut by a key,
@@ -110,7 +110,7 @@ class Act:
 
 @dataclass(frozen=True, slots=True)
 class Greeting:
-    """Record a greeting of `kind` (the handler checks the profile grants it)."""
+    """Record a greeting of `kind` (:mod:`.options` checks the profile grants it)."""
 
     kind: str
 

@@ -86,17 +86,25 @@ def duration(seconds: float, language: str) -> str:
     return (" and " if language == "en" else " et ").join(parts)
 
 
-def voice_envelope(policy: Policy, message: Any, position: int, total: int, now: datetime,
-                   language: str) -> list[str]:
+def _of(total: int | None, language: str) -> str:
+    """" of 12" / " sur 12"; nothing when the folder was listed only in part (the store
+    lists at most max_listed): a capped list's length is never said as the total."""
+    if total is None:
+        return ""
+    return f" sur {total}" if language == "fr" else f" of {total}"
+
+
+def voice_envelope(policy: Policy, message: Any, position: int, total: int | None,
+                   now: datetime, language: str) -> list[str]:
     """The sentences said before a voicemail's audio: which, who, when, how long."""
     fr = language == "fr"
     kind = getattr(message, "kind", "voice")
     noun = "Fax" if kind == "fax" else "Message"
     new = not getattr(message, "seen", False)
     if fr:
-        first = f"{noun} {position + 1} sur {total}" + (", nouveau." if new else ".")
+        first = f"{noun} {position + 1}{_of(total, 'fr')}" + (", nouveau." if new else ".")
     else:
-        first = ("New " + noun.lower() if new else noun) + f" {position + 1} of {total}."
+        first = ("New " + noun.lower() if new else noun) + f" {position + 1}{_of(total, 'en')}."
     number = getattr(message, "caller_number", None)
     name = colleague(policy, number)
     if name is None and number:
@@ -116,7 +124,7 @@ def voice_envelope(policy: Policy, message: Any, position: int, total: int, now:
     return out
 
 
-def mail_envelope(message: Any, position: int, total: int, now: datetime,
+def mail_envelope(message: Any, position: int, total: int | None, now: datetime,
                   language: str) -> list[str]:
     """The sentences said before a mail's text: which, from whom, about what, when."""
     fr = language == "fr"
@@ -128,11 +136,11 @@ def mail_envelope(message: Any, position: int, total: int, now: datetime,
     noun = {"voice": ("voice message", "message vocal"), "fax": ("fax", "fax")}.get(
         kind, ("e-mail", "e-mail"))[1 if fr else 0]
     if fr:
-        out = [f"{noun.capitalize()} {position + 1} sur {total}.", f"De {sender}."]
+        out = [f"{noun.capitalize()} {position + 1}{_of(total, 'fr')}.", f"De {sender}."]
         out.append(f"Objet : {subject}." if subject else "Sans objet.")
         out.append("Reçu " + when(message.date, now, language) + ".")
     else:
-        out = [f"{noun.capitalize()} {position + 1} of {total}.", f"From {sender}."]
+        out = [f"{noun.capitalize()} {position + 1}{_of(total, 'en')}.", f"From {sender}."]
         out.append(f"Subject: {subject}." if subject else "No subject.")
         out.append("Received " + when(message.date, now, language) + ".")
     return out
@@ -158,3 +166,25 @@ def mail_count(count: int, language: str) -> str:
     if count == 0:
         return "You have no unread e-mail."
     return f"You have {count} unread e-mail{'s' if count > 1 else ''}."
+
+
+def voice_count_at_least(new: int, old: int, *, new_exact: bool, language: str) -> str:
+    """The voicemail count from a listing that stopped at max_listed: what was listed is
+    proven, what was not is unknown, so the open end is said as "at least"."""
+    fr = language == "fr"
+    if not new_exact:
+        if fr:
+            return f"Vous avez au moins {new} nouveaux messages vocaux."
+        return f"You have at least {new} new voice messages."
+    if fr:
+        if not new:
+            head = "Vous n'avez aucun nouveau message vocal"
+        elif new == 1:
+            head = "Vous avez 1 nouveau message vocal"
+        else:
+            head = f"Vous avez {new} nouveaux messages vocaux"
+        tail = "message déjà écouté" if old == 1 else "messages déjà écoutés"
+        return f"{head}, et au moins {old} {tail}."
+    head = (f"You have {new} new voice message{'s' if new != 1 else ''}" if new
+            else "You have no new voice messages")
+    return f"{head}, and at least {old} saved."

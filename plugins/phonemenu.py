@@ -19,7 +19,8 @@ from typing import Any
 from mailcall.agi.pin_guard import shared_guard
 from mailcall.core.hookspecs import hookimpl
 from mailcall.phonemenu.config import PhoneMenuConfigError, config_path, mailstore_settings
-from mailcall.phonemenu.handler import Services, make_handler
+from mailcall.phonemenu.handler import make_handler
+from mailcall.phonemenu.services import Services
 
 log = logging.getLogger("mailcall.phonemenu")
 

@@ -30,8 +30,10 @@ say why they are plausible.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import shlex
 import shutil
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -204,6 +206,12 @@ class Call:
     hangup_pending: bool = False
     """The caller is gone; the HANGUP line goes out before the next reply (traced)."""
 
+    def answer(self, line: str, words: list[str]) -> list[str] | Awaitable[list[str]] | None:
+        """A scripted caller's own reply to `line` (tests/phonemenu/phone.py), or an
+        awaitable of it (a caller who listens a while before pressing), or None for the
+        traced replies below. Not asked for what a dead channel refuses (511)."""
+        return None
+
     def env_bytes(self) -> bytes:
         text = RECORDED.env_template
         subst = {
@@ -256,6 +264,8 @@ async def run_call(call: Call, host: str, port: int, timeout: float = 10.0) -> C
             if call.hungup and not upper.startswith(DEAD_OK):
                 out = list(RECORDED.dead)
                 call.dead_answers += 1
+            elif (scripted := call.answer(line, words)) is not None:
+                out = await scripted if inspect.isawaitable(scripted) else scripted
             elif upper.startswith("EXEC DIAL"):
                 current_dial = dial_queue.pop(0)
                 if current_dial == "hangup":

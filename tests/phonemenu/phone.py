@@ -1,11 +1,12 @@
-"""A scripted caller on a fake Asterisk, for the mailbox handler over the real AGI server.
+"""A scripted caller on the tests' fake Asterisk, for the mailbox handler over the real AGI server.
 
-It speaks FastAGI the way the recorded traces show (tests/agi/fake_asterisk.py
-explains the shapes): an environment block, one reply per command, and a
-hang-up as ``HANGUP`` before the next reply then 511 for what cannot run on a
-dead channel. What a person does is a list of :class:`Press` rules, taken in
-order: the first rule whose pattern matches a command that waits for the
-caller (STREAM FILE, SAY NUMBER, WAIT FOR DIGIT, GET DATA, RECORD FILE) is
+The FastAGI conversation itself (environment block, one reply per command, a
+hang-up as the traced ``HANGUP`` notice before the next reply, then 511 for
+what cannot run on a dead channel) is tests/agi/fake_asterisk.py's
+:func:`run_call`; :class:`Phone` only says what a person does, through
+:meth:`Call.answer`. What a person does is a list of :class:`Press` rules,
+taken in order: the first rule whose pattern matches a command that waits for
+the caller (STREAM FILE, SAY NUMBER, WAIT FOR DIGIT, GET DATA, RECORD FILE) is
 applied to it; other such commands play to their end (WAIT FOR DIGIT and GET
 DATA time out). Once the rules are used up, the caller hangs up at the next
 wait for a key.
@@ -21,18 +22,17 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shlex
 import time
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from tests.agi.fake_asterisk import RECORDED
+from tests.agi.fake_asterisk import RECORDED, Call, run_call
 from tests.agi.support import MEDIA
 
 SOUNDS = {"en": Path("/usr/share/asterisk/sounds/en_US_f_Allison"),
           "fr": Path("/usr/share/asterisk/sounds/fr_CA_f_June")}
 WAITING = ("STREAM FILE", "SAY NUMBER", "WAIT FOR DIGIT", "GET DATA", "RECORD FILE")
-DEAD_OK = ("GET VARIABLE", "SET VARIABLE", "GET FULL VARIABLE", "EXEC", "VERBOSE")
 
 
 @dataclass
@@ -44,6 +44,9 @@ class Press:
     key: str | None = None
     digits: str | None = None
     hangup: bool = False
+    after: float = 0.0
+    """Seconds the caller listens before pressing `key` (a person, not a loop): the reply
+    comes that much later, and the press is timed when it is sent."""
 
 
 def stock_exists(name: str, language: str) -> bool:
@@ -51,39 +54,23 @@ def stock_exists(name: str, language: str) -> bool:
     return (folder / f"{name}.wav").is_file()
 
 
-@dataclass
-class Phone:
-    rules: list[Press]
-    callerid: str = "201"
-    calleridname: str = "Alice Martin"
-    uniqueid: str = "1795887768.42"
-    args: tuple[str, ...] = ()
-    script: str = "mailbox"
-    # filled in as the call goes
-    commands: list[str] = field(default_factory=list)
-    played: list[tuple[str, str]] = field(default_factory=list)
-    """(prompt or path, channel language) of every STREAM FILE that played something."""
-    missing: list[str] = field(default_factory=list)
-    variables: dict[str, str] = field(default_factory=dict)
-    recorded_to: list[str] = field(default_factory=list)
-    language: str = "en"
-    hungup: bool = False
-    sent_at: list[tuple[float, str]] = field(default_factory=list)
-    """(monotonic time, line) of each command received: latency measurements."""
-    pressed_at: list[tuple[float, str]] = field(default_factory=list)
+class Phone(Call):
+    """One caller: `rules` in order; what it heard is in :attr:`played`, the commands in
+    :attr:`commands`, the variables the server set in :attr:`variables_set`."""
 
-    def env_bytes(self) -> bytes:
-        text = RECORDED.env_template
-        subst = {"agi_network_script": self.script,
-                 "agi_request": f"agi://127.0.0.1:4573/{self.script}",
-                 "agi_callerid": self.callerid, "agi_calleridname": self.calleridname,
-                 "agi_uniqueid": self.uniqueid}
-        lines = []
-        for line in text.split("\n")[:-2]:
-            key = line.partition(":")[0]
-            lines.append(f"{key}: {subst[key]}" if key in subst else line)
-        lines += [f"agi_arg_{i}: {a}" for i, a in enumerate(self.args, 1)]
-        return ("\n".join(lines) + "\n\n").encode()
+    def __init__(self, rules: Sequence[Press], *, callerid: str = "201",
+                 calleridname: str = "Alice Martin", uniqueid: str = "1795887768.42",
+                 args: tuple[str, ...] = (), script: str = "mailbox") -> None:
+        super().__init__(script=script, args=tuple(args), callerid=callerid,
+                         calleridname=calleridname, uniqueid=uniqueid)
+        self.rules = list(rules)
+        self.played: list[tuple[str, str]] = []
+        """(prompt or path, channel language) of every STREAM FILE that played something."""
+        self.missing: list[str] = []
+        self.language = "en"
+        self.sent_at: list[tuple[float, str]] = []
+        """(monotonic time, line) of each command received: latency measurements."""
+        self.pressed_at: list[tuple[float, str]] = []
 
     def streams(self, pattern: str = "") -> list[str]:
         return [name for name, _ in self.played if re.search(pattern, name)]
@@ -93,19 +80,28 @@ class Phone:
             return self.rules.pop(0)
         return None
 
-    def reply(self, line: str) -> list[str]:
-        words = shlex.split(line.rstrip("\n"), posix=True)
+    def answer(self, line: str, words: list[str]) -> list[str] | Awaitable[list[str]]:
+        self.sent_at.append((time.monotonic(), line))
+        after = self.rules[0].after if self.rules and re.search(self.rules[0].pattern, line) \
+            else 0.0
+        reply = self._reply(line, words)
+        if after and self.pressed_at:
+            return self._later(after, reply)
+        return reply
+
+    async def _later(self, after: float, reply: list[str]) -> list[str]:
+        await asyncio.sleep(after)
+        self.pressed_at[-1] = (time.monotonic(), self.pressed_at[-1][1])
+        return reply
+
+    def _reply(self, line: str, words: list[str]) -> list[str]:
         head = " ".join(words[:3]).upper()
-        if self.hungup:
-            if head.startswith("SET VARIABLE"):  # res_agi allows it on a dead channel
-                self.variables[words[2]] = words[3]
-            if head.startswith(DEAD_OK):
-                return ["200 result=1\n"]
-            return ["511 Command Not Permitted on a dead channel or intercept routine\n"]
-        if head.startswith("SET VARIABLE"):
-            self.variables[words[2]] = words[3]
-            if words[2] == "CHANNEL(language)":
+        if head.startswith("SET VARIABLE"):  # res_agi allows it on a dead channel too
+            self.variables_set[words[2]] = words[3]
+            if words[2] == "CHANNEL(language)" and not self.hungup:
                 self.language = words[3]
+            return ["200 result=1\n"]
+        if self.hungup:  # only what a dead channel still runs reaches here (fake_asterisk)
             return ["200 result=1\n"]
         if head.startswith("ANSWER"):
             return ["200 result=0\n"]
@@ -119,8 +115,9 @@ class Phone:
         if rule is None and not self.rules and head.startswith("WAIT FOR DIGIT"):
             rule = Press(".", hangup=True)
         if rule is not None and rule.hangup:
-            self.hungup = True
-            return ["200 result=-1\n", "HANGUP\n"]
+            # the command running answers -1; the HANGUP notice comes before the next reply
+            self.hangup_pending = True
+            return ["200 result=-1\n"]
         if rule is not None and rule.key:
             self.pressed_at.append((time.monotonic(), rule.key))
         if head.startswith("STREAM FILE"):
@@ -156,35 +153,5 @@ class Phone:
 
 
 async def run_phone(phone: Phone, host: str, port: int, timeout: float = 20.0) -> Phone:
-    reader, writer = await asyncio.open_connection(host, port)
-    writer.write(phone.env_bytes())
-    try:
-        while True:
-            raw = await asyncio.wait_for(reader.readline(), timeout)
-            if not raw:
-                break
-            line = raw.decode()
-            phone.sent_at.append((time.monotonic(), line))
-            phone.commands.append(line)
-            out = phone.reply(line)
-            if out and out[-1] == "HANGUP\n":  # the notice goes before the next reply
-                writer.write("".join(out[:-1]).encode())
-                await writer.drain()
-                raw = await asyncio.wait_for(reader.readline(), timeout)
-                if not raw:
-                    break
-                line = raw.decode()
-                phone.commands.append(line)
-                writer.write(("HANGUP\n" + "".join(phone.reply(line))).encode())
-            else:
-                writer.write("".join(out).encode())
-            await writer.drain()
-        if not phone.hungup:
-            writer.write(b"HANGUP\n")
-    finally:
-        writer.close()
-        try:
-            await writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass
+    await run_call(phone, host, port, timeout)
     return phone

@@ -58,7 +58,7 @@ def pin_then(*rules: Press) -> list[Press]:
 
 
 def status(phone: Phone) -> str | None:
-    return phone.variables.get("MAILCALL_STATUS")
+    return phone.variables_set.get("MAILCALL_STATUS")
 
 
 # ------------------------------------------------------------------ entry
@@ -239,7 +239,7 @@ def test_wrong_mailbox_pins_lock_the_greeting_menu_too(boxes):
     for _ in range(2):
         call(boxes, Phone([Press("agent-pass", digits="1111")] * 3))
     greeting = call(boxes, Phone([Press("agent-pass", digits=PIN)], script="greeting"))
-    assert greeting.variables.get("MAILCALL_STATUS") == "AUTH_FAILED"
+    assert greeting.variables_set.get("MAILCALL_STATUS") == "AUTH_FAILED"
     assert not any(c.startswith("GET DATA agent-pass") for c in greeting.commands)
 
 

@@ -1,0 +1,152 @@
+"""One call in the menu: the listening loop between the caller and :mod:`.machine`.
+
+The loop feeds the menu what happens on the line (a key, a wait that ran
+out, a message's audio starting or ending) and carries out the effects it
+gets back, in order; when one is cut by a key, the rest are dropped and the
+key is fed. Every decision about what a key does is the machine's
+(:mod:`.keymap`'s table); this module only dispatches effects to the parts
+that do them: :mod:`.saying` (prompts, phrases, speech), :mod:`.counts`,
+:mod:`.presenting` (a message's envelope and content), :mod:`.mailbox` (the
+IMAP session: marks, moves), :mod:`.actions` (reply, call back, forward) and
+:mod:`.options` (greetings). Menus wait ``MENU_WAIT_MS`` for a key and are
+said again, so there is no silence longer than about 3 s anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from mailcall.agi import prompts
+from mailcall.agi.commands import wait_for_digit
+from mailcall.agi.session import AgiHangup, AgiSession
+from mailcall.core.contracts import VoiceCounts
+
+from . import actions, counts, options, words
+from .errors import KeyPressed, NoMailbox, NotPlayable
+from .machine import MAIL, VOICE, Act, End, Greeting, Key, Menu, Present, Say, Timeout
+from .mailbox import CallMailbox
+from .presenting import Presenter
+from .saying import Saying
+from .scratch import Scratch
+from .services import Services
+
+MENU_WAIT_MS = 2500
+
+
+class MenuCall:
+    """One call's menu: the machine, the IMAP session, the scratch folder."""
+
+    def __init__(self, session: AgiSession, runtime: Any, services: Services) -> None:
+        self.session = session
+        self.runtime = runtime
+        self.services = services
+        self.user: Any = None
+        self.menu: Menu | None = None
+        self.lamp: asyncio.Future[VoiceCounts | None] | None = None
+        """The lamp's counts for the greeting, asked once the caller is in."""
+        self.unavailable: tuple[type[BaseException], ...] = (*services.unavailable, NoMailbox)
+        self.unreadable: tuple[type[BaseException], ...] = (*services.unreadable, NotPlayable)
+        self.scratch = Scratch(runtime, session.env.uniqueid)
+        self.saying = Saying(self)
+        self.mailbox = CallMailbox(self)
+        self.presenter = Presenter(self)
+
+    @property
+    def who(self) -> str:
+        """The user id for log lines ("?" before the login)."""
+        return self.user.id if self.user is not None else "?"
+
+    def listing_complete(self, folder: str) -> bool:
+        """Whether `folder`'s list is all of it (the store lists at most max_listed)."""
+        if folder == VOICE:
+            return self.mailbox.voice_complete
+        return self.mailbox.mail_count <= self.mailbox.mail_listed
+
+    async def run(self) -> None:
+        self.lamp = counts.ask_lamp(self.runtime, self.user.id)
+        await self.mailbox.open()
+        voice, mail = await self.mailbox.load()
+        self.menu = menu = Menu(voice=voice, mail=mail)
+        effects = menu.start()
+        while True:
+            event = await self.carry_out(effects)  # the goodbye too, once the menu is done
+            if menu.done:
+                return
+            if event is None:
+                event = await self.wait_key()
+            effects = menu.feed(event)
+
+    async def carry_out(self, effects: Sequence[Any]) -> Any:
+        """Do `effects` in order; the event a key or a message's end makes, else None."""
+        for effect in effects:
+            try:
+                event = await self.effect(effect)
+            except KeyPressed as pressed:
+                return Key(pressed.digit)
+            if event is not None:
+                return event
+        return None
+
+    async def wait_key(self) -> Key | Timeout:
+        reply = await self.session.run(wait_for_digit(MENU_WAIT_MS))
+        code = reply.result_int
+        if code is None or code < 0 or self.session.hungup:
+            raise AgiHangup("caller hung up while the menu waited for a key")
+        return Key(chr(code)) if code > 0 else Timeout()
+
+    async def effect(self, effect: Any) -> Any:
+        if isinstance(effect, Say):
+            await self.say(effect)
+            return None
+        if isinstance(effect, Present):
+            return await self.presenter.present(effect)
+        if isinstance(effect, Act):
+            await self.act(effect)
+            return None
+        if isinstance(effect, Greeting):
+            await options.record_greeting(self, effect.kind)
+            return None
+        if isinstance(effect, End):
+            return None
+        raise AssertionError(f"unknown effect {effect!r}")
+
+    async def say(self, effect: Say) -> None:
+        phrase = effect.phrase
+        if phrase in prompts.MENU_PHRASES:
+            await self.saying.stock(prompts.MENU_PHRASES[phrase], cut=effect.cut)
+        elif phrase in ("counts", "folder_voice", "folder_mail"):
+            await counts.say_counts(self, effect.folder, cut=effect.cut,
+                                    greeting=phrase == "counts")
+        elif phrase == "empty_folder":
+            if effect.folder == VOICE:
+                await counts.say_voice_numbers(self, 0, 0)
+            else:
+                await self.saying.text([words.mail_count(0, self.saying.words_lang)])
+        else:
+            await self.saying.phrase(phrase)
+
+    async def act(self, effect: Act) -> None:
+        if effect.what in ("seen", "save", "trash"):
+            await self.mailbox.change(effect.what, effect.folder, effect.ref)
+        elif effect.what == "envelope":
+            await self.saying.text(self.presenter.envelope(effect.folder, effect.ref))
+        elif effect.what == "reply":
+            await actions.reply(self, effect.folder, effect.ref)
+        elif effect.what == "call_back":
+            await actions.call_back(self, effect.folder, effect.ref)
+        elif effect.what == "forward":
+            await actions.forward(self, effect.folder, effect.ref)
+
+    async def close(self) -> None:
+        self.presenter.cancel()
+        if self.lamp is not None:
+            if not self.lamp.done():
+                self.lamp.cancel()
+            counts.quiet(self.lamp)
+        await self.mailbox.close()
+        await self.scratch.remove()
+
+
+__all__ = ["MAIL", "VOICE", "MenuCall"]
