@@ -35,9 +35,9 @@ from mailcall.core.host.plugin_manager import (
     describe_plugins,
     make_plugin_manager,
 )
-from mailcall.core.policy.compile import agi_path_problem
 from mailcall.core.policy.load import DEFAULT_PATH, load_policy
 from mailcall.core.policy.model import Policy
+from mailcall.core.policy.section_keys import agi_path_problem
 from mailcall.core.policy.telephony import dial_targets
 
 EXIT_OK, EXIT_USAGE, EXIT_INVALID = 0, 64, 2
@@ -113,7 +113,10 @@ def build_parser(pm: Any) -> argparse.ArgumentParser:
                         "default: now)")
     p.add_argument("--state", choices=CALLEE_STATES, default="unknown",
                    help="callee state known before ringing (default: unknown)")
-    p.add_argument("--explain", action="store_true", help="also print why, line by line")
+    p.add_argument("--explain", action="store_true", help="also print why, line by line, and "
+                   "where each value came from (profile, policy file, the user's own choice)")
+    p.add_argument("--store", default=None, help="user store file (default: "
+                   "$MAILCALL_USER_STORE, else users/store.sqlite in the state directory)")
     p.set_defaults(handler=cmd_route)
 
     p = sub.add_parser("mail", parents=[common], help="show what the policy does with a mail",
@@ -124,7 +127,10 @@ def build_parser(pm: Any) -> argparse.ArgumentParser:
     p.add_argument("--context", default="", help="Message-Context header, e.g. voice-message")
     p.add_argument("--auto-submitted", default="", help="Auto-Submitted header value")
     p.add_argument("--list-id", default="", help="List-Id header value")
-    p.add_argument("--explain", action="store_true", help="also print why, line by line")
+    p.add_argument("--explain", action="store_true", help="also print why, line by line, and "
+                   "where each value came from (profile, policy file, the user's own choice)")
+    p.add_argument("--store", default=None, help="user store file (default: "
+                   "$MAILCALL_USER_STORE, else users/store.sqlite in the state directory)")
     p.set_defaults(handler=cmd_mail)
 
     p = sub.add_parser("users", parents=[common], help="list users with profile and contacts")
@@ -209,13 +215,43 @@ def _rules(args: argparse.Namespace) -> list:
     return collect_rules(args.pm.hook.mailcall_call_rules())
 
 
+def _with_store(args: argparse.Namespace, policy: Policy) -> tuple[Policy, list[str], Any]:
+    """The policy refined by the user store, as `mailcall serve` decides (docs/user-settings.md)."""
+    from mailcall.core.policy.load import offers
+    from mailcall.userstore.overlay import store_view
+    from mailcall.userstore.paths import store_path
+
+    media = offers(args.pm).media
+    view, problems = store_view(policy, store_path(policy.server, args.store), media=media)
+    return view, problems, media
+
+
+def _store_problems(problems: list[str]) -> None:
+    for problem in problems:
+        print(f"mailcall: user store not applied, the plan follows the policy file alone: "
+              f"{problem}", file=sys.stderr)
+
+
 def cmd_route(args: argparse.Namespace, loader: Callable[[], Policy]) -> int:
+    from mailcall.userstore.explain import sources
+
     policy = loader()
+    view, problems, media = _with_store(args, policy)
     at = policy.local(args.at or datetime.now(UTC))
     request = CallRequest(callee=args.to, caller=args.caller, at=at, state=args.state)
-    plan = plan_call(policy, request, _rules(args) or None)
+    plan = plan_call(view, request, _rules(args) or None)
     announce_decision(args.pm, "call", request, plan)
-    _emit(args, plan.to_dict(), lambda: format_call_plan(policy, plan, explain=args.explain))
+    data = plan.to_dict()
+    lines: list[str] = []
+    if args.explain:
+        others = [s.who for s in plan.steps if isinstance(s, Ring)] + [
+            s.mailbox for s in plan.steps if isinstance(s, Voicemail)]
+        lines, data["sources"] = sources(policy, view, [plan.callee or ""], others,
+                                         media=media, problems=problems)
+    else:
+        _store_problems(problems)
+    _emit(args, data, lambda: "\n".join(
+        [format_call_plan(policy, plan, explain=args.explain), *lines]))
     return EXIT_OK
 
 
@@ -241,13 +277,23 @@ def format_call_plan(policy: Policy, plan: CallPlan, *, explain: bool) -> str:
 
 
 def cmd_mail(args: argparse.Namespace, loader: Callable[[], Policy]) -> int:
+    from mailcall.userstore.explain import sources
+
     policy = loader()
+    view, problems, media = _with_store(args, policy)
     request = MailRequest(recipient=args.to, sender=args.sender,
                           at=policy.local(args.at or datetime.now(UTC)), context=args.context,
                           auto_submitted=args.auto_submitted, list_id=args.list_id)
-    plan = plan_mail(policy, request)
+    plan = plan_mail(view, request)
     announce_decision(args.pm, "mail", request, plan)
-    _emit(args, plan.to_dict(), lambda: format_mail_plan(plan, explain=args.explain))
+    data = plan.to_dict()
+    lines: list[str] = []
+    if args.explain:
+        lines, data["sources"] = sources(policy, view, [plan.user or ""], media=media,
+                                         problems=problems)
+    else:
+        _store_problems(problems)
+    _emit(args, data, lambda: "\n".join([format_mail_plan(plan, explain=args.explain), *lines]))
     return EXIT_OK
 
 

@@ -33,6 +33,7 @@ from mailcall.deposit.opus_encoder import available as libopus_available
 from mailcall.deposit.spool import Spool, SpoolDepositor, kind_of
 from mailcall.deposit.voice_message import Origin
 from mailcall.notifications import MailNotice
+from mailcall.userstore.overlay import decision_policy
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +80,11 @@ def notify_delivered(runtime: Runtime, deposit: Deposit, plan: DepositPlan,
     return runtime.notifier.submit(MailNotice(
         notifications=plan.notify, recipient=plan.recipient,
         sender=origin_for(runtime.policy).sender, message_id=message_id,
-        subject=words[plan.kind], from_header=caller, origin="deposit"))
+        subject=words[plan.kind], from_header=caller, origin="deposit", kind=plan.kind))
 
 
 def _planned(runtime: Runtime, deposit: Deposit) -> DepositPlan:
-    plan = plan_for(runtime.policy, deposit)
+    plan = plan_for(decision_policy(runtime), deposit)  # the user store's choices too
     announce_decision(runtime.pm, "deposit", deposit, plan)
     return plan
 

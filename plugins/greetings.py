@@ -16,7 +16,7 @@ import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,23 +26,27 @@ from mailcall.core.contracts import Service
 from mailcall.core.decisions.greeting_text import greeting_text
 from mailcall.core.hookspecs import hookimpl
 from mailcall.core.policy.model import GREETING_KINDS, Policy
-from mailcall.speech.engine import GreetingEngine
+from mailcall.speech.engine import GreetingEngine, engines_from
+from mailcall.userstore.overlay import decision_policy, on_change
 
 log = logging.getLogger("mailcall.greetings")
 
 
 def generate_greetings(policy: Policy, engines: Sequence[Any], directory: Path,
-                       now: datetime) -> list[Path]:
+                       now: datetime, users: Iterable[str] | None = None) -> list[Path]:
     """Write every missing or outdated generated greeting; return the files written.
 
     A ``.txt`` beside each WAV keeps the text it says, so nothing is spoken again
-    unless the words changed (a new name, a new absence).
+    unless the words changed (a new name, a new absence). `users` limits the work to
+    those (a change in the user store); `policy` may be the store's refined view.
     """
     speakers = [e for e in engines if isinstance(e, GreetingEngine)]
     written: list[Path] = []
     if not speakers:
         return written
-    for uid, user in policy.users.items():
+    wanted = policy.users if users is None else [u for u in users if u in policy.users]
+    for uid in wanted:
+        user = policy.users[uid]
         for kind in GREETING_KINDS:
             text = greeting_text(policy, uid, kind, now)
             folder = directory / uid
@@ -71,8 +75,8 @@ def generate_greetings(policy: Policy, engines: Sequence[Any], directory: Path,
     return written
 
 
-def _engines(pm: Any) -> list[Any]:
-    return [e for batch in pm.hook.mailcall_speech_engines() for e in batch]
+def _engines(pm: Any) -> list[GreetingEngine]:
+    return engines_from(pm)
 
 
 class GreetingsService:
@@ -81,7 +85,9 @@ class GreetingsService:
     They are checked at start and then every `interval` seconds, so a policy
     reload (a new user, a new absence) or an absence that begins or ends is
     heard by callers within minutes; nothing is spoken again unless its words
-    changed.
+    changed. A user's own change in the user store (an absence set by the CLI,
+    the web page or the phone) regenerates that user's greetings at once, from the
+    same refined policy the call is routed with.
     """
 
     name = "greetings"
@@ -92,19 +98,33 @@ class GreetingsService:
         self.task: asyncio.Task | None = None
 
     async def start(self) -> None:
+        self.changes: set[str] = set()
+        self.pending: asyncio.Task | None = None
+        on_change(self.runtime, self.changed)
         self.task = asyncio.get_running_loop().create_task(self._loop())
+
+    def changed(self, users: frozenset[str]) -> None:
+        """Called by the user store service on the event loop: regenerate those users'."""
+        self.changes |= users
+        if self.pending is None or self.pending.done():
+            self.pending = asyncio.get_running_loop().create_task(self._regenerate())
+
+    async def _regenerate(self) -> None:
+        while self.changes:
+            users, self.changes = frozenset(self.changes), set()
+            await self.refresh(users)
 
     async def _loop(self) -> None:
         while True:
             await self.refresh()
             await asyncio.sleep(self.interval)
 
-    async def refresh(self) -> None:
+    async def refresh(self, users: frozenset[str] | None = None) -> None:
         directory = Path(self.runtime.setting("greetings_dir"))
         try:
             written = await asyncio.get_running_loop().run_in_executor(
-                None, generate_greetings, self.runtime.policy, _engines(self.runtime.pm),
-                directory, self.runtime.now())
+                None, generate_greetings, decision_policy(self.runtime),
+                _engines(self.runtime.pm), directory, self.runtime.now(), users)
         except Exception:
             log.exception("generating greetings under %s failed; callers hear the stock "
                           "prompts until it works", directory)
@@ -113,10 +133,11 @@ class GreetingsService:
             log.info("generated %d greeting(s) under %s", len(written), directory)
 
     async def stop(self, grace: float) -> None:
-        if self.task is not None and not self.task.done():
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+        for task in (self.task, getattr(self, "pending", None)):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 @hookimpl
@@ -144,6 +165,13 @@ def _generate_command(args: argparse.Namespace, loader: Callable[[], Policy]) ->
               "(apt-get install espeak-ng sox) or a speech plugin")
         return 1
     directory = Path(args.greetings_dir or policy.server.greetings_dir)
+    from mailcall.userstore.overlay import store_view
+    from mailcall.userstore.paths import store_path
+
+    # The users' own absences too, as `mailcall serve` speaks them.
+    policy, problems = store_view(policy, store_path(policy.server), everyone=True)
+    for problem in problems:
+        print(f"mailcall: user store not applied: {problem}")
     written = generate_greetings(policy, engines, directory, datetime.now(UTC))
     print(f"{len(written)} greeting(s) written under {directory}")
     return 0

@@ -1,4 +1,5 @@
-"""The Dovecot side as a plugin: the Sieve bridge service and the ``mailcall sieve`` commands."""
+"""The Dovecot side as a plugin: the Sieve bridge service, the per-user auto-reply scripts kept
+current with the user store, and the ``mailcall sieve`` commands."""
 
 from __future__ import annotations
 
@@ -11,13 +12,18 @@ from mailcall.core.host.runtime import Runtime
 
 @hookimpl
 def mailcall_services(runtime: Runtime) -> list[Service]:
+    from mailcall.sieve.user_scripts import UserScriptsService
+
+    # The users' own absences (user store) become auto-replies in their scripts.
+    scripts: list[Service] = [UserScriptsService(runtime)]
     path = runtime.setting("sieve_socket")
     if not path:
-        return []
+        return scripts
     from mailcall.sieve.bridge import SieveBridge
 
     timeout = runtime.overrides.get("sieve_answer_timeout")
-    return [SieveBridge(runtime, path, answer_timeout=float(timeout) if timeout else None)]
+    return [SieveBridge(runtime, path, answer_timeout=float(timeout) if timeout else None),
+            *scripts]
 
 
 @hookimpl

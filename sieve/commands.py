@@ -14,6 +14,7 @@ import argparse
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -80,8 +81,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_install)
 
 
+def with_user_store(policy: Policy) -> Policy:
+    """The policy with the users' own absences (user store) as ``mailcall serve`` answers them:
+    an install must not remove the auto-reply of an absence a user set themselves."""
+    from mailcall.userstore.overlay import store_view
+    from mailcall.userstore.paths import store_path
+
+    view, problems = store_view(policy, store_path(policy.server), everyone=True)
+    for problem in problems:
+        print(f"mailcall: user store not applied (only the policy file's absences are "
+              f"answered): {problem}", file=sys.stderr)
+    return view
+
+
 def cmd_generate(args: argparse.Namespace, loader: Callable[[], Policy]) -> int:
-    policy = loader()
+    policy = with_user_store(loader())
     written = write_scripts(generate(policy, now=datetime.now(UTC)), args.out)
     for path in written:
         print(path)
@@ -136,7 +150,7 @@ def install(policy: Policy, target: Path, bin_dir: Path | None, socket_path: str
 
 
 def cmd_install(args: argparse.Namespace, loader: Callable[[], Policy]) -> int:
-    policy = loader()
+    policy = with_user_store(loader())
     socket_path = args.socket or policy.server.sieve_socket
     try:
         installed = install(policy, args.dir, args.bin_dir, socket_path, args.dovecot_config,

@@ -268,18 +268,30 @@ def user_file_name(user: User) -> str:
     return name + ".sieve"
 
 
+def script_of_user(policy: Policy, user_id: str, now: datetime) -> GeneratedScript | None:
+    """The per-user script `user_id` needs at `now`, or None (no absence ahead, no reply).
+
+    `policy` may be the user store's refined view: the user's own absences are then
+    answered exactly like those of the policy file, with the same words.
+    """
+    user = policy.users[user_id]
+    if not user.email or not user.features.auto_reply:
+        return None
+    pending = [a for a in policy.absences.get(user_id, ()) if policy.local(a.until) > now]
+    if not pending:
+        return None
+    return GeneratedScript(f"{USERS_DIR}/{user_file_name(user)}",
+                           user_script(policy, user, pending))
+
+
 def generate(policy: Policy, *, now: datetime | None = None) -> list[GeneratedScript]:
     """Every script the policy needs at `now`: absences already over are left out."""
     now = now or datetime.now(UTC)
     scripts = [GeneratedScript(GLOBAL_NAME, global_script(policy))]
     for user_id in sorted(policy.users):
-        user = policy.users[user_id]
-        if not user.email or not user.features.auto_reply:
-            continue
-        pending = [a for a in policy.absences.get(user_id, ()) if policy.local(a.until) > now]
-        if pending:
-            relpath = f"{USERS_DIR}/{user_file_name(user)}"
-            scripts.append(GeneratedScript(relpath, user_script(policy, user, pending)))
+        script = script_of_user(policy, user_id, now)
+        if script is not None:
+            scripts.append(script)
     return scripts
 
 

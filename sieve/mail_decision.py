@@ -25,6 +25,7 @@ from mailcall.core.host.runtime import Runtime
 from mailcall.core.text import display_text
 from mailcall.deposit.seal import SEAL_HEADER, DepositKeyError, delivery_problem, deposit_key
 from mailcall.notifications import MailNotice
+from mailcall.userstore.overlay import decision_policy
 
 from .mail_facts import BridgeRequest
 
@@ -47,7 +48,8 @@ TRUE = Verdict(True)
 
 
 class MailDecider:
-    """Decides each request with the runtime's policy of the moment."""
+    """Decides each request with the runtime's policy of the moment, refined by the users'
+    own settings (user store: notification media and hours, absences) when it runs."""
 
     def __init__(self, runtime: Runtime, spool_dir: str | os.PathLike[str]) -> None:
         self.runtime = runtime
@@ -130,7 +132,7 @@ class MailDecider:
             list_id=f.get("list-id", ""), precedence=f.get("precedence", ""),
             subject=f.get("subject", ""),
         )
-        plan = plan_mail(self.runtime.policy, mail)
+        plan = plan_mail(decision_policy(self.runtime), mail)
         announce_decision(self.runtime.pm, "mail", mail, plan)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("mail to %s: %s", display_text(mail.recipient, 200),

@@ -16,6 +16,7 @@ from mailcall.userstore.errors import (
     StoreLocked,
     StoreUnavailable,
 )
+from mailcall.userstore.overlay import StoreOverlay, decision_policy, refined_policy
 from mailcall.userstore.service import UserStore
 
 __all__ = [
@@ -25,7 +26,10 @@ __all__ = [
     "StoreCorrupt",
     "StoreError",
     "StoreLocked",
+    "StoreOverlay",
     "StoreUnavailable",
     "UserStore",
+    "decision_policy",
     "effective_settings",
+    "refined_policy",
 ]

@@ -10,6 +10,8 @@ be read leaves the index as it was (the last good view) and says why in
 
 from __future__ import annotations
 
+from collections.abc import KeysView
+
 from mailcall.core.policy.model import Policy
 from mailcall.userstore.backend import StoreBackend
 from mailcall.userstore.effective import Effective, effective_settings
@@ -50,6 +52,10 @@ class RefinementIndex:
 
     def get(self, user: str) -> Refinements | None:
         return self._by_user.get(user)
+
+    def users(self) -> KeysView[str]:
+        """The users with at least one refinement (a live view)."""
+        return self._by_user.keys()
 
     def effective(self, policy: Policy, user: str) -> Effective:
         return effective_settings(policy, user, self._by_user.get(user))

@@ -30,6 +30,7 @@ from typing import Any
 
 from mailcall.core.policy.numbers import find_owner, language_of
 from mailcall.core.policy.pins import verify_pin
+from mailcall.userstore.overlay import decision_policy
 
 from .. import prompts
 from ..driver import inline
@@ -102,7 +103,8 @@ def make_handler(guard: PinGuard) -> Callable[[AgiSession, Any], Awaitable[str]]
 async def handler(session: AgiSession, runtime: Any, *, guard: PinGuard | None = None) -> str:
     """Without a `guard`, wrong PINs are only limited per call (tests, third parties)."""
     env = session.env
-    policy = runtime.policy
+    # Refined by the user store: a PIN and the greetings the user chose are theirs.
+    policy = decision_policy(runtime)
     user_id = find_user(policy, env)
     guard = guard if guard is not None else PinGuard()
     account = user_id or f"unknown phone {dialled(env.callerid) or '(no caller ID)'}"

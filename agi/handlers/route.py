@@ -29,6 +29,7 @@ from mailcall.core.decisions.routing import plan_call
 from mailcall.core.host.plugin_manager import announce_decision
 from mailcall.core.policy.numbers import find_owner, language_of
 from mailcall.core.policy.telephony import UnsafeEndpoint, dial_string
+from mailcall.userstore.overlay import decision_policy
 
 from ..driver import inline
 from ..replies import DIAL_CONDITIONS
@@ -90,7 +91,8 @@ def make_handler(rules: Sequence[Any] | None) -> Callable[[AgiSession, Any], Awa
 
 async def handler(session: AgiSession, runtime: Any, *, rules: Sequence[Any] | None = None) -> str:
     env = session.env
-    policy = runtime.policy
+    # The policy refined by the users' own settings (user store), as of this call.
+    policy = decision_policy(runtime)
     callee = dialled(env.arg(1)) or dialled(env.param("to")) or dialled(env.extension)
     # First, before anything acts on the call: the callee's language for Asterisk's prompts.
     await session.set_language(language_of(policy, find_owner(policy, callee)))
@@ -134,7 +136,8 @@ async def handler(session: AgiSession, runtime: Any, *, rules: Sequence[Any] | N
                       else reason_for(own_status or last_status or None))
             return await take_message(session, runtime, mailbox=step.mailbox,
                                       greeting=greeting, reason=reason,
-                                      extra={"result": last_status, "step": str(index)})
+                                      extra={"result": last_status, "step": str(index)},
+                                      policy=policy)
         elif isinstance(step, Hangup):
             await session.set_status("HANGUP", result=last_status, step=str(index))
             return "HANGUP"

@@ -43,6 +43,7 @@ from typing import Any
 from mailcall.core.decisions.deposits import VoiceMessage
 from mailcall.core.policy.model import GREETING_KINDS
 from mailcall.core.policy.numbers import find_mailbox, language_of
+from mailcall.userstore.overlay import decision_policy
 
 from .. import prompts
 from ..driver import inline
@@ -109,13 +110,16 @@ async def take_message(
     greeting: str,
     reason: str,
     extra: dict[str, str] | None = None,
+    policy: Any = None,
 ) -> str:
     """Greet, record and deposit; returns the outcome for the session log.
 
-    `extra` are more MAILCALL_* variables to leave with the final status.
+    `extra` are more MAILCALL_* variables to leave with the final status; `policy` is the
+    one the call was routed with (default: the policy refined by the user store now).
     """
     more = dict(extra or {})
-    policy = runtime.policy
+    if policy is None:
+        policy = decision_policy(runtime)
     env = session.env
     user = policy.users.get(mailbox)
     if user is None:
@@ -259,7 +263,7 @@ async def handler(session: AgiSession, runtime: Any) -> str:
     reason = env.param("reason") or "direct"
     if reason not in ("busy", "no-answer", "unavailable", "absent", "off-hours", "direct"):
         reason = "direct"
-    policy = runtime.policy
+    policy = decision_policy(runtime)
     # A user id, or an extension or number ("voicemail,201", "voicemail,0140000201"):
     # the number's owner, or the group's mailbox.
     found = find_mailbox(policy, mailbox)
@@ -270,4 +274,5 @@ async def handler(session: AgiSession, runtime: Any) -> str:
                     "and the users' extensions and numbers", env.channel, caller_text(mailbox))
         await session.set_status("NO_MAILBOX")
         return "NO_MAILBOX"
-    return await take_message(session, runtime, mailbox=found, greeting=greeting, reason=reason)
+    return await take_message(session, runtime, mailbox=found, greeting=greeting, reason=reason,
+                              policy=policy)

@@ -52,10 +52,18 @@ def last_day_away(policy: Policy, absence: Absence) -> date:
 
 
 def current_or_next(policy: Policy, user_id: str, moment: datetime) -> Absence | None:
-    for absence in policy.absences.get(user_id, ()):
-        if absence.until > moment:
+    """The absence covering `moment` (as ``Policy.absence_at`` picks it), else the next one.
+
+    Not simply the first one not over: a user's own absences follow the policy file's in
+    ``policy.absences`` (the policy's win where both cover a moment), so the list is
+    sorted by start only within each of the two.
+    """
+    absences = policy.absences.get(user_id, ())
+    for absence in absences:
+        if absence.covers(moment):
             return absence
-    return None
+    ahead = [a for a in absences if a.until > moment]
+    return min(ahead, key=lambda a: a.start) if ahead else None
 
 
 def auto_reply_text(policy: Policy, user_id: str, absence: Absence) -> tuple[str, str]:

@@ -1,0 +1,405 @@
+"""The store applied to decisions: the compiled policy, refined per user, at decision time.
+
+Routing, the voicemail and deposit plans, the mail plan, the Sieve scripts and
+the greetings are pure functions of a :class:`~mailcall.core.policy.model.Policy`.
+Rather than teaching each of them about the store, they are handed a *refined
+view* of the policy (:func:`refined_policy`): the same snapshot, whose ``users``
+and ``absences`` give each user's effective settings (the policy's values
+refined by the user's own choices, :func:`~mailcall.userstore.effective.effective_settings`)
+the first time a decision looks that user up. Nothing is recompiled: the cost
+of a change is one user's effective settings, computed when a decision needs
+them; the decisions get values, never a database handle.
+
+In a serving process a :class:`StoreOverlay` keeps the
+:class:`~mailcall.userstore.index.RefinementIndex` current (a refresh costs one
+query when nothing changed) and :func:`decision_policy` is what adapters call
+instead of ``runtime.policy``. A store that cannot be read gives the policy
+alone, with one log line when that starts and one when it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from mailcall.core.contracts import Medium
+from mailcall.core.policy.model import Absence, Policy, User
+from mailcall.userstore.effective import Effective, effective_settings
+from mailcall.userstore.errors import FALLBACK, StoreError
+from mailcall.userstore.index import RefinementIndex
+from mailcall.userstore.records import Refinements
+
+log = logging.getLogger("mailcall.userstore")
+
+Lookup = Callable[[str], Refinements | None]
+Listener = Callable[[frozenset[str]], None]
+
+
+class EffectiveCache:
+    """Effective settings kept across decisions, valid while the policy and the user's
+    refinements are the very same objects (the index replaces a changed user's, a reload
+    the policy): nothing to invalidate by hand. Bounded, oldest first out."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self.size = size
+        self.policy: Policy | None = None
+        self._items: dict[str, tuple[Refinements, Effective]] = {}
+
+    def get(self, policy: Policy, uid: str, refined: Refinements) -> Effective | None:
+        if policy is not self.policy:
+            return None
+        item = self._items.get(uid)
+        return item[1] if item is not None and item[0] is refined else None
+
+    def put(self, policy: Policy, uid: str, refined: Refinements, found: Effective) -> None:
+        if policy is not self.policy:
+            self.policy, self._items = policy, {}
+        self._items[uid] = (refined, found)
+        if len(self._items) > self.size:
+            with contextlib.suppress(RuntimeError, StopIteration, KeyError):
+                del self._items[next(iter(self._items))]
+
+
+class _Resolver:
+    """One decision's view of the users it touches: effective settings, computed once each."""
+
+    __slots__ = ("_cache", "lookup", "media", "policy", "shared")
+
+    def __init__(self, policy: Policy, lookup: Lookup, media: Mapping[str, Medium] | None,
+                 shared: EffectiveCache | None = None) -> None:
+        self.policy = policy
+        self.lookup = lookup
+        self.media = media
+        self.shared = shared
+        self._cache: dict[str, Effective | None] = {}
+
+    def effective(self, uid: str) -> Effective | None:
+        """None when the user refined nothing (the policy's values apply as they are)."""
+        try:
+            return self._cache[uid]
+        except KeyError:
+            pass
+        refined = self.lookup(uid)
+        found = None
+        if refined is not None and not refined.empty and uid in self.policy.users:
+            shared = self.shared
+            found = shared.get(self.policy, uid, refined) if shared is not None else None
+            if found is None:
+                found = effective_settings(self.policy, uid, refined, media=self.media)
+                if shared is not None:
+                    shared.put(self.policy, uid, refined, found)
+        self._cache[uid] = found
+        return found
+
+
+class _Users(Mapping[str, User]):
+    __slots__ = ("_base", "_resolver")
+
+    def __init__(self, base: Mapping[str, User], resolver: _Resolver) -> None:
+        self._base = base
+        self._resolver = resolver
+
+    def __getitem__(self, uid: str) -> User:
+        user = self._base[uid]
+        found = self._resolver.effective(uid)
+        return user if found is None else found.user
+
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._base
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._base)
+
+    def __len__(self) -> int:
+        return len(self._base)
+
+
+class _Absences(Mapping[str, tuple[Absence, ...]]):
+    """The policy file's absences first (each sorted by start), then the user's own.
+
+    ``Policy.absence_at`` takes the first absence covering a moment in this order,
+    so where both cover it, the one IT wrote in the policy applies (docs/user-settings.md).
+    """
+
+    __slots__ = ("_base", "_extra", "_resolver")
+
+    def __init__(self, base: Mapping[str, tuple[Absence, ...]], resolver: _Resolver,
+                 extra: Iterable[str]) -> None:
+        self._base = base
+        self._resolver = resolver
+        self._extra = extra
+
+    def __getitem__(self, uid: str) -> tuple[Absence, ...]:
+        found = self._resolver.effective(uid)
+        if found is None:
+            return self._base[uid]
+        absences = tuple(a.absence for a in found.absences)
+        if not absences:
+            raise KeyError(uid)
+        return absences
+
+    def _keys(self) -> set[str]:
+        keys = set(self._base)
+        keys.update(u for u in self._extra
+                    if (f := self._resolver.effective(u)) is not None and f.absences)
+        return keys
+
+    def __contains__(self, uid: object) -> bool:
+        try:
+            self[uid]  # type: ignore[index]
+        except KeyError:
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._keys()))
+
+    def __len__(self) -> int:
+        return len(self._keys())
+
+
+def refined_policy(policy: Policy, lookup: Lookup, *, users: Iterable[str] = (),
+                   media: Mapping[str, Medium] | None = None,
+                   cache: EffectiveCache | None = None) -> Policy:
+    """`policy` as the users' own choices refine it; same snapshot for everything else.
+
+    `lookup` gives a user's stored refinements (None: none); `users` are the ids that
+    may have own absences, so that iterating ``absences`` finds them too; `cache` keeps
+    effective settings from one decision to the next.
+    """
+    resolver = _Resolver(policy, lookup, media, cache)
+    return dataclasses.replace(policy, users=_Users(policy.users, resolver),
+                               absences=_Absences(policy.absences, resolver, users))
+
+
+def effective_of(policy: Policy, uid: str) -> Effective | None:
+    """The effective settings with sources that `policy` (a refined view) holds for `uid`.
+
+    None for a plain compiled policy or a user with no refinement; used by
+    ``--explain`` to say where each value came from.
+    """
+    users = policy.users
+    if isinstance(users, _Users):
+        return users._resolver.effective(uid)
+    return None
+
+
+class StoreOverlay:
+    """A serving process's view of the store: the index, kept current, and its failures.
+
+    `min_interval` bounds how often a decision refreshes the index (a query of the
+    audit log, ~10 µs when nothing changed): with 0.01 s, a change is obeyed by every
+    decision taken 10 ms after it was committed, or sooner.
+    """
+
+    def __init__(self, backend_factory: Callable[[], Any], location: str, *,
+                 media: Mapping[str, Medium] | None = None, min_interval: float = 0.01,
+                 retry_after: float = 5.0, clock: Callable[[], float] = time.monotonic,
+                 exists: Callable[[], bool] | None = None) -> None:
+        self._factory = backend_factory
+        self._exists = exists
+        """Whether there is a store yet: a serving process never creates one (the first
+        change by the CLI or the web page does); until then the policy applies alone."""
+        self.location = location
+        self.media = media
+        self.min_interval = min_interval
+        self.retry_after = retry_after
+        self.clock = clock
+        self.index: RefinementIndex | None = None
+        self.problem: str | None = None
+        """Why decisions follow the policy alone now (None: the store is applied)."""
+        self._last_refresh = float("-inf")
+        self._last_attempt = float("-inf")
+        self._changed: set[str] = set()
+        self.listeners: list[Listener] = []
+        self.cache = EffectiveCache()
+
+    @classmethod
+    def for_file(cls, path: str | Path, **kwargs: Any) -> StoreOverlay:
+        from mailcall.userstore.sqlite_store import SqliteStore
+
+        # A short busy wait: a reader of a WAL file is not blocked by writers, and a store
+        # that stays locked must not hold a call for the CLI's 5 s.
+        return cls(lambda: SqliteStore(path, timeout=0.25), str(path),
+                   exists=Path(path).exists, **kwargs)
+
+    # -- keeping current -------------------------------------------------
+    def open(self) -> bool:
+        """Open the store and load the index (at start-up); False with the reason logged,
+        or silently when there is no store yet."""
+        self._last_attempt = self.clock()
+        if self._exists is not None and not self._exists():
+            return False
+        backend = None
+        try:
+            backend = self._factory()
+            index = RefinementIndex(backend)
+            index.load()
+        except StoreError as exc:
+            if backend is not None:
+                backend.close()
+            self._fail(str(exc))
+            return False
+        self.index = index
+        self._last_refresh = self.clock()
+        self._changed.update(index.users())
+        self._recover()
+        return True
+
+    def refresh(self, *, force: bool = False) -> bool:
+        """Bring the index up to date if it is older than `min_interval`; True if usable."""
+        now = self.clock()
+        if self.index is None:
+            if self.problem is None:  # no store yet: look for it at each refresh (a stat)
+                if now - self._last_refresh < self.min_interval and not force:
+                    return False
+                self._last_refresh = now
+                return self.open()
+            if now - self._last_attempt < self.retry_after:
+                return False
+            return self.open()
+        if self.problem is not None and now - self._last_attempt < self.retry_after:
+            return False  # failing: retried every retry_after s, never at every call
+        if not force and now - self._last_refresh < self.min_interval:
+            return self.problem is None
+        self._last_refresh = now
+        changed = self.index.refresh()
+        if self.index.problem is not None:
+            self._last_attempt = now
+            self._fail(str(self.index.problem))
+            return False
+        self._changed.update(changed)
+        self._recover()
+        return True
+
+    def take_changed(self) -> frozenset[str]:
+        """The users changed since the last call (for greetings and Sieve scripts)."""
+        changed, self._changed = frozenset(self._changed), set()
+        return changed
+
+    def notify_listeners(self) -> frozenset[str]:
+        """Tell every listener which users changed; a failing listener is logged, not fatal."""
+        changed = self.take_changed()
+        if changed:
+            for listener in list(self.listeners):
+                try:
+                    listener(changed)
+                except Exception:
+                    log.exception("acting on a change of the user store (%d user(s)) failed",
+                                  len(changed))
+        return changed
+
+    def _fail(self, why: str) -> None:
+        if self.problem != why:
+            log.warning("user store not applied: %s", why if FALLBACK in why
+                        else f"{why}; {FALLBACK}")
+        self.problem = why
+
+    def _recover(self) -> None:
+        if self.problem is not None:
+            log.warning("user store %s readable again: users' own settings apply again",
+                        self.location)
+        self.problem = None
+
+    # -- deciding --------------------------------------------------------
+    def lookup(self, uid: str) -> Refinements | None:
+        return self.index.get(uid) if self.index is not None else None
+
+    def policy(self, policy: Policy) -> Policy:
+        """`policy` refined by the store, or `policy` alone when the store cannot be read."""
+        if not self.refresh() or self.index is None:
+            return policy
+        return refined_policy(policy, self.index.get, users=self.index.users(),
+                              media=self.media, cache=self.cache)
+
+    def close(self) -> None:
+        if self.index is not None:
+            self.index.backend.close()
+            self.index = None
+
+
+# -- where a runtime's overlay is kept ---------------------------------------------------
+_ATTR = "_mailcall_user_overlay"
+_LISTENERS = "_mailcall_user_listeners"
+
+
+def attach(runtime: Any, overlay: StoreOverlay) -> None:
+    """Make `runtime`'s decisions obey `overlay` (the user store service does this)."""
+    overlay.listeners.extend(getattr(runtime, _LISTENERS, ()))
+    setattr(runtime, _ATTR, overlay)
+
+
+def detach(runtime: Any) -> StoreOverlay | None:
+    overlay = getattr(runtime, _ATTR, None)
+    if overlay is not None:
+        setattr(runtime, _ATTR, None)
+    return overlay
+
+
+def overlay_of(runtime: Any) -> StoreOverlay | None:
+    return getattr(runtime, _ATTR, None)
+
+
+def on_change(runtime: Any, listener: Listener) -> None:
+    """Call `listener` with the ids of users whose refinements changed (greetings, Sieve).
+
+    Registered before or after the store service starts; called from the event loop.
+    """
+    listeners = getattr(runtime, _LISTENERS, None)
+    if listeners is None:
+        listeners = []
+        setattr(runtime, _LISTENERS, listeners)
+    listeners.append(listener)
+    overlay = overlay_of(runtime)
+    if overlay is not None:
+        overlay.listeners.append(listener)
+
+
+def decision_policy(runtime: Any) -> Policy:
+    """The policy a decision must use now: refined by the user store when one is attached."""
+    overlay = overlay_of(runtime)
+    return runtime.policy if overlay is None else overlay.policy(runtime.policy)
+
+
+def store_view(policy: Policy, path: str | Path, *, everyone: bool = False,
+               media: Mapping[str, Medium] | None = None) -> tuple[Policy, list[str]]:
+    """For commands: `policy` refined by the store at `path`, and why it could not be.
+
+    The list of problems is filled when the store cannot be opened, or later when a
+    user's refinements cannot be read as a decision looks them up (that user then
+    gets the policy's values): read it after deciding. A store file that does not
+    exist yet holds no choice (nothing is created). With `everyone` the whole store
+    is read at once (``mailcall sieve install``); otherwise one user at a time.
+    """
+    from mailcall.userstore.sqlite_store import SqliteStore
+
+    problems: list[str] = []
+    if not Path(path).exists():
+        return policy, problems
+    try:
+        backend = SqliteStore(path, timeout=1.0)
+    except StoreError as exc:
+        return policy, [str(exc)]
+    if everyone:
+        try:
+            data = backend.read_all()
+        except StoreError as exc:
+            return policy, [str(exc)]
+        finally:
+            backend.close()
+        return refined_policy(policy, data.get, users=data.keys(), media=media), problems
+
+    def read(uid: str) -> Refinements | None:
+        try:
+            return backend.read(uid)
+        except StoreError as exc:
+            if str(exc) not in problems:
+                problems.append(str(exc))
+            return None
+
+    return refined_policy(policy, read, media=media), problems
