@@ -18,4 +18,6 @@ plugin: nothing registers itself on import. The list below names every one
 - ``phonemenu``: the ``mailbox`` FastAGI script, the mailbox by phone;
 - ``userstore``: users' own settings within their profile, ``mailcall user`` and
   ``mailcall absence``.
+- ``web``: the employees' page (log in with the mail password, profile, absence, call
+  plan, IT's view), served by ``mailcall serve`` when web.toml exists.
 """
