@@ -55,10 +55,9 @@ def read_secret(path: str | os.PathLike[str]) -> tuple[Secret, list[str]]:
     if st.st_mode & stat.S_IROTH:
         warnings.append(f"secret file {p} is readable by every local user: chmod o-r {p}")
     try:
-        text = raw.decode("utf-8")
+        value = raw.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
     except UnicodeDecodeError:
-        raise CredentialsError(f"secret file {p} is not UTF-8 text") from None
-    value = text.split("\n", 1)[0].rstrip("\r")
+        raise CredentialsError(f"secret file {p}: its first line is not UTF-8 text") from None
     if not value:
         raise CredentialsError(f"secret file {p} is empty (its first line is the secret)")
     if len(value) > MAX_SECRET or any(c in value for c in "\0\r"):

@@ -106,7 +106,7 @@ class ImapCounter:
                   + b")])\r\nmwi3 LOGOUT\r\n")
         reader = ResponseReader()
         done: dict[bytes, Tagged] = {}
-        messages: dict[int, dict[bytes, object]] = {}
+        messages: dict[bytes, dict[bytes, object]] = {}
         while b"mwi3" not in done:
             item = reader.pop()
             if item is None:
@@ -126,9 +126,12 @@ class ImapCounter:
             if fetched is None:
                 continue
             # A server may send a message's items in several FETCH responses (RFC 3501
-            # 7.4.2): merged per message, the later flags winning.
-            seq, items = fetched
-            messages.setdefault(seq, {}).update(items)
+            # 7.4.2): merged per message by UID (sequence numbers move when another
+            # session expunges meanwhile, 7.4.1), the later flags winning. A response
+            # without UID is an unsolicited flag change: the count's own responses have it.
+            uid = fetched[1].get(b"UID")
+            if isinstance(uid, bytes):
+                messages.setdefault(uid, {}).update(fetched[1])
         examined = done.get(b"mwi1")
         if examined is None or examined.status != b"OK":
             why = describe(examined.text) if examined is not None else "no answer"

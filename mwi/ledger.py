@@ -86,7 +86,14 @@ class Ledger:
     def retire(self, mailbox: str) -> None:
         """Nobody is shown under `mailbox` any more: forget it, and delete it in Asterisk."""
         self.forget(mailbox)
+        self._waiting.discard(mailbox)  # its heap entry is skipped by take()
         self._retired[mailbox] = None
+
+    def delete_again(self, mailbox: str) -> None:
+        """The delete could not be sent (AMI down): send it on the next connection, unless
+        the mailbox is watched again meanwhile (its counts then go out instead)."""
+        if mailbox not in self._known:
+            self._retired[mailbox] = None
 
     def unretire(self, mailbox: str) -> None:
         """`mailbox` is watched (again): it must not be deleted."""
@@ -138,6 +145,8 @@ class Ledger:
 
     def sent(self, mailbox: str, value: Counts) -> None:
         """Asterisk accepted `value` for `mailbox`."""
+        if mailbox not in self._known:
+            return  # retired while it was being sent: Asterisk gets the delete after it
         self._published[mailbox] = value
         if self._known.get(mailbox) != value:
             self._due[mailbox] = None  # changed again while it was being sent
@@ -146,6 +155,8 @@ class Ledger:
         """Asterisk refused the update: send the latest counts again at time `at`, not
         before (a refusal repeats until the admin fixes Asterisk: no tight loop)."""
         self._due.pop(mailbox, None)
+        if mailbox not in self._known:
+            return
         if mailbox not in self._waiting:
             self._waiting.add(mailbox)
             heapq.heappush(self._delayed, (at, mailbox))

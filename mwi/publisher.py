@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 
-from mailcall.ami.client import AmiClient, AmiError
+from mailcall.ami.client import AmiClient, AmiError, AmiNotConnected
 from mailcall.ami.protocol import LocalProtocolError
 
 from .ledger import Ledger
@@ -77,18 +77,19 @@ class Publisher:
             if not self.ami.connected:
                 await self._wake.wait()  # woken by the AMI connect listener
                 continue
-            while len(self._inflight) < self.concurrency:
-                gone = self.ledger.take_retired()
-                if gone is None:
-                    break
-                task = asyncio.create_task(self._delete(gone))
-                self._inflight.add(task)
-                task.add_done_callback(self._finished)
+            # Lamps people see go first; deletes of lamps nobody is shown under after.
             while len(self._inflight) < self.concurrency:
                 item = self.ledger.take(loop.time())
                 if item is None:
                     break
                 task = asyncio.create_task(self._send(*item))
+                self._inflight.add(task)
+                task.add_done_callback(self._finished)
+            while len(self._inflight) < self.concurrency:
+                gone = self.ledger.take_retired()
+                if gone is None:
+                    break
+                task = asyncio.create_task(self._delete(gone))
                 self._inflight.add(task)
                 task.add_done_callback(self._finished)
             if len(self._inflight) >= self.concurrency:
@@ -110,10 +111,15 @@ class Publisher:
             reply = await self.ami.action("MWIDelete", {"Mailbox": mailbox})
         except LocalProtocolError:
             return  # never published either (logged when its update was refused)
-        except AmiError:
-            # Retried on the next connection. The lamp is forgotten here: no update can
-            # race the delete (both would be for a mailbox nobody watches).
-            self.ledger.retire(mailbox)
+        except AmiNotConnected:
+            self.ledger.delete_again(mailbox)  # on the next connection
+            return
+        except AmiError as exc:
+            # Asterisk is up but did not answer: one try is all a lamp nobody is shown
+            # under gets (the next reconnect's republish does not resend it either).
+            log.warning("mwi: %s is no longer watched, but switching its lamp off failed "
+                        "(%s); clear it with: asterisk -rx 'mwi delete mailbox %s' if it "
+                        "stays lit", mailbox, exc, mailbox)
             return
         if reply.ok:
             log.info("mwi: %s is no longer watched; its lamp is switched off", mailbox)

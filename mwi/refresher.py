@@ -43,7 +43,9 @@ class Refresher:
         """Users a reconcile still has to count (after every poked user)."""
         self._running: set[str] = set()
         self._again: set[str] = set()
-        self._waiters: list[tuple[set[str], asyncio.Future[None]]] = []
+        self._waiters: list[tuple[set[str], asyncio.Future[None], bool]] = []
+        """(users left, future, strict): a strict waiter (settled) is released only by a
+        count that began after every poke; a reconcile's by any finished count."""
         self._wake: asyncio.Event | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._pool: ThreadPoolExecutor | None = None
@@ -65,7 +67,7 @@ class Refresher:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
-        for _, fut in self._waiters:
+        for _, fut, _strict in self._waiters:
             if not fut.done():
                 fut.cancel()
 
@@ -77,18 +79,22 @@ class Refresher:
         """`user`'s lamp may have changed: count them soon, before any reconcile work."""
         loop = asyncio.get_running_loop()
         if user in self._running:
-            self._again.add(user)
+            self._again.add(user)  # recounted when this count ends: no worker to wake
         elif user not in self._dirty:
             self._bulk.pop(user, None)
+            first = not self._dirty
             self._dirty[user] = loop.time()
-        if self._wake is not None:
-            self._wake.set()
+            if first:  # a later poke's deadline is never earlier than the head's
+                self._wake_workers()
 
     def _queue_bulk(self, user: str) -> None:
         if user in self._running:
             self._again.add(user)
-        elif user not in self._dirty:
+        elif user not in self._dirty and user not in self._bulk:
             self._bulk[user] = None
+            self._wake_workers()
+
+    def _wake_workers(self) -> None:
         if self._wake is not None:
             self._wake.set()
 
@@ -102,7 +108,7 @@ class Refresher:
         if not todo:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((todo, fut))
+        self._waiters.append((todo, fut, False))
         for user in list(todo):
             self._queue_bulk(user)
         await fut
@@ -112,15 +118,17 @@ class Refresher:
         if not self._pending(user):
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(({user}, fut))
+        self._waiters.append(({user}, fut, True))
         await fut
 
-    def _done(self, user: str) -> None:
+    def _done(self, user: str, *, final: bool = True) -> None:
+        """A count of `user` finished; `final`: no poke came during it."""
         keep = []
-        for todo, fut in self._waiters:
-            todo.discard(user)
+        for todo, fut, strict in self._waiters:
+            if final or not strict:
+                todo.discard(user)
             if todo:
-                keep.append((todo, fut))
+                keep.append((todo, fut, strict))
             elif not fut.done():
                 fut.set_result(None)
         self._waiters = keep
@@ -169,8 +177,10 @@ class Refresher:
                 log.exception("mwi: handling the count of %s failed", user)
             if user in self._again:
                 # Poked while being counted: that count may predate the change. Whoever
-                # waits for this user (settled, a reconcile) waits for the next count.
+                # waits to be told the counts (settled) waits for the next count; a
+                # reconcile has its count (a user poked without end cannot hold it).
                 self._again.discard(user)
                 self.poke(user)
+                self._done(user, final=False)
             else:
                 self._done(user)

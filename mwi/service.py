@@ -125,6 +125,7 @@ class MwiService:
         """The policy snapshot `_watched` was computed from."""
         self._collisions_told: dict[str, list[str]] = {}
         self._unknown_logins: set[str] = set()
+        self._clashing_logins: set[str] = set()
         self._logins = 0
         self._overflow_first = 0.0
         self._imap_down: str | None = None
@@ -231,7 +232,8 @@ class MwiService:
 
     def _poke(self, user: str) -> None:
         if user not in self._watched and self._policy_changed():
-            self._refresh_watch()  # a user added by a reload gets a lamp at their first poke
+            # A user added by a reload gets a lamp at their first poke.
+            self._refresh_watch(recount_changed=True)
         if user in self._watched:
             self.refresher.poke(user)
 
@@ -239,11 +241,13 @@ class MwiService:
         """The IMAP trigger names the Dovecot user; map it to mailcall users."""
         key = login.lower()
         if key not in self._by_login and self._policy_changed():
-            self._refresh_watch()
+            self._refresh_watch(recount_changed=True)
         users = self._by_login.get(key)
         if users:
             for user in users:
                 self.refresher.poke(user)
+        elif key in self._clashing_logins:
+            log.debug("mwi trigger for %r, whose lamp is off (mailbox id shared)", login)
         elif key not in self._unknown_logins and len(self._unknown_logins) < 1000:
             # Once per login: a mismatch ([lamp] login = "email" or "id" against what
             # Dovecot calls its users) would otherwise silently stop every IMAP trigger.
@@ -331,7 +335,9 @@ class MwiService:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def _refresh_watch(self) -> None:
+    def _refresh_watch(self, *, recount_changed: bool = False) -> None:
+        """Who is watched, from the current policy; `recount_changed`: recount users who
+        are new or shown under another mailbox id now (a reconcile counts everyone anyway)."""
         policy = self.runtime.policy
         everyone = _all_watched(policy, self.settings)
         collisions = mailbox_collisions(everyone)
@@ -343,6 +349,7 @@ class MwiService:
                             ", ".join(users), box)
             self._collisions_told = collisions
         clashing = {u for users in collisions.values() for u in users}
+        self._clashing_logins = {everyone[u].login.lower() for u in clashing}
         watched = {uid: w for uid, w in everyone.items() if uid not in clashing}
         for uid, old in self._watched.items():
             new = watched.get(uid)
@@ -353,6 +360,9 @@ class MwiService:
                 self._last_error.pop(uid, None)
         for w in watched.values():
             self.ledger.unretire(w.mailbox)
+            before = self._watched.get(w.user)
+            if recount_changed and (before is None or before.mailbox != w.mailbox):
+                self.refresher.poke(w.user)
         self.publisher.wake()
         self._watched = watched
         self._watched_from = policy

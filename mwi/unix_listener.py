@@ -69,6 +69,8 @@ def answers(path: Path) -> bool:
             s.connect(str(path))
         except PermissionError:
             return True  # another user's live socket: not ours to replace
+        except (BlockingIOError, TimeoutError):
+            return True  # its backlog is full (a flood of triggers): very much alive
         except OSError:
             return False
         return True

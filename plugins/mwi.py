@@ -12,27 +12,12 @@ import argparse
 import logging
 from typing import Any
 
-from mailcall.core.errors import ServiceStartError
 from mailcall.core.hookspecs import hookimpl
+from mailcall.core.host.unusable import UnusableService
 from mailcall.mwi import commands
 from mailcall.mwi.config import MwiConfigError, config_path, load
 
 log = logging.getLogger("mailcall.mwi")
-
-
-class _Unusable:
-    """Stands for the lamp when mwi.toml is wrong: serve stops with the reason, no traceback."""
-
-    name = "mwi"
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-    async def start(self) -> None:
-        raise ServiceStartError(self.reason)
-
-    async def stop(self, grace: float) -> None:
-        return None
 
 
 @hookimpl
@@ -45,7 +30,7 @@ def mailcall_services(runtime: Any) -> list[Any]:
     try:
         settings = load(path, voice_folder=runtime.policy.mail.voice_folder)
     except MwiConfigError as exc:
-        return [_Unusable(str(exc))]
+        return [UnusableService("mwi", str(exc))]
     from mailcall.mwi.service import MwiService
 
     return [MwiService(runtime, settings)]

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import SHARED
+from tests.support import SHARED
 from tests.support.asterisk import Asterisk, Endpoint, find_prefix, free_udp_port
 from tests.support.sipp import phone_scenario, start_sipp
 

@@ -30,9 +30,9 @@ from mailcall.deposit.voice_message import build_voice_message
 from mailcall.mwi.config import AmiSettings, LampSettings, MwiSettings
 from mailcall.mwi.imap import ImapSettings
 from mailcall.plugins.deposit import origin_for, plan_for
-from tests.support.dovecot import PASSWORD, Dovecot
+from tests.support import REPO
+from tests.support.dovecot import PASSWORD, Dovecot, master_passdb
 
-REPO = Path(__file__).resolve().parents[2]
 POLICY = REPO / "tests" / "live" / "policy.toml"
 CONTRIB = REPO / "contrib" / "dovecot"
 MASTER = "mailcall-mwi"
@@ -113,8 +113,8 @@ def shipped_mwi_conf(work: Path) -> str:
 def start_mail(dovecot_factory, extra_plugin: dict[str, str] | None = None) -> Mail:
     work = Path(tempfile.mkdtemp(prefix="mailcall-mwi-"))
     os.chmod(work, 0o755)  # noqa: S103 - Dovecot's auth and imap processes read files here
-    (work / "master.passwd").write_text(
-        f"{MASTER}:{{PLAIN}}{MASTER_PASSWORD}::::::allow_nets=127.0.0.1/32\n")
+    # The password file only: its passdb block is the shipped one (shipped_mwi_conf).
+    master_passdb(work, MASTER, MASTER_PASSWORD)
     (work / "imap-master.secret").write_text(MASTER_PASSWORD + "\n")
     (work / "imap-master.secret").chmod(0o600)
     shutil.copy(CONTRIB / "mailcall-mwi.sieve", work / "mailcall-mwi.sieve")

@@ -77,3 +77,32 @@ def test_failures_change_nothing_and_are_told_once():
 def test_counts_refuse_what_is_not_a_count(bad):
     with pytest.raises(ValueError, match="not a message count"):
         Counts(bad, 0)
+
+
+def test_a_mailbox_retired_while_its_update_is_in_flight():
+    """Retired (the user left) while its MWIUpdate was on the wire: the late acceptance
+    must not write 'published' back, or a re-added user with the same counts would never
+    be sent again after Asterisk got the delete."""
+    ledger = Ledger(min_interval=0.0)
+    ledger.observe("a@mailcall", Counts(1, 0))
+    mailbox, value = ledger.take(0.0)
+    ledger.retire(mailbox)
+    ledger.sent(mailbox, value)  # Asterisk's answer arrives after the retirement
+    assert ledger.published(mailbox) is None
+    assert ledger.take_retired() == mailbox
+    ledger.unretire(mailbox)
+    assert ledger.observe(mailbox, Counts(1, 0))  # re-added: due again
+    assert ledger.take(1.0) == (mailbox, Counts(1, 0))
+
+
+def test_a_delete_that_could_not_be_sent_is_dropped_once_the_mailbox_is_back():
+    ledger = Ledger(min_interval=0.0)
+    ledger.observe("a@mailcall", Counts(1, 0))
+    ledger.retire("a@mailcall")
+    assert ledger.take_retired() == "a@mailcall"
+    ledger.delete_again("a@mailcall")  # AMI was down: kept for the next connection
+    assert ledger.due == 1
+    assert ledger.take_retired() == "a@mailcall"
+    ledger.observe("a@mailcall", Counts(2, 0))  # watched again meanwhile
+    ledger.delete_again("a@mailcall")
+    assert ledger.take_retired() is None  # its counts go out, never a delete after them

@@ -22,6 +22,13 @@ FULLY_BOOTED = (b"Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: 3\r\n"
                 b"LastReload: 3\r\nStatus: Fully Booted\r\n\r\n")
 
 
+def secret_file(folder, secret: str):
+    path = folder / "ami.secret"
+    path.write_text(secret + "\n")
+    path.chmod(0o600)
+    return path
+
+
 class BootingAsterisk:
     """Accepts the login at once but says FullyBooted only `boot` seconds later, as an
     Asterisk does when mailcall logs in while its modules still load."""
@@ -62,9 +69,7 @@ class BootingAsterisk:
 async def test_a_fully_booted_long_after_the_login_republishes_every_lamp(mail, tmp_path):
     """Logged in while Asterisk was still starting: what was sent then may be lost with the
     modules that were not loaded yet, so the late FullyBooted sends every lamp again."""
-    secret = tmp_path / "ami.secret"
-    secret.write_text(SECRET + "\n")
-    secret.chmod(0o600)
+    secret = secret_file(tmp_path, SECRET)
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, mail.deposit, "alice", "call-1")
     peer_script = BootingAsterisk(boot=BOOT_WAIT + 1.0)
@@ -97,9 +102,7 @@ async def test_a_refused_mwiupdate_is_sent_again_until_asterisk_takes_it(mail, t
     (it used to wait for the next change, reconnect or periodic reconcile)."""
     caplog.set_level(logging.INFO, logger="mailcall.mwi")
     ast = start_asterisk(free_udp_port())
-    secret = tmp_path / "ami.secret"
-    secret.write_text(ast.ami_secret + "\n")
-    secret.chmod(0o600)
+    secret = secret_file(tmp_path, ast.ami_secret)
     try:
         out = ast.rx("module unload res_mwi_external_ami.so").stdout
         assert "Unloaded res_mwi_external_ami.so" in out, out
@@ -143,9 +146,7 @@ async def test_a_mailbox_id_ami_cannot_carry_is_logged_once_and_not_sent(tmp_pat
     something AMI cannot carry) is refused before the wire: one ERROR naming the key to
     check, nothing sent, and the publisher keeps serving the other lamps."""
     caplog.set_level(logging.INFO, logger="mailcall.mwi")
-    secret = tmp_path / "ami.secret"
-    secret.write_text(SECRET + "\n")
-    secret.chmod(0o600)
+    secret = secret_file(tmp_path, SECRET)
     from tests.ami.test_client import asterisk_like
 
     async with Peer(asterisk_like) as peer:
@@ -173,3 +174,24 @@ async def test_a_mailbox_id_ami_cannot_carry_is_logged_once_and_not_sent(tmp_pat
     assert b"Originate" not in bytes(peer.received)
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "[lamp] mailbox" in errors[0].getMessage(), errors
+
+
+async def test_the_first_login_republishes_without_a_second_reconcile(mail, tmp_path):
+    """At start the service reconciles once; the first AMI login (FullyBooted in the same
+    read, as tests/ami/traces/session.jsonl recorded it) resends what is known and does
+    not start a second pass over every mailbox (twice the start-up cost on large sites)."""
+    from tests.ami.test_client import asterisk_like
+
+    secret = secret_file(tmp_path, SECRET)
+    async with Peer(asterisk_like) as peer:
+        service = MwiService(mail.runtime, mail.settings(
+            ami_port=peer.port, ami_secret_file=str(secret), trigger_socket=None))
+        await service.start()
+        try:
+            assert await service.ami.wait_connected(5)
+            await service.reconciled()
+            await asyncio.sleep(0.3)
+            await service.reconciled()
+            assert service.reconciles == 1
+        finally:
+            await service.stop(1.0)

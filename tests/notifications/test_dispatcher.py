@@ -21,7 +21,6 @@ import pytest
 
 from mailcall.core.contracts import VoiceCounts
 from mailcall.core.decisions.plans import Notify
-from mailcall.core.hookspecs import hookimpl
 from mailcall.core.host.plugin_manager import make_plugin_manager
 from mailcall.core.host.runtime import Runtime
 from mailcall.core.policy.load import compile_text
@@ -37,6 +36,7 @@ from mailcall.notifications.channels import FileChannel, SmsGatewayChannel
 from mailcall.notifications.store import Store
 from mailcall.plugins import channels as channels_plugin
 from tests.sieve.support import OFFICE_HOURS, policy_text
+from tests.support.lamp import CountingLamp
 
 ALICE_SMS = Notify(user="alice", medium="sms", address="+33612345678", why="test")
 FAST = Retry(first=0.05, cap=0.1, deadline=30)
@@ -548,24 +548,6 @@ def test_a_retry_past_the_deadline_says_what_last_failed(tmp_path: Path, caplog)
     assert error.startswith("sms notification to alice of mail <late@x> given up after 3 "
                             "attempts over 48.0 h: not sent within the 6.0 h deadline")
     assert "; last error: relay answered 451 4.3.0 try later." in error
-
-
-class CountingLamp:
-    """A plugin answering mailcall_voice_counts as the running lamp does (mwi/running.py)."""
-
-    def __init__(self, counts, delay: float = 0.0) -> None:
-        self.counts = counts
-        self.delay = delay
-        self.asked: list[str] = []
-
-    @hookimpl
-    def mailcall_voice_counts(self, runtime, user):
-        self.asked.append(user)
-
-        async def settled():
-            await asyncio.sleep(self.delay)
-            return self.counts
-        return settled()
 
 
 @pytest.mark.parametrize(("counts", "delay", "lang", "said"), [
