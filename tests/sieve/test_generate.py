@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 
 from mailcall.core.cli import main as cli_main
 from mailcall.core.policy.load import compile_text
+from mailcall.core.text import display_text
 from mailcall.deposit.seal import DEPOSIT_WINDOW
+from mailcall.sieve import quoting
 from mailcall.sieve.commands import SIEVEC, InstallError, install
 from mailcall.sieve.generate import (
     DUPLICATE_HANDLE,
@@ -25,7 +27,7 @@ from mailcall.sieve.generate import (
     null_script,
     write_scripts,
 )
-from mailcall.sieve.quoting import clean_text, sieve_literal, sieve_quote, sieve_unquote
+from mailcall.sieve.quoting import sieve_literal, sieve_quote, sieve_unquote
 from tests.sieve.support import NO_MAIL_NOTICES, policy_text
 from tests.support import EXAMPLE_POLICY, REPO
 
@@ -193,6 +195,17 @@ def test_only_notified_recipients_are_asked(tmp_path: Path, sieve_conf: Path):
         assert dump.count("FILEINTO") == 3
 
 
+def test_sieve_quoting_cleans_nothing_and_loses_nothing():
+    """Issue 11: no second cleaner beside display_text. The old clean_text silently dropped
+    NUL and turned CR into LF; now such text is refused, naming the character."""
+    assert not hasattr(quoting, "clean_text")
+    for value, char in (("a\x00b", "U+0000"), ("a\rb", "U+000D"), ("x\udce9", "U+DCE9"),
+                        ("\x1b[31m", "U+001B")):
+        with pytest.raises(ValueError, match=re.escape(char)):
+            sieve_quote(value)
+    assert sieve_unquote(sieve_quote("tab\there\nline \u202e")) == "tab\there\nline \u202e"
+
+
 def test_folder_names_that_sieve_would_expand_are_refused():
     with pytest.raises(ValueError, match=r"mail\.voice_folder"):
         sieve_literal("Voice${1}", "mail.voice_folder")
@@ -203,8 +216,13 @@ def test_folder_names_that_sieve_would_expand_are_refused():
 
 @given(st.text(max_size=300))
 def test_quote_round_trip(value: str):
+    """What is quoted reads back exactly; what Sieve cannot carry is refused, not dropped."""
+    if any((ch < " " and ch not in "\t\n") or "\ud800" <= ch <= "\udfff" for ch in value):
+        with pytest.raises(ValueError, match="cannot be carried"):
+            sieve_quote(value)
+        value = display_text(value, lines=True)  # the one rule makes any text carriable
     quoted = sieve_quote(value)
-    assert sieve_unquote(quoted) == clean_text(value)
+    assert sieve_unquote(quoted) == value
     # Only escaped quotes inside: the string cannot end early.
     inner = quoted[1:-1]
     assert re.search(r'(?<!\\)(\\\\)*"', inner) is None
