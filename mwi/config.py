@@ -11,13 +11,13 @@ Every problem names the file, the table and the key.
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from mailcall.core.host.service_files import settings_file
 from mailcall.imap import is_loopback
 
 from .imap import ImapSettings
@@ -63,14 +63,7 @@ class MwiSettings:
 
 def config_path(policy_path: Path | None) -> Path | None:
     """The mwi.toml to use, or None when the lamp is not configured."""
-    env = os.environ.get(ENV)
-    if env:
-        return Path(env)
-    if policy_path is not None:
-        candidate = Path(policy_path).parent / "mwi.toml"
-        if candidate.exists():
-            return candidate
-    return None
+    return settings_file(policy_path, "mwi.toml", ENV)
 
 
 _TEMPLATE_FIELDS = re.compile(r"\{([^{}]*)\}")

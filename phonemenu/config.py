@@ -13,10 +13,11 @@ voice_folder``. Every problem names the file and the key.
 from __future__ import annotations
 
 import dataclasses
-import os
 import tomllib
 from pathlib import Path
 from typing import Any
+
+from mailcall.core.host.service_files import settings_file
 
 ENV = "MAILCALL_PHONE_MENU_CONFIG"
 FILE = "phone-menu.toml"
@@ -27,14 +28,8 @@ class PhoneMenuConfigError(Exception):
 
 
 def config_path(policy_path: Path | None) -> Path | None:
-    named = os.environ.get(ENV)
-    if named:
-        return Path(named)
-    if policy_path is not None:
-        beside = Path(policy_path).with_name(FILE)
-        if beside.is_file():
-            return beside
-    return None
+    """The phone-menu.toml to use, or None (defaults)."""
+    return settings_file(policy_path, FILE, ENV)
 
 
 def mailstore_settings(settings_type: type, policy: Any, path: Path | None) -> Any:

@@ -9,12 +9,12 @@ problem names the file, the table and the key.
 
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from mailcall.core.host.service_files import settings_file
 from mailcall.imap import is_loopback
 
 ENV = "MAILCALL_WEB_CONFIG"
@@ -59,14 +59,7 @@ class WebSettings:
 
 def config_path(policy_path: Path | None) -> Path | None:
     """The web.toml to use, or None when the page is not configured."""
-    env = os.environ.get(ENV)
-    if env:
-        return Path(env)
-    if policy_path is not None:
-        candidate = Path(policy_path).parent / "web.toml"
-        if candidate.exists():
-            return candidate
-    return None
+    return settings_file(policy_path, "web.toml", ENV)
 
 
 _WEB_KEYS = ("host", "port", "secure_cookies", "admins", "session_idle", "session_max",
