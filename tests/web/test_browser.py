@@ -17,7 +17,6 @@ from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from mailcall.userstore.sqlite_store import SqliteStore
@@ -67,7 +66,17 @@ def navigates(driver, act) -> None:
     reading right after a submit could find the old page's elements (stale)."""
     old = driver.find_element(By.TAG_NAME, "html")
     act()
-    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(old))
+    WebDriverWait(driver, 15).until(lambda d: _gone(old))
+
+
+def _gone(element) -> bool:
+    # Chromium reports a replaced page's node as stale, or (mid-navigation) as "does not
+    # belong to the document": both mean the old page is gone.
+    try:
+        element.is_enabled()
+    except WebDriverException:
+        return True
+    return False
 
 
 def plan_text(driver) -> str:
