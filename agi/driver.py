@@ -32,12 +32,16 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import weakref
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_INLINE_ATTR = "__mailcall_agi_inline__"
+_INLINE: dict[int, weakref.ref[Any]] = {}
+"""The handlers marked with :func:`inline`, by id (a weak reference each): kept here rather
+than as an attribute set on them and probed on each call, so that a handler object says
+nothing by accident (one answering every attribute is not taken as marked)."""
 
 
 class _Parked:
@@ -58,12 +62,19 @@ def inline(handler: F) -> F:
     or ``asyncio.TaskGroup`` before its first await on something that is not an
     AGI command (``await asyncio.sleep(0)`` is enough to get a Task).
     """
-    setattr(handler, _INLINE_ATTR, True)
+    key = id(handler)
+
+    def forget(ref: weakref.ref[Any], key: int = key) -> None:
+        if _INLINE.get(key) is ref:  # runs when `handler` dies, before its id is reused
+            del _INLINE[key]
+
+    _INLINE[key] = weakref.ref(handler, forget)
     return handler
 
 
 def is_inline(handler: Any) -> bool:
-    return getattr(handler, _INLINE_ATTR, False) is True
+    ref = _INLINE.get(id(handler))
+    return ref is not None and ref() is handler
 
 
 class _Resume:

@@ -15,13 +15,10 @@ the stalest dropped first.
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
-
-from mailcall.core.policy.pins import hash_pin
 
 if TYPE_CHECKING:
     from mailcall.core.host.runtime import Runtime
@@ -47,15 +44,6 @@ class PinGuard:
         self._pending: dict[str, int] = {}
         """PIN prompts under way per account: a guess counts from the moment it is asked
         for, so parallel calls cannot each get a guess past the limit."""
-        self._decoy: str | None = None
-
-    def decoy_hash(self) -> str:
-        """A PIN hash no account has, checked for an unknown account so that its wrong
-        PIN takes as long as a known one's. Made once, on first use, by scrypt (tens of
-        milliseconds): call it off the event loop."""
-        if self._decoy is None:
-            self._decoy = hash_pin(f"{secrets.randbelow(10 ** 12):012d}")
-        return self._decoy
 
     def locked_for(self, account: str) -> float:
         """Seconds until `account` may try a PIN again; 0 when it may now."""

@@ -86,6 +86,13 @@ SORRY = "im-sorry"
 ONE_MOMENT = "one-moment-please"
 TRY_LATER = "please-try-call-later"
 NOT_AVAILABLE = "feature-not-avail-line"
+NEW_PIN = "vm-newpassword"
+"""Options, 4: "please enter your new password followed by the pound key"."""
+PIN_AGAIN = "vm-reenterpassword"
+PIN_MISMATCH = "vm-mismatch"
+PIN_INVALID = "vm-invalid-password"
+PIN_CHANGED = "vm-passchanged"
+TRY_AGAIN = "vm-pls-try-again"
 
 MENU_PHRASES: MappingProxyType[str, tuple[str, ...]] = MappingProxyType({
     "main_menu": (PRESS_1_FOR, NEW, MESSAGES, FOLDER_OPTIONS, HELP_EXIT),
@@ -97,6 +104,12 @@ MENU_PHRASES: MappingProxyType[str, tuple[str, ...]] = MappingProxyType({
     "saved": (SAVED,),
     "invalid": (INVALID_CHOICE,),
     "goodbye": (GOODBYE,),
+    "pin_new": (NEW_PIN,),
+    "pin_again": (PIN_AGAIN,),
+    "pin_invalid": (PIN_INVALID,),
+    "pin_mismatch": (PIN_MISMATCH, TRY_AGAIN),
+    "pin_changed": (PIN_CHANGED,),
+    "not_an_extension": (NOT_AN_EXTENSION,),
 })
 """Phone-menu phrases said with stock prompts only, in this order (VoiceMailMain's)."""
 
@@ -104,10 +117,69 @@ MENU_TEXTS: MappingProxyType[str, MappingProxyType[str, str]] = MappingProxyType
     name: MappingProxyType(texts) for name, texts in {
         "options_menu": {
             "en": "Press 1 to record your unavailable greeting, 2 for your busy greeting, "
-                  "3 for your absence greeting. Press star to return to the main menu.",
+                  "3 for your absence greeting. Press 4 to change your PIN, 5 to set or end "
+                  "an absence. Press star to return to the main menu.",
             "fr": "Pour enregistrer votre annonce d'indisponibilité, tapez 1 ; votre annonce "
-                  "d'occupation, tapez 2 ; votre annonce d'absence, tapez 3. Pour revenir au "
-                  "menu principal, tapez étoile.",
+                  "d'occupation, tapez 2 ; votre annonce d'absence, tapez 3. Pour changer "
+                  "votre code, tapez 4 ; pour déclarer ou terminer une absence, tapez 5. Pour "
+                  "revenir au menu principal, tapez étoile.",
+        },
+        "pin_rules": {
+            "en": "A PIN has 4 to 12 digits.",
+            "fr": "Un code a de 4 à 12 chiffres.",
+        },
+        "pin_refused": {
+            "en": "Your profile does not let you change your PIN. Nothing was changed.",
+            "fr": "Votre profil ne permet pas de changer votre code. Rien n'a été changé.",
+        },
+        "absence_until": {
+            "en": "Type the last day of your absence, the day then the month, for example "
+                  "1 2 1 2 for the 12th of December.",
+            "fr": "Tapez le dernier jour de votre absence, le jour puis le mois, par exemple "
+                  "1 2 1 2 pour le 12 décembre.",
+        },
+        "absence_four_digits": {
+            "en": "Please type four digits: two for the day, two for the month.",
+            "fr": "Tapez quatre chiffres : deux pour le jour, deux pour le mois.",
+        },
+        "absence_not_a_date": {
+            "en": "This date does not exist.",
+            "fr": "Cette date n'existe pas.",
+        },
+        "absence_backup": {
+            "en": "Type the extension of the colleague who takes your calls, then pound, "
+                  "or just pound for nobody.",
+            "fr": "Tapez le poste du collègue qui prend vos appels, puis dièse, ou seulement "
+                  "dièse pour personne.",
+        },
+        "absence_backup_by_it": {
+            "en": "Who takes your calls is set by your administrator.",
+            "fr": "Qui prend vos appels est décidé par votre administrateur.",
+        },
+        "absence_backup_refused": {
+            "en": "Your profile does not allow this colleague to take your calls.",
+            "fr": "Votre profil ne permet pas que ce collègue prenne vos appels.",
+        },
+        "absence_overlaps": {
+            "en": "Another absence of yours is already set for these days.",
+            "fr": "Une autre de vos absences est déjà enregistrée pour ces jours.",
+        },
+        "absence_end_menu": {
+            "en": "Press 1 to end it, star to keep it.",
+            "fr": "Pour la terminer, tapez 1 ; pour la garder, tapez étoile.",
+        },
+        "absence_ended": {
+            "en": "Your absence is ended: your calls ring you again.",
+            "fr": "Votre absence est terminée : vos appels sonnent de nouveau chez vous.",
+        },
+        "nothing_saved": {
+            "en": "Nothing was saved.",
+            "fr": "Rien n'a été enregistré.",
+        },
+        "settings_unavailable": {
+            "en": "Sorry, your settings cannot be changed at the moment. Nothing was saved.",
+            "fr": "Désolé, vos réglages ne peuvent pas être modifiés pour le moment. Rien n'a "
+                  "été enregistré.",
         },
         "help_main": {
             "en": "Press 1 to listen to your voice messages, 2 to switch between voice "
@@ -141,6 +213,10 @@ MENU_TEXTS: MappingProxyType[str, MappingProxyType[str, str]] = MappingProxyType
             "en": "This message cannot be played.",
             "fr": "Ce message ne peut pas être lu.",
         },
+        "missed_call": {
+            "en": "A missed call: no message was left.",
+            "fr": "Un appel manqué : aucun message n'a été laissé.",
+        },
         "no_reply": {
             "en": "This message cannot be answered by phone.",
             "fr": "Il n'est pas possible de répondre à ce message par téléphone.",
@@ -170,6 +246,7 @@ ALL: frozenset[str] = frozenset({
     FOLDER_OPTIONS, HELP_EXIT, TO_PREVIOUS, TO_ADVANCED, TO_REPEAT, TO_NEXT, TO_DELETE,
     TO_FORWARD, TO_SAVE, TO_REPLY, TO_CALL_BACK, TO_ENVELOPE, TO_CANCEL, NO_MORE, DELETED,
     ENTER_EXTENSION, FORWARD_OPTIONS, FORWARDED, NO_NUMBER, NOT_AN_EXTENSION, SORRY,
-    ONE_MOMENT, TRY_LATER, NOT_AVAILABLE,
+    ONE_MOMENT, TRY_LATER, NOT_AVAILABLE, NEW_PIN, PIN_AGAIN, PIN_MISMATCH, PIN_INVALID,
+    PIN_CHANGED, TRY_AGAIN,
 })
 """Every prompt above: what the prompt sets must hold."""

@@ -40,7 +40,8 @@ from mailcall.core.text import display_text
 
 from .commands import DEFAULT_LINE_LIMIT, Command, encode
 from .environment import Environment, build_environment
-from .environment_reader import MAX_ENV_LINES, EnvironmentBlockError, EnvironmentBlockReader
+from .environment_layout import MAX_ENV_LINES
+from .environment_reader import EnvironmentBlockError, EnvironmentBlockReader
 from .replies import Reply, parse_reply_line
 
 log = logging.getLogger("mailcall.agi.protocol")

@@ -27,17 +27,11 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from mailcall.core.sansio import NEED_DATA, LocalProtocolError, RemoteProtocolError
+
 from .credentials import CredentialsError, read_secret
-from .protocol import (
-    NEED_DATA,
-    Banner,
-    Connection,
-    ConnectionClosed,
-    Event,
-    LocalProtocolError,
-    RemoteProtocolError,
-    Response,
-)
+from .messages import Banner, ConnectionClosed, Event, Response
+from .protocol import Connection
 
 log = logging.getLogger("mailcall.ami")
 

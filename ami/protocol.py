@@ -16,13 +16,12 @@ recordings in tests/ami/traces):
 * an action that lists things (``MWIGet``, ``CoreShowChannels``) answers
   ``Response: Success`` with ``EventList: start``, then events carrying its
   ActionID, then an event with ``EventList: Complete``. This machine gathers
-  them and emits one :class:`Response` holding the listed events, so the
+  them and emits one :class:`~mailcall.ami.messages.Response` holding the listed events, so the
   client matches every action to exactly one answer.
 
-What Asterisk accepts (manager.c ``get_input``): lines of at most 1024 bytes
-including CR LF, longer ones are dropped with a warning, and at most 128
-header lines per action. :meth:`Connection.send_action` refuses anything else
-and any CR, LF or NUL inside a value, so data never injects a header.
+What is sent is checked against Asterisk's own reader by
+:mod:`mailcall.ami.actions`; the messages emitted are typed in
+:mod:`mailcall.ami.messages`.
 
 Every input is bounded: line length, message size, fields per message,
 events per list, bytes held by unfinished lists, actions in flight. Anything
@@ -32,9 +31,7 @@ else is a :class:`RemoteProtocolError` and the connection is over.
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
 from mailcall.core.sansio import (
     NEED_DATA,
@@ -44,6 +41,9 @@ from mailcall.core.sansio import (
     RemoteProtocolError,
     Transitions,
 )
+
+from .actions import NAME_OK, encode_action
+from .messages import AmiEvent, Banner, ConnectionClosed, Event, Message, Response
 
 MAX_LINE = 65536
 """Longest line accepted from Asterisk (its events are a few hundred bytes)."""
@@ -59,15 +59,7 @@ MAX_LIST_BYTES = 64 * 1024 * 1024
 MAX_PENDING = 1024
 """Actions sent and not answered yet."""
 
-ASTERISK_LINE = 1024
-"""manager.c reads actions into ``char inbuf[1025]``: a longer line is dropped."""
-ASTERISK_MAX_HEADERS = 128
-"""AST_MAX_MANHEADERS: header lines Asterisk keeps per action."""
-
 BANNER_PREFIX = "Asterisk Call Manager/"
-
-_NAME_OK = re.compile(r"[A-Za-z0-9_-]{1,64}").fullmatch
-_BAD_VALUE = re.compile(r"[\r\n\0]").search
 
 
 class State(enum.Enum):
@@ -115,78 +107,6 @@ state: AMI answers out of order. Logging in is an action like the others; the cl
 (:mod:`mailcall.ami.client`) holds every other action back until Login succeeded."""
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One AMI message: its ``Key: Value`` lines in order (a key may repeat, e.g. Output)."""
-
-    fields: tuple[tuple[str, str], ...]
-
-    def get(self, key: str, default: str | None = None) -> str | None:
-        """The first value of `key`, compared without case as Asterisk does."""
-        low = key.lower()
-        for k, v in self.fields:
-            if k.lower() == low:
-                return v
-        return default
-
-    def get_all(self, key: str) -> list[str]:
-        low = key.lower()
-        return [v for k, v in self.fields if k.lower() == low]
-
-    def to_dict(self) -> dict[str, str]:
-        """First value of each key (for logs and JSON output)."""
-        out: dict[str, str] = {}
-        for k, v in self.fields:
-            out.setdefault(k, v)
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class Banner:
-    """The greeting line; `version` is the AMI version (13.0.0 on current Asterisk)."""
-
-    version: str
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    """The answer to one action, with the events it listed (empty for plain answers)."""
-
-    action_id: str
-    action: str
-    """Name of the action this answers, as it was sent."""
-    status: str
-    """"Success", "Error", "Goodbye" (to Logoff), ..."""
-    message: Message
-    events: tuple[Message, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return self.status.lower() in ("success", "goodbye", "pong")
-
-    @property
-    def text(self) -> str:
-        """The ``Message:`` line: Asterisk's reason for an error."""
-        return self.message.get("Message", "") or ""
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """An unsolicited event: ``FullyBooted``, ``MessageWaiting``, ``Shutdown``, ..."""
-
-    name: str
-    message: Message
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionClosed:
-    """End of file after a clean point; `pending` actions will never be answered."""
-
-    pending: tuple[str, ...]
-
-
-
-AmiEvent = Banner | Response | Event | ConnectionClosed
 
 
 class _Pending:
@@ -231,7 +151,7 @@ class Connection(ByteReceiver):
         max_list_events: int = MAX_LIST_EVENTS,
         max_pending: int = MAX_PENDING,
     ) -> None:
-        if not _NAME_OK(action_prefix):
+        if not NAME_OK(action_prefix):
             raise ValueError(f"action_prefix {action_prefix!r}: letters, digits, - and _ only")
         self.action_prefix = action_prefix
         self.max_line = max_line
@@ -372,7 +292,7 @@ class Connection(ByteReceiver):
             if len(line) > self.max_line:
                 self._fail(f"a line longer than {self.max_line} bytes")
             key, sep, value = line.partition(":")
-            if not sep or not key or not _NAME_OK(key):
+            if not sep or not key or not NAME_OK(key):
                 self._fail(f"not an AMI 'Key: Value' line: {line[:80]!r}")
             fields.append((key, value[1:] if value[:1] == " " else value))
         return Message(tuple(fields))
@@ -484,30 +404,6 @@ class Connection(ByteReceiver):
                 self._list_bytes -= pending.list_bytes
                 pending.list_bytes = 0
                 pending.listed.clear()
-
-
-def encode_action(action: str, fields: Mapping[str, object] | Iterable[tuple[str, object]],
-                  action_id: str) -> bytes:
-    """The wire form of one action, checked line by line against Asterisk's reader."""
-    pairs = list(fields.items()) if isinstance(fields, Mapping) else list(fields)
-    if len(pairs) + 2 > ASTERISK_MAX_HEADERS:
-        raise LocalProtocolError(f"{action}: more than {ASTERISK_MAX_HEADERS} header lines")
-    if any(str(k).lower() in ("action", "actionid") for k, _ in pairs):
-        raise LocalProtocolError(f"{action}: Action and ActionID are set by the protocol")
-    out = bytearray()
-    for key, value in (("Action", action), ("ActionID", action_id), *pairs):
-        if not isinstance(key, str) or not _NAME_OK(key):
-            raise LocalProtocolError(f"{action}: field name {key!r}: letters, digits, - and _")
-        text = str(value)
-        if _BAD_VALUE(text):
-            raise LocalProtocolError(f"{action}: field {key} holds CR, LF or NUL")
-        line = f"{key}: {text}\r\n".encode()
-        if len(line) > ASTERISK_LINE:
-            raise LocalProtocolError(f"{action}: field {key} longer than Asterisk reads "
-                                     f"({ASTERISK_LINE} bytes per line)")
-        out += line
-    out += b"\r\n"
-    return bytes(out)
 
 
 def _show(buf: bytes | bytearray) -> str:

@@ -27,8 +27,9 @@ from mailcall.core.decisions.plans import (
     Ring,
     Voicemail,
 )
-from mailcall.core.decisions.routing import collect_rules, plan_call
+from mailcall.core.decisions.routing import plan_call
 from mailcall.core.errors import PolicyInvalid
+from mailcall.core.host.collect import ContractBroken, call_rules
 from mailcall.core.host.plugin_manager import (
     PluginLoadError,
     announce_decision,
@@ -78,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"mailcall: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except ContractBroken as exc:  # a plugin's hook result, named with its plugin
+        print(f"mailcall: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -212,7 +216,7 @@ def cmd_check(args: argparse.Namespace, loader: Callable[[], Policy]) -> int:
 
 
 def _rules(args: argparse.Namespace) -> list:
-    return collect_rules(args.pm.hook.mailcall_call_rules())
+    return call_rules(args.pm)
 
 
 def _with_store(args: argparse.Namespace, policy: Policy) -> tuple[Policy, list[str], Any]:

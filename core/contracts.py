@@ -2,11 +2,13 @@
 
 The core never probes a plugin's objects with ``hasattr``: a hook's return
 value is one of the types below, and the host checks it with ``isinstance``
-(a dataclass, or a ``runtime_checkable`` Protocol) where it collects it, so
+(a dataclass, or a ``runtime_checkable`` Protocol) where it collects it
+(``mailcall.core.host.collect.collected``), so
 a plugin that breaks its contract is named at start-up, not in the middle of
-a call. The declarations (``Medium``, ``FaxFormat``) are plain data: the
-policy compiler reads them to validate ``[channels.<medium>]``, per-user
-address keys and the formats a profile names, with no running server.
+a call. The declarations (``Medium``) are plain data, and encoders and fax
+converters say their format: the policy compiler reads them to validate
+``[channels.<medium>]``, per-user address keys and the formats a profile
+names, with no running server.
 """
 
 from __future__ import annotations
@@ -95,15 +97,6 @@ class Medium:
 
 
 @dataclass(frozen=True, slots=True)
-class FaxFormat:
-    """An attachment made from a received fax (hook ``mailcall_fax_formats``)."""
-
-    name: str
-    mime_type: str
-    extension: str
-
-
-@dataclass(frozen=True, slots=True)
 class Offered:
     """Everything the installed plugins add to the policy's vocabulary.
 
@@ -184,6 +177,24 @@ class AudioEncoder(Protocol):
     extension: str
 
     def encode(self, wav_path: str, out_path: str) -> None: ...
+
+
+@runtime_checkable
+class FaxConverter(Protocol):
+    """One attachment a received fax is mailed as (hook ``mailcall_fax_converters``).
+
+    ``convert`` reads the TIFF-F file Asterisk's ReceiveFAX wrote (CCITT G3 or G4,
+    one page per IFD, non-square pixels; already checked readable, with at least
+    one page) and writes the attachment at ``out_path``. It raises on failure:
+    the fax is then mailed as a notice with the reason. It blocks and is run in
+    another process: the converter must pickle.
+    """
+
+    format: str
+    mime_type: str
+    extension: str
+
+    def convert(self, tiff_path: str, out_path: str) -> None: ...
 
 
 @runtime_checkable

@@ -9,7 +9,8 @@ Hooks that return a list are called on every plugin and their results are
 concatenated (pluggy's default); hooks marked *firstresult* stop at the first
 plugin that returns something other than None. What a hook returns is one of
 the typed contracts of ``mailcall.core.contracts`` (a dataclass or a Protocol),
-checked with ``isinstance`` where the host collects it.
+checked with ``isinstance`` where the host collects it, in one place
+(``mailcall.core.host.collect.collected``), which names a plugin that breaks it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
         AudioEncoder,
         CallRule,
         Channel,
-        FaxFormat,
+        FaxConverter,
         Medium,
         Service,
         VoiceCounts,
@@ -119,13 +120,18 @@ def mailcall_audio_encoders() -> list[AudioEncoder]:
 
 
 @hookspec
-def mailcall_fax_formats() -> list[FaxFormat]:
-    """Attachments a received fax can be turned into ("pdf", "tiff").
+def mailcall_fax_converters() -> list[FaxConverter]:
+    """Attachments a received fax can be mailed as ("pdf", "tiff").
 
-    Called each time a policy is loaded or checked. Return a list of
-    ``mailcall.core.contracts.FaxFormat`` (``name``, ``mime_type``,
-    ``extension``): the names a profile may use in ``fax.formats``; any other is
-    refused by ``mailcall check``.
+    Called once per process, and each time a policy is loaded or checked. Return
+    a list of ``mailcall.core.contracts.FaxConverter``: ``format: str``,
+    ``mime_type: str``, ``extension: str`` and a blocking ``convert(tiff_path:
+    str, out_path: str) -> None`` that writes the attachment from the TIFF-F
+    file ReceiveFAX wrote, and raises when it cannot (the fax is then mailed as
+    a notice with the reason). It is run in another process: the converter must
+    pickle. The formats offered are the ones a profile may name in
+    ``fax.formats``; any other is refused by ``mailcall check``. For a format
+    offered twice, the plugin called first (registered last) wins.
     """
 
 
@@ -215,6 +221,26 @@ def mailcall_mailbox_changed(runtime: Runtime, user: str, folder: str, reason: s
     Dovecot instead (docs/mwi.md); this hook spares the lamp a round trip for mailcall's
     own. Must be fast and should not raise (an exception is logged and the change
     stands). Return value ignored.
+    """
+
+
+@hookspec
+def mailcall_user_settings_changed(runtime: Runtime, user_id: str, fields: frozenset[str]) -> None:
+    """A user's own settings changed in the user store (an absence, a medium, a backup order, ...).
+
+    Called in ``mailcall serve``'s main process, on the event loop, by the
+    ``userstore`` plugin's service with the shared ``runtime``, once per user
+    (``user_id``, a policy user id) whose stored settings changed since its last
+    look (every 0.1 s; whoever wrote them: ``mailcall user`` or ``mailcall
+    absence``, the web page, the phone menu), and once for every user who has
+    some when the store is first read. ``fields`` names what changed:
+    the keys of ``mailcall.userstore.fields.FIELDS`` and ``"absences"`` (empty
+    when a change wrote the values already held). Decisions already obey the
+    change through ``runtime.user_overlay``; this hook is for what is made
+    ahead of time: the greetings plugin speaks that user's greetings again and
+    the Sieve plugin rewrites their auto-reply script. Must be fast (schedule
+    the work) and should not raise: an exception is logged and the other
+    plugins still hear of the change. Return value ignored.
     """
 
 

@@ -10,10 +10,12 @@ deposit key that seals the message is read from the spool by the child too.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mailcall.core.contracts import FaxConverter
 from mailcall.core.decisions.plans import DepositPlan
 
 from .fax_message import build_fax_message
@@ -33,6 +35,8 @@ class BuildJob:
     origin: Origin
     encoder: Any | None
     """The audio encoder for the plan's format (None: attach the WAV as recorded)."""
+    fax_converters: Mapping[str, FaxConverter] | None = None
+    """Format → fax converter, for a fax (None: the built-in ones)."""
 
 
 def build(job: BuildJob) -> tuple[str, str]:
@@ -49,8 +53,10 @@ def build(job: BuildJob) -> tuple[str, str]:
                 workdir=work, key=key, msgid=record.message_id,
             )
     else:
-        msg = build_fax_message(deposit, job.plan, job.origin, tiff=payload, key=key,
-                                msgid=record.message_id)
+        with tempfile.TemporaryDirectory(dir=spool.root / "tmp") as work:
+            msg = build_fax_message(deposit, job.plan, job.origin, tiff=payload, key=key,
+                                    msgid=record.message_id, converters=job.fax_converters,
+                                    workdir=work)
     data = serialise(msg)
     # The wire form too, so that no CPU work on the message is left for the event loop's
     # process (bytes.replace on a 1 MB WAV message holds the GIL for milliseconds).

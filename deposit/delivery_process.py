@@ -10,10 +10,11 @@ loop", has the measurements). The child runs
 
 This side holds the spool for the serving process (``Spool.lock``), recovers
 crash leftovers while no child runs, answers the child's plan requests with
-the policy of the moment, passes each delivery on (the mobile notification),
-and keeps a child running: one that dies is started again after a growing
-delay, one that stops answering is killed. Everything a child was doing is in
-the spool, so the usual recovery applies ("Exactly once" in docs/deposit.md).
+the policy of the moment and passes each delivery on (the mobile notification;
+both in :mod:`~mailcall.deposit.delivery_answers`), and keeps a child running:
+one that dies is started again after a growing delay, one that stops answering
+is killed. Everything a child was doing is in the spool, so the usual recovery
+applies ("Exactly once" in docs/deposit.md).
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ from mailcall.core.errors import ServiceStartError
 from . import delivery_child
 from . import pipe_protocol as pipe
 from .delivery import Target
+from .delivery_answers import DeliveryAnswers
 from .lifetime import how_it_ended
-from .spool import Spool, SpoolBusy, SpoolDepositor, spool_id
-from .spool_record import SpoolRecord
+from .spool import Spool
+from .spool_depositor import SpoolDepositor
+from .spool_lock import SpoolBusy
 from .voice_message import Origin
 from .worker import WorkerSettings
 
@@ -57,7 +60,7 @@ CALM = 60.0
 """A child that ran this long before dying starts the delays over."""
 
 
-class DeliveryProcess:
+class DeliveryProcess(DeliveryAnswers):
     """The ``deposit-spool`` service of ``mailcall serve``: starts and watches the child."""
 
     name = "deposit-spool"
@@ -201,30 +204,6 @@ class DeliveryProcess:
             raise TimeoutError(f"the delivery process did not drain: {error}")
 
     # -- the child -------------------------------------------------------------
-    async def _recover(self) -> None:
-        """Crash leftovers, cleaned while no child runs and never during an accept."""
-        if self.depositor is not None:
-            await self.depositor.exclusive(self.spool.recover)
-        else:
-            await asyncio.to_thread(self.spool.recover)
-        if self.delivered is not None:
-            for record in await asyncio.to_thread(self.spool.notify_pending):
-                self._notify_again(record)
-
-    def _notify_again(self, record: SpoolRecord) -> None:
-        """A deposit delivered while its notification never reached the notifier's queue
-        (mailcall stopped in between): hand it over now; the notifier drops a duplicate."""
-        try:
-            plan = self.planner(record.deposit)
-            log.info("deposit %s was delivered before mailcall stopped, its notification "
-                     "not yet queued: queuing it now", record.id)
-            accepted = self.delivered(record.deposit, plan, record.message_id or "") \
-                if plan.notify else None
-        except Exception:
-            log.exception("deposit %s: delivered, but notifying the mobile failed; tried "
-                          "again at next start", record.id)
-            return
-        self.spool.notified_when(accepted, record.id)
     async def _spawn(self) -> None:
         loop = self._loop
         assert loop is not None
@@ -296,15 +275,7 @@ class DeliveryProcess:
         if isinstance(message, pipe.PlanRequest):
             self._give_plan(message)
         elif isinstance(message, pipe.DepositDelivered):
-            if self.delivered is not None:
-                try:
-                    accepted = self.delivered(message.deposit, message.plan, message.message_id)
-                except Exception:
-                    log.exception("deposit for %s delivered, but notifying the mobile failed",
-                                  message.deposit.mailbox)
-                else:
-                    if message.plan.notify:  # else no promise was written
-                        self.spool.notified_when(accepted, spool_id(message.deposit))
+            self._passed_on(message)
         elif isinstance(message, pipe.Awake):
             self._wake_sent = False
             if self._wake_watch is not None:
@@ -323,21 +294,6 @@ class DeliveryProcess:
         elif isinstance(message, pipe.StartFailed):
             if self._ready is not None and not self._ready.done():
                 self._ready.set_exception(RuntimeError(message.reason))
-
-    def _give_plan(self, request: pipe.PlanRequest) -> None:
-        try:
-            plan = self.planner(request.deposit)
-        except Exception as exc:  # the policy has no plan for it: parked
-            self._send(pipe.PlanRefused(request.number, str(exc)))
-            return
-        try:
-            answer = pipe.PlanGiven(request.number, plan, self.origin(), self.target())
-            if not self._send(answer):
-                raise OSError("cannot send the plan to the delivery process")
-        except Exception as exc:  # retried later, never parked for it
-            log.exception("cannot give the delivery process the plan for %s",
-                          request.deposit.mailbox)
-            self._send(pipe.PlanRetryLater(request.number, repr(exc)))
 
     def _wedged(self, process: multiprocessing.process.BaseProcess | None) -> None:
         self._wake_watch = None

@@ -1,39 +1,40 @@
 """A received fax as a standard fax message (RFC 3458 ``Message-Context: fax-message``).
 
-Asterisk's ReceiveFAX (res_fax_spandsp) writes a TIFF-F file: CCITT Group 3
-(sometimes Group 4), one IFD per page, non-square pixels (204x196 or 204x98
-dpi), FillOrder possibly LSB-first. Workstations cannot open that, so the fax
-is converted to PDF with img2pdf, which embeds 1-bit pages as CCITT G4 without
-loss and keeps each page's resolution (so pages have the right paper size).
-img2pdf decodes what PDF cannot embed directly (G3, fill order 2) through
-Pillow/libtiff: checked on the real ``fax-received-g3.tif``. Should img2pdf
-refuse a file, every frame is decoded with Pillow and re-encoded as G4 first.
+The file ReceiveFAX wrote is checked here (present, not empty, readable, its pages
+counted); each attachment the plan names (``fax.formats``, PDF by default) is made
+by the fax converter of that format (:mod:`mailcall.deposit.fax_converters` for
+the built-in PDF and TIFF, or a plugin's, hook ``mailcall_fax_converters``).
 
 A failed reception (FAXSTATUS other than SUCCESS, or an empty, missing or
-unreadable file) still produces a message: a notice with the reason, so the
-user can ask the sender to try again.
+unreadable file, or a converter that fails) still produces a message: a notice
+with the reason, so the user can ask the sender to try again.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import os
+import tempfile
+from collections.abc import Mapping
 from email.message import EmailMessage
 from pathlib import Path
 
-import img2pdf
-from PIL import Image, ImageSequence, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
+from mailcall.core.contracts import FaxConverter
 from mailcall.core.decisions.deposits import FaxMessage
 from mailcall.core.decisions.plans import DepositPlan
 from mailcall.core.text import display_text
 
 from . import wording
+from .fax_converters import BUILTIN, pdf_bytes
 from .headers import MAX_NAME, clean_number, message_id, set_common_headers
 from .voice_message import Origin, caller_label, caller_lines
 
 log = logging.getLogger(__name__)
+
+DEFAULT_FORMATS = ("pdf",)
+"""What a fax is attached as when the plan names no format."""
 
 
 class FaxProblem(Exception):
@@ -45,37 +46,56 @@ def tiff_pages(path: str | os.PathLike) -> int:
         return getattr(im, "n_frames", 1)
 
 
-def tiff_to_pdf(path: str | os.PathLike) -> tuple[bytes, int]:
-    """(PDF bytes, page count) of a fax TIFF, or :class:`FaxProblem`."""
+def checked_pages(path: str | os.PathLike) -> int:
+    """The page count of a fax TIFF that exists and is readable, or :class:`FaxProblem`."""
     p = Path(path)
     if not p.is_file():
         raise FaxProblem(f"the fax file {p} does not exist")
     if p.stat().st_size == 0:
         raise FaxProblem(f"the fax file {p} is empty")
     try:
-        pages = tiff_pages(p)
+        return tiff_pages(p)
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise FaxProblem(f"the fax file cannot be read ({exc})") from exc
+
+
+def tiff_to_pdf(path: str | os.PathLike) -> tuple[bytes, int]:
+    """(PDF bytes, page count) of a fax TIFF, or :class:`FaxProblem`."""
+    pages = checked_pages(path)
     try:
-        return img2pdf.convert(str(p)), pages
-    except Exception as exc:  # img2pdf raises many kinds; fall back to our own decoding
-        log.info("img2pdf refused %s (%s); re-encoding the pages as G4", p, exc)
-    try:
-        return img2pdf.convert([_as_g4(frame) for frame in _frames(p)]), pages
+        return pdf_bytes(str(path)), pages
     except Exception as exc:
         raise FaxProblem(f"the fax file cannot be converted ({exc})") from exc
 
 
-def _frames(path: Path) -> list[Image.Image]:
-    with Image.open(path) as im:
-        return [frame.copy() for frame in ImageSequence.Iterator(im)]
+Attachment = tuple[bytes, FaxConverter]
 
 
-def _as_g4(frame: Image.Image) -> bytes:
-    dpi = frame.info.get("dpi", (204, 196))
-    buf = io.BytesIO()
-    frame.convert("1").save(buf, format="TIFF", compression="group4", dpi=dpi)
-    return buf.getvalue()
+def _attachments(tiff: str, formats: tuple[str, ...],
+                 converters: Mapping[str, FaxConverter], workdir: str) -> list[Attachment]:
+    """Each format's attachment, in the plan's order, or :class:`FaxProblem`.
+
+    A format no converter makes (possible only when the worker was given fewer
+    converters than the policy was checked against) is replaced by the TIFF as
+    received, so that a fax is never lost for want of a converter.
+    """
+    out: list[Attachment] = []
+    for fmt in formats:
+        converter = converters.get(fmt)
+        if converter is None:
+            log.error("no fax converter makes %r (mailcall_fax_converters); attaching the "
+                      "TIFF as received instead", fmt)
+            converter = converters.get("tiff") or BUILTIN[1]
+        out_path = Path(workdir) / f"fax.{converter.format}.{converter.extension}"
+        try:
+            converter.convert(tiff, str(out_path))
+            data = out_path.read_bytes()
+        except Exception as exc:
+            raise FaxProblem(f"the fax file cannot be converted to {converter.format} "
+                             f"({exc})") from exc
+        if all(c.format != converter.format for _, c in out):
+            out.append((data, converter))
+    return out
 
 
 def build_fax_message(
@@ -86,10 +106,14 @@ def build_fax_message(
     tiff: str | None,
     key: bytes,
     msgid: str | None = None,
+    converters: Mapping[str, FaxConverter] | None = None,
+    workdir: str | None = None,
 ) -> EmailMessage:
     """The complete message for `deposit`; `tiff` is the spool's copy of the received file,
     `key` the deposit key that seals it (:mod:`mailcall.deposit.seal`), `msgid` the
-    Message-ID an earlier attempt gave it (a rebuild keeps it, so dedupe still works)."""
+    Message-ID an earlier attempt gave it (a rebuild keeps it, so dedupe still works).
+    `converters` (format → converter; default: the built-in ones) make the attachments,
+    writing into `workdir` (default: a temporary directory)."""
     language = plan.language
     name = display_text(deposit.caller_name, MAX_NAME)
     number = clean_number(deposit.caller_number)
@@ -97,8 +121,10 @@ def build_fax_message(
     local = deposit.at.astimezone(origin.timezone)
     who = caller_label(language, name, number or station)
 
+    if converters is None:
+        converters = {c.format: c for c in BUILTIN}
     failure: str | None = None
-    pdf: bytes | None = None
+    attachments: list[Attachment] = []
     pages = 0
     status = display_text(deposit.status, 40).upper()
     if status != "SUCCESS":
@@ -107,7 +133,13 @@ def build_fax_message(
         failure = "no fax file was written"
     else:
         try:
-            pdf, pages = tiff_to_pdf(tiff)
+            pages = checked_pages(tiff)
+            formats = plan.fax_formats or DEFAULT_FORMATS
+            if workdir is None:
+                with tempfile.TemporaryDirectory() as work:
+                    attachments = _attachments(tiff, formats, converters, work)
+            else:
+                attachments = _attachments(tiff, formats, converters, workdir)
         except FaxProblem as exc:
             failure = str(exc)
     if failure:
@@ -152,16 +184,11 @@ def build_fax_message(
         date=local,
         key=key,
     )
-    if pdf is not None:
-        stem = f"fax-{local:%Y%m%d-%H%M%S}"
-        formats = plan.fax_formats or ("pdf",)
-        if "pdf" in formats:
-            msg.add_attachment(pdf, maintype="application", subtype="pdf", filename=f"{stem}.pdf")
-        if "tiff" in formats:
-            assert tiff is not None
-            msg.add_attachment(
-                Path(tiff).read_bytes(), maintype="image", subtype="tiff", filename=f"{stem}.tif"
-            )
+    stem = f"fax-{local:%Y%m%d-%H%M%S}"
+    for data, converter in attachments:
+        maintype, _, subtype = converter.mime_type.partition("/")
+        msg.add_attachment(data, maintype=maintype, subtype=subtype or "octet-stream",
+                           filename=f"{stem}.{converter.extension}")
     for part in msg.iter_parts():
         del part["MIME-Version"]  # the stdlib adds it to each part; only the top needs it
     return msg

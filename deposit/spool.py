@@ -10,20 +10,18 @@ Layout under ``server.spool_dir`` (one filesystem, so ``rename`` is atomic)::
     delivered/ID.json    the server said 250 (kept for ``mailcall spool list``/purge)
     parked/ID.json       a permanent failure, with the reason; only a human retries it
 
-Every write is: write to ``tmp/``, fsync the file, rename into place, fsync the
-directory. A state change renames the new record in before unlinking the old
-one, so a crash can leave one id in two states but never in none; readers take
-the most advanced state (delivered > parked > deferred > incoming) and
-:meth:`Spool.recover` removes the stale copy.
+Every write goes through ``tmp/`` and is fsynced, file and directory. A state
+change renames the new record in before unlinking the old one, so a crash can
+leave one id in two states but never in none; readers take the most advanced
+state (delivered > parked > deferred > incoming) and :meth:`Spool.recover`
+removes the stale copy.
 
 The spool ID is derived from (kind, mailbox, Asterisk unique id): accepting
 the same call twice (a handler retried after a timeout) keeps one deposit.
 
-One ``mailcall serve`` per spool (``lock``, held by ``flock`` on ``serve.lock``):
-a second one would run :meth:`Spool.recover`, which empties ``tmp/``, under
-the first one's accepts, and both would deliver the same records. The kernel
-drops the lock with the process, even after SIGKILL, so a crash never leaves
-a stale lock behind.
+How each file is written is :mod:`mailcall.deposit.spool_files`; the lock that
+keeps one ``mailcall serve`` per spool, :mod:`mailcall.deposit.spool_lock`; the
+handlers reach the spool through :mod:`mailcall.deposit.spool_depositor`.
 """
 
 from __future__ import annotations
@@ -32,7 +30,6 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
-import fcntl
 import hashlib
 import json
 import logging
@@ -40,34 +37,23 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
 
 from mailcall.core.decisions.deposits import Deposit, VoiceMessage
 
+from .spool_files import NotARegularFile, copy_atomic, fsync_dir, write_atomic
+from .spool_lock import lock_spool
 from .spool_record import SpoolRecord, kind_of
-from .wav_header import complete_wav_header
 
-T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 STATES = ("incoming", "deferred", "parked", "delivered")
 """In increasing precedence: a record found in two states is in the later one."""
 DIRS = ("tmp", "data", "messages", *STATES)
-LOCK_FILE = "serve.lock"
 _ID_SAFE = re.compile(r"[^A-Za-z0-9.\-]")
 _VALID_ID = re.compile(r"^(voice|fax)-[A-Za-z0-9.\-]{0,40}-[0-9a-f]{16}$")
-
-
-class NotARegularFile(OSError):
-    """A recording path that names a device, a folder or a pipe."""
-
-
-class SpoolBusy(Exception):
-    """Another process serves this spool (see :meth:`Spool.lock`)."""
 
 
 class SpoolError(Exception):
@@ -83,14 +69,6 @@ def spool_id(message: Deposit) -> str:
 def valid_id(value: str) -> bool:
     """True for a spool id; guards the CLI against path tricks such as ``../x``."""
     return bool(_VALID_ID.match(value))
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def now_utc() -> datetime:
@@ -114,96 +92,14 @@ class Spool:
                 os.chmod(folder, 0o700)
 
     def lock(self) -> int:
-        """Take the spool for this process; the returned descriptor holds it until closed.
-
-        Raises :class:`SpoolBusy` naming the process that holds it. The file is the
-        mailcall user's alone (0600, never through a link): the spool root is
-        readable by Asterisk's group, and nobody else may hold, empty or replace it.
-        """
+        """Take the spool for this process (:func:`mailcall.deposit.spool_lock.lock_spool`)."""
         self.ensure()
-        path = self.root / LOCK_FILE
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
-                raise SpoolBusy(
-                    f"{path} is not a regular file owned by this user (uid {os.geteuid()}): "
-                    f"remove it (rm {path}) and make {self.root} writable by mailcall only "
-                    "(mode 2750, docs/asterisk.md section 2)")
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 16, 0).split(b"\n", 1)[0]
-                pid = holder.decode() if holder.isdigit() else "unknown"
-                raise SpoolBusy(
-                    f"the deposit spool {self.root} is already used by another 'mailcall "
-                    f"serve' (pid {pid}, see {path}); two would deliver the same voicemails "
-                    "twice. Stop that one first (systemctl stop mailcall), or give this one "
-                    "its own --spool-dir") from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
+        return lock_spool(self.root)
 
     def unusable(self, exc: OSError) -> str:
         """What to tell the admin when :meth:`ensure` or :meth:`recover` failed."""
         return (f"cannot use the deposit spool {self.root}: {exc}; create it, owned by the "
                 "user mailcall runs as (mode 0750), or set [server] spool_dir / --spool-dir")
-
-    # -- atomic writes ---------------------------------------------------
-    def _write_atomic(self, target: Path, data: bytes) -> None:
-        tmp = self.root / "tmp" / f"{target.name}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-        fsync_dir(target.parent)
-
-    def _copy_atomic(self, source: Path, target: Path) -> bool:
-        """Copy `source` to `target` durably; True when it was still being written."""
-        unfinished = False
-        tmp = self.root / "tmp" / f"{target.name}.{os.getpid()}.tmp"
-        # The recordings folder is writable by Asterisk: a link planted there must never
-        # make mailcall mail out a file it can read. No link is followed, and what is
-        # opened must be a regular file (checked on the open descriptor, not the name).
-        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise NotARegularFile(f"{source} is not a regular file")
-        with os.fdopen(fd, "rb") as src, open(tmp, "w+b") as dst:
-            # Copied by the kernel (sendfile; shutil's fallback where that is refused), not
-            # through Python buffers: this runs in the FastAGI process, and a burst of 1 MB
-            # copies through bytes objects was what slowed call routing most during a burst
-            # of deposits (bench/deposit/bench_offloop.py: the slowest sessions all fell in
-            # the first 50 ms, while the recordings were being accepted).
-            try:
-                size = os.fstat(src.fileno()).st_size
-                offset = 0
-                while offset < size:
-                    sent = os.sendfile(dst.fileno(), src.fileno(), offset, size - offset)
-                    if sent == 0:
-                        break
-                    offset += sent
-            except OSError:
-                src.seek(0)
-                dst.seek(0)
-                dst.truncate()
-                shutil.copyfileobj(src, dst, 1 << 20)
-            if target.suffix == ".wav":
-                dst.flush()
-                if complete_wav_header(dst.fileno()):
-                    unfinished = True
-                    log.warning("recording %s was still being written by Asterisk when it was "
-                                "deposited (mailcall stopping, or the call's connection lost): "
-                                "its header was completed from its length, %d bytes; the file "
-                                "is left where it is", source, os.fstat(dst.fileno()).st_size)
-            os.fsync(dst.fileno())
-        os.replace(tmp, target)
-        fsync_dir(target.parent)
-        return unfinished
 
     def _release(self, source: Path) -> None:
         """Remove a recording Asterisk left in ``rec/`` once the spool holds its own copy.
@@ -222,12 +118,12 @@ class Spool:
 
     def write_message(self, sid: str, data: bytes) -> Path:
         path = self.message_path(sid)
-        self._write_atomic(path, data)
+        write_atomic(self.root, path, data)
         return path
 
     def write_wire(self, sid: str, data: bytes) -> Path:
         path = self.wire_path(sid)
-        self._write_atomic(path, data)
+        write_atomic(self.root, path, data)
         return path
 
     def message_path(self, sid: str) -> Path:
@@ -270,7 +166,7 @@ class Spool:
         """Put `record` in `state`, durably, then drop it from any other state."""
         sid = record.id
         record = dataclasses.replace(record, state=state)
-        self._write_atomic(self.path(state, sid), record.to_bytes())
+        write_atomic(self.root, self.path(state, sid), record.to_bytes())
         for other in STATES:
             if other != state:
                 with contextlib.suppress(FileNotFoundError):
@@ -404,7 +300,7 @@ class Spool:
                 suffix = ".wav" if kind == "voice" else ".tif"
                 target = self.root / "data" / f"{sid}{suffix}"
                 try:
-                    if not self._copy_atomic(src, target):
+                    if not copy_atomic(self.root, src, target):
                         copied = src  # finished by Asterisk: removable once the record is in
                     payload = str(target.relative_to(self.root))
                 except FileNotFoundError:
@@ -421,7 +317,7 @@ class Spool:
                         raise
             record = SpoolRecord(id=sid, kind=kind, deposit=message, payload=payload, note=note,
                                  accepted_at=now_utc())
-            self._write_atomic(self.path("incoming", sid), record.to_bytes())
+            write_atomic(self.root, self.path("incoming", sid), record.to_bytes())
         except OSError as exc:
             raise SpoolError(
                 f"cannot write the deposit {sid} into the spool {self.root}: {exc}; "
@@ -431,37 +327,4 @@ class Spool:
             log.warning("deposit %s accepted without its file: %s", sid, note)
         if copied is not None:
             self._release(copied)
-        return sid
-
-
-class SpoolDepositor:
-    """The ``Depositor`` the FastAGI handlers call through ``runtime.deposit``."""
-
-    def __init__(self, spool: Spool) -> None:
-        self.spool = spool
-        self._listeners: list[Callable[[str], None]] = []
-        self._thread: ThreadPoolExecutor | None = None
-
-    def subscribe(self, listener: Callable[[str], None]) -> None:
-        """`listener(spool_id)` is called after each accept (the worker's wake-up)."""
-        self._listeners.append(listener)
-
-    async def exclusive(self, func: Callable[[], T]) -> T:
-        """Run `func` on the accept thread: never at the same time as an accept
-        (``Spool.recover`` empties ``tmp/``, where accepts write)."""
-        if self._thread is None:
-            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-accept")
-        return await asyncio.get_running_loop().run_in_executor(self._thread, func)
-
-    async def accept(self, message: Deposit) -> str:
-        # One thread of our own, not the loop's default pool: 20 simultaneous accepts in
-        # 6 default-pool threads made the FastAGI loop queue for the GIL behind them (their
-        # Python code between fsyncs), which showed as the burst's slowest routing sessions.
-        # Serialised, the 20th caller waits for 19 accepts (a few ms each), fsyncs included.
-        if self._thread is None:
-            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-accept")
-        loop = asyncio.get_running_loop()
-        sid = await loop.run_in_executor(self._thread, self.spool.accept, message)
-        for listener in self._listeners:
-            listener(sid)
         return sid

@@ -35,6 +35,7 @@ from mailcall.core.decisions.plans import DepositPlan
 
 from .builder import BuildJob, build
 from .delivery import Target, deliver
+from .fax_converters import converters_in
 from .headers import message_id
 from .lifetime import die_with_parent, ignore_stop_signals
 from .mail_protocol import Delivered, Failed, dot_stuff
@@ -294,7 +295,8 @@ class SpoolWorker:
                 log.warning(
                     "deposit %s: no encoder offers %r; attaching WAV", sid, plan.audio_format
                 )
-            job = BuildJob(str(self.spool.root), record, plan, origin, encoder)
+            fax = converters_in(self.encoders) if plan.kind == "fax" else None
+            job = BuildJob(str(self.spool.root), record, plan, origin, encoder, fax or None)
             try:
                 await asyncio.get_running_loop().run_in_executor(self._executor, build, job)
             except BrokenProcessPool as exc:

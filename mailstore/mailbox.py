@@ -21,13 +21,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from imapclient import imap_utf7
-from imapclient.response_parser import parse_response
+from mailcall.imap import describe, logout_quietly
 
-from mailcall.imap import describe, logout_quietly, quote
-
+from .audio_part import audio_part, guess_audio_type
 from .errors import MailboxUnavailable, MessageUnreadable
 from .fetch import as_bytes, item, parse_fetch, to_text, transfer_decoded
+from .imap_syntax import folder_arg, no_permission, trash_name, uid_set
 from .readable import MAX_PART_BYTES, Readable, body_text, choose_body, readable
 from .settings import MailstoreSettings
 from .structure import Part, parts
@@ -36,7 +35,6 @@ from .summary import HEADERS, MessageSummary, UnreadMail, VoiceMail, parse_heade
 log = logging.getLogger(__name__)
 
 _UIDS = re.compile(rb"\d+")
-_AUDIO_NAMES = (".wav", ".opus", ".ogg", ".oga", ".mp3", ".gsm", ".flac")
 DEPOSIT_TEXT_BYTES = 2048
 """Octets of a deposit's text part read for the caller line (it is a few hundred)."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -50,11 +48,6 @@ class _Listed:
     entry: dict[bytes, Any]
     headers: Any
     summary: MessageSummary
-
-
-def _folder_arg(name: str) -> str:
-    """A folder name as IMAP wants it: modified UTF-7 (RFC 3501 §5.1.3), quoted."""
-    return quote(imap_utf7.encode(name).decode("ascii"))
 
 
 class Mailbox:
@@ -102,7 +95,7 @@ class Mailbox:
         if self._selected == folder:
             return self._uidvalidity
         try:
-            typ, data = self.conn.select(_folder_arg(folder))
+            typ, data = self.conn.select(folder_arg(folder))
         except imaplib.IMAP4.readonly:
             raise MailboxUnavailable("folder", self._where(
                 f"folder {folder!r} is read-only for the master user "
@@ -278,7 +271,7 @@ class Mailbox:
         return as_bytes(item(entry, f"BODY[{part.number}]".encode()))
 
     def audio(self, message: MessageSummary) -> tuple[str, bytes]:
-        part = _audio_part(self._structure(message))
+        part = audio_part(self._structure(message))
         if part is None:
             raise MessageUnreadable(f"message {message.uid} of {message.folder!r} has no "
                                     f"audio part")
@@ -290,7 +283,7 @@ class Mailbox:
             raise MessageUnreadable(f"the audio of message {message.uid} is empty")
         mime = part.mime_type
         if mime == "application/octet-stream":
-            mime = _guess_audio_type(part.filename)
+            mime = guess_audio_type(part.filename)
         return mime, data
 
     def readable(self, message: MessageSummary, language: str | None = None) -> Readable:
@@ -322,14 +315,14 @@ class Mailbox:
                      else self.conn.list('""', '"*"'))
         if typ == "OK":
             for line in data:
-                name = _trash_name(line)
+                name = trash_name(line)
                 if name:
                     self._trash = name
                     return name
         name = self.settings.trash_folder
-        typ, data = self.conn.list('""', _folder_arg(name))
+        typ, data = self.conn.list('""', folder_arg(name))
         if typ != "OK" or not any(line for line in data):
-            typ, data = self.conn.create(_folder_arg(name))
+            typ, data = self.conn.create(folder_arg(name))
             if typ != "OK" and b"ALREADYEXISTS" not in b" ".join(
                     d for d in data if isinstance(d, bytes)).upper():
                 raise MailboxUnavailable("folder", self._where(
@@ -346,15 +339,15 @@ class Mailbox:
         self._exists(message)  # selects the folder, checks UIDVALIDITY and the message
         uid = str(message.uid)
         if "MOVE" in self.capabilities:
-            typ, data = self.conn.uid("MOVE", uid, _folder_arg(trash))
+            typ, data = self.conn.uid("MOVE", uid, folder_arg(trash))
             if typ == "OK":
                 self._forget(message)
                 return
-            if not _no_permission(data):
+            if not no_permission(data):
                 self._check(typ, data, f"MOVE to {trash!r}")
             # MOVE expunges from the source: refused when the ACL gives the master user no
             # expunge right ("e"), which is the least-privilege setup (docs/mailstore.md).
-        typ, data = self.conn.uid("COPY", uid, _folder_arg(trash))
+        typ, data = self.conn.uid("COPY", uid, folder_arg(trash))
         self._check(typ, data, f"COPY to {trash!r}")
         # Safe in Trash now; flagged here, left for the user's client to expunge.
         typ, data = self.conn.uid("STORE", uid, "+FLAGS.SILENT", r"(\Deleted)")
@@ -377,59 +370,9 @@ class Mailbox:
                 pass
 
 
-def _no_permission(data: list) -> bool:
-    return b"[NOPERM]" in b" ".join(d for d in data if isinstance(d, bytes)).upper()
-
-
-def _audio_part(structure: list[Part]) -> Part | None:
-    for part in structure:
-        if part.maintype == "audio":
-            return part
-    for part in structure:
-        if part.mime_type == "application/octet-stream" and \
-                part.filename.lower().endswith(_AUDIO_NAMES):
-            return part
-    return None
-
-
-def _guess_audio_type(filename: str) -> str:
-    name = filename.lower()
-    for suffix, mime in ((".wav", "audio/wav"), (".mp3", "audio/mpeg"), (".flac", "audio/flac"),
-                         (".gsm", "audio/gsm")):
-        if name.endswith(suffix):
-            return mime
-    return "audio/ogg"
-
-
 def _seconds(value: object) -> float | None:
     try:
         seconds = float(str(value).strip())
     except (TypeError, ValueError):
         return None
     return seconds if 0 < seconds < 86400 else None
-
-
-def _trash_name(line: object) -> str | None:
-    try:
-        flags, _delimiter, name = parse_response([line])
-    except Exception:  # an answer we cannot read is not the Trash
-        return None
-    if not any(isinstance(f, bytes) and f.lower() == b"\\trash" for f in flags or ()):
-        return None
-    raw = name if isinstance(name, bytes) else str(name).encode()
-    return imap_utf7.decode(raw)
-
-
-def uid_set(uids: list[int]) -> str:
-    """Compact ranges (1:40,45): thousands of messages stay one short command."""
-    ordered = sorted(set(uids))
-    out: list[str] = []
-    start = prev = ordered[0]
-    for uid in ordered[1:]:
-        if uid == prev + 1:
-            prev = uid
-            continue
-        out.append(f"{start}:{prev}" if prev != start else str(start))
-        start = prev = uid
-    out.append(f"{start}:{prev}" if prev != start else str(start))
-    return ",".join(out)

@@ -26,13 +26,14 @@ from .fetch import header_words
 
 Kind = Literal["voice", "fax", "mail"]
 
-HEADERS = ("From", "Date", "Subject", "In-Reply-To", "References", "Content-Language",
+HEADERS = ("From", "Reply-To", "Date", "Subject", "In-Reply-To", "References", "Content-Language",
            "Content-Type", "Content-Transfer-Encoding", *FETCHED)
 """The header lines fetched per listed message."""
 
 _PARSER = BytesHeaderParser()
 _MSGID = re.compile(r"<[^<>\s]{1,250}>")
 _TEL = re.compile(r"<tel:([^;>\s]{1,64})[^>]{0,200}>")
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?=$|[-_])")
 
 
@@ -64,6 +65,10 @@ class MessageSummary:
     duration: float | None
     """Voice: seconds of audio (Content-Duration of the audio part); None otherwise."""
     size: int
+    reply_to: str = ""
+    """The one plain address of Reply-To, where a reply goes; "" when absent or not exactly
+    one usable address (several, a group, a line break, no "@"): the reply then goes to
+    `sender_address`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +120,32 @@ def _sender(headers: Message) -> tuple[str, str]:
     if "@" not in address or " " in address:
         address = ""
     return display_text(_decoded(name), 120), address
+
+
+def _reply_to(headers: Message) -> str:
+    """Reply-To's address when the header is there once and names exactly one plain
+    address; "" otherwise. Parsed with the email package (quoting, comments, groups),
+    then checked like the From address: nothing the sender chose that a header, a log
+    line or the SMTP envelope could not carry as is."""
+    values = headers.get_all("Reply-To") or []
+    if len(values) != 1:
+        return ""
+    raw = _FOLD.sub(" ", str(values[0]))  # a folded header is one line; a bare break is not
+    if any(c in raw for c in "\r\n\0"):
+        return ""
+    try:
+        found = email.utils.getaddresses([raw])
+    except Exception:
+        return ""
+    if len(found) != 1:
+        return ""
+    address = found[0][1]
+    if (not address or display_text(address, 254) != address or "@" not in address
+            or not (address.isascii() and address.isprintable())
+            or any(c in address for c in " <>,;\"\\")
+            or address.startswith("@") or address.endswith("@")):
+        return ""
+    return address
 
 
 def _date(headers: Message, received: datetime) -> datetime:
@@ -191,4 +222,5 @@ def summarise(*, uid: int, folder: str, uidvalidity: int, flags: tuple, received
         language=language_tag(headers.get("Content-Language")),
         caller_number=number if kind != "mail" else None,
         caller_name=caller if kind != "mail" else None,
-        duration=duration if kind == "voice" else None, size=size)
+        duration=duration if kind == "voice" else None, size=size,
+        reply_to=_reply_to(headers) if kind == "mail" else "")

@@ -36,7 +36,7 @@ from . import control
 from .config import MwiConfigError, MwiSettings, config_path, load
 from .counts import CountError, Counts
 from .imap import ImapCounter
-from .service import Watched, watched_users
+from .watched import Watched, watched_users
 
 
 class CommandError(Exception):

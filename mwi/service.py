@@ -24,18 +24,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 from mailcall.ami.client import AmiClient
-from mailcall.ami.protocol import Event
+from mailcall.ami.messages import Event
 from mailcall.core.errors import ServiceStartError
 from mailcall.deposit.seal import DepositKeyError, deposit_key, existing_deposit_key
 
 from . import control
 from .config import MwiSettings
+from .count_reports import CountReports
 from .counts import CountError, Counts
 from .imap import ImapCounter
 from .ledger import Ledger
@@ -43,6 +42,7 @@ from .publisher import Publisher
 from .refresher import Refresher, Result
 from .running import LampHooks
 from .triggers import TriggerListener
+from .watched import Watched, all_watched, mailbox_collisions
 
 log = logging.getLogger("mailcall.mwi")
 
@@ -52,47 +52,6 @@ OVERFLOW_QUIET = 2.0
 """Seconds without a trigger refused for overload before everyone is recounted."""
 OVERFLOW_LATEST = 10.0
 """...and at most this long after the first refusal of a burst."""
-
-
-@dataclass(frozen=True, slots=True)
-class Watched:
-    user: str
-    login: str
-    mailbox: str
-    recipient: str
-    """The address deposits are sealed for (DepositPlan.recipient: the user's email)."""
-
-
-def watched_users(policy: Any, settings: MwiSettings) -> dict[str, Watched]:
-    """user id -> who to count and which Asterisk mailbox shows it.
-
-    Users whose mailbox ids collide (``[lamp] mailbox = "{extension}"`` and two users
-    sharing an extension) are left out: one lamp cannot show two mailboxes' counts;
-    :func:`mailbox_collisions` says who they are."""
-    out = _all_watched(policy, settings)
-    clashing = {u for users in mailbox_collisions(out).values() for u in users}
-    return {uid: w for uid, w in out.items() if uid not in clashing}
-
-
-def mailbox_collisions(watched: dict[str, Watched]) -> dict[str, list[str]]:
-    """Asterisk mailbox id -> the users it would show, for ids shared by several."""
-    by_box: dict[str, list[str]] = {}
-    for w in watched.values():
-        by_box.setdefault(w.mailbox, []).append(w.user)
-    return {box: sorted(users) for box, users in by_box.items() if len(users) > 1}
-
-
-def _all_watched(policy: Any, settings: MwiSettings) -> dict[str, Watched]:
-    lamp = settings.lamp
-    out: dict[str, Watched] = {}
-    for user in policy.users.values():
-        if not user.features.voicemail.enabled:
-            continue
-        extension = user.extensions[0] if user.extensions else user.id
-        mailbox = lamp.mailbox.replace("{id}", user.id).replace("{extension}", extension)
-        login = user.email if lamp.login == "email" else user.id
-        out[user.id] = Watched(user.id, login, mailbox, user.email)
-    return out
 
 
 class MwiService:
@@ -116,8 +75,7 @@ class MwiService:
                          if settings.lamp.trigger_socket else None)
         self._overflow: asyncio.TimerHandle | None = None
         self.control: control.ControlListener | None = None
-        self._last_error: dict[str, str] = {}
-        """user -> why their last count failed (cleared by a count that works)."""
+        self.reports = CountReports(self.counter.where, settings.imap.folder)
         self._watched: dict[str, Watched] = {}
         self._by_login: dict[str, list[str]] = {}
         """Dovecot login -> users (two users may share one mailbox address)."""
@@ -128,11 +86,6 @@ class MwiService:
         self._clashing_logins: set[str] = set()
         self._logins = 0
         self._overflow_first = 0.0
-        self._imap_down: str | None = None
-        self._no_folder: set[str] = set()
-        self._no_folder_told: frozenset[str] = frozenset()
-        self._refused: set[str] = set()
-        """Users whose master login was refused since the last summary (one line per problem)."""
         self._key_lock = threading.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reconciling: asyncio.Task[None] | None = None
@@ -164,7 +117,7 @@ class MwiService:
         if w is None:
             return None
         await self.refresher.settled(user)
-        if self._imap_down is not None or user in self._last_error:
+        if self.reports.imap_down is not None or user in self.reports.last_error:
             return None
         return self.ledger.known(w.mailbox)
 
@@ -182,10 +135,10 @@ class MwiService:
                 "user": uid, "watched": True, "mailbox": w.mailbox, "login": w.login,
                 "known": known.to_dict() if known else None,
                 "published": published.to_dict() if published else None,
-                "error": self._last_error.get(uid)})
+                "error": self.reports.last_error.get(uid)})
         return {"users": rows, "service": {
             "ami_connected": self.ami.connected, "ami": self.ami.where,
-            "imap_down": self._imap_down, "reconciles": self.reconciles,
+            "imap_down": self.reports.imap_down, "reconciles": self.reconciles,
             "last_reconcile_seconds": self.last_reconcile_seconds, "due": self.ledger.due}}
 
     async def sync(self, publish_timeout: float = 60.0) -> dict[str, Any]:
@@ -205,7 +158,8 @@ class MwiService:
         elif not sent:
             problem = f"Asterisk had not taken every lamp after {publish_timeout:g} s"
         return {"mailboxes": len(watched), "published": published,
-                "unreadable": {u: self._last_error[u] for u in watched if u in self._last_error},
+                "unreadable": {u: self.reports.last_error[u] for u in watched
+                               if u in self.reports.last_error},
                 "asterisk_error": problem}
 
     async def _on_control(self, request: control.Request) -> dict[str, Any]:
@@ -339,7 +293,7 @@ class MwiService:
         """Who is watched, from the current policy; `recount_changed`: recount users who
         are new or shown under another mailbox id now (a reconcile counts everyone anyway)."""
         policy = self.runtime.policy
-        everyone = _all_watched(policy, self.settings)
+        everyone = all_watched(policy, self.settings)
         collisions = mailbox_collisions(everyone)
         if collisions != self._collisions_told:
             for box, users in sorted(collisions.items()):
@@ -357,7 +311,7 @@ class MwiService:
                 # Gone from the policy, or shown under another id now: the old lamp is
                 # switched off in Asterisk, not left lit for nobody.
                 self.ledger.retire(old.mailbox)
-                self._last_error.pop(uid, None)
+                self.reports.last_error.pop(uid, None)
         for w in watched.values():
             self.ledger.unretire(w.mailbox)
             before = self._watched.get(w.user)
@@ -387,39 +341,15 @@ class MwiService:
         if w is None:
             return
         if isinstance(result, Counts):
-            self._no_folder.discard(user)
-            self._last_error.pop(user, None)
-            if self._imap_down is not None:
-                log.info("mwi: counts work again (IMAP server %s); lamps follow the "
-                         "mailboxes", self.counter.where)
-                self._imap_down = None
+            self.reports.counted(user)
             if self.ledger.observe(w.mailbox, result):
                 self.publisher.wake()
             return
         # Never publish a guess: the last known lamp stays as it is.
-        # Interned: most failures read alike ("no folder yet"), and 100,000 users without
-        # a folder must not hold 100,000 copies of the same sentence.
-        self._last_error[user] = sys.intern(str(result))
-        if result.kind in ("unreachable", "key", "server"):
-            if self._imap_down is None:  # one line per outage, whatever the errno of each try
-                self._imap_down = result.kind
-                log.warning("mwi: %s; lamps keep their last known state until it answers",
-                            result)
+        if self.reports.outage(user, result):
             return
         first = self.ledger.failed(w.mailbox, result.kind)
-        if result.kind == "folder":
-            # Users who never got a voicemail have no folder yet: one summary per reconcile.
-            self._no_folder.add(user)
-            log.debug("mwi: %s: %s", user, result)
-        elif result.kind == "auth":
-            # A wrong master password refuses everyone: one line, then a count at the end
-            # of the reconcile, not one line per user.
-            if not self._refused:
-                log.warning("mwi: %s: %s; lamps keep their last known state", user, result)
-            self._refused.add(user)
-        elif first:
-            log.warning("mwi: %s: %s; %s's lamp keeps its last known state", user, result,
-                        user)
+        self.reports.mailbox_failed(user, result, first)
 
     def _trigger_overflow(self) -> None:
         """A trigger was refused (too many at once): whose lamp changed is unknown, so
@@ -477,21 +407,7 @@ class MwiService:
         self.last_reconcile_seconds = loop.time() - t0
         log.info("mwi: reconciled %d mailboxes in %.1f s", len(self._watched),
                  self.last_reconcile_seconds)
-        missing = frozenset(self._no_folder & set(self._watched))
-        if missing and missing != self._no_folder_told:
-            names = ", ".join(sorted(missing)[:5]) + (", ..." if len(missing) > 5 else "")
-            log.warning("mwi: %d users have no folder %r yet (%s): their lamps stay as they "
-                        "are until a voice deposit creates it; if every user is listed, check "
-                        "[mail] voice_folder of the policy", len(missing),
-                        self.settings.imap.folder, names)
-        self._no_folder_told = missing
-        if len(self._refused) > 1:
-            names = ", ".join(sorted(self._refused)[:5]) + (
-                ", ..." if len(self._refused) > 5 else "")
-            log.warning("mwi: the IMAP server refused the master login for %d users (%s): "
-                        "check the master passdb and the password file (docs/mwi.md)",
-                        len(self._refused), names)
-        self._refused = set()
+        self.reports.summarise(self._watched)
 
     async def _periodic(self) -> None:
         # The safety net covers Asterisk's side too: a lamp lost there (a module reload,

@@ -5,7 +5,7 @@ action of a plan) and "their gateway took the SMS":
 
 - ``notice``: :class:`MailNotice`, what the Sieve bridge and the deposit worker submit;
 - ``dispatcher``: :class:`Dispatcher`, the ``runtime.notifier`` service (loops,
-  de-duplication, rate limit, retries);
+  de-duplication, rate limit, retries); ``sending``: what one attempt ends in;
 - ``store``: the durable queue, one SQLite file beside the spool;
 - ``retry``: the backoff schedule; ``channel``: the channel contract and its errors;
 - ``channels`` / ``relay``: the built-in channels and the SMTP route to the outside;

@@ -25,7 +25,20 @@ from mailcall.core.contracts import VoiceCounts
 
 from . import actions, counts, options, words
 from .errors import KeyPressed, NoMailbox, NotPlayable
-from .machine import MAIL, VOICE, Act, End, Greeting, Key, Menu, Present, Say, Timeout
+from .machine import (
+    MAIL,
+    VOICE,
+    Act,
+    ActFailed,
+    End,
+    Greeting,
+    Key,
+    Menu,
+    Present,
+    Say,
+    Setting,
+    Timeout,
+)
 from .mailbox import CallMailbox
 from .presenting import Presenter
 from .saying import Saying
@@ -66,10 +79,11 @@ class MenuCall:
 
     async def run(self) -> None:
         self.lamp = counts.ask_lamp(self.runtime, self.user.id)
-        await self.mailbox.open()
-        voice, mail = await self.mailbox.load()
+        voice, mail, typed = await self.lists()
         self.menu = menu = Menu(voice=voice, mail=mail)
         effects = menu.start()
+        if typed is not None:  # typed while the login was slow: it acts, as in the menu
+            effects = menu.feed(Key(typed))
         while True:
             event = await self.carry_out(effects)  # the goodbye too, once the menu is done
             if menu.done:
@@ -77,14 +91,29 @@ class MenuCall:
             if event is None:
                 event = await self.wait_key()
             effects = menu.feed(event)
+            typed = self.mailbox.take_key()
+            if typed is not None:  # it cut the apology of a failed change: it acts now
+                effects = menu.feed(Key(typed))
+
+    async def lists(self) -> tuple[list[Any], list[Any], str | None]:
+        """Both folders' lists once the caller is in, and a key typed meanwhile (one that
+        cut "one moment please" or the apology): it is fed to the menu, never lost, and
+        it never ends the call (a KeyPressed here would reach no menu)."""
+        await self.mailbox.open()
+        voice, mail = await self.mailbox.load()
+        return voice, mail, self.mailbox.take_key()
 
     async def carry_out(self, effects: Sequence[Any]) -> Any:
-        """Do `effects` in order; the event a key or a message's end makes, else None."""
+        """Do `effects` in order; the event a key, a message's end or a failed change
+        makes, else None. A key that cut "one moment please" counts as a key."""
         for effect in effects:
             try:
                 event = await self.effect(effect)
             except KeyPressed as pressed:
+                self.mailbox.take_key()
                 return Key(pressed.digit)
+            if event is None and (typed := self.mailbox.take_key()) is not None:
+                event = Key(typed)
             if event is not None:
                 return event
         return None
@@ -103,10 +132,14 @@ class MenuCall:
         if isinstance(effect, Present):
             return await self.presenter.present(effect)
         if isinstance(effect, Act):
-            await self.act(effect)
-            return None
+            if await self.act(effect):
+                return None
+            return ActFailed(effect.what, effect.folder, effect.ref)  # the rest is dropped
         if isinstance(effect, Greeting):
             await options.record_greeting(self, effect.kind)
+            return None
+        if isinstance(effect, Setting):
+            await options.change_setting(self, effect.what)
             return None
         if isinstance(effect, End):
             return None
@@ -127,10 +160,11 @@ class MenuCall:
         else:
             await self.saying.phrase(phrase)
 
-    async def act(self, effect: Act) -> None:
+    async def act(self, effect: Act) -> bool:
+        """Do `effect`; False only when a change of the mailbox failed (apology said)."""
         if effect.what in ("seen", "save", "trash"):
-            await self.mailbox.change(effect.what, effect.folder, effect.ref)
-        elif effect.what == "envelope":
+            return await self.mailbox.change(effect.what, effect.folder, effect.ref)
+        if effect.what == "envelope":
             await self.saying.text(self.presenter.envelope(effect.folder, effect.ref))
         elif effect.what == "reply":
             await actions.reply(self, effect.folder, effect.ref)
@@ -138,6 +172,7 @@ class MenuCall:
             await actions.call_back(self, effect.folder, effect.ref)
         elif effect.what == "forward":
             await actions.forward(self, effect.folder, effect.ref)
+        return True
 
     async def close(self) -> None:
         self.presenter.cancel()

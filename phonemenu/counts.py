@@ -102,7 +102,7 @@ async def say_counts(call: MenuCall, folder: str, *, cut: bool = True,
         await say_voice_numbers(call, counts.new, counts.old, cut=cut)
         return
     items = call.menu.voice if call.menu is not None else []
-    new = sum(1 for m in items if not getattr(m, "seen", False))
+    new = sum(1 for m in items if not m.seen)  # mailstore.MessageSummary
     old = len(items) - new
     if call.listing_complete(VOICE):
         await say_voice_numbers(call, new, old, cut=cut)

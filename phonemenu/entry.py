@@ -7,16 +7,18 @@ which :func:`~mailcall.core.policy.numbers.find_mailbox` turns into the
 mailbox that takes its messages), then the PIN. The caller ID is never proof
 of anything: it only saves typing the mailbox number, the PIN is always asked.
 
-PINs are the policy's scrypt hashes, checked off the event loop, and wrong
-ones count in the same cross-call :class:`~mailcall.agi.pin_guard.PinGuard`
-the greeting menu uses (one per server process), per account: the user
-claimed, or the calling number when the caller claims nobody, so an unknown
-mailbox costs the same scrypt and tells nothing about who exists.
+PINs are the policy's scrypt hashes, checked on the process's PIN threads
+(:func:`~mailcall.core.policy.pins.check_user_pin_off_loop`: off the event
+loop and out of the default executor, so a burst of logins does not hold up
+the calls already in a menu), and wrong ones count in the same cross-call
+:class:`~mailcall.agi.pin_guard.PinGuard` the greeting menu uses (one per
+server process), per account: the user claimed, or the calling number when
+the caller claims nobody, so an unknown mailbox costs the same scrypt and
+tells nothing about who exists.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -25,7 +27,7 @@ from mailcall.agi.pin_guard import PinGuard
 from mailcall.agi.safety import caller_text, dialled
 from mailcall.agi.session import AgiSession
 from mailcall.core.policy.numbers import find_mailbox, find_owner, language_of
-from mailcall.core.policy.pins import verify_pin
+from mailcall.core.policy.pins import check_user_pin_off_loop
 from mailcall.userstore.overlay import decision_policy
 
 log = logging.getLogger("mailcall.phonemenu")
@@ -45,14 +47,6 @@ def bound_user(policy: Any, env: Any) -> str | None:
     return owner if owner is not None and owner in policy.users else None
 
 
-def _check(guard: PinGuard, user: Any, pin: str) -> bool:
-    """Off the event loop: scrypt is slow on purpose, the decoy for an unknown mailbox too."""
-    if user is None or not pin:
-        verify_pin(guard.decoy_hash(), pin or "0000")
-        return False
-    return verify_pin(user.pin_hash, pin)
-
-
 async def login(session: AgiSession, runtime: Any, guard: PinGuard) -> tuple[str | None, str]:
     """(user id, outcome): the user once their PIN is right, else None and why.
 
@@ -65,7 +59,6 @@ async def login(session: AgiSession, runtime: Any, guard: PinGuard) -> tuple[str
     policy = decision_policy(runtime)
     bound = bound_user(policy, env)
     caller = dialled(env.callerid) or "(no caller ID)"
-    loop = asyncio.get_running_loop()
     for _attempt in range(MAX_TRIES):
         user_id = bound
         if user_id is None:
@@ -78,10 +71,9 @@ async def login(session: AgiSession, runtime: Any, guard: PinGuard) -> tuple[str
                         "other calls", account, caller_text(env.callerid),
                         guard.locked_for(account) / 60)
             return None, "AUTH_LOCKED"
-        user = policy.users.get(user_id) if user_id else None
         try:
             pin = (await session.get_data(prompts.ENTER_PIN, DIGIT_WAIT_MS, 12)).digits
-            ok = await loop.run_in_executor(None, _check, guard, user, pin.rstrip("#"))
+            ok = await check_user_pin_off_loop(policy, user_id, pin.rstrip("#"))
         except BaseException:
             guard.abandoned(account)
             raise

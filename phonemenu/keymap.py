@@ -28,7 +28,7 @@ class State(StrEnum):
     ADVANCED = "advanced"
     """3 pressed on a message: 1 reply, 2 call back, 3 envelope."""
     OPTIONS = "options"
-    """0 pressed: record the greetings; PIN and absence come with the user store."""
+    """0 pressed: record the greetings, change the PIN, set or end an absence."""
     DONE = "done"
     """Goodbye said; the call ends."""
 
@@ -65,8 +65,10 @@ class Op(StrEnum):
     GREETING_UNAVAILABLE = "greeting_unavailable"
     GREETING_BUSY = "greeting_busy"
     GREETING_ABSENCE = "greeting_absence"
-    NOT_YET = "not_yet"
-    """PIN change and absence by phone: they need the user store of issue #14."""
+    CHANGE_PIN = "change_pin"
+    """The PIN dialog (:mod:`.pin_by_phone`): new PIN twice, saved in the user store."""
+    ABSENCE = "absence"
+    """The absence dialog (:mod:`.absence_by_phone`): last day, backup, or end the one set."""
     HELP = "help"
     INVALID = "invalid"
     GOODBYE = "goodbye"
@@ -133,8 +135,8 @@ TABLE: MappingProxyType[tuple[State, str], tuple[Op, State | None]] = MappingPro
         "1": (Op.GREETING_UNAVAILABLE, State.MAIN),
         "2": (Op.GREETING_BUSY, State.MAIN),
         "3": (Op.GREETING_ABSENCE, State.MAIN),
-        "4": (Op.NOT_YET, SAME),
-        "5": (Op.NOT_YET, SAME),
+        "4": (Op.CHANGE_PIN, SAME),
+        "5": (Op.ABSENCE, SAME),
         "6": (Op.INVALID, SAME),
         "7": (Op.INVALID, SAME),
         "8": (Op.INVALID, SAME),

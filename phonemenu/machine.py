@@ -15,7 +15,9 @@ flag set for a message not heard" (issue #12).
 
 Messages are opaque references (whatever the mail store hands out) kept in
 the order the store gave them: voicemail new first then saved, unread mail
-newest first. A message moved to Trash leaves this call's list at once.
+newest first. A message moved to Trash leaves this call's list at once; if
+the move (or a mark) then fails, the loop feeds :class:`ActFailed` and the
+transition is undone, so nothing is confirmed that did not happen.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from .keymap import TIMEOUT, Op, State, lookup
 VOICE = "voice"
 MAIL = "mail"
 FOLDERS = (VOICE, MAIL)
+CHANGES = ("seen", "save", "trash")
+"""The acts that change the mailbox; their failure comes back as :class:`ActFailed`."""
 MAX_TIMEOUTS = 3
 """Menus said again this many times with nothing typed, then goodbye."""
 MAX_INVALID = 10
@@ -64,11 +68,23 @@ class Unplayable:
 
 
 @dataclass(frozen=True, slots=True)
+class ActFailed:
+    """A ``seen``, ``save`` or ``trash`` of the last transition failed (the apology was
+    said): the rest of its effects were dropped, and the transition is undone — the
+    message stays in this call's list, where the cursor was, and is not counted as
+    marked — so nothing is confirmed that did not happen."""
+
+    what: str
+    folder: str
+    ref: Any
+
+
+@dataclass(frozen=True, slots=True)
 class Hangup:
     """The caller is gone: nothing more is done, nothing more is marked."""
 
 
-Event = Key | Timeout | AudioStarted | PlaybackEnded | Unplayable | Hangup
+Event = Key | Timeout | AudioStarted | PlaybackEnded | Unplayable | ActFailed | Hangup
 
 
 # ------------------------------------------------------------------ effects
@@ -116,16 +132,25 @@ class Greeting:
 
 
 @dataclass(frozen=True, slots=True)
+class Setting:
+    """A dialog on one of the user's own settings, written to the user store: ``pin``
+    (:mod:`.pin_by_phone`) or ``absence`` (:mod:`.absence_by_phone`). The dialog has
+    its own table; the menu is back in the options once it is over."""
+
+    what: str
+
+
+@dataclass(frozen=True, slots=True)
 class End:
     """Say nothing more: the call ends (goodbye was said just before)."""
 
 
-Effect = Say | Present | Act | Greeting | End
+Effect = Say | Present | Act | Greeting | Setting | End
 
 PHRASES = (
     "counts", "main_menu", "message_menu", "advanced_menu", "options_menu", "help_main",
-    "help_message", "no_more", "empty_folder", "deleted", "saved", "invalid", "not_yet",
-    "goodbye", "folder_voice", "folder_mail",
+    "help_message", "no_more", "empty_folder", "deleted", "saved", "invalid", "goodbye",
+    "folder_voice", "folder_mail",
 )
 """Every phrase a Say can name; agi/prompts.py's MENU_PHRASES maps each to what is played."""
 
@@ -149,6 +174,10 @@ class Menu:
     """id() of refs marked seen in this call: a message is marked once."""
     timeouts: int = 0
     invalid: int = 0
+    _before: tuple[list[tuple[str, str, int]], tuple[Any, ...]] | None = field(
+        default=None, repr=False)
+    """The changes the last transition asked for, and the cursor and lists before it,
+    so an :class:`ActFailed` of one of them puts them back."""
 
     # --------------------------------------------------------------- queries
 
@@ -183,6 +212,17 @@ class Menu:
             if self.state is State.PLAYING:
                 self.audio_started = True
             return []
+        if isinstance(event, ActFailed):
+            return self._undo(event)
+        before = (self.state, self.folder, self.index, self.audio_started, list(self.voice),
+                  list(self.mail), set(self.heard))
+        out = self._feed(event)
+        changes = [(e.what, e.folder, id(e.ref)) for e in out
+                   if isinstance(e, Act) and e.what in CHANGES]
+        self._before = (changes, before) if changes else None
+        return out
+
+    def _feed(self, event: Event) -> list[Effect]:
         if isinstance(event, PlaybackEnded):
             if self.state is not State.PLAYING:
                 return []
@@ -239,8 +279,10 @@ class Menu:
         if op is Op.HELP:
             return [Say("help_main" if before is State.MAIN else "help_message"),
                     Say(_MENU_OF[self.state])]
-        if op is Op.NOT_YET:
-            return [Say("not_yet"), Say("options_menu")]
+        if op is Op.CHANGE_PIN:
+            return [Setting("pin"), Say("options_menu")]
+        if op is Op.ABSENCE:
+            return [Setting("absence"), Say("options_menu")]
         if op in (Op.GREETING_UNAVAILABLE, Op.GREETING_BUSY, Op.GREETING_ABSENCE):
             kind = op.value.removeprefix("greeting_")
             return [Greeting(kind), Say("main_menu")]
@@ -310,6 +352,22 @@ class Menu:
             return []
         self.heard.add(key)
         return [Act("save" if force else "seen", self.folder, ref)]
+
+    def _undo(self, failed: ActFailed) -> list[Effect]:
+        """The change failed: back to before the transition that asked for it, on the
+        message menu (a key typed during the apology comes next)."""
+        asked = self._before[0] if self._before is not None else ()
+        if (failed.what, failed.folder, id(failed.ref)) not in asked:  # not the last one's
+            return [Say("message_menu")] if self.state is not State.MAIN else [Say("main_menu")]
+        assert self._before is not None
+        state, self.folder, self.index, self.audio_started, voice, mail, heard = \
+            self._before[1]
+        self._before = None
+        self.voice[:] = voice  # the same list objects: the call's presenter holds them
+        self.mail[:] = mail
+        self.heard = heard
+        self.state = State.MAIN if state is State.MAIN else State.MESSAGE
+        return [Say(_MENU_OF[self.state])]
 
     def _goodbye(self) -> list[Effect]:
         self.state = State.DONE

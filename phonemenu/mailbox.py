@@ -19,6 +19,8 @@ from .errors import KeyPressed
 from .machine import VOICE
 
 if TYPE_CHECKING:
+    from mailcall.mailstore.summary import MessageSummary
+
     from .call import MenuCall
 
 log = logging.getLogger("mailcall.phonemenu")
@@ -40,6 +42,8 @@ class CallMailbox:
         self.voice_complete = True
         self.voice_new_complete = True
         """Whether the voicemail listing's counts are exact (mailstore VoiceMail)."""
+        self.pressed: str | None = None
+        """A key that cut "one moment please" (:meth:`slow`), not yet fed to the menu."""
 
     async def open(self, *, speak: bool = True) -> bool:
         """The call's IMAP session, opened again after a failure; False when it cannot be
@@ -57,7 +61,7 @@ class CallMailbox:
             log.error("phone menu for %s: no mail store configured (docs/phone-menu.md, "
                       "phone-menu.toml); the caller hears an apology", call.who)
             if speak:
-                await call.saying.phrase("unavailable")
+                await self.apologise()
             return False
         task = asyncio.ensure_future(self._stack.enter_async_context(
             store.session(call.user.email, address=call.user.email)))
@@ -66,9 +70,18 @@ class CallMailbox:
         except call.unavailable as exc:
             log.warning("phone menu for %s: mailbox unreachable: %s", call.who, exc)
             if speak:
-                await call.saying.phrase("unavailable")
+                await self.apologise()
             return False
         return True
+
+    async def apologise(self) -> None:
+        """Say the mailbox is out of reach. A key that cuts it is kept (:meth:`take_key`):
+        the operation that failed has returned its failure, and the key acts after it
+        (a KeyPressed here would lose which operation failed)."""
+        try:
+            await self.call.saying.phrase("unavailable")
+        except KeyPressed as exc:
+            self.pressed = exc.digit
 
     def failed(self, exc: BaseException) -> None:
         log.warning("phone menu for %s: mailbox operation failed: %s", self.call.who, exc)
@@ -83,10 +96,10 @@ class CallMailbox:
             mail = await self.slow(asyncio.ensure_future(self.box.unread_mail()))
         except self.call.unavailable as exc:
             self.failed(exc)
-            await self.call.saying.phrase("unavailable")
+            await self.apologise()
             return [], []
         self.mail_listed = len(mail.messages)
-        self.mail_count = int(getattr(mail, "count", self.mail_listed))
+        self.mail_count = int(mail.count)  # mailstore.UnreadMail
         return list(voice), list(mail.messages)
 
     async def _voice(self) -> list[Any]:
@@ -98,29 +111,33 @@ class CallMailbox:
     async def slow(self, task: asyncio.Future[Any]) -> Any:
         """`task`'s result; "one moment please" is said if it takes longer than SLOW_S.
 
-        A key pressed during that prompt is not lost: it is the caller's next input
-        once the result is in (KeyPressed after the task finished).
+        A key that cuts that prompt is not lost, and neither is the result: the key is
+        kept (:meth:`take_key`) and becomes the caller's next input once the operation
+        is over, so a key typed while the login is slow acts in the menu instead of
+        ending the call. A key followed by a failure is dropped with the failure.
         """
         done, _ = await asyncio.wait({task}, timeout=SLOW_S)
         if not done:
-            pressed: KeyPressed | None = None
+            pressed: str | None = None
             try:
                 await self.call.saying.stream(prompts.ONE_MOMENT)
             except KeyPressed as exc:
-                pressed = exc
+                pressed = exc.digit
             except BaseException:
                 quiet(task)
                 raise
-            try:
-                result = await task
-            finally:
-                if pressed is not None and task.done() and not task.cancelled() \
-                        and task.exception() is None:
-                    raise pressed
+            result = await task
+            if pressed is not None:
+                self.pressed = pressed
             return result
         return task.result()
 
-    async def change(self, what: str, folder: str, message: Any) -> bool:
+    def take_key(self) -> str | None:
+        """The key that cut "one moment please" during the last slow operation, once."""
+        pressed, self.pressed = self.pressed, None
+        return pressed
+
+    async def change(self, what: str, folder: str, message: MessageSummary) -> bool:
         """Mark seen or move to Trash, and tell the lamp; False (apology said) on failure."""
         call = self.call
         if self.box is None and not await self.open():
@@ -133,14 +150,14 @@ class CallMailbox:
             return False
         except call.unavailable as exc:
             self.failed(exc)
-            await call.saying.phrase("unavailable")
+            await self.apologise()
             return False
         if folder == VOICE:
             reason = {"trash": "deleted", "save": "saved"}.get(what, "heard")
             try:
                 call.runtime.pm.hook.mailcall_mailbox_changed(
                     runtime=call.runtime, user=call.user.id,
-                    folder=getattr(message, "folder", ""), reason=reason)
+                    folder=message.folder, reason=reason)
             except Exception:
                 log.exception("a mailcall_mailbox_changed hook failed after %s (%s); the "
                               "change stands", reason, call.user.id)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import words
 from .errors import NoMailbox, NotPlayable
-from .machine import VOICE, AudioStarted, PlaybackEnded, Present, Unplayable
+from .machine import MAIL, VOICE, AudioStarted, Key, PlaybackEnded, Present, Unplayable
 from .mailbox import quiet
 
 if TYPE_CHECKING:
@@ -51,39 +51,58 @@ class Presenter:
         return words.mail_envelope(message, position, total, now, lang)
 
     async def present(self, effect: Present) -> Any:
+        """Envelope, then content. The menu hears AudioStarted only just before the
+        message's own audio or text starts: a key during the envelope, "one moment
+        please" or an apology marks nothing (issue #12: no flag for a message not heard).
+        """
         call = self.call
         message = effect.ref
-        if effect.folder == VOICE:
+        missed = effect.folder == VOICE and missed_call(message)
+        if missed:
+            fetch = None
+        elif effect.folder == VOICE:
             fetch = self.audio_of(message)
         else:
             fetch = asyncio.ensure_future(self._readable(message))
         try:
             await self.say_envelope(effect.folder, message)
         except BaseException:
-            quiet(fetch)
+            if fetch is not None:
+                quiet(fetch)
             raise
         assert call.menu is not None
-        call.menu.feed(AudioStarted())
         self.prepare_next(effect)
+        if fetch is None:  # a missed call: nothing to play, and hearing this is hearing it
+            call.menu.feed(AudioStarted())
+            await call.saying.phrase("missed_call")
+            return PlaybackEnded()
+        if effect.folder == MAIL and call.services.speaker is None:
+            quiet(fetch)
+            await call.saying.phrase("cannot_play")  # no speech engine: stock "sorry"
+            return Unplayable()
         try:
             got = await call.mailbox.slow(fetch)
         except call.unreadable as exc:
             log.info("phone menu for %s: message %s cannot be played: %s", call.who,
-                     getattr(message, "uid", "?"), exc)
+                     message.uid, exc)
             await call.saying.phrase("cannot_play")
             return Unplayable()
         except call.unavailable as exc:
             call.mailbox.failed(exc)
             await call.saying.phrase("unavailable")
             return Unplayable()
+        typed = call.mailbox.take_key()
+        if typed is not None:  # it cut "one moment please": it acts, nothing was heard
+            return Key(typed)
+        call.menu.feed(AudioStarted())
         if effect.folder == VOICE:
             await call.saying.stream(got)
         else:
-            lang = getattr(got, "language", None) or getattr(message, "language", None)
-            notes = words.attachments(getattr(got, "attachments", ()), call.saying.words_lang)
-            if notes:
-                await call.saying.text(notes)
-            await call.saying.text((), language=lang, whole=got.text)
+            # One announcement of the attachments: the readable's, in the caller's
+            # language (asked of the store), at the end of the text.
+            lang = got.language or message.language  # mailstore.Readable, MessageSummary
+            if not await call.saying.text((), language=lang, whole=got.text):
+                return Unplayable()  # nothing, or not all of it, was said: not heard
         return PlaybackEnded()
 
     async def say_envelope(self, folder: str, message: Any) -> None:
@@ -108,7 +127,7 @@ class Presenter:
         if effect.position + 1 >= len(items):
             return
         upcoming = items[effect.position + 1]
-        if effect.folder == VOICE:
+        if effect.folder == VOICE and not missed_call(upcoming):
             self.audio_of(upcoming)  # fetched and decoded while this one plays, too
         text = " ".join(self.envelope(effect.folder, upcoming))
         if text in self._envelopes:
@@ -121,7 +140,8 @@ class Presenter:
         mailbox = self.call.mailbox
         if mailbox.box is None and not await mailbox.open(speak=False):
             raise NoMailbox("no IMAP session for this call")
-        return await mailbox.box.readable(message)
+        # our own words (attachments, deposits announced) in the caller's language
+        return await mailbox.box.readable(message, language=self.call.saying.words_lang)
 
     def audio_of(self, message: Any) -> asyncio.Future[str]:
         """The message's audio decoded to a file Asterisk plays (fetched once per call)."""
@@ -154,6 +174,13 @@ class Presenter:
             quiet(task)
         for ahead in self._envelopes.values():
             ahead.cancel()
+
+
+def missed_call(message: Any) -> bool:
+    """A voice deposit without a recording: a missed call (deposit/voice_message.py writes
+    Content-Duration on every recording it attaches, so a proven deposit without a
+    duration has no audio part)."""
+    return getattr(message, "duration", None) is None
 
 
 class Ahead:

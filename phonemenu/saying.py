@@ -124,12 +124,15 @@ class Saying:
             return names
 
     async def text(self, sentences: Sequence[str], *, language: str | None = None,
-                   whole: str | None = None, cut: bool = True) -> None:
+                   whole: str | None = None, cut: bool = True) -> bool:
         """Speak `sentences` (ours, in the caller's language) or the outside text `whole`
-        (a mail body: its own language, guessed when unknown), sentence by sentence."""
+        (a mail body: its own language, guessed when unknown), sentence by sentence.
+
+        True only when all of it was spoken: False with no speech engine, or when speech
+        failed (then "sorry" was said), so that a mail is not marked heard for nothing."""
         speaker = self.services.speaker
         if speaker is None:
-            return
+            return False
         folder = await self.call.scratch.folder()
         fallback = self.words_lang
         text = whole if whole is not None else " ".join(sentences)
@@ -142,6 +145,8 @@ class Saying:
         except self.call.unavailable as exc:
             log.warning("phone menu: speech failed for %s (%s)", self.call.who, exc)
             await self.stock((prompts.SORRY,))
+            return False
+        return True
 
     async def to_files(self, text: str) -> AsyncIterator[str]:
         """`text` (ours) spoken into this call's folder, not played: the stream name of

@@ -1,4 +1,5 @@
-"""What the menu says that depends on the message: envelopes and mail counts, in fr and en.
+"""What the menu says that depends on the message or the caller: envelopes, mail counts,
+an absence said back, in fr and en.
 
 Short sentences: the speech engine makes one audio chunk per sentence, so the
 first is playing while the next is made, and a key cuts in between.
@@ -11,14 +12,18 @@ otherwise "unknown caller". Everything from outside goes through
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import phonenumbers
 
-from mailcall.core.policy.model import Policy
+from mailcall.core.decisions.absence_text import last_day_away
+from mailcall.core.policy.model import Absence, Policy
 from mailcall.core.policy.numbers import find_owner
 from mailcall.core.text import display_text
+
+if TYPE_CHECKING:
+    from mailcall.mailstore.summary import MessageSummary
 
 WEEKDAYS = {
     "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
@@ -94,18 +99,18 @@ def _of(total: int | None, language: str) -> str:
     return f" sur {total}" if language == "fr" else f" of {total}"
 
 
-def voice_envelope(policy: Policy, message: Any, position: int, total: int | None,
+def voice_envelope(policy: Policy, message: MessageSummary, position: int, total: int | None,
                    now: datetime, language: str) -> list[str]:
     """The sentences said before a voicemail's audio: which, who, when, how long."""
     fr = language == "fr"
-    kind = getattr(message, "kind", "voice")
+    kind = message.kind
     noun = "Fax" if kind == "fax" else "Message"
-    new = not getattr(message, "seen", False)
+    new = not message.seen
     if fr:
         first = f"{noun} {position + 1}{_of(total, 'fr')}" + (", nouveau." if new else ".")
     else:
         first = ("New " + noun.lower() if new else noun) + f" {position + 1}{_of(total, 'en')}."
-    number = getattr(message, "caller_number", None)
+    number = message.caller_number
     name = colleague(policy, number)
     if name is None and number:
         who = spoken_number(number, policy.organisation.country)
@@ -118,21 +123,21 @@ def voice_envelope(policy: Policy, message: Any, position: int, total: int | Non
         second = "Appelant inconnu." if fr else "Unknown caller."
     third = ("Reçu " if fr else "Received ") + when(message.date, now, language) + "."
     out = [first, second, third]
-    seconds = getattr(message, "duration", None)
+    seconds = message.duration
     if seconds:
         out.append(("Durée : " if fr else "Length: ") + duration(seconds, language) + ".")
     return out
 
 
-def mail_envelope(message: Any, position: int, total: int | None, now: datetime,
+def mail_envelope(message: MessageSummary, position: int, total: int | None, now: datetime,
                   language: str) -> list[str]:
     """The sentences said before a mail's text: which, from whom, about what, when."""
     fr = language == "fr"
-    name = display_text(getattr(message, "sender_name", ""), NAME_LIMIT)
-    address = display_text(getattr(message, "sender_address", ""), NAME_LIMIT)
+    name = display_text(message.sender_name, NAME_LIMIT)
+    address = display_text(message.sender_address, NAME_LIMIT)
     sender = name or address or ("expéditeur inconnu" if fr else "unknown sender")
-    subject = display_text(getattr(message, "subject", ""), SUBJECT_LIMIT)
-    kind = getattr(message, "kind", "mail")
+    subject = display_text(message.subject, SUBJECT_LIMIT)
+    kind = message.kind
     noun = {"voice": ("voice message", "message vocal"), "fax": ("fax", "fax")}.get(
         kind, ("e-mail", "e-mail"))[1 if fr else 0]
     if fr:
@@ -143,17 +148,6 @@ def mail_envelope(message: Any, position: int, total: int | None, now: datetime,
         out = [f"{noun.capitalize()} {position + 1}{_of(total, 'en')}.", f"From {sender}."]
         out.append(f"Subject: {subject}." if subject else "No subject.")
         out.append("Received " + when(message.date, now, language) + ".")
-    return out
-
-
-def attachments(items: Any, language: str) -> list[str]:
-    """One sentence per attachment, by name and type ("Attachment: offer.pdf, PDF.")."""
-    out = []
-    for item in list(items or ())[:10]:
-        name = display_text(getattr(item, "name", ""), 80) or "?"
-        kind = display_text(getattr(item, "mime_type", ""), 60).split("/")[-1].upper()
-        out.append(("Pièce jointe : " if language == "fr" else "Attachment: ") +
-                   f"{name}, {kind}.")
     return out
 
 
@@ -188,3 +182,43 @@ def voice_count_at_least(new: int, old: int, *, new_exact: bool, language: str) 
     head = (f"You have {new} new voice message{'s' if new != 1 else ''}" if new
             else "You have no new voice messages")
     return f"{head}, and at least {old} saved."
+
+
+def spoken_day(day: date, today: date, language: str) -> str:
+    """"Saturday 12 December" / "samedi 12 décembre", with the year when it is not this one."""
+    weekday = WEEKDAYS[language][day.weekday()]
+    month = MONTHS[language][day.month - 1]
+    year = f" {day.year}" if day.year != today.year else ""
+    return f"{weekday} {day.day} {month}{year}"
+
+
+def backup_name(policy: Policy, ref: str | None) -> str | None:
+    """The policy's name of a backup (a user id or ``@group``), as it is spoken."""
+    if not ref:
+        return None
+    if ref.startswith("@"):
+        group = policy.groups.get(ref[1:])
+        return display_text(group.name, NAME_LIMIT) if group is not None else None
+    user = policy.users.get(ref)
+    return display_text(user.name, NAME_LIMIT) if user is not None else None
+
+
+def absence_sentences(policy: Policy, absence: Absence, now: datetime, language: str
+                      ) -> list[str]:
+    """An absence said back to its user: the last day away (as the absence greeting and
+    the auto-reply say it), the first one when it has not begun, and who takes the calls."""
+    today = policy.local(now).date()
+    last = spoken_day(last_day_away(policy, absence), today, language)
+    begins = policy.local(absence.start).date()
+    fr = language == "fr"
+    if begins > today:
+        first = spoken_day(begins, today, language)
+        out = [f"Votre absence est enregistrée du {first} au {last} inclus." if fr else
+               f"You are absent from {first} until {last}."]
+    else:
+        out = [f"Votre absence est enregistrée jusqu'au {last} inclus." if fr else
+               f"You are absent until {last}."]
+    who = backup_name(policy, absence.backup)
+    if who:
+        out.append(f"Vos appels sont renvoyés vers {who}." if fr else f"Your calls go to {who}.")
+    return out

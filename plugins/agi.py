@@ -8,13 +8,13 @@ from mailcall.agi.handlers import fax, greeting, route, voicemail
 from mailcall.agi.pin_guard import shared_guard
 from mailcall.agi.service import AgiService
 from mailcall.core.contracts import Service
-from mailcall.core.decisions.routing import collect_rules
 from mailcall.core.hookspecs import hookimpl
+from mailcall.core.host.collect import call_rules
 
 
 @hookimpl
 def mailcall_agi_handlers(runtime: Any) -> dict[str, Any]:
-    rules = None if runtime is None else collect_rules(runtime.pm.hook.mailcall_call_rules())
+    rules = None if runtime is None else call_rules(runtime.pm)
     return {
         "route": route.make_handler(rules),
         "voicemail": voicemail.handler,

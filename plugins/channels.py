@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 
 from mailcall.core.contracts import Channel, Medium
-from mailcall.core.errors import ServiceStartError
 from mailcall.core.hookspecs import hookimpl
+from mailcall.core.host.collect import collected
 from mailcall.core.host.runtime import Runtime
 from mailcall.notifications import Dispatcher, queue_path
 from mailcall.notifications.channels import BUILTIN_MEDIA, builtin_channels
@@ -37,25 +37,18 @@ def notification_service(runtime: Runtime) -> Dispatcher:
     """The dispatcher over every plugin's channels, its queue beside the spool.
 
     A channel object that is not a :class:`~mailcall.core.contracts.Channel` stops
-    ``serve`` with a message; one whose medium no plugin declares is logged (no
+    ``serve`` with a message naming its plugin; one whose medium no plugin declares is logged (no
     policy can name that medium, so it would never be used).
     """
-    channels: list[Channel] = []
-    declared = {m.name for batch in runtime.pm.hook.mailcall_notification_media()
-                for m in batch or ()}
-    for batch in runtime.pm.hook.mailcall_notification_channels(runtime=runtime):
-        for channel in batch or ():
-            if not isinstance(channel, Channel):
-                raise ServiceStartError(
-                    f"a plugin returned {type(channel).__name__} from "
-                    "mailcall_notification_channels, which is not a Channel (medium: str, "
-                    "async send(notification, subject, text)); see 'mailcall plugins', then "
-                    "fix or disable that plugin (MAILCALL_DISABLE_PLUGINS)")
-            if channel.medium not in declared:
-                log.warning("a channel for medium %r is offered but no plugin declares that "
-                            "medium (mailcall_notification_media): no policy can use it",
-                            channel.medium)
-            channels.append(channel)
+    declared = {m.name for m in collected(runtime.pm, "mailcall_notification_media", Medium)}
+    channels = collected(runtime.pm, "mailcall_notification_channels", Channel,
+                         expected="a Channel (medium: str, async send(notification, subject, "
+                                  "text))", runtime=runtime)
+    for channel in channels:
+        if channel.medium not in declared:
+            log.warning("a channel for medium %r is offered but no plugin declares that "
+                        "medium (mailcall_notification_media): no policy can use it",
+                        channel.medium)
     dispatcher = Dispatcher(runtime, channels, path=queue_path(runtime.setting("spool_dir")))
     runtime.notifier = dispatcher
     return dispatcher

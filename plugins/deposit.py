@@ -3,7 +3,8 @@
 Wires :mod:`mailcall.deposit` to the hooks: the spool is the ``Depositor`` the
 FastAGI handlers call, its worker is a ``mailcall serve`` service (in a child
 process of its own, :mod:`mailcall.deposit.delivery_process`), the audio
-encoders are offered to every plugin, and ``mailcall spool`` is a sub-command.
+encoders and the fax converters (PDF, TIFF) are offered through their hooks like
+any plugin's, and ``mailcall spool`` is a sub-command.
 Everything policy-dependent is read from ``runtime.policy`` at each use, so a
 reload applies to deposits still waiting in the spool.
 """
@@ -15,12 +16,12 @@ import asyncio
 import logging
 from typing import Any
 
-from mailcall.core.contracts import AudioEncoder, FaxFormat
+from mailcall.core.contracts import AudioEncoder, FaxConverter
 from mailcall.core.decisions.deposit_plan import plan_deposit
 from mailcall.core.decisions.deposits import Deposit
 from mailcall.core.decisions.plans import DepositPlan
-from mailcall.core.errors import ServiceStartError
 from mailcall.core.hookspecs import hookimpl
+from mailcall.core.host.collect import collected
 from mailcall.core.host.plugin_manager import announce_decision
 from mailcall.core.host.runtime import Runtime
 from mailcall.core.policy.model import Policy
@@ -28,9 +29,12 @@ from mailcall.deposit import commands
 from mailcall.deposit.audio import WavEncoder, sndfile_mp3, sndfile_opus
 from mailcall.deposit.delivery import Target, parse_target
 from mailcall.deposit.delivery_process import DeliveryProcess
+from mailcall.deposit.fax_converters import BUILTIN as BUILTIN_FAX_CONVERTERS
+from mailcall.deposit.fax_converters import makers
 from mailcall.deposit.opus_encoder import LibopusEncoder
 from mailcall.deposit.opus_encoder import available as libopus_available
-from mailcall.deposit.spool import Spool, SpoolDepositor, kind_of
+from mailcall.deposit.spool import Spool, kind_of
+from mailcall.deposit.spool_depositor import SpoolDepositor
 from mailcall.deposit.voice_message import Origin
 from mailcall.notifications import MailNotice
 from mailcall.userstore.overlay import decision_policy
@@ -89,19 +93,18 @@ def _planned(runtime: Runtime, deposit: Deposit) -> DepositPlan:
     return plan
 
 
-def encoders_from(pm: Any) -> dict[str, AudioEncoder]:
-    """format → encoder; for a format offered twice, the first plugin pluggy calls wins
-    (plugins registered later are called first, so a third-party encoder overrides ours).
-    An object that is not an :class:`AudioEncoder` is a start-up error naming its type."""
-    chosen: dict[str, AudioEncoder] = {}
-    for batch in pm.hook.mailcall_audio_encoders():
-        for encoder in batch or ():
-            if not isinstance(encoder, AudioEncoder):
-                raise ServiceStartError(
-                    f"a plugin returned {type(encoder).__name__} from mailcall_audio_encoders, "
-                    "which is not an AudioEncoder (format, mime_type, extension, encode); see "
-                    "'mailcall plugins', then fix or disable it (MAILCALL_DISABLE_PLUGINS)")
-            chosen.setdefault(encoder.format, encoder)
+def encoders_from(pm: Any) -> dict[str, Any]:
+    """What makes each attachment: audio encoders by format, fax converters by ``fax:FORMAT``
+    (:func:`mailcall.deposit.fax_converters.maker_key`). For a format offered twice, the
+    first plugin pluggy calls wins (plugins registered later are called first, so a
+    third-party encoder overrides ours). An object that breaks its contract stops
+    ``serve`` naming the plugin (:class:`~mailcall.core.host.collect.ContractBroken`)."""
+    chosen: dict[str, Any] = {}
+    for encoder in collected(pm, "mailcall_audio_encoders", AudioEncoder, expected=(
+            "an AudioEncoder (format, mime_type, extension, encode)")):
+        chosen.setdefault(encoder.format, encoder)
+    chosen.update(makers(collected(pm, "mailcall_fax_converters", FaxConverter, expected=(
+        "a FaxConverter (format, mime_type, extension, convert)"))))
     return chosen
 
 
@@ -142,14 +145,9 @@ def mailcall_audio_encoders() -> list[AudioEncoder]:
     return [WavEncoder(), opus, sndfile_mp3()]
 
 
-FAX_FORMATS: tuple[FaxFormat, ...] = (
-    FaxFormat("pdf", "application/pdf", "pdf"), FaxFormat("tiff", "image/tiff", "tif"))
-"""What :mod:`mailcall.deposit.fax_message` attaches a received fax as."""
-
-
 @hookimpl
-def mailcall_fax_formats() -> list[FaxFormat]:
-    return list(FAX_FORMATS)
+def mailcall_fax_converters() -> list[FaxConverter]:
+    return list(BUILTIN_FAX_CONVERTERS)
 
 
 @hookimpl
@@ -159,28 +157,8 @@ def mailcall_register_commands(subparsers: argparse._SubParsersAction) -> None:
 
 @hookimpl
 def mailcall_policy_checks(policy: Policy) -> list[str]:
-    problems = fax_format_problems(policy)
     try:
         target_for(policy)
     except ValueError as exc:
-        problems.append(str(exc))  # already "delivery.<key> ...: what is wrong"
-    return problems
-
-
-def fax_format_problems(policy: Policy) -> list[str]:
-    """Formats another plugin declares but this depositor's fax builder cannot make.
-
-    A declared fax format has no converter contract yet: without this check, a profile
-    naming only such a format would get fax mails with nothing attached.
-    """
-    made = {f.name for f in FAX_FORMATS}
-    problems = []
-    for where, holder in [*(("profiles." + n, p) for n, p in policy.profiles.items()),
-                          *(("users." + n, u) for n, u in policy.users.items())]:
-        for name in holder.features.fax.formats:
-            if name not in made and holder.features.fax.enabled:
-                problems.append(
-                    f"{where}.fax.formats: {name!r} is declared by a plugin, but the built-in "
-                    f"deposit spool attaches faxes only as {' or '.join(sorted(made))}; "
-                    f"use one of those, or install a depositor that makes {name!r}")
-    return sorted(set(problems))
+        return [str(exc)]  # already "delivery.<key> ...: what is wrong"
+    return []

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import tempfile
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +28,7 @@ from mailcall.core.decisions.greeting_text import greeting_text
 from mailcall.core.hookspecs import hookimpl
 from mailcall.core.policy.model import GREETING_KINDS, Policy
 from mailcall.speech.engine import GreetingEngine, engines_from
-from mailcall.userstore.overlay import decision_policy, on_change
+from mailcall.userstore.overlay import decision_policy
 
 log = logging.getLogger("mailcall.greetings")
 
@@ -96,15 +97,15 @@ class GreetingsService:
     def __init__(self, runtime: Any) -> None:
         self.runtime = runtime
         self.task: asyncio.Task | None = None
-
-    async def start(self) -> None:
         self.changes: set[str] = set()
         self.pending: asyncio.Task | None = None
-        on_change(self.runtime, self.changed)
+
+    async def start(self) -> None:
+        _RUNNING[self.runtime] = self  # heard by mailcall_user_settings_changed
         self.task = asyncio.get_running_loop().create_task(self._loop())
 
     def changed(self, users: frozenset[str]) -> None:
-        """Called by the user store service on the event loop: regenerate those users'."""
+        """Called on the event loop when users' own settings changed: regenerate theirs."""
         self.changes |= users
         if self.pending is None or self.pending.done():
             self.pending = asyncio.get_running_loop().create_task(self._regenerate())
@@ -133,16 +134,31 @@ class GreetingsService:
             log.info("generated %d greeting(s) under %s", len(written), directory)
 
     async def stop(self, grace: float) -> None:
-        for task in (self.task, getattr(self, "pending", None)):
+        if _RUNNING.get(self.runtime) is self:
+            del _RUNNING[self.runtime]
+        for task in (self.task, self.pending):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
 
+_RUNNING: weakref.WeakKeyDictionary[Any, GreetingsService] = weakref.WeakKeyDictionary()
+"""The greetings service running for each runtime (several runtimes can share a process)."""
+
+
 @hookimpl
 def mailcall_services(runtime: Any) -> list[Service]:
     return [GreetingsService(runtime)]
+
+
+@hookimpl
+def mailcall_user_settings_changed(runtime: Any, user_id: str, fields: frozenset[str]) -> None:
+    """A user's absence, or anything their greetings say, may have changed: speak them again
+    (only the greetings whose words changed are spoken)."""
+    service = _RUNNING.get(runtime)
+    if service is not None:
+        service.changed(frozenset((user_id,)))
 
 
 @hookimpl

@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from mailcall.core.hookspecs import hookimpl
-from mailcall.core.host.unusable import UnusableService
+from mailcall.core.host.service_files import service_from_file
 from mailcall.mwi import commands
 from mailcall.mwi.config import MwiConfigError, config_path, load
 
@@ -22,18 +22,17 @@ log = logging.getLogger("mailcall.mwi")
 
 @hookimpl
 def mailcall_services(runtime: Any) -> list[Any]:
-    path = config_path(runtime.policy_path)
-    if path is None:
-        log.info("mwi: message-waiting lamps are off (no mwi.toml beside the policy, "
-                 "no $MAILCALL_MWI_CONFIG; docs/mwi.md)")
-        return []
-    try:
-        settings = load(path, voice_folder=runtime.policy.mail.voice_folder)
-    except MwiConfigError as exc:
-        return [UnusableService("mwi", str(exc))]
-    from mailcall.mwi.service import MwiService
+    def make(settings: Any) -> Any:
+        from mailcall.mwi.service import MwiService
 
-    return [MwiService(runtime, settings)]
+        return MwiService(runtime, settings)
+
+    return service_from_file(
+        "mwi", config_path(runtime.policy_path), log=log,
+        off="message-waiting lamps are off (no mwi.toml beside the policy, no "
+            "$MAILCALL_MWI_CONFIG; docs/mwi.md)",
+        load=lambda path: load(path, voice_folder=runtime.policy.mail.voice_folder),
+        error=MwiConfigError, make=make)
 
 
 @hookimpl

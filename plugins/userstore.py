@@ -6,9 +6,9 @@ opens the store, loads its index once and attaches it to the runtime
 (:func:`mailcall.userstore.overlay.attach`): every call, voicemail, deposit and
 mail decision then takes the policy refined by the users' own settings, and a
 change made by another process (the CLI, the web page, the phone menu) is
-obeyed by the next decision. Every `interval` seconds it also tells the
-greetings and the Sieve scripts which users changed, so that their absence
-greeting and auto-reply are regenerated.
+obeyed by the next decision. Every `interval` seconds it also calls the
+``mailcall_user_settings_changed`` hook for each user who changed, so that the
+greetings and Sieve plugins regenerate their absence greeting and auto-reply.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 
 from mailcall.core.contracts import Service
 from mailcall.core.hookspecs import hookimpl
+from mailcall.core.host.runtime import Runtime
 from mailcall.core.policy.load import offers
 from mailcall.userstore import commands
 from mailcall.userstore.overlay import StoreOverlay, attach, detach
@@ -40,12 +41,12 @@ def runtime_store_path(runtime: Any) -> Path:
 
 
 class UserStoreService:
-    """Keeps the runtime's overlay current and tells listeners which users changed."""
+    """Keeps the runtime's overlay current and announces which users changed."""
 
     name = "user-store"
     interval = 0.1
 
-    def __init__(self, runtime: Any, path: Path | None = None) -> None:
+    def __init__(self, runtime: Runtime, path: Path | None = None) -> None:
         self.runtime = runtime
         self.path = path or runtime_store_path(runtime)
         self.overlay: StoreOverlay | None = None
@@ -74,11 +75,11 @@ class UserStoreService:
             self.tick()
             await asyncio.sleep(self.interval)
 
-    def tick(self) -> frozenset[str]:
-        """One refresh, then the listeners hear which users changed."""
+    def tick(self) -> dict[str, frozenset[str]]:
+        """One refresh, then ``mailcall_user_settings_changed`` for each user who changed."""
         assert self.overlay is not None
         self.overlay.refresh(force=True)
-        return self.overlay.notify_listeners()
+        return self.overlay.announce_changes(self.runtime)
 
     async def stop(self, grace: float) -> None:
         if self.task is not None and not self.task.done():

@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from mailcall.core.hookspecs import hookimpl
-from mailcall.core.host.unusable import UnusableService
+from mailcall.core.host.service_files import service_from_file
 from mailcall.web.config import WebConfigError, config_path, load
 
 log = logging.getLogger("mailcall.web")
@@ -19,15 +19,14 @@ log = logging.getLogger("mailcall.web")
 
 @hookimpl
 def mailcall_services(runtime: Any) -> list[Any]:
-    path = config_path(runtime.policy_path)
-    if path is None:
-        log.info("web: the employees' page is off (no web.toml beside the policy, "
-                 "no $MAILCALL_WEB_CONFIG; docs/web.md)")
-        return []
-    try:
-        settings = load(path, users=runtime.policy.users)
-    except WebConfigError as exc:
-        return [UnusableService("web", str(exc))]
-    from mailcall.web.service import WebService
+    def make(settings: Any) -> Any:
+        from mailcall.web.service import WebService
 
-    return [WebService(runtime, settings)]
+        return WebService(runtime, settings)
+
+    return service_from_file(
+        "web", config_path(runtime.policy_path), log=log,
+        off="the employees' page is off (no web.toml beside the policy, no "
+            "$MAILCALL_WEB_CONFIG; docs/web.md)",
+        load=lambda path: load(path, users=runtime.policy.users),
+        error=WebConfigError, make=make)

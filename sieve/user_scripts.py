@@ -3,8 +3,11 @@
 The absence auto-reply is Dovecot's own RFC 5230 ``vacation``, in the per-user
 script ``sieve_before2`` runs (:mod:`.generate`): Dovecot then keeps the
 "once per sender per N days" memory, the RFC 3834 checks and the sending, and
-the reply starts and stops on time by its ``currentdate`` guards. A user's own
-absence (user store) is obeyed the same way: when the store says a user
+the reply starts and stops on time by its ``currentdate`` guards. Running before
+the user's own script also makes it the only reply while it applies: Pigeonhole
+drops a later script's ``vacation`` of the same delivery, so a vacation set in the
+mail client answers only outside mailcall's absences (:mod:`.client_vacation`).
+A user's own absence (user store) is obeyed the same way: when the store says a user
 changed, that user's script alone is rewritten from the refined policy — the
 same words as the absence greeting and the same dates as the call routing —
 rather than having Dovecot ask mailcall at every delivery, which would need
@@ -34,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from mailcall.core.policy.model import Policy
-from mailcall.userstore.overlay import decision_policy, on_change
+from mailcall.userstore.overlay import decision_policy
 
 from .generate import MARKER, USERS_DIR, script_of_user, user_file_name
 
@@ -67,7 +70,15 @@ def update_user_scripts(policy: Policy, users: Iterable[str], folder: Path, now:
         except ValueError as exc:
             log.warning("no auto-reply script for %s: %s", uid, exc)
             continue
-        script = script_of_user(policy, uid, now)
+        try:
+            script = script_of_user(policy, uid, now)
+        except Exception as exc:  # one user's bad data must not stop the others
+            log.error("cannot make the auto-reply script of %s (%s: %s): their file %s is left "
+                      "as it is, the other users' scripts are still written; look at their "
+                      "absences with 'mailcall user show %s' and fix or clear the wrong one "
+                      "('mailcall absence clear %s --id N', or the [[absences]] of the policy "
+                      "file)", uid, type(exc).__name__, exc, path, uid, uid)
+            continue
         try:
             current = path.read_text("utf-8") if path.exists() else None
         except OSError as exc:
@@ -146,8 +157,7 @@ class UserScriptsService:
             uid = by_email.get(old.name[:-len(".sieve")])
             if uid is not None:
                 self.pending.add(uid)
-        on_change(self.runtime, self.changed)
-        if self.pending:
+        if self.pending:  # later changes: hook mailcall_user_settings_changed (plugins/sieve.py)
             self.changed(frozenset())
 
     def changed(self, users: frozenset[str]) -> None:

@@ -60,15 +60,9 @@ class StreamingEngine(GreetingEngine, Protocol):
 def engines_from(pm: Any) -> list[GreetingEngine]:
     """Every engine the ``mailcall_speech_engines`` hook offers, in plugin order, each checked
     against :class:`GreetingEngine` here, where they are collected: a plugin that returns
-    anything else is named at once (TypeError), not skipped in silence."""
-    engines: list[GreetingEngine] = []
-    for batch in pm.hook.mailcall_speech_engines():
-        for engine in batch or ():
-            if not isinstance(engine, GreetingEngine):
-                raise TypeError(
-                    f"a plugin returned {type(engine).__name__} from mailcall_speech_engines, "
-                    "which is not a mailcall.speech.GreetingEngine (name: str, synthesize(text, "
-                    "language, out_path) -> bool); find it with 'mailcall plugins', then fix "
-                    "or disable it (MAILCALL_DISABLE_PLUGINS)")
-            engines.append(engine)
-    return engines
+    anything else is named at once (a TypeError naming the plugin), not skipped in silence."""
+    from mailcall.core.host.collect import collected
+
+    return collected(pm, "mailcall_speech_engines", GreetingEngine, expected=(
+        "a mailcall.speech.GreetingEngine (name: str, synthesize(text, language, out_path) "
+        "-> bool)"))

@@ -26,6 +26,7 @@ class RefinementIndex:
         self.seq = 0
         self.problem: StoreError | None = None
         """Why the last refresh failed (None: the index is current)."""
+        self.replaced: dict[str, Refinements | None] = {}
 
     def load(self) -> None:
         """Read everything; the sequence number is taken first so no change falls between."""
@@ -34,11 +35,16 @@ class RefinementIndex:
         self.seq = seq
 
     def refresh(self) -> frozenset[str]:
-        """Re-read the users changed since the last refresh; return their ids."""
+        """Re-read the users changed since the last refresh; return their ids.
+
+        :attr:`replaced` then holds what each of them held before (None: nothing).
+        """
+        self.replaced = {}
         try:
             seq, users = self.backend.changes_after(self.seq)
             for user in users:
                 refined = self.backend.read(user)
+                self.replaced[user] = self._by_user.get(user)
                 if refined.empty:
                     self._by_user.pop(user, None)
                 else:

@@ -25,19 +25,24 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailcall.core.contracts import Medium
+from mailcall.core.host.plugin_manager import announce
 from mailcall.core.policy.model import Absence, Policy, User
 from mailcall.userstore.effective import Effective, effective_settings
 from mailcall.userstore.errors import FALLBACK, StoreError
 from mailcall.userstore.index import RefinementIndex
 from mailcall.userstore.records import Refinements
 
+if TYPE_CHECKING:
+    from mailcall.core.host.runtime import Runtime
+
 log = logging.getLogger("mailcall.userstore")
 
 Lookup = Callable[[str], Refinements | None]
-Listener = Callable[[frozenset[str]], None]
+ABSENCES = "absences"
+"""The name, in a change's ``fields``, of the user's own absences."""
 
 
 class EffectiveCache:
@@ -215,8 +220,8 @@ class StoreOverlay:
         """Why decisions follow the policy alone now (None: the store is applied)."""
         self._last_refresh = float("-inf")
         self._last_attempt = float("-inf")
-        self._changed: set[str] = set()
-        self.listeners: list[Listener] = []
+        self._changed: dict[str, Refinements | None] = {}
+        """Users changed since the last :meth:`take_changed`, with what they held before."""
         self.cache = EffectiveCache()
 
     @classmethod
@@ -247,7 +252,8 @@ class StoreOverlay:
             return False
         self.index = index
         self._last_refresh = self.clock()
-        self._changed.update(index.users())
+        for uid in index.users():  # what they hold is news to whoever generates from it
+            self._changed.setdefault(uid, None)
         self._recover()
         return True
 
@@ -273,25 +279,28 @@ class StoreOverlay:
             self._last_attempt = now
             self._fail(str(self.index.problem))
             return False
-        self._changed.update(changed)
+        for uid in changed:
+            self._changed.setdefault(uid, self.index.replaced.get(uid))
         self._recover()
         return True
 
-    def take_changed(self) -> frozenset[str]:
-        """The users changed since the last call (for greetings and Sieve scripts)."""
-        changed, self._changed = frozenset(self._changed), set()
-        return changed
+    def take_changed(self) -> dict[str, frozenset[str]]:
+        """The users changed since the last call, each with the names of the fields that
+        changed (``mailcall.userstore.fields`` names, and ``absences``)."""
+        changed, self._changed = self._changed, {}
+        return {uid: changed_fields(before, self.lookup(uid)) for uid, before in changed.items()}
 
-    def notify_listeners(self) -> frozenset[str]:
-        """Tell every listener which users changed; a failing listener is logged, not fatal."""
+    def announce_changes(self, runtime: Runtime) -> dict[str, frozenset[str]]:
+        """Take the changes and call ``mailcall_user_settings_changed`` once per user.
+
+        Each plugin through its own ``pm.hook`` subset: one that raises is logged and
+        the others still hear of the change.
+        """
         changed = self.take_changed()
-        if changed:
-            for listener in list(self.listeners):
-                try:
-                    listener(changed)
-                except Exception:
-                    log.exception("acting on a change of the user store (%d user(s)) failed",
-                                  len(changed))
+        for uid, fields in changed.items():
+            announce(runtime.pm, "mailcall_user_settings_changed",
+                     f"the change of user {uid}'s own settings stands",
+                     runtime=runtime, user_id=uid, fields=fields)
         return changed
 
     def _fail(self, why: str) -> None:
@@ -323,46 +332,41 @@ class StoreOverlay:
             self.index = None
 
 
-# -- where a runtime's overlay is kept ---------------------------------------------------
-_ATTR = "_mailcall_user_overlay"
-_LISTENERS = "_mailcall_user_listeners"
-
-
-def attach(runtime: Any, overlay: StoreOverlay) -> None:
+# -- where a runtime's overlay is kept: Runtime.user_overlay ----------------------------
+def attach(runtime: Runtime, overlay: StoreOverlay) -> None:
     """Make `runtime`'s decisions obey `overlay` (the user store service does this)."""
-    overlay.listeners.extend(getattr(runtime, _LISTENERS, ()))
-    setattr(runtime, _ATTR, overlay)
+    runtime.user_overlay = overlay
 
 
-def detach(runtime: Any) -> StoreOverlay | None:
-    overlay = getattr(runtime, _ATTR, None)
-    if overlay is not None:
-        setattr(runtime, _ATTR, None)
+def detach(runtime: Runtime) -> StoreOverlay | None:
+    overlay, runtime.user_overlay = runtime.user_overlay, None
     return overlay
 
 
-def overlay_of(runtime: Any) -> StoreOverlay | None:
-    return getattr(runtime, _ATTR, None)
+def overlay_of(runtime: Runtime) -> StoreOverlay | None:
+    return runtime.user_overlay
 
 
-def on_change(runtime: Any, listener: Listener) -> None:
-    """Call `listener` with the ids of users whose refinements changed (greetings, Sieve).
-
-    Registered before or after the store service starts; called from the event loop.
-    """
-    listeners = getattr(runtime, _LISTENERS, None)
-    if listeners is None:
-        listeners = []
-        setattr(runtime, _LISTENERS, listeners)
-    listeners.append(listener)
-    overlay = overlay_of(runtime)
-    if overlay is not None:
-        overlay.listeners.append(listener)
+def changed_fields(before: Refinements | None, after: Refinements | None) -> frozenset[str]:
+    """The names of what differs between two states of one user's refinements."""
+    old = before.values if before is not None else {}
+    new = after.values if after is not None else {}
+    names = {k for k in old.keys() | new.keys()
+             if k not in old or k not in new or old[k].value != new[k].value}
+    if _absences(before) != _absences(after):
+        names.add(ABSENCES)
+    return frozenset(names)
 
 
-def decision_policy(runtime: Any) -> Policy:
+def _absences(refined: Refinements | None) -> tuple:
+    if refined is None:
+        return ()
+    return tuple((a.id, a.start, a.until, a.backup, a.message) for a in refined.absences)
+
+
+def decision_policy(runtime: Runtime) -> Policy:
     """The policy a decision must use now: refined by the user store when one is attached."""
-    overlay = overlay_of(runtime)
+    overlay = runtime.user_overlay
     return runtime.policy if overlay is None else overlay.policy(runtime.policy)
 
 

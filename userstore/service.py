@@ -31,6 +31,12 @@ from mailcall.userstore.records import (
 MESSAGE_LIMIT = 1000
 """Characters of an absence message: it is read aloud and sent as an auto-reply."""
 
+YEARS_BACK = 1
+YEARS_AHEAD = 5
+"""The window an absence of the user store lies in, counted from now: it starts at most
+one year ago and ends at most 5 years ahead. Dates beyond are typing mistakes (year 1,
+9999-12-31), and they would overflow the UTC times the Sieve auto-replies compare."""
+
 
 def parse_moment(value: str | date | datetime, policy: Policy) -> datetime:
     """A date or date-time, aware; naive ones are in the organisation's time zone.
@@ -115,10 +121,17 @@ class UserStore:
         begin = (_moment(policy, start, "absence.from", problems) if start is not None
                  else policy.local(now))
         end = _moment(policy, until, "absence.until", problems)
+        lowest, highest = _years_from(now, -YEARS_BACK), _years_from(now, YEARS_AHEAD)
+        if start is not None and begin is not None and not lowest <= begin <= highest:
+            problems.append(_outside("absence.from", policy, begin, lowest, highest))
+            begin = None
+        if end is not None and end > highest:  # an end too early is "in the past", below
+            problems.append(_outside("absence.until", policy, end, lowest, highest))
+            end = None
         if begin is not None and end is not None:
             if end <= now:
                 problems.append(FieldProblem("absence.until", (
-                    f"{policy.local(end):%Y-%m-%d %H:%M} is in the past (now: "
+                    f"{_shown(policy, end)} is in the past (now: "
                     f"{policy.local(now):%Y-%m-%d %H:%M %Z}); an absence must end later")))
             elif end <= begin:
                 problems.append(FieldProblem("absence.until", (
@@ -185,6 +198,31 @@ def _moment(policy: Policy, value: Any, name: str, problems: list[FieldProblem]
     except ValueError as exc:
         problems.append(FieldProblem(name, str(exc)))
         return None
+
+
+def _years_from(now: datetime, years: int) -> datetime:
+    """`now` moved by whole years (29 February becomes the 28th in a common year)."""
+    try:
+        return now.replace(year=now.year + years)
+    except ValueError:
+        return now.replace(year=now.year + years, day=28)
+
+
+def _shown(policy: Policy, moment: datetime) -> str:
+    """`moment` as the user reads it; in its own offset when the local time is out of range."""
+    try:
+        moment = policy.local(moment)
+    except OverflowError:
+        pass
+    return f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d} {moment:%H:%M}"
+
+
+def _outside(name: str, policy: Policy, moment: datetime, lowest: datetime,
+             highest: datetime) -> FieldProblem:
+    return FieldProblem(name, (
+        f"{_shown(policy, moment)} is not between {_shown(policy, lowest)} and "
+        f"{_shown(policy, highest)} {policy.local(highest):%Z}; an absence must lie between "
+        f"one year ago and {YEARS_AHEAD} years ahead"))
 
 
 def _message(message: str | None, problems: list[FieldProblem]) -> str | None:

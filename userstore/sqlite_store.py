@@ -91,9 +91,13 @@ class SqliteStore:
         try:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             # Created 0600 before SQLite opens it: its -wal and -shm files take the same
-            # mode, and the file holds PIN hashes.
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-            os.close(fd)
+            # mode, and the file holds PIN hashes. Not for a regular file already there:
+            # closing any descriptor of it drops this process's SQLite locks on it (POSIX),
+            # and another process's last close then deletes the WAL we still write to.
+            if os.path.islink(self.path) or not os.path.isfile(self.path) or \
+                    not os.access(self.path, os.R_OK | os.W_OK):  # else: its error, as before
+                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                                 0o600))
         except OSError as exc:
             raise StoreUnavailable(self.location, (
                 f"cannot open the user store {self.path}: {exc.strerror}; "

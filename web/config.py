@@ -4,17 +4,18 @@ Kept beside the policy (like mwi.toml and phone-menu.toml) rather than in it:
 the listening address and the IMAP server are the serving machine's business.
 Read from ``$MAILCALL_WEB_CONFIG``, else ``web.toml`` beside the policy; when
 neither exists the page is off (``mailcall serve`` says so once). Every
-problem names the file, the table and the key.
+problem names the file, the line, the table and the key
+(:mod:`mailcall.core.host.settings_check`).
 """
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from mailcall.core.host.service_files import settings_file
+from mailcall.core.host.settings_check import SettingsFile
 from mailcall.imap import is_loopback
 
 ENV = "MAILCALL_WEB_CONFIG"
@@ -42,6 +43,25 @@ class LoginImap:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientSieve:
+    """The ManageSieve server the page reads the mail client's out-of-office from, at login,
+    as the user with the password just typed (docs/web.md, "Out-of-office of the mail
+    client"). `host` None: the [imap] host; `security` None: "none" on loopback, else
+    "starttls"."""
+
+    enabled: bool = True
+    host: str | None = None
+    port: int = 4190
+    security: str | None = None
+    timeout: float = 5.0
+
+    def resolved(self, imap: LoginImap) -> ClientSieve:
+        host = self.host or imap.host
+        security = self.security or ("none" if is_loopback(host) else "starttls")
+        return replace(self, host=host, security=security)
+
+
+@dataclass(frozen=True, slots=True)
 class WebSettings:
     path: Path | None = None
     host: str = "127.0.0.1"
@@ -49,12 +69,19 @@ class WebSettings:
     secure_cookies: bool = True
     """Cookies marked Secure (the proxy speaks HTTPS). Off only for a loopback test setup."""
     admins: tuple[str, ...] = ()
-    """Policy user ids who see IT's view (every user's refinements, the audit log)."""
+    """Policy user ids who see IT's view (every user's refinements, the audit log), kept
+    for compatibility: the policy's ``[organisation] admins`` is the place (see is_admin)."""
     session_idle: float = 30 * 60.0
     session_max: float = 12 * 3600.0
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     """Peers whose X-Forwarded-For is believed (for the per-address login limit)."""
     imap: LoginImap = field(default_factory=LoginImap)
+    managesieve: ClientSieve = field(default_factory=ClientSieve)
+
+    def is_admin(self, user_id: str | None, policy: Any) -> bool:
+        """Whether `user_id` sees IT's view: named by the policy in force (so a reload
+        adds or removes one at once) or by web.toml's older ``admins``."""
+        return user_id is not None and (user_id in policy.admins or user_id in self.admins)
 
 
 def config_path(policy_path: Path | None) -> Path | None:
@@ -62,102 +89,36 @@ def config_path(policy_path: Path | None) -> Path | None:
     return settings_file(policy_path, "web.toml", ENV)
 
 
-_WEB_KEYS = ("host", "port", "secure_cookies", "admins", "session_idle", "session_max",
-             "trusted_proxies")
-_IMAP_KEYS = ("host", "port", "security", "login", "timeout")
-
-
 def load(path: Path, *, users: Any = None) -> WebSettings:
     """Read `path`; `users` (the policy's users) lets unknown admin ids be refused."""
-    try:
-        data = tomllib.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        raise WebConfigError(f"{path}: no such file ({ENV} or web.toml beside the policy)") \
-            from None
-    except OSError as exc:
-        raise WebConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise WebConfigError(f"{path}: not valid TOML: {exc}") from None
-
-    def fail(key: str, message: str) -> None:
-        table, _, name = key.partition(".")
-        raise WebConfigError(f"{path}: [{table}] {name}: {message}")
-
-    unknown = set(data) - {"web", "imap"}
-    if unknown:
-        raise WebConfigError(f"{path}: unknown table(s) {sorted(unknown)}: expected [web], "
-                             "[imap]")
-    web, imap = data.get("web", {}), data.get("imap", {})
-    for name, table, keys in (("web", web, _WEB_KEYS), ("imap", imap, _IMAP_KEYS)):
-        if not isinstance(table, dict):
-            raise WebConfigError(f"{path}: [{name}] must be a table")
-        extra = sorted(set(table) - set(keys))
-        if extra:
-            fail(f"{name}.{extra[0]}", f"unknown key (known: {', '.join(keys)})")
-
-    def host(key: str, value: Any) -> str:
-        if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value):
-            fail(key, f"{value!r} is not a host name or address")
-        return value.strip()
-
-    def port(key: str, value: Any) -> int:
-        if type(value) is not int or not 1 <= value <= 65535:
-            fail(key, f"must be a port number 1-65535, not {value!r}")
-        return value
-
-    def number(key: str, value: Any, low: float, high: float) -> float:
-        if type(value) not in (int, float) or not low <= value <= high:
-            fail(key, f"must be a number of seconds {low:g}-{high:g}, not {value!r}")
-        return float(value)
-
-    def names(key: str, value: Any) -> tuple[str, ...]:
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            fail(key, f"must be a list of strings, not {value!r}")
-        return tuple(value)
-
-    out = WebSettings(path=path)
-    if "host" in web:
-        out = replace(out, host=host("web.host", web["host"]))
-    if "port" in web:
-        out = replace(out, port=port("web.port", web["port"]))
-    if "secure_cookies" in web:
-        if not isinstance(web["secure_cookies"], bool):
-            fail("web.secure_cookies", f"must be true or false, not {web['secure_cookies']!r}")
-        out = replace(out, secure_cookies=web["secure_cookies"])
-    if "admins" in web:
-        admins = names("web.admins", web["admins"])
-        missing = [a for a in admins if users is not None and a not in users]
-        if missing:
-            fail("web.admins", f"{', '.join(map(repr, missing))} not a user of the policy "
-                 "file: admins are named by their user id")
-        out = replace(out, admins=admins)
-    if "session_idle" in web:
-        out = replace(out, session_idle=number("web.session_idle", web["session_idle"],
-                                               60, 86400))
-    if "session_max" in web:
-        out = replace(out, session_max=number("web.session_max", web["session_max"],
-                                              300, 7 * 86400))
-    if "trusted_proxies" in web:
-        out = replace(out, trusted_proxies=names("web.trusted_proxies",
-                                                 web["trusted_proxies"]))
+    check, data = SettingsFile.read(path, WebConfigError,
+                                    missing=f"${ENV} or web.toml beside the policy")
+    check.tables(data, ("web", "imap", "managesieve"))
+    seconds = "seconds"
+    out = check.table(data, "web", WebSettings(path=path), {
+        "host": check.host, "port": check.port, "secure_cookies": check.boolean,
+        "admins": check.names, "session_idle": check.number(60, 86400, seconds),
+        "session_max": check.number(300, 7 * 86400, seconds),
+        "trusted_proxies": check.names})
+    missing = [a for a in out.admins if users is not None and a not in users]
+    if missing:
+        check.fail("web.admins", f"{', '.join(map(repr, missing))} not a user of the policy "
+                   "file: admins are named by their user id")
     if not out.secure_cookies and not is_loopback(out.host):
-        fail("web.secure_cookies", f"false sends the session cookie over plain HTTP; allowed "
-             f"only when the page listens on loopback (host = {out.host!r})")
-
-    im = LoginImap()
-    if "host" in imap:
-        im = replace(im, host=host("imap.host", imap["host"]))
-    if "port" in imap:
-        im = replace(im, port=port("imap.port", imap["port"]))
-    for key, options in (("security", ("none", "starttls", "tls")), ("login", ("email", "id"))):
-        if key in imap:
-            if imap[key] not in options:
-                fail(f"imap.{key}", f"must be one of {', '.join(options)}, not {imap[key]!r}")
-            im = replace(im, **{key: imap[key]})
-    if "timeout" in imap:
-        im = replace(im, timeout=number("imap.timeout", imap["timeout"], 0.5, 120))
+        check.fail("web.secure_cookies", f"false sends the session cookie over plain HTTP; "
+                   f"allowed only when the page listens on loopback (host = {out.host!r})")
+    im = check.table(data, "imap", LoginImap(), {
+        "host": check.host, "port": check.port,
+        "security": check.choice("none", "starttls", "tls"),
+        "login": check.choice("email", "id"), "timeout": check.number(0.5, 120, seconds)})
     if im.security == "none" and not is_loopback(im.host):
-        fail("imap.security", f"'none' sends the employees' passwords in clear to {im.host}: "
-             "use 'starttls' or 'tls', or an IMAP server on loopback")
-    return replace(out, imap=im)
-
+        check.fail("imap.security", f"'none' sends the employees' passwords in clear to "
+                   f"{im.host}: use 'starttls' or 'tls', or an IMAP server on loopback")
+    ms = check.table(data, "managesieve", ClientSieve(), {
+        "enabled": check.boolean, "host": check.host, "port": check.port,
+        "security": check.choice("none", "starttls"),
+        "timeout": check.number(0.5, 60, seconds)}).resolved(im)
+    if ms.enabled and ms.security == "none" and not is_loopback(ms.host or ""):
+        check.fail("managesieve.security", f"'none' sends the employees' passwords in clear "
+                   f"to {ms.host}: use 'starttls', or a ManageSieve server on loopback")
+    return replace(out, imap=im, managesieve=ms)

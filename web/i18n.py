@@ -37,9 +37,6 @@ TEXT: dict[str, dict[str, str]] = {
     "profile.name": {"en": "Profile: {profile}", "fr": "Profil : {profile}"},
     "choices.heading": {"en": "Your settings and where they come from",
                         "fr": "Vos réglages et leur origine"},
-    "choices.setting": {"en": "Setting", "fr": "Réglage"},
-    "choices.value": {"en": "Value", "fr": "Valeur"},
-    "choices.source": {"en": "Set by", "fr": "Fixé par"},
     "plan.heading": {"en": "If someone calls you now",
                      "fr": "Si quelqu'un vous appelle maintenant"},
     "absence.heading": {"en": "Absence", "fr": "Absence"},
@@ -75,6 +72,35 @@ TEXT: dict[str, dict[str, str]] = {
     "absence.line": {"en": "{start} to {until}", "fr": "du {start} au {until}"},
     "absence.line_backup": {"en": "{start} to {until}, calls to {backup}",
                             "fr": "du {start} au {until}, appels vers {backup}"},
+    "client.heading": {"en": "Out-of-office of your mail client",
+                       "fr": "Réponse automatique de votre logiciel de messagerie"},
+    "client.read_at": {"en": "as read at your login, {when}",
+                       "fr": "tel que lu à votre connexion, le {when}"},
+    "client.overruled": {"en": "Your mail client's out-of-office is on, but while your absence "
+                               "here lasts, senders get this page's reply.",
+                         "fr": "La réponse automatique de votre logiciel de messagerie est "
+                               "active, mais tant que dure votre absence ici, les expéditeurs "
+                               "reçoivent la réponse de cette page."},
+    "client.answers_until": {"en": "Your mail client's out-of-office (until {until}) answers "
+                                   "mail, but calls are not rerouted: set your absence here "
+                                   "to reroute calls too.",
+                             "fr": "La réponse automatique de votre logiciel de messagerie "
+                                   "(jusqu'au {until}) répond aux e-mails, mais les appels ne "
+                                   "sont pas renvoyés : indiquez votre absence ici pour "
+                                   "renvoyer aussi les appels."},
+    "client.answers": {"en": "Your mail client's out-of-office answers mail, but calls are not "
+                             "rerouted: set your absence here to reroute calls too.",
+                       "fr": "La réponse automatique de votre logiciel de messagerie répond "
+                             "aux e-mails, mais les appels ne sont pas renvoyés : indiquez "
+                             "votre absence ici pour renvoyer aussi les appels."},
+    "client.none": {"en": "Your mail client has no out-of-office on.",
+                    "fr": "Votre logiciel de messagerie n'a pas de réponse automatique "
+                          "active."},
+    "client.unread": {"en": "Your mail client's out-of-office could not be read (IT can read "
+                            "why in the log): this page cannot tell whether it is on.",
+                      "fr": "La réponse automatique de votre logiciel de messagerie n'a pas "
+                            "pu être lue (l'informatique en lit la cause dans le journal) : "
+                            "cette page ne peut pas dire si elle est active."},
     "refused": {"en": "Nothing was saved: see the message next to the field.",
                 "fr": "Rien n'a été enregistré : voir le message à côté du champ."},
     "refused.store": {"en": "Nothing was saved:", "fr": "Rien n'a été enregistré :"},
@@ -145,8 +171,8 @@ TEXT: dict[str, dict[str, str]] = {
     "feature.notify": {"en": "Your mobile can be told about new {what}, by {media}, {hours}.",
                        "fr": "Votre mobile peut être prévenu des nouveaux {what}, par {media}, "
                              "{hours}."},
-    "feature.no_notify": {"en": "No notifications on your mobile.",
-                          "fr": "Pas de notification sur votre mobile."},
+    "feature.no_notify": {"en": "No notifications.",
+                          "fr": "Pas de notification."},
     "feature.reroute": {"en": "Calls you cannot take go on to others ({when}).",
                         "fr": "Les appels que vous ne pouvez pas prendre sont renvoyés "
                               "({when})."},
@@ -201,10 +227,68 @@ TEXT: dict[str, dict[str, str]] = {
     "plan.voicemail.busy": {"en": "voicemail with your 'busy' greeting",
                             "fr": "la messagerie avec votre annonce « occupé »"},
     "plan.voicemail.other": {"en": "voicemail of {who}", "fr": "la messagerie de {who}"},
+    "plan.other_step": {"en": "another step set by IT",
+                        "fr": "une autre étape fixée par l'informatique"},
     "plan.hangup": {"en": "the call ends (no voicemail)",
                     "fr": "l'appel se termine (pas de messagerie)"},
     "plan.unavailable": {"en": "The call plan cannot be shown right now.",
                          "fr": "Le plan d'appel ne peut pas être affiché pour l'instant."},
+    "refused.store_down": {"en": "Nothing was saved: the settings store cannot be written right "
+                                  "now (IT can read why in the log). Try again later.",
+                           "fr": "Rien n'a été enregistré : le stockage des réglages ne peut pas "
+                                 "être écrit pour l'instant (l'informatique en lit la cause dans "
+                                 "le journal). Réessayez plus tard."},
+    # the settings form
+    "settings.intro": {"en": "Change what your profile lets you choose; the rest is set by IT.",
+                       "fr": "Modifiez ce que votre profil vous laisse choisir ; le reste est "
+                             "fixé par l'informatique."},
+    "settings.now": {"en": "Now: {value}", "fr": "Actuellement : {value}"},
+    "settings.source": {"en": "set by {source}", "fr": "fixé par {source}"},
+    "settings.save": {"en": "Save my settings", "fr": "Enregistrer mes réglages"},
+    "settings.saved": {"en": "Your settings are saved; calls and notifications follow them now.",
+                       "fr": "Vos réglages sont enregistrés ; appels et notifications les "
+                             "suivent dès maintenant."},
+    "settings.unchanged": {"en": "Nothing was changed.", "fr": "Rien n'a été changé."},
+    "settings.reset": {"en": "IT's value applies again.",
+                       "fr": "La valeur de l'informatique s'applique de nouveau."},
+    "settings.reset_button": {"en": "Back to IT's value", "fr": "Revenir à la valeur de "
+                                                              "l'informatique"},
+    "settings.reset_label": {"en": "Back to IT's value for: {label}",
+                             "fr": "Revenir à la valeur de l'informatique pour : {label}"},
+    "settings.refused": {"en": "Nothing was saved: see the message next to the setting.",
+                         "fr": "Rien n'a été enregistré : voir le message à côté du réglage."},
+    "settings.no_notify": {"en": "Your profile sends you no notifications.",
+                           "fr": "Votre profil ne vous envoie pas de notification."},
+    "settings.none_granted": {"en": "Your profile gives no choice here.",
+                              "fr": "Votre profil ne donne pas de choix ici."},
+    "settings.no_reroute": {"en": "Your profile does not reroute your calls to colleagues.",
+                            "fr": "Votre profil ne renvoie pas vos appels à des collègues."},
+    "settings.no_backups": {"en": "IT gives you no backups to order.",
+                            "fr": "L'informatique ne vous donne pas de remplaçants à ordonner."},
+    "settings.order_hint": {"en": "1 is rung first; 'not used' leaves that backup out.",
+                            "fr": "1 sonne en premier ; « non utilisé » retire ce remplaçant."},
+    "settings.position": {"en": "Position of {name}", "fr": "Position de {name}"},
+    "settings.unused": {"en": "not used", "fr": "non utilisé"},
+    "settings.position_bad": {"en": "Choose a position from the list, or 'not used'.",
+                              "fr": "Choisissez une position dans la liste, ou « non utilisé »."},
+    "settings.readonly": {"en": "Not changeable here:", "fr": "Non modifiable ici :"},
+    "medium.sms": {"en": "SMS", "fr": "SMS"},
+    "medium.email": {"en": "e-mail", "fr": "e-mail"},
+    "pin.intro": {"en": "The PIN opens your mailbox by phone. It is stored as a hash only: "
+                        "nobody, IT included, can read it back.",
+                  "fr": "Le code PIN ouvre votre boîte par téléphone. Il n'est gardé que sous "
+                        "forme d'empreinte : personne, informatique comprise, ne peut le "
+                        "relire."},
+    "pin.new": {"en": "New PIN (4 to 12 digits)", "fr": "Nouveau code PIN (4 à 12 chiffres)"},
+    "pin.again": {"en": "The same PIN again", "fr": "Le même code PIN, encore"},
+    "pin.submit": {"en": "Change my PIN", "fr": "Changer mon code PIN"},
+    "pin.saved": {"en": "Your new PIN is saved; use it at your next call.",
+                  "fr": "Votre nouveau code PIN est enregistré ; utilisez-le dès votre prochain "
+                        "appel."},
+    "pin.differ": {"en": "The two PINs differ: type the same PIN twice.",
+                   "fr": "Les deux codes diffèrent : tapez deux fois le même code."},
+    "pin.format": {"en": "A PIN is 4 to 12 digits, nothing else.",
+                   "fr": "Un code PIN fait 4 à 12 chiffres, rien d'autre."},
     "error.page": {"en": "Something went wrong on our side; IT can read why in the log.",
                    "fr": "Une erreur s'est produite de notre côté ; l'informatique peut en "
                          "lire la cause dans le journal."},

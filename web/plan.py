@@ -62,7 +62,8 @@ def _step(policy: Policy, step: Any, user_id: str, t: Words) -> str:
         return t(key) if key in _KNOWN else t("plan.voicemail")
     if isinstance(step, Hangup):
         return t("plan.hangup")
-    return str(getattr(step, "kind", step))
+    # A step a third-party rule made: its class name means nothing to an employee.
+    return t("plan.other_step")
 
 
 _KNOWN = {"plan.voicemail.absence", "plan.voicemail.unavailable", "plan.voicemail.busy"}

@@ -19,6 +19,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 MAX_SESSIONS = 20_000
 
@@ -33,6 +35,11 @@ class Session:
     """The policy user id once logged in (None: the login form's anonymous session)."""
     flash: list[tuple[str, str]] = field(default_factory=list)
     """(kind, message key) shown once on the next page."""
+    client: Any = None
+    """What the user's ManageSieve account held at login (a ClientScripts; None: not read,
+    see `client_read_at`). Never the password it was read with."""
+    client_read_at: datetime | None = None
+    """When it was read (None: reading is off in web.toml [managesieve])."""
 
     def csrf_ok(self, token: str | None) -> bool:
         return bool(token) and hmac.compare_digest(self.csrf.encode(), str(token).encode())

@@ -15,7 +15,7 @@ from typing import Any
 from mailcall.core.policy.model import Policy
 from mailcall.userstore.effective import Effective
 from mailcall.userstore.records import Refinements
-from mailcall.web.i18n import Words
+from mailcall.web.i18n import TEXT, Words
 from mailcall.web.plan import display_name
 
 
@@ -77,6 +77,9 @@ def _value(policy: Policy, name: str, value: Any, t: Words) -> str:
         return ", ".join(display_name(policy, v) for v in value)
     if name == "greetings":
         return ", ".join(t(f"greeting.{v}") for v in value)
+    if name in ("preferred_medium", "notify.media"):
+        listed = value if isinstance(value, list | tuple) else [value]
+        return ", ".join(t(f"medium.{m}") if f"medium.{m}" in TEXT else str(m) for m in listed)
     if isinstance(value, list):
         return ", ".join(map(str, value))
     return str(value)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from mailcall.core.policy.numbers import find_owner, language_of
-from mailcall.core.policy.pins import verify_pin
+from mailcall.core.policy.pins import check_user_pin_off_loop
 from mailcall.userstore.overlay import decision_policy
 
 from .. import prompts
@@ -77,14 +77,6 @@ def _commit(tmp: Path, final: Path) -> bool:
         return False
 
 
-def _check_pin(guard: PinGuard, user: Any, pin: str) -> bool:
-    """Off the event loop: scrypt, and the decoy hash made on first use, are slow."""
-    if user is None:
-        verify_pin(guard.decoy_hash(), pin)
-        return False
-    return verify_pin(user.pin_hash, pin)
-
-
 def _discard(tmp: Path) -> None:
     tmp.with_name(tmp.name + ".wav").unlink(missing_ok=True)
 
@@ -125,7 +117,7 @@ async def handler(session: AgiSession, runtime: Any, *, guard: PinGuard | None =
         try:
             pin = (await session.get_data(prompts.ENTER_PIN, 5000, 12)).digits
             # An unknown account costs the same scrypt as a known one: no timing oracle.
-            ok = await loop.run_in_executor(None, _check_pin, guard, user, pin)
+            ok = await check_user_pin_off_loop(policy, user_id, pin)  # the PIN threads
         except BaseException:
             guard.abandoned(account)
             raise

@@ -384,7 +384,8 @@ def _inprocess_worker(args: tuple) -> dict:
         from mailcall.agi.server import AgiServer, _AgiProtocol, log, log_session
         from mailcall.agi.service import collect_handlers
         from mailcall.core.decisions.plans import CallRequest
-        from mailcall.core.decisions.routing import collect_rules, plan_call
+        from mailcall.core.decisions.routing import plan_call
+        from mailcall.core.host.collect import call_rules
 
         runtime = bench_runtime()
         pm, at = runtime.pm, runtime.now()
@@ -439,7 +440,7 @@ def _inprocess_worker(args: tuple) -> dict:
 
         full = server_for(collect_handlers(runtime))
         framework = server_for({"route": replay})
-        rules = collect_rules(pm.hook.mailcall_call_rules())
+        rules = call_rules(pm)
         request = CallRequest(callee="201", caller="+33611111111", at=at, state="unknown")
         fields = {"script": "route", "channel": "PJSIP/trunk-00000001",
                   "caller": "+33611111111", "uniqueid": "1795887768.3", "outcome": "ANSWERED",

@@ -48,7 +48,8 @@ from mailcall.core.decisions.deposits import VoiceMessage
 from mailcall.core.host.runtime import Runtime
 from mailcall.core.policy.load import compile_text
 from mailcall.deposit.delivery_process import DeliveryProcess
-from mailcall.deposit.spool import Spool, SpoolDepositor
+from mailcall.deposit.spool import Spool
+from mailcall.deposit.spool_depositor import SpoolDepositor
 from mailcall.deposit.worker import SpoolWorker, WorkerSettings
 from mailcall.plugins import deposit as deposit_plugin
 from tests.support import MEDIA
@@ -60,6 +61,8 @@ def policy_text(address: str, fmt: str) -> str:
     return example_policy_text({
         "delivery": {"method": "lmtp", "address": address},
         "profiles": {"office": {"features": {"voicemail": {"formats": [fmt]}}}},
+        # The example narrows Bernard to WAV, which must stay within his profile's formats.
+        "users": {"bernard": {"overrides": {"voicemail": {"formats": [fmt]}}}},
     })
 
 

@@ -41,7 +41,8 @@ from mailcall.mwi.config import AmiSettings, LampSettings, MwiSettings
 from mailcall.mwi.counts import counts
 from mailcall.mwi.imap import ImapCounter, ImapSettings
 from mailcall.mwi.ledger import Ledger
-from mailcall.mwi.service import MwiService, watched_users
+from mailcall.mwi.service import MwiService
+from mailcall.mwi.watched import watched_users
 from tests.support.dovecot import (
     MAIL_UID,
     Dovecot,

@@ -14,7 +14,16 @@ LOGIN at Dovecot, once per session).
   p50 / p95 / p99 and requests per second.
 
     python bench/web/page_load.py [--users 100000] [--concurrency 200] [--seconds 20]
-                                  [--think 1.0]
+                                  [--think 1.0] [--compare] [--rounds N]
+
+The server's process (its loop and its store thread) is pinned to core 0 before any
+thread starts, so every thread it makes inherits that core; the client pins itself to
+core 1. ``--compare`` alternates the page's read of the user's refinements in the
+store's thread (what the page does) with a read from the user-store service's index
+(no thread hop), in one run, so that both see the same machine. Each run also prints
+what the server's threads got of their core (the scheduler's counts in
+/proc/self/task/*/schedstat): CPU seconds, CPU per page, and seconds spent runnable but
+waiting for the core while other processes held it.
 """
 
 from __future__ import annotations
@@ -59,8 +68,10 @@ async def client(url: str, sids: list[str], renders: int, concurrency: int, seco
 
         for sid in sids[:20]:  # warm-up: templates compiled, connections open
             await get(sid)
+        t0 = time.perf_counter()
         lat = [await get(random.choice(sids)) for _ in range(renders)]
         out["render"] = lat
+        out["render_s"] = time.perf_counter() - t0
         mine = sids[:concurrency]
         lats: list[float] = []
         end = time.perf_counter() + seconds
@@ -94,7 +105,7 @@ async def serve(args: argparse.Namespace) -> None:
     from mailcall.core.host.runtime import Runtime, freeze_snapshot
     from mailcall.core.policy.load import load_policy
     from mailcall.plugins.userstore import UserStoreService
-    from mailcall.web.config import WebSettings
+    from mailcall.web.config import ClientSieve, WebSettings
     from mailcall.web.service import WebService
 
     tmp = Path(tempfile.mkdtemp(prefix="mailcall-bench-web-"))
@@ -110,7 +121,9 @@ async def serve(args: argparse.Namespace) -> None:
     runtime.clock = lambda: datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
     store = tmp / "users" / "store.sqlite"
     users = UserStoreService(runtime, store)
-    web = WebService(runtime, WebSettings(port=0, secure_cookies=False), store=str(store))
+    # The bench measures pages, not a ManageSieve server it does not start.
+    settings = WebSettings(port=0, secure_cookies=False, managesieve=ClientSieve(enabled=False))
+    web = WebService(runtime, settings, store=str(store))
     await users.start()
     await web.start()
     assert web.ctx is not None and web.ctx.store is not None
@@ -124,18 +137,79 @@ async def serve(args: argparse.Namespace) -> None:
     sids = [web.ctx.sessions.new(uid).id for uid in ids]
     sid_file = tmp / "sids.json"
     sid_file.write_text(json.dumps(sids))
+    variants = ["store-thread", "index"] if args.compare else ["store-thread"]
+    out: dict = {"users": len(policy.users), "load_average": os.getloadavg()}
+    for n, variant in enumerate(variants * args.rounds):
+        restore = _index_reads() if variant == "index" else None
+        before = _sched()
+        try:
+            result = await _clients(args, web.port, sid_file)
+        finally:
+            if restore:
+                restore()
+        after = _sched()
+        figures = _figures(args, result)
+        # What the server's threads got of their core: CPU time, and time spent runnable
+        # but waiting for the core (other processes held it): the scheduler's own counts.
+        cpu, waited = after[0] - before[0], after[1] - before[1]
+        pages = figures["render_ms"]["n"] + figures["concurrent"]["requests"] + 20
+        figures["server"] = {"cpu_s": round(cpu, 2), "cpu_ms_per_page": round(cpu / pages * 1000,
+                                                                              2),
+                             "waited_for_core_s": round(waited, 2),
+                             "wall_s": round(result["elapsed"] + result.get("render_s", 0), 1)}
+        out[f"run {n + 1} ({variant} read)"] = figures
+    out["load_average_after"] = os.getloadavg()
+    await web.stop(2)
+    await users.stop(2)
+    print(json.dumps(out, indent=2))
+
+
+def _sched() -> tuple[float, float]:
+    """Seconds this process's threads ran, and waited runnable on a run queue
+    (/proc/self/task/*/schedstat; zeros where it does not exist)."""
+    ran = waited = 0.0
+    for stat in Path("/proc/self/task").glob("*/schedstat"):
+        try:
+            fields = stat.read_text().split()
+        except OSError:
+            continue  # a thread that ended meanwhile
+        ran += int(fields[0]) / 1e9
+        waited += int(fields[1]) / 1e9
+    return ran, waited
+
+
+def _index_reads():
+    """For --compare: page views read the user's refinements from the user-store
+    service's index (in memory, brought up to date by the page's forced refresh) instead
+    of in the store's thread."""
+    from mailcall.userstore.overlay import overlay_of
+    from mailcall.web import routes_home
+
+    original = routes_home.refinements_of
+
+    async def from_index(ctx, user):
+        overlay = overlay_of(ctx.runtime)
+        if overlay is None or overlay.index is None or overlay.problem is not None:
+            return await original(ctx, user)
+        return overlay.index.get(user.id)
+
+    routes_home.refinements_of = from_index
+    return lambda: setattr(routes_home, "refinements_of", original)
+
+
+async def _clients(args: argparse.Namespace, port: int, sid_file: Path) -> dict:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--client", f"http://127.0.0.1:{web.port}", "--sids",
+        sys.executable, __file__, "--client", f"http://127.0.0.1:{port}", "--sids",
         str(sid_file), "--renders", str(args.renders), "--concurrency", str(args.concurrency),
         "--seconds", str(args.seconds), "--think", str(args.think), stdout=subprocess.PIPE)
     stdout, _ = await proc.communicate()
-    await web.stop(2)
-    await users.stop(2)
-    result = json.loads(stdout)
+    return json.loads(stdout)
+
+
+def _figures(args: argparse.Namespace, result: dict) -> dict:
     ms = 1000
     render, conc = result["render"], result["concurrent"]
-    print(json.dumps({
-        "users": len(policy.users),
+    return {
         "render_ms": {"p50": round(pct(render, .5) * ms, 1), "p95": round(pct(render, .95) * ms, 1),
                       "p99": round(pct(render, .99) * ms, 1), "n": len(render)},
         "concurrent": {"users": args.concurrency, "think_s": args.think,
@@ -145,7 +219,8 @@ async def serve(args: argparse.Namespace) -> None:
                        "p50_ms": round(pct(conc, .5) * ms, 1),
                        "p95_ms": round(pct(conc, .95) * ms, 1),
                        "p99_ms": round(pct(conc, .99) * ms, 1)},
-    }, indent=2))
+        "load_average": os.getloadavg()[0],
+    }
 
 
 def main() -> None:
@@ -157,6 +232,12 @@ def main() -> None:
     ap.add_argument("--think", type=float, default=1.0,
                     help="mean seconds a user waits between two pages (0: back to back, "
                          "which measures the saturation throughput instead)")
+    ap.add_argument("--compare", action="store_true",
+                    help="also run with the user's refinements read from the user-store "
+                         "service's index instead of the store's thread, alternating, in "
+                         "the same run")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="how many times each variant runs (alternating)")
     ap.add_argument("--client")
     ap.add_argument("--sids")
     args = ap.parse_args()

@@ -10,18 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from mailcall.core.decisions.plans import CallPlan, CallRequest, Endpoint, Hangup, Ring, Step
 from mailcall.core.policy.model import Group, Policy, User
 
-
-class CallRule(Protocol):
-    name: str
-    description: str
-    order: int
-
-    def apply(self, ctx: CallContext) -> None: ...
+if TYPE_CHECKING:
+    from mailcall.core.contracts import CallRule
 
 
 @dataclass

@@ -98,12 +98,23 @@ _EACH: weakref.WeakKeyDictionary[pluggy.PluginManager, dict[str, tuple[list, lis
     weakref.WeakKeyDictionary())
 
 
-def announce_decision(pm: pluggy.PluginManager, kind: str, request: Any, decision: Any) -> None:
-    """Call `mailcall_after_decision`; a failing audit plugin is logged, never blocks a call."""
-    for name, call in each_plugin(pm, "mailcall_after_decision"):
+def announce(pm: pluggy.PluginManager, hook: str, stands: str, **kwargs: Any) -> None:
+    """Call an event hook (results ignored) on every plugin, each through its own subset.
+
+    A plugin that raises is logged with `stands` (what holds anyway, for the admin) and
+    the other plugins are still called: one broken plugin never blocks a call or a change.
+    """
+    for name, call in each_plugin(pm, hook):
         try:
-            call(kind=kind, request=request, decision=decision)
+            call(**kwargs)
         except Exception:
             logging.getLogger("mailcall.plugins").exception(
-                "plugin %s failed in mailcall_after_decision (the %s decision stands)",
-                name, kind)
+                "plugin %s failed in %s (%s)", name, hook, stands)
+
+
+def announce_decision(pm: pluggy.PluginManager, kind: str, request: Any, decision: Any) -> None:
+    """Call `mailcall_after_decision`; a failing audit plugin is logged, never blocks a call."""
+    if not each_plugin(pm, "mailcall_after_decision"):  # the usual case: no audit plugin
+        return
+    announce(pm, "mailcall_after_decision", f"the {kind} decision stands",
+             kind=kind, request=request, decision=decision)

@@ -21,6 +21,7 @@ from mailcall.core.policy.model import Policy
 if TYPE_CHECKING:
     from mailcall.agi.pin_guard import PinGuard
     from mailcall.notifications.notice import MailNotice
+    from mailcall.userstore.overlay import StoreOverlay
 
 
 class Depositor(Protocol):
@@ -59,6 +60,10 @@ class Runtime:
         self.notifier: Notifier | None = None
         """The notification service shared by the Sieve bridge and the deposit worker,
         set by the channels plugin (None: no channel plugin loaded)."""
+        self.user_overlay: StoreOverlay | None = None
+        """The user store as decisions read it (``mailcall.userstore.overlay``), attached
+        by the ``userstore`` plugin's service while it runs; None: the policy alone
+        (``decision_policy(runtime)`` is then ``runtime.policy``)."""
         self.pin_guard: PinGuard | None = None
         """The one count of wrong PINs of this process, shared by every PIN prompt (greeting,
         mailbox): made by the first plugin that asks (``mailcall.agi.pin_guard.shared_guard``)."""

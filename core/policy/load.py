@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any
 
 import pluggy
 
-from mailcall.core.contracts import AudioEncoder, FaxFormat, Medium, Offered
+from mailcall.core.contracts import AudioEncoder, FaxConverter, Medium, Offered
 from mailcall.core.errors import PolicyInvalid, Problem
+from mailcall.core.host.collect import collected
 from mailcall.core.policy.compile import compile_policy
 from mailcall.core.policy.files import RawPolicy, merge, parse_text, policy_files, read_policy
 from mailcall.core.policy.model import Policy
@@ -79,10 +79,12 @@ def offers(pm: pluggy.PluginManager) -> Offered:
     as for audio encoders.
     """
     media: dict[str, Medium] = {}
-    for item in _items(pm, "mailcall_notification_media", Medium):
+    for item in collected(pm, "mailcall_notification_media", Medium):
         media.setdefault(item.name, item)
-    audio = dict.fromkeys(e.format for e in _items(pm, "mailcall_audio_encoders", AudioEncoder))
-    fax = dict.fromkeys(f.name for f in _items(pm, "mailcall_fax_formats", FaxFormat))
+    audio = dict.fromkeys(e.format for e in collected(pm, "mailcall_audio_encoders",
+                                                      AudioEncoder))
+    fax = dict.fromkeys(c.format for c in collected(pm, "mailcall_fax_converters",
+                                                    FaxConverter))
     return Offered(media=media, audio_formats=tuple(audio), fax_formats=tuple(fax))
 
 
@@ -92,19 +94,6 @@ def installed_offers() -> Offered:
     from mailcall.core.host.plugin_manager import make_plugin_manager
 
     return offers(make_plugin_manager())
-
-
-def _items(pm: pluggy.PluginManager, hook: str, contract: type) -> list[Any]:
-    out = []
-    for batch in getattr(pm.hook, hook)():
-        for item in batch or ():
-            if not isinstance(item, contract):
-                raise TypeError(
-                    f"a plugin returned {type(item).__name__} from {hook}, which is not a "
-                    f"{contract.__name__} (mailcall.core.contracts); find it with 'mailcall "
-                    "plugins', then fix or disable it (MAILCALL_DISABLE_PLUGINS)")
-            out.append(item)
-    return out
 
 
 def _transcription_problems(policy: Policy) -> list[str]:

@@ -35,6 +35,8 @@ class Organisation:
     country: str
     schedule: str | None
     """Default schedule for users and groups that name none (None: always open)."""
+    admins: tuple[str, ...] = ()
+    """User ids who see IT's view of the web page (every user's settings, the audit log)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +255,11 @@ class Policy:
         """Envelope sender and From of every mail mailcall writes: ``[delivery] sender``,
         else ``mailcall@<organisation domain>`` (the one place that default is written)."""
         return self.delivery.sender or f"mailcall@{self.organisation.domain}"
+
+    @property
+    def admins(self) -> tuple[str, ...]:
+        """``[organisation] admins``: the users who see IT's view (checked to be users)."""
+        return self.organisation.admins
 
     def absence_at(self, user_id: str, moment: datetime) -> Absence | None:
         for absence in self.absences.get(user_id, ()):

@@ -71,6 +71,27 @@ def test_unmarked_handler_runs_in_a_task_from_the_start():
     assert call.variables_set == {"MAILCALL_STATUS": "DONE"}
 
 
+def test_inline_is_what_inline_marked_not_an_attribute_probed_on_the_handler():
+    """is_inline probed an attribute of the handler: an object answering every attribute
+    (a proxy, a mock-like wrapper) was taken as marked and stepped without a Task, where
+    asyncio.timeout() refuses to run. Only handlers passed to inline() are inline now."""
+
+    class AnswersEverything:
+        def __getattr__(self, name):
+            return True
+
+        async def __call__(self, session, runtime):
+            async with asyncio.timeout(5):
+                await session.set_status("DONE")
+            return "DONE"
+
+    handler = AnswersEverything()
+    assert not is_inline(handler) and not is_inline([]) and not is_inline(None)
+    (call,) = run(_serve({"proxy": handler}, [Call(script="proxy")]))
+    assert call.variables_set == {"MAILCALL_STATUS": "DONE"}
+    assert is_inline(inline(AnswersEverything()))
+
+
 def test_inline_handler_failure_sets_error_status(caplog):
     caplog.set_level(logging.INFO, logger="mailcall.agi")
 

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailcall.agi.environment_reader import SETUP_ENV_ORDER
+from mailcall.agi.environment_layout import SETUP_ENV_ORDER
 from mailcall.agi.protocol import (
     NEED_DATA,
     Connection,
@@ -368,7 +368,7 @@ def _searched(lines: list[str]) -> dict[str, str]:
 def test_a_block_in_asterisks_order_is_read_as_the_search_reads_it(data):
     """When every name comes once and in its place, the reader takes the block in one
     step (_in_order); that step must find exactly what the search would."""
-    from mailcall.agi.environment_reader import _in_order
+    from mailcall.agi.environment_layout import in_order as _in_order
 
     lines = data.decode().split("\n")[:-2]
     env = _in_order(lines)

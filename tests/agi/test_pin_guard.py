@@ -113,7 +113,7 @@ def test_an_unknown_phone_is_locked_out_like_a_known_user(tmp_path):
 
 def test_an_unknown_phone_pays_the_same_scrypt_as_a_known_user(tmp_path, monkeypatch):
     """No timing oracle: a wrong PIN for nobody is checked against a decoy hash."""
-    from mailcall.agi.handlers import greeting
+    from mailcall.core.policy import pins
     from mailcall.core.policy.pins import is_pin_hash, verify_pin
 
     checked = []
@@ -122,7 +122,7 @@ def test_an_unknown_phone_pays_the_same_scrypt_as_a_known_user(tmp_path, monkeyp
         checked.append(pin_hash)
         return verify_pin(pin_hash, pin)
 
-    monkeypatch.setattr(greeting, "verify_pin", spy)
+    monkeypatch.setattr(pins, "verify_pin", spy)  # the greeting's check (pins.check_user_pin)
     (call,) = _greeting_calls(tmp_path, [
         Call(script="greeting", callerid="+33699999999", get_data=["2468", "1", "2"])])
     assert call.variables_set["MAILCALL_STATUS"] == "AUTH_FAILED"

@@ -19,7 +19,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from mailcall.core.decisions.deposits import VoiceMessage
-from mailcall.deposit.spool import Spool, SpoolDepositor, spool_id
+from mailcall.deposit.spool import Spool, spool_id
+from mailcall.deposit.spool_depositor import SpoolDepositor
 
 from .fake_asterisk import RECORDED, Call
 from .harness import make_runtime

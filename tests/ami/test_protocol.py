@@ -9,18 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mailcall.ami.actions import encode_action
+from mailcall.ami.messages import Banner, ConnectionClosed, Event, Response
 from mailcall.ami.protocol import (
     MAX_LIST_EVENTS,
     NEED_DATA,
-    Banner,
     Connection,
-    ConnectionClosed,
-    Event,
     LocalProtocolError,
     RemoteProtocolError,
-    Response,
     State,
-    encode_action,
 )
 
 TRACES = Path(__file__).parent / "traces"

@@ -20,9 +20,10 @@ from mailcall.core import hookspecs
 from mailcall.core.cli import main
 from mailcall.core.decisions.plans import CallRequest, Ring
 from mailcall.core.decisions.routing import collect_rules, plan_call
-from mailcall.core.errors import PolicyInvalid
+from mailcall.core.errors import PolicyInvalid, ServiceStartError
 from mailcall.core.hookspecs import hookimpl
 from mailcall.core.host import hookdocs
+from mailcall.core.host.collect import call_rules
 from mailcall.core.host.plugin_manager import announce_decision, make_plugin_manager
 from mailcall.core.host.runtime import Runtime
 from mailcall.core.host.serve import start_services, stop_services
@@ -149,11 +150,49 @@ def test_hook_mailcall_call_rules(capsys):
 
     pm.register(Plugin())
     policy = load_policy(EXAMPLE)
-    rules = collect_rules(pm.hook.mailcall_call_rules())
+    rules = call_rules(pm)
+    assert [r.name for r in rules] == [r.name for r in collect_rules(
+        pm.hook.mailcall_call_rules())]
     plan = plan_call(policy, CallRequest("203", "", policy.local(
         __import__("datetime").datetime(2026, 12, 1, 10))), rules)
     assert [s.who for s in plan.steps if isinstance(s, Ring)] == ["carole", "david"]
     assert plan.steps[-1].kind == "voicemail"  # the extra step sits before voicemail (800)
+
+
+def test_a_call_rule_that_breaks_the_contract_is_named_before_any_call(capsys, monkeypatch):
+    """Call rules are collected like every other list hook (core/host/collect.py): a rule
+    without `apply` is named with its plugin at collection, by the CLI too, instead of an
+    AttributeError in the middle of a live call."""
+    from mailcall.core.host.collect import ContractBroken
+
+    class NotARule:
+        name, description, order = "half", "no apply", 10
+
+    class Plugin:
+        @hookimpl
+        def mailcall_call_rules(self):
+            return [NotARule()]
+
+    pm = make_plugin_manager()
+    pm.register(Plugin(), name="half-rule")
+    with pytest.raises(ContractBroken, match="plugin 'half-rule' returned NotARule from "
+                                             "mailcall_call_rules"):
+        call_rules(pm)
+    import mailcall.core.cli as cli
+
+    real = cli.make_plugin_manager
+
+    def with_plugin(**kwargs):
+        made = real(**kwargs)
+        made.register(Plugin(), name="half-rule")
+        return made
+
+    monkeypatch.setattr(cli, "make_plugin_manager", with_plugin)
+    assert main(["route", "--policy", str(EXAMPLE), "--to", "203"]) == 1
+    err = capsys.readouterr().err
+    assert "plugin 'half-rule' returned NotARule" in err
+    assert "MAILCALL_DISABLE_PLUGINS=half-rule" in err
+    assert "Traceback" not in err
 
 
 def test_hook_mailcall_after_decision(capsys):
@@ -280,6 +319,73 @@ def test_failed_start_stops_what_started():
     assert log == ["start a", "stop a"]
 
 
+def test_collected_flattens_in_call_order_and_names_the_plugin_that_broke_the_contract():
+    """One collection for every list hook (core/host/collect.py): items in pluggy's call
+    order (tryfirst first, then the last registered), None batches skipped; an item that
+    is not the contract's type, or a batch that is not a list, names the plugin that
+    returned it (the four collections of before said only 'a plugin')."""
+    from mailcall.core.contracts import Service
+    from mailcall.core.host.collect import ContractBroken, collected
+
+    log: list[str] = []
+
+    class Early:
+        @hookimpl(tryfirst=True)
+        def mailcall_services(self, runtime):
+            return [FakeService("early", log)]
+
+    class Quiet:
+        @hookimpl
+        def mailcall_services(self, runtime):
+            return None
+
+    class Late:
+        @hookimpl
+        def mailcall_services(self, runtime):
+            return [FakeService("late", log), FakeService("later", log)]
+
+    pm = make_plugin_manager(entrypoints=False)
+    for name, plugin in (("early", Early()), ("quiet", Quiet()), ("late", Late())):
+        pm.register(plugin, name=name)
+    runtime = Runtime(load_policy(EXAMPLE), pm)
+    plain = [s.name for batch in pm.hook.mailcall_services(runtime=runtime) for s in batch or ()]
+    got = [s.name for s in collected(pm, "mailcall_services", Service, runtime=runtime)]
+    assert got == plain == ["early", "late", "later"]
+
+    class NoStop:
+        name = "half"
+
+        async def start(self):
+            log.append("start half")
+
+    class Half:
+        @hookimpl
+        def mailcall_services(self, runtime):
+            return [NoStop()]
+
+    pm.register(Half(), name="half-a-service")
+    with pytest.raises(ContractBroken) as exc:
+        asyncio.run(start_services(runtime))
+    assert str(exc.value).startswith(
+        "plugin 'half-a-service' returned NoStop from mailcall_services, which is not a "
+        "Service (name: str, async start(), async stop(grace))")
+    assert "MAILCALL_DISABLE_PLUGINS=half-a-service" in str(exc.value)
+    assert log == []  # nothing was started: the contract is checked before any start
+    # serve prints it and exits 1, like any service that cannot start:
+    assert isinstance(exc.value, ServiceStartError)
+
+    class Single:
+        @hookimpl
+        def mailcall_services(self, runtime):
+            return FakeService("not in a list", log)
+
+    pm.unregister(name="half-a-service")
+    pm.register(Single(), name="single")
+    with pytest.raises(ContractBroken, match="plugin 'single' returned FakeService from "
+                       "mailcall_services, which is not a list"):
+        collected(pm, "mailcall_services", Service, runtime=runtime)
+
+
 def test_docs_name_every_builtin_plugin():
     """docs/plugins.md has one table row per built-in plugin and plugins/__init__.py one
     bullet, each naming exactly the entry points: a plugin added without both fails."""
@@ -379,35 +485,62 @@ def test_hook_mailcall_notification_media():
             "url) is not set") in str(exc.value)
 
 
-def test_hook_mailcall_fax_formats():
-    """Fax formats are the ones plugins declare: the deposit plugin's pdf and tiff, and
-    any other a plugin adds; a name nobody declares is refused with its line."""
-    from mailcall.core.contracts import FaxFormat
+class PngFirstPage:
+    """A third-party fax converter: the first page as a PNG (module level: it must pickle)."""
+
+    format = "png"
+    mime_type = "image/png"
+    extension = "png"
+
+    def convert(self, tiff_path: str, out_path: str) -> None:
+        from PIL import Image
+
+        with Image.open(tiff_path) as im:
+            im.convert("1").save(out_path, format="PNG")
+
+
+def test_hook_mailcall_fax_converters():
+    """Fax formats are the ones plugins' converters declare: the deposit plugin's pdf and
+    tiff, and any other a plugin adds; a name nobody converts to is refused with its line.
+    (They were names declared apart from any converter: a profile naming a plugin's
+    format got a fax mail the built-in spool could not make.)"""
     from mailcall.core.policy.load import compile_text
 
     pm = make_plugin_manager()
     pm.register(ChatPlugin())
-    offered = [f.name for batch in pm.hook.mailcall_fax_formats() for f in batch]
+    offered = [c.format for batch in pm.hook.mailcall_fax_converters() for c in batch]
     assert offered == ["pdf", "tiff"]
     assert compile_text(CHAT_POLICY, pm=pm).profiles["chatty"].features.fax.formats == ("tiff",)
-    djvu = CHAT_POLICY.replace('formats = ["tiff"]', 'formats = ["djvu"]')
+    png = CHAT_POLICY.replace('formats = ["tiff"]', 'formats = ["png"]')
     with pytest.raises(PolicyInvalid) as exc:
-        compile_text(djvu, name="p.toml", pm=pm)
-    assert ("p.toml:10: profiles.chatty.features.fax.formats.0: 'djvu' is not one of pdf, "
+        compile_text(png, name="p.toml", pm=pm)
+    assert ("p.toml:10: profiles.chatty.features.fax.formats.0: 'png' is not one of pdf, "
             "tiff: the fax formats the installed plugins offer") in str(exc.value)
 
-    class Djvu:
+    class Png:
         @hookimpl
-        def mailcall_fax_formats(self):
-            return [FaxFormat("djvu", "image/vnd.djvu", "djvu")]
+        def mailcall_fax_converters(self):
+            return [PngFirstPage()]
 
-    pm.register(Djvu())
-    # Declared, so the name is known; but the built-in spool cannot make it, and a fax
-    # mail with nothing attached must never be the result: check says so.
+    pm.register(Png(), name="png-fax")
+    # Declared by its converter, so the name is valid, and the spool worker gets it too.
+    assert compile_text(png, name="p.toml", pm=pm).profiles["chatty"].features.fax.formats \
+        == ("png",)
+    from mailcall.deposit.fax_converters import converters_in
+    from mailcall.plugins.deposit import encoders_from
+
+    assert sorted(converters_in(encoders_from(pm))) == ["pdf", "png", "tiff"]
+
+    class Sloppy:
+        @hookimpl
+        def mailcall_fax_converters(self):
+            return [("djvu", "image/vnd.djvu")]
+
+    pm.register(Sloppy(), name="sloppy-fax")
     with pytest.raises(PolicyInvalid) as exc:
-        compile_text(djvu, name="p.toml", pm=pm)
-    assert ("profiles.chatty.fax.formats: 'djvu' is declared by a plugin, but the built-in "
-            "deposit spool attaches faxes only as pdf or tiff") in str(exc.value)
+        compile_text(png, name="p.toml", pm=pm)
+    assert ("plugin 'sloppy-fax' returned tuple from mailcall_fax_converters, which is not "
+            "a FaxConverter (mailcall.core.contracts)") in str(exc.value)
 
 
 def test_a_declaration_that_breaks_its_contract_is_named_not_probed():

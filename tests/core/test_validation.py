@@ -262,6 +262,15 @@ def test_absence_message_may_have_several_lines():
     assert policy.absences["ann"][0].message == "Back on Monday.\nUrgent: 201."
 
 
+@pytest.mark.parametrize("start, until, key", [
+    ("0001-01-01", "2026-12-05", "from"), ("2026-12-01", "9999-12-31T23:30:00", "until")])
+def test_absence_dates_near_the_ends_of_the_calendar_are_refused(start, until, key):
+    """An absence until 9999-12-31 23:30 compiled, then overflowed where the Sieve script
+    writes it in UTC (OverflowError, no script for anyone in that batch)."""
+    found = problems(BASE + f'\n[[absences]]\nuser = "ann"\nfrom = {start}\nuntil = {until}\n')
+    assert any(f" absences.0.{key}: " in p and "years 1971 to 9998" in p for p in found), found
+
+
 def test_line_limit_must_be_a_whole_number():
     """`agi_line_limit = 2048.0` compiled to a float limit."""
     found = problems(BASE + "\n[server]\nagi_line_limit = 2048.0\n")

@@ -17,7 +17,8 @@ from mailcall.core.policy.load import compile_text
 from mailcall.core.policy.model import Policy
 from mailcall.deposit import delivery_child
 from mailcall.deposit.delivery_process import DeliveryProcess
-from mailcall.deposit.spool import Spool, SpoolDepositor
+from mailcall.deposit.spool import Spool
+from mailcall.deposit.spool_depositor import SpoolDepositor
 from mailcall.deposit.worker import SpoolWorker, WorkerSettings
 from mailcall.plugins import deposit as plugin
 from tests.support import MEDIA

@@ -23,7 +23,8 @@ from mailcall.deposit import pipe_protocol as pipe
 from mailcall.deposit.delivery_process import DELIVERY_NICENESS, DeliveryProcess
 from mailcall.deposit.headers import message_id
 from mailcall.deposit.seal import deposit_key
-from mailcall.deposit.spool import Spool, SpoolDepositor
+from mailcall.deposit.spool import Spool
+from mailcall.deposit.spool_depositor import SpoolDepositor
 from mailcall.deposit.worker import WorkerSettings
 from mailcall.plugins import deposit as plugin
 from tests.deposit.support import (

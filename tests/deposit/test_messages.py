@@ -173,6 +173,46 @@ def test_fax_message_fr():
     assert [p.get_content_type() for p in msg.iter_attachments()] == ["application/pdf"]
 
 
+def test_fax_attachments_are_made_by_the_plan_s_converters(tmp_path):
+    """Each format of the plan is made by the converter of that format, a plugin's as the
+    built-in ones (hook mailcall_fax_converters), in the plan's order; the TIFF is the
+    file as received."""
+    from PIL import Image
+
+    from mailcall.deposit.fax_converters import BUILTIN
+    from tests.core.test_hooks import PngFirstPage
+
+    deposit = fax("1764260600.2")
+    converters = {c.format: c for c in (*BUILTIN, PngFirstPage())}
+    fax_plan = replace(plan("en", "fax"), fax_formats=("png", "tiff"))
+    msg = parse(serialise(build_fax_message(deposit, fax_plan, ORIGIN, tiff=deposit.tiff,
+                                            key=KEY, converters=converters,
+                                            workdir=str(tmp_path))))
+    parts = list(msg.iter_attachments())
+    assert [p.get_content_type() for p in parts] == ["image/png", "image/tiff"]
+    assert parts[0].get_filename().endswith(".png")
+    with Image.open(io.BytesIO(parts[0].get_content())) as page:
+        assert page.size == (1728, 2292)  # the real fax page, decoded by the plugin
+    assert parts[1].get_content() == (MEDIA / "fax-received-g3.tif").read_bytes()
+
+
+def test_a_failing_fax_converter_gives_the_notice_with_its_reason(tmp_path):
+    class Broken:
+        format, mime_type, extension = "pdf", "application/pdf", "pdf"
+
+        def convert(self, tiff_path, out_path):
+            raise ValueError("no PDF today")
+
+    deposit = fax("1764260600.3")
+    msg = parse(serialise(build_fax_message(deposit, plan("en", "fax"), ORIGIN,
+                                            tiff=deposit.tiff, key=KEY,
+                                            converters={"pdf": Broken()},
+                                            workdir=str(tmp_path))))
+    assert msg["Subject"].startswith("Fax not received from")
+    assert list(msg.iter_attachments()) == []
+    assert "cannot be converted to pdf (no PDF today)" in msg.get_body(("plain",)).get_content()
+
+
 @pytest.mark.parametrize("case", ["failed", "empty", "corrupt", "no-file"])
 def test_failed_fax_gives_a_notice_with_the_reason(tmp_path, case):
     empty = tmp_path / "empty.tif"

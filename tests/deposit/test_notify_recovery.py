@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from mailcall.deposit.spool import Spool, SpoolDepositor, spool_id
+from mailcall.deposit.spool import Spool, spool_id
+from mailcall.deposit.spool_depositor import SpoolDepositor
 from tests.deposit.support import MEDIA, USERS, make_policy, policy_text, run, voice
 from tests.deposit.test_delivery_process import Recorder, make_process
 

@@ -15,7 +15,8 @@ import pytest
 from mailcall.core.host.runtime import Runtime
 from mailcall.deposit.delivery_process import DeliveryProcess
 from mailcall.deposit.opus_encoder import LibopusEncoder
-from mailcall.deposit.spool import Spool, SpoolDepositor, SpoolError, spool_id, valid_id
+from mailcall.deposit.spool import Spool, SpoolError, spool_id, valid_id
+from mailcall.deposit.spool_depositor import SpoolDepositor
 from mailcall.deposit.spool_record import DeliveryResult
 from mailcall.deposit.worker import SpoolWorker
 from mailcall.plugins import deposit as plugin
@@ -185,7 +186,8 @@ def test_spool_dir_comes_from_the_policy(tmp_path, capsys):
 def test_plugin_hooks(tmp_path):
     pm = plugin_manager()
     encoders = plugin.encoders_from(pm)
-    assert set(encoders) == {"wav", "opus", "mp3"}
+    # The audio encoders by format, and the fax converters beside them (fax:FORMAT).
+    assert set(encoders) == {"wav", "opus", "mp3", "fax:pdf", "fax:tiff"}
     assert isinstance(encoders["opus"], LibopusEncoder)
     policy = make_policy("unix:/run/dovecot/lmtp")
     runtime = Runtime(policy, pm, overrides={"spool_dir": str(tmp_path)})

@@ -15,7 +15,8 @@ import pytest
 from mailcall.core.policy.load import load_policy
 from mailcall.mwi.config import LampSettings
 from mailcall.mwi.counts import Counts
-from mailcall.mwi.service import MwiService, watched_users
+from mailcall.mwi.service import MwiService
+from mailcall.mwi.watched import watched_users
 from mailcall.plugins.deposit import notify_delivered
 from tests.mwi.live import start_asterisk
 from tests.mwi.support import POLICY

@@ -560,7 +560,7 @@ def test_a_retry_past_the_deadline_says_what_last_failed(tmp_path: Path, caplog)
 ])
 def test_a_voicemail_notification_tells_the_lamps_counts(tmp_path: Path, counts, delay, lang,
                                                           said, monkeypatch):
-    import mailcall.notifications.dispatcher as dispatcher_module
+    import mailcall.notifications.sending as dispatcher_module
 
     monkeypatch.setattr(dispatcher_module, "VOICE_COUNTS_WAIT", 0.5)
     runtime = runtime_for(tmp_path)

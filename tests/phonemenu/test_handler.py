@@ -150,14 +150,19 @@ def test_hanging_up_during_the_envelope_marks_nothing(boxes):
     assert boxes.lamp.changes == []
 
 
-def test_a_message_without_audio_is_announced_and_the_next_one_plays(boxes):
+def test_a_missed_call_is_said_as_such_and_counts_as_heard(boxes):
+    """A deposit without a recording (deposit/voice_message.py's missed call): after its
+    envelope the caller hears that no message was left — not "cannot be played" — and it
+    is \\Seen like any message heard, so it does not stay new for ever; 6 plays the next."""
     boxes.voicemail("alice", "c1", recording=None)  # a missed call: no audio part
     boxes.voicemail("alice", "c2")
-    phone = call(boxes, Phone(pin_then(Press("STREAM FILE vm-onefor", key="1"))))
-    assert phone.streams(r"/phrases/cannot_play-en/")
+    phone = call(boxes, Phone(pin_then(Press("STREAM FILE vm-onefor", key="1"),
+                                       Press(MENU_WAIT, key="6"), Press(AUDIO, key="#"))))
+    assert phone.streams(r"/phrases/missed_call-en/")
+    assert not phone.streams(r"/phrases/cannot_play-en/")
     assert len(phone.streams(r"/vm-\d+$")) == 1
     flags = [f for _uid, f in boxes.folder("alice", "Voicemail")]
-    assert sum("\\Seen" in f for f in flags) == 1  # only the one heard
+    assert flags == [{"\\Seen"}, {"\\Seen"}]  # the missed call, then the one heard
 
 
 def test_envelope_names_a_colleague_from_the_policy_not_the_caller_name(boxes):
@@ -260,7 +265,7 @@ def test_the_whole_menu_in_french_plays_only_prompts_that_exist(dovecot_factory)
             Press("STREAM FILE vm-onefor", key="*"),       # help
             Press(MENU_WAIT, key="1"), Press(AUDIO, key="5"), Press(AUDIO, key="3"),
             Press(MENU_WAIT, key="3"),                     # envelope again
-            Press(MENU_WAIT, key="6"),                     # the one without audio
+            Press(MENU_WAIT, key="6"),                     # a missed call: no audio
             Press(MENU_WAIT, key="0"), Press(MENU_WAIT, key="4"), Press(MENU_WAIT, key="*"),
             Press(MENU_WAIT, key="2"), Press(MENU_WAIT, key="8"),  # mail: no forward
             Press(MENU_WAIT, key="9"),
@@ -270,7 +275,8 @@ def test_the_whole_menu_in_french_plays_only_prompts_that_exist(dovecot_factory)
         phrases = {re.search(r"/phrases/([a-z_]+-[a-z]+)/", n)[1]
                    for n in phone.streams(r"/phrases/")}
         assert phrases and all(p.endswith("-fr") for p in phrases), phrases
-        assert {"help_main-fr", "cannot_play-fr", "not_yet-fr", "not_for_mail-fr"} <= phrases
+        assert {"help_main-fr", "missed_call-fr", "nothing_saved-fr",
+                "not_for_mail-fr"} <= phrases
     finally:
         cleanup(boxes)
 

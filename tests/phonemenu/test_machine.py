@@ -19,12 +19,14 @@ from hypothesis import strategies as st
 from mailcall.agi import prompts
 from mailcall.phonemenu.keymap import INPUTS, KEYS, TABLE, TIMEOUT, Op, State, lookup
 from mailcall.phonemenu.machine import (
+    CHANGES,
     MAIL,
     MAX_INVALID,
     MAX_TIMEOUTS,
     PHRASES,
     VOICE,
     Act,
+    ActFailed,
     AudioStarted,
     End,
     Greeting,
@@ -34,6 +36,7 @@ from mailcall.phonemenu.machine import (
     PlaybackEnded,
     Present,
     Say,
+    Setting,
     Timeout,
     Unplayable,
 )
@@ -115,7 +118,7 @@ def test_every_key_in_every_state_gives_something_sayable(state, key):
     sayable = set(prompts.MENU_PHRASES) | set(prompts.MENU_TEXTS) | {
         "counts", "folder_voice", "folder_mail", "empty_folder"}
     for effect in effects:
-        assert isinstance(effect, Say | Present | Act | Greeting | End), effect
+        assert isinstance(effect, Say | Present | Act | Greeting | Setting | End), effect
         if isinstance(effect, Say):
             assert effect.phrase in PHRASES and effect.phrase in sayable, effect
     assert 0 <= m.index <= max(len(m.items()) - 1, 0)
@@ -255,13 +258,15 @@ def test_advanced_menu_actions_then_back_to_the_message_menu():
     assert acts(m.feed(Key("8"))) == [("forward", "v0")]
 
 
-def test_options_record_greetings_and_say_what_is_not_there_yet():
+def test_options_record_greetings_change_the_pin_and_set_an_absence():
     m = menu()
     m.start()
     assert m.feed(Key("0")) == [Say("options_menu")]
     assert m.feed(Key("2")) == [Greeting("busy"), Say("main_menu")]
     m.feed(Key("0"))
-    assert m.feed(Key("5")) == [Say("not_yet"), Say("options_menu")]
+    assert m.feed(Key("4")) == [Setting("pin"), Say("options_menu")]
+    assert m.state is State.OPTIONS  # the dialog over, the options are said again
+    assert m.feed(Key("5")) == [Setting("absence"), Say("options_menu")]
     assert m.feed(Key("*")) == [Say("main_menu")] and m.state is State.MAIN
 
 
@@ -284,14 +289,23 @@ def test_a_flood_of_invalid_keys_ends_the_call():
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(st.sampled_from(KEYS).map(Key), st.just(Timeout()),
                           st.just(AudioStarted()), st.just(PlaybackEnded()),
-                          st.just(Unplayable())), max_size=80),
+                          st.just(Unplayable()), st.just("fail")), max_size=80),
        st.integers(0, 4), st.integers(0, 3))
 def test_any_sequence_keeps_the_cursor_inside_and_marks_only_what_was_heard(events, nv, nm):
+    """"fail": the last change asked for failed (ActFailed): its message is back."""
     m = menu(nv, nm)
     m.start()
     started: set[int] = set()
     trashed: set[int] = set()
+    out: list = []
     for event in events:
+        if event == "fail":
+            last = next((e for e in reversed(out) if isinstance(e, Act)
+                         and e.what in CHANGES), None)
+            if last is None:
+                continue
+            event = ActFailed(last.what, last.folder, last.ref)
+            trashed.discard(id(last.ref))
         current = m.current
         if isinstance(event, AudioStarted) and m.state is State.PLAYING and current is not None:
             started.add(id(current))
@@ -305,6 +319,9 @@ def test_any_sequence_keeps_the_cursor_inside_and_marks_only_what_was_heard(even
         if isinstance(event, Key | Timeout | PlaybackEnded | Unplayable) and not out:
             assert m.done or isinstance(event, PlaybackEnded | Unplayable)
         assert m.current is None or m.current in m.items()
+        if isinstance(event, ActFailed):
+            assert any(r is event.ref for r in m.items(event.folder))
+            assert out in ([Say("message_menu")], [Say("main_menu")]), out
         if m.done:
             break
 
@@ -339,3 +356,44 @@ def test_no_key_is_listened_for_between_an_action_and_the_next_message():
         out = m.feed(Key(keys[0]))
         before = out[:out.index(next(e for e in out if isinstance(e, Present)))]
         assert all(not e.cut for e in before if isinstance(e, Say)), out
+
+
+# ------------------------------------------------------------------ a change that failed
+
+
+def test_a_failed_delete_puts_the_message_back_and_confirms_nothing():
+    """The move to Trash failed (call.py feeds ActFailed; the apology was said): the
+    rest of that transition ("deleted", the next message) was dropped, and the message
+    is where it was, so 5 repeats it and 7 tries the delete again."""
+    m = menu(voice=3)
+    listen(m)
+    m.feed(PlaybackEnded())
+    out = m.feed(Key("7"))
+    assert acts(out) == [("trash", "v0")] and Say("deleted", cut=False) in out
+    assert [r.name for r in m.voice] == ["v1", "v2"]
+    assert m.feed(ActFailed("trash", VOICE, out[0].ref)) == [Say("message_menu")]
+    assert [r.name for r in m.voice] == ["v0", "v1", "v2"]
+    assert m.state is State.MESSAGE and m.current.name == "v0"
+    assert presented(m.feed(Key("5"))) == ["v0"]
+    m.feed(AudioStarted())
+    assert acts(m.feed(Key("7")), "trash") == [("trash", "v0")]
+
+
+def test_a_failed_save_or_seen_is_not_counted_as_marked():
+    """A failed \\Seen leaves the message unmarked in this call: the next time it is
+    heard, it is marked again; a failed save stays on the message."""
+    m = menu(voice=2)
+    listen(m)
+    out = m.feed(PlaybackEnded())
+    assert acts(out) == [("seen", "v0")]
+    assert m.feed(ActFailed("seen", VOICE, out[0].ref)) == [Say("message_menu")]
+    m.feed(Key("5"))
+    m.feed(AudioStarted())
+    assert acts(m.feed(PlaybackEnded())) == [("seen", "v0")]
+    m = menu(voice=2)
+    listen(m, hear=False)  # 9 during the envelope: kept, marked \\Seen
+    out = m.feed(Key("9"))
+    assert acts(out) == [("save", "v0")] and m.current.name == "v1"
+    assert m.feed(ActFailed("save", VOICE, out[0].ref)) == [Say("message_menu")]
+    assert m.current.name == "v0" and m.state is State.MESSAGE
+    assert acts(m.feed(Key("9"))) == [("save", "v0")]

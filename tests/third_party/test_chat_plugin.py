@@ -1,4 +1,4 @@
-"""Issue 11 §1, proved: a third-party plugin package adds a medium and an audio format.
+"""Issue 11 §1, proved: a third-party plugin package adds a medium, an audio and a fax format.
 
 ``mailcall-chat`` (beside this file) is built and pip-installed as its own
 distribution into a private folder; ``mailcall`` runs with that folder on
@@ -112,8 +112,8 @@ def test_check_takes_the_plugins_vocabulary_and_refuses_bad_settings(plugin_site
     listed = {p["name"]: p for p in json.loads(mailcall(plugin_site, "plugins", "--json").stdout)}
     assert listed["chat"]["distribution"] == "mailcall-chat"
     assert listed["chat"]["version"] == "1.2.0"
-    assert {"mailcall_notification_media", "mailcall_audio_encoders"} <= set(
-        listed["chat"]["hooks"])
+    assert {"mailcall_notification_media", "mailcall_audio_encoders",
+            "mailcall_fax_converters"} <= set(listed["chat"]["hooks"])
 
     # Without the plugin, the same policy names what nobody offers: refused, said where.
     alone = mailcall(None, "check", str(path))
@@ -123,6 +123,17 @@ def test_check_takes_the_plugins_vocabulary_and_refuses_bad_settings(plugin_site
     assert (f"{path}:17: profiles.staff.features.voicemail.formats.0: 'flac' is not one of wav, "
             in alone.stderr), alone.stderr
     assert f"{path}:25: users.alice.chat_handle: unknown key 'chat_handle'" in alone.stderr
+
+    # A fax format is the plugin's converter's: valid with it, refused (with its line) without.
+    faxed = tmp_path / "faxed.toml"
+    faxed.write_text(policy_text(tmp_path).replace(
+        'voicemail = { formats = ["flac", "wav"] }',
+        'voicemail = { formats = ["flac", "wav"] }\nfax = { formats = ["png", "pdf"] }'))
+    ok = mailcall(plugin_site, "check", str(faxed))
+    assert ok.returncode == 0 and "policy OK" in ok.stdout, ok.stderr
+    alone = mailcall(None, "check", str(faxed))
+    assert (f"{faxed}:18: profiles.staff.features.fax.formats.0: 'png' is not one of pdf, "
+            "tiff: the fax formats the installed plugins offer") in alone.stderr, alone.stderr
 
     bad = (policy_text(tmp_path, chat_url="ftp://chat.example/api", token_file="chat.token")
            .replace('chat_handle = "@alice"', 'chat_handle = "alice"')

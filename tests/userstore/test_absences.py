@@ -113,3 +113,30 @@ def test_message_keeps_line_breaks_and_is_bounded(store, policy):
     assert refused(store, policy, "bernard", until="2026-12-12", message="x" * 1001) == [
         "absence.message: is 1001 characters long; at most 1000 (it is read aloud and sent as "
         "the auto-reply)"]
+
+
+def test_absence_dates_outside_the_window_are_refused(store, policy):
+    """Year 1 or 9999-12-31 are typing mistakes, and they overflow the Sieve auto-replies'
+    UTC times: refused, with the window, and nothing saved."""
+    window = ("is not between 2025-12-01 10:00 and 2031-12-01 10:00 CET; an absence must lie "
+              "between one year ago and 5 years ahead")
+    assert refused(store, policy, "alice", until="9999-12-31 23:30") == [
+        f"absence.until: 9999-12-31 23:30 {window}"]
+    assert refused(store, policy, "alice", start="0001-01-01", until="2026-12-12") == [
+        f"absence.from: 0001-01-01 00:00 {window}"]
+    # An aware time at the very edge of what Python holds is shown in its own offset.
+    assert refused(store, policy, "alice", until="9999-12-31T23:30-05:00") == [
+        f"absence.until: 9999-12-31 23:30 {window}"]
+    # An end that early is first of all in the past, as any other past end.
+    assert refused(store, policy, "alice", until="0001-01-01T00:00+14:00") == [
+        "absence.until: 0001-01-01 00:00 is in the past (now: 2026-12-01 10:00 CET); an "
+        "absence must end later"]
+    assert refused(store, policy, "alice", start="2025-11-30", until="2031-12-02") == [
+        f"absence.from: 2025-11-30 00:00 {window}",
+        f"absence.until: 2031-12-02 00:00 {window}"]
+
+
+def test_absence_at_the_edges_of_the_window_is_accepted(store, policy):
+    kept = store.set_absence(policy, "alice", start="2025-12-01T10:00",
+                             until="2031-12-01T10:00", actor="alice", origin="cli")
+    assert [(a.start.year, a.until.year) for a in kept.absences] == [(2025, 2031)]

@@ -13,6 +13,7 @@ import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from mailcall.plugins import greetings as greetings_plugin
 from mailcall.plugins import speech as speech_plugin
 from mailcall.plugins.greetings import GreetingsService
 from mailcall.plugins.userstore import UserStoreService
@@ -51,6 +52,8 @@ def setup(tmp_path: Path):
     policy.write_text(POLICY)
     runtime = make_runtime(tmp_path, at=DURING)
     runtime.pm.register(speech_plugin, name="speech")
+    # Greetings hear a user's change through mailcall_user_settings_changed.
+    runtime.pm.register(greetings_plugin, name="greetings")
     service = UserStoreService(runtime)
     assert service.path == tmp_path / "users" / "store.sqlite"  # beside greetings/
     return policy, runtime, service

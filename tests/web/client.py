@@ -33,7 +33,7 @@ class Client:
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
         self.language = language
 
-    def request(self, path: str, data: dict[str, str] | None = None,
+    def request(self, path: str, data: dict[str, str] | list[tuple[str, str]] | None = None,
                 headers: dict[str, str] | None = None) -> Reply:
         body = urllib.parse.urlencode(data).encode() if data is not None else None
         req = urllib.request.Request(self.base + path, data=body, headers={  # noqa: S310 - http://
@@ -47,7 +47,7 @@ class Client:
     def get(self, path: str, **kw) -> Reply:
         return self.request(path, **kw)
 
-    def post(self, path: str, data: dict[str, str], **kw) -> Reply:
+    def post(self, path: str, data: dict[str, str] | list[tuple[str, str]], **kw) -> Reply:
         return self.request(path, data, **kw)
 
     def login(self, user: str, password: str = PASSWORD) -> Reply:

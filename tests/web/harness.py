@@ -20,7 +20,7 @@ from mailcall.core.host.plugin_manager import make_plugin_manager
 from mailcall.core.host.runtime import Runtime
 from mailcall.core.policy.load import load_policy
 from mailcall.plugins.userstore import UserStoreService
-from mailcall.web.config import LoginImap, WebSettings
+from mailcall.web.config import ClientSieve, LoginImap, WebSettings
 from mailcall.web.service import WebService
 from tests.support.policies import example_policy_text
 
@@ -38,13 +38,15 @@ USERS = ("alice@stockinox.example", "bernard@stockinox.example", "carole@stockin
 class WebHarness:
     def __init__(self, root: Path, imap_port: int, *, admins: tuple[str, ...] = ("david",),
                  secure_cookies: bool = False, changes: Mapping[str, Any] = CHANGES,
-                 clock: Any = None) -> None:
+                 clock: Any = None, managesieve: ClientSieve | None = None) -> None:
         self.root = root
         self.policy_path = root / "policy.toml"
         self.policy_path.write_text(example_policy_text(changes), "utf-8")
         self.store_path = root / "state" / "users" / "store.sqlite"
         self.settings = WebSettings(host="127.0.0.1", port=0, secure_cookies=secure_cookies,
-                                    admins=admins, imap=LoginImap(port=imap_port, timeout=5.0))
+                                    admins=admins, imap=LoginImap(port=imap_port, timeout=5.0),
+                                    # Off unless a test gives a ManageSieve listener.
+                                    managesieve=managesieve or ClientSieve(enabled=False))
         self.clock = clock or (lambda: NOW)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)

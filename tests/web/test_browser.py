@@ -56,6 +56,7 @@ def shot(driver, name: str) -> Path:
     driver.set_window_size(1100, 900)
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(1100, max(900, int(height) + 40))
+    driver.execute_script("window.scrollTo(0, 0)")  # a page reached by an #anchor is scrolled
     assert driver.save_screenshot(str(path)), f"no screenshot written to {path}"
     print(f"screenshot: {path}")
     return path
@@ -110,7 +111,9 @@ def test_login_set_absence_plan_changes(site, browser):
     b.find_element(By.ID, "until").send_keys("2026-02-31")
     navigates(b, lambda: b.find_element(By.ID, "set-absence").click())
     error = b.find_element(By.ID, "err-absence-until")
-    assert "is not a date" in error.text
+    # The store's refusal, told in the page's language (web/refusals.py).
+    assert error.text == ("'2026-02-31' n'est pas une date : écrivez-la comme 2026-12-12, ou "
+                          "2026-12-12 18:00."), error.text
     assert b.find_element(By.ID, "until").get_attribute("aria-invalid") == "true"
     assert plan_text(b) == before
     shot(b, "absence-error")
@@ -152,3 +155,57 @@ def test_login_set_absence_plan_changes(site, browser):
     rows = b.find_elements(By.CSS_SELECTOR, "#audit tbody tr")
     assert len(rows) == 2 and all("alice" in r.text and "web" in r.text for r in rows)
     shot(b, "admin")
+
+
+def test_settings_notification_and_backup_order_then_a_refusal_in_french(site, browser):
+    b = browser
+    b.get(site.url + "/login")
+    b.find_element(By.ID, "login").send_keys("alice@stockinox.example")
+    navigates(b, lambda: b.find_element(By.ID, "password").send_keys("secret", Keys.ENTER))
+    assert b.find_element(By.TAG_NAME, "html").get_attribute("lang") == "fr"
+    before = plan_text(b)
+    assert before.endswith(f"votre mobile, puis Bernard Petit, puis {HOSTILE_GROUP}, puis la "
+                           "messagerie."), before
+    assert b.find_element(By.ID, "now-notify-mail").text == "Actuellement : oui"
+
+    # A notification switched off, and the reception rung before Bernard.
+    mail = b.find_element(By.ID, "f-notify-mail")
+    assert mail.is_selected()
+    mail.click()
+    Select(b.find_element(By.ID, "f-backups-1")).select_by_visible_text("2")  # Bernard
+    Select(b.find_element(By.ID, "f-backups-2")).select_by_visible_text("1")  # reception
+    assert b.find_elements(By.CSS_SELECTOR, "#settings-form img") == []  # hostile name: text
+    navigates(b, lambda: b.find_element(By.ID, "save-settings").click())
+    assert "Vos réglages sont enregistrés" in b.find_element(By.CSS_SELECTOR, ".flash.ok").text
+    assert b.find_element(By.ID, "now-notify-mail").text == "Actuellement : non"
+    assert b.find_element(By.ID, "now-backups").text == (
+        f"Actuellement : {HOSTILE_GROUP}, Bernard Petit")
+    after = plan_text(b)
+    assert after == ("Votre poste sonne pendant 20 s. Si vous ne répondez pas dans les 20 s : "
+                     f"votre mobile, puis {HOSTILE_GROUP}, puis Bernard Petit, puis la "
+                     "messagerie."), after
+    assert not b.find_element(By.ID, "f-notify-mail").is_selected()
+    shot(b, "settings")
+
+    # Unticking every medium is refused by the store: told in French next to the field.
+    for box in ("f-notify-media-sms", "f-notify-media-email"):
+        b.find_element(By.ID, box).click()
+    navigates(b, lambda: b.find_element(By.ID, "save-settings").click())
+    message = b.find_element(By.ID, "err-notify-media").text
+    assert message.startswith("Cochez au moins un moyen de notification"), message
+    field = b.find_element(By.CSS_SELECTOR, "#setting-notify-media fieldset")
+    assert field.get_attribute("aria-invalid") == "true"
+    assert field.get_attribute("aria-describedby") == "err-notify-media"
+    # The message is inside that setting's block, right under its boxes.
+    assert b.find_element(By.CSS_SELECTOR, "#setting-notify-media #err-notify-media")
+    assert plan_text(b) == after
+    shot(b, "settings-error")
+
+    store = SqliteStore(site.store_path)
+    try:
+        entries = store.audit("alice")
+        values = {k: v.value for k, v in store.read("alice").values.items()}
+    finally:
+        store.close()
+    assert sorted(e.field for e in entries) == ["backups", "notify.mail"]  # nothing more
+    assert values == {"notify.mail": False, "backups": ["@reception", "bernard"]}

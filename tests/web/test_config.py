@@ -32,6 +32,16 @@ def test_defaults_are_loopback_and_secure_cookies(tmp_path):
     assert s.imap.host == "127.0.0.1" and s.imap.security == "none"
 
 
+def test_managesieve_defaults_follow_the_imap_server(tmp_path):
+    s = load(write(tmp_path, ""))
+    ms = s.managesieve
+    assert (ms.enabled, ms.host, ms.port, ms.security) == (True, "127.0.0.1", 4190, "none")
+    s = load(write(tmp_path, '[imap]\nhost = "mail.example"\nsecurity = "tls"\n'))
+    assert (s.managesieve.host, s.managesieve.security) == ("mail.example", "starttls")
+    s = load(write(tmp_path, '[managesieve]\nenabled = false\nhost = "sieve.example"\n'))
+    assert not s.managesieve.enabled and s.managesieve.host == "sieve.example"
+
+
 @pytest.mark.parametrize(("text", "where"), [
     ('[web]\nhost = "0.0.0.0"\nsecure_cookies = false\n', "[web] secure_cookies"),
     ('[imap]\nhost = "mail.example"\n', "[imap] security"),
@@ -39,6 +49,10 @@ def test_defaults_are_loopback_and_secure_cookies(tmp_path):
     ('[web]\nlisten = "x"\n', "[web] listen: unknown key"),
     ('[web]\nadmins = ["nobody"]\n', "[web] admins: 'nobody' not a user"),
     ('[imap]\nlogin = "uid"\n', "[imap] login"),
+    ('[imap]\nhost = "mail.example"\nsecurity = "tls"\n[managesieve]\nsecurity = "none"\n',
+     "[managesieve] security"),
+    ('[managesieve]\nsecurity = "tls"\n', "[managesieve] security"),
+    ('[managesieve]\nport = 0\n', "[managesieve] port"),
     ('[cookies]\n', "unknown table"),
     ('[web\n', "not valid TOML"),
 ])
@@ -63,7 +77,8 @@ def test_the_page_is_off_without_web_toml_and_says_so_once(tmp_path, caplog, mon
     # A wrong web.toml stops serve with the reason, no traceback.
     (tmp_path / "web.toml").write_text('[web]\nport = "eighty"\n')
     [service] = plugin.mailcall_services(runtime)
-    with pytest.raises(ServiceStartError, match=r"web.toml: \[web\] port"):
+    with pytest.raises(ServiceStartError,
+                       match=r"web\.toml:2: \[web\] port: must be a port number 1-65535"):
         asyncio.run(service.start())
 
 

@@ -52,9 +52,13 @@ def test_absence_changes_the_plan_and_what_the_router_decides(site, alice):
     assert plan(r) == ("You are away until 2026-12-12 00:00: your phone does not ring. Calls go "
                        f"to: Bernard Petit, then {HOSTILE_GROUP}, then voicemail with your "
                        "absence greeting.")
-    # The same fact as the router obeys it (the user-store service's view of the policy).
-    decided = plan_call(decision_policy(site.runtime),
-                        CallRequest(callee="201", caller="", at=NOW))
+    # The same fact as the router obeys it (the user-store service's view of the policy,
+    # read in the service's own thread: its SQLite connection belongs to that thread).
+    async def routed():
+        return plan_call(decision_policy(site.runtime),
+                         CallRequest(callee="201", caller="", at=NOW))
+
+    decided = site.run(routed())
     assert isinstance(decided.steps[0], Ring) and decided.steps[0].who == "bernard"
     assert isinstance(decided.steps[-1], Voicemail) and decided.steps[-1].greeting == "absence"
     [entry] = audit(site, "alice")
@@ -65,10 +69,11 @@ def test_absence_changes_the_plan_and_what_the_router_decides(site, alice):
     ({"until": "2026-02-31"}, "absence-until", "is not a date"),
     ({"until": "2026-11-30"}, "absence-until", "is in the past"),
     ({"until": "2026-12-05", "from": "2026-12-08"}, "absence-until", "before it starts"),
-    ({"until": "2026-12-12", "backup": "alice"}, "absence-backup", "their own backup"),
-    ({"until": "2026-12-12", "backup": "nobody"}, "absence-backup", "not a defined user"),
+    ({"until": "2026-12-12", "backup": "alice"}, "absence-backup", "your own backup"),
+    ({"until": "2026-12-12", "backup": "nobody"}, "absence-backup", "nobody of that name"),
     ({"until": "2026-12-12", "message": "x" * 1001}, "absence-message", "at most 1000"),
-    ({"until": "2026-12-12", "message": "hi\x1b[2Jthere"}, "absence-message", "control"),
+    ({"until": "2026-12-12", "message": "hi\x1b[2Jthere"}, "absence-message",
+     "control character (U+001B"),
 ])
 def test_bad_values_are_refused_next_to_their_field_and_nothing_is_saved(site, alice, form,
                                                                           field, words):
@@ -91,7 +96,7 @@ def test_a_backup_the_profile_does_not_allow_is_not_offered_and_refused(site):
     assert "does not reroute calls while you are away" in page.text
     r = david.post("/absence", {"csrf": page.csrf(), "until": "2026-12-12",
                                 "backup": "carole"})
-    assert r.status == 400 and "locks &#39;reroute&#39;" in r.text
+    assert r.status == 400 and "leaves the choice of who takes your calls to IT" in r.text
     assert audit(site) == []
 
 
@@ -180,6 +185,13 @@ def test_an_unusable_store_makes_the_page_read_only_and_saves_nothing(tmp_path, 
         assert plan(page).startswith("Your phone rings for 20 s.")  # the policy alone
         r = c.post("/absence", {"csrf": page.csrf(), "until": "2026-12-12"})
         assert r.status == 503
+        # The settings are shown, not offered; their forms save nothing either.
+        assert "Tell my mobile about new mail" in page.text
+        assert 'id="save-settings"' not in page.text and 'id="pin-form"' not in page.text
+        for path, form in (("/settings", [("fields", "notify.mail")]),
+                           ("/pin", [("pin", "2468"), ("pin2", "2468")]),
+                           ("/settings/clear", [("field", "notify.mail")])):
+            assert c.post(path, [("csrf", page.csrf()), *form]).status == 503
         assert store.read_bytes().startswith(b"this is not a database")
         assert any("read-only" in rec.getMessage() and str(store) in rec.getMessage()
                    for rec in caplog.records)
@@ -207,3 +219,29 @@ def test_an_absence_without_its_end_is_refused_next_to_the_field(site, alice):
     assert r.status == 400
     assert 'id="err-absence-until">give the day you are back' in r.text
     assert audit(site) == []
+
+
+def test_another_users_absence_id_removes_nothing_of_theirs(site, alice):
+    bernard = Client(site.url)
+    assert bernard.login("bernard@stockinox.example").status == 200
+    page = bernard.get("/?lang=en")
+    r = bernard.post("/absence", {"csrf": page.csrf(), "until": "2026-12-12",
+                                  "message": "Bernard au salon"})
+    assert r.status == 200 and "Your absence is saved" in r.text
+    store = SqliteStore(site.store_path)
+    try:
+        theirs = store.read("bernard").absences
+    finally:
+        store.close()
+    assert len(theirs) == 1
+    mine = alice.get("/")
+    r = alice.post("/absence/clear", {"csrf": mine.csrf(), "id": str(theirs[0].id)})
+    assert r.status == 400
+    assert "This absence no longer exists" in r.text and "Your absence is removed" not in r.text
+    store = SqliteStore(site.store_path)
+    try:
+        assert store.read("bernard").absences == theirs
+        assert store.read("alice").absences == ()
+    finally:
+        store.close()
+    assert not [e for e in audit(site, "bernard") if e.stamp.actor == "alice"]

@@ -1,4 +1,5 @@
-"""A chat notification medium and a FLAC voicemail format, as a third party writes them.
+"""A chat notification medium, a FLAC voicemail format and a PNG fax format, as a third
+party writes them.
 
 Everything mailcall needs is declared here, through the public contracts
 (``mailcall.core.contracts``): the medium's name, its ``[channels.chat]``
@@ -114,6 +115,26 @@ def mailcall_notification_channels(runtime):
     return [ChatChannel(runtime)]
 
 
+@dataclass(frozen=True, slots=True)
+class PngFaxConverter:
+    """Each fax page as an image a phone shows at once: picklable, as converters must be."""
+
+    format: str = "png"
+    mime_type: str = "image/png"
+    extension: str = "png"
+
+    def convert(self, tiff_path: str, out_path: str) -> None:
+        from PIL import Image
+
+        with Image.open(tiff_path) as fax:
+            fax.convert("1").save(out_path, format="PNG")  # the first page
+
+
 @hookimpl
 def mailcall_audio_encoders():
     return [FlacEncoder()]
+
+
+@hookimpl
+def mailcall_fax_converters():
+    return [PngFaxConverter()]
