@@ -154,8 +154,9 @@ def assert_worded(problem: FieldProblem, kind: str) -> None:
 def test_every_pattern_is_exercised_by_a_case():
     kinds = {c[-1] for c in CEILING} | {"absence.locked", "absence.no_reroute", "absence.self",
                                         "nothing", "media.left_out", "date.bad", "date.past",
-                                        "date.window", "date.order", "message.control", "message.long",
-                                        "absence.overlap", "absence.unknown_id", "user.unknown"}
+                                        "date.window", "date.order", "message.control",
+                                        "message.long", "absence.overlap", "absence.unknown_id",
+                                        "user.unknown"}
     assert {p.kind for p in PATTERNS} == kinds
 
 
