@@ -2,7 +2,7 @@
 
 Every encoder is a small frozen object with a *blocking* ``encode(wav, out)``:
 the spool worker runs it in a process pool so a burst of voicemail never stalls
-the event loop that answers calls (see ``bench/deposit/offloop.py``). They are
+the event loop that answers calls (see ``bench/deposit/bench_offloop.py``). They are
 plain picklable values for the same reason.
 
 The baseline encoders go through libsndfile (the ``soundfile`` package, cffi):

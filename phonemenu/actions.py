@@ -172,10 +172,10 @@ def own_number(user: Any) -> str:
 # ------------------------------------------------------------------ reply
 
 
-def is_deposit(message: Any) -> bool:
+def is_deposit(message: MessageSummary) -> bool:
     """A voice or fax deposit (sealed), wherever the user filed it: its From is mailcall's
     own sender, the person is the caller number the deposit wrote."""
-    return getattr(message, "kind", "mail") in ("voice", "fax")
+    return message.kind in ("voice", "fax")
 
 
 async def reply(call: MenuCall, folder: str, message: Any) -> None:
@@ -230,10 +230,10 @@ def reply_mail(policy: Any, user: Any, message: Any, audio: bytes) -> EmailMessa
     return out
 
 
-def reply_address(message: Any) -> str:
+def reply_address(message: MessageSummary) -> str:
     """Where a reply goes: the one Reply-To address if the mail gave a usable one (the
     summary keeps only a single plain address), else the From address; "" for none."""
-    return getattr(message, "reply_to", "") or message.sender_address or ""
+    return message.reply_to or message.sender_address or ""
 
 
 def _msgid(value: str | None) -> str | None:

@@ -148,7 +148,7 @@ TABLE: MappingProxyType[tuple[State, str], tuple[Op, State | None]] = MappingPro
     }.items()},
     **{(State.DONE, k): (Op.GOODBYE, SAME) for k in INPUTS},
 })
-"""Every (state, input) pair; tests/phonemenu/test_keymap.py checks none is missing."""
+"""Every (state, input) pair; tests/phonemenu/test_machine.py checks none is missing."""
 
 
 def lookup(state: State, key: str) -> tuple[Op, State]:

@@ -14,6 +14,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from mailcall.agi import prompts
+from mailcall.core.host.plugin_manager import announce
 
 from .errors import KeyPressed
 from .machine import VOICE
@@ -154,13 +155,9 @@ class CallMailbox:
             return False
         if folder == VOICE:
             reason = {"trash": "deleted", "save": "saved"}.get(what, "heard")
-            try:
-                call.runtime.pm.hook.mailcall_mailbox_changed(
-                    runtime=call.runtime, user=call.user.id,
-                    folder=message.folder, reason=reason)
-            except Exception:
-                log.exception("a mailcall_mailbox_changed hook failed after %s (%s); the "
-                              "change stands", reason, call.user.id)
+            announce(call.runtime.pm, "mailcall_mailbox_changed", "the change stands",
+                     runtime=call.runtime, user=call.user.id, folder=message.folder,
+                     reason=reason)
         return True
 
     async def close(self) -> None:

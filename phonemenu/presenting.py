@@ -23,6 +23,8 @@ from .machine import MAIL, VOICE, AudioStarted, Key, PlaybackEnded, Present, Unp
 from .mailbox import quiet
 
 if TYPE_CHECKING:
+    from mailcall.mailstore.summary import MessageSummary
+
     from .call import MenuCall
     from .saying import Saying
 
@@ -176,11 +178,11 @@ class Presenter:
             ahead.cancel()
 
 
-def missed_call(message: Any) -> bool:
+def missed_call(message: MessageSummary) -> bool:
     """A voice deposit without a recording: a missed call (deposit/voice_message.py writes
     Content-Duration on every recording it attaches, so a proven deposit without a
     duration has no audio part)."""
-    return getattr(message, "duration", None) is None
+    return message.duration is None
 
 
 class Ahead:

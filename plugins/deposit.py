@@ -22,7 +22,7 @@ from mailcall.core.decisions.deposits import Deposit
 from mailcall.core.decisions.plans import DepositPlan
 from mailcall.core.hookspecs import hookimpl
 from mailcall.core.host.collect import collected
-from mailcall.core.host.plugin_manager import announce_decision
+from mailcall.core.host.plugin_manager import announce, announce_decision
 from mailcall.core.host.runtime import Runtime
 from mailcall.core.policy.model import Policy
 from mailcall.deposit import commands
@@ -70,8 +70,10 @@ def notify_delivered(runtime: Runtime, deposit: Deposit, plan: DepositPlan,
     once the notice is on disk), which the delivery process waits for before it forgets
     the promise (``notify_pending`` in the delivered spool record).
     """
-    runtime.pm.hook.mailcall_deposit_delivered(runtime=runtime, deposit=deposit, plan=plan,
-                                               message_id=message_id)  # the lamp, for one
+    # The lamp, for one; a plugin that raises is logged and never costs the notification.
+    announce(runtime.pm, "mailcall_deposit_delivered", "the deposit stays delivered and the "
+             "mobile is still told", runtime=runtime, deposit=deposit, plan=plan,
+             message_id=message_id)
     if not plan.notify:
         return None
     if runtime.notifier is None:

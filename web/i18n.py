@@ -1,14 +1,14 @@
 """The page's words in English and French, and which language a visitor gets.
 
 One table, keyed by message name, so that a missing translation is a test
-failure (tests/web/test_i18n.py) rather than an English word in a French page.
+failure (tests/web/test_config.py) rather than an English word in a French page.
 A logged-in user gets their language from the policy (``users.ID.language``, else
 the organisation's); before the login, the browser's Accept-Language decides.
 """
 
 from __future__ import annotations
 
-LANGUAGES = ("en", "fr")
+from mailcall.core.policy.value_checks import LANGUAGES
 
 TEXT: dict[str, dict[str, str]] = {
     "title": {"en": "My calls and messages", "fr": "Mes appels et messages"},

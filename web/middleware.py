@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from mailcall.core.policy.model import Policy
+from mailcall.core.policy.value_checks import LANGUAGES
 from mailcall.web.context import CTX, FORM, SESSION, WORDS, WebContext, message
 from mailcall.web.i18n import Words, negotiate, user_language
 from mailcall.web.sessions import Session
@@ -44,9 +45,9 @@ def client_address(request: web.Request, ctx: WebContext) -> str:
 
 def _language(request: web.Request, session: Session | None, policy: Policy) -> str:
     chosen = request.cookies.get("lang")
-    if request.query.get("lang") in ("en", "fr"):
+    if request.query.get("lang") in LANGUAGES:
         chosen = request.query["lang"]
-    if chosen in ("en", "fr"):
+    if chosen in LANGUAGES:
         return chosen
     if session and session.user in policy.users:
         return user_language(policy.users[session.user].language, policy.organisation.language)
@@ -87,7 +88,7 @@ async def middleware(request: web.Request,
 def _finish(request: web.Request, ctx: WebContext, response: web.StreamResponse) -> None:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
-    if request.query.get("lang") in ("en", "fr"):
+    if request.query.get("lang") in LANGUAGES:
         response.set_cookie("lang", request.query["lang"], path="/", httponly=True,
                             samesite="Strict", secure=ctx.settings.secure_cookies,
                             max_age=365 * 86400)

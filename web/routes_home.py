@@ -131,12 +131,8 @@ def router_view(ctx: WebContext, policy: Policy) -> Policy | None:
 
 
 async def refinements_of(ctx: WebContext, user: User) -> Refinements | None:
-    """The user's refinements, read in the store's thread.
-
-    Reading them from the user-store service's index instead (no thread hop, a little
-    less CPU) made the tail under load worse on a shared core in the same-run
-    comparison of bench/web/page_load.py --compare (docs/web.md, "Speed").
-    """
+    """The user's refinements, read in the store's thread (docs/web.md, "Speed", says
+    why not from the user-store service's index)."""
     result: Refinements | None = await ctx.in_store(read_refinements, ctx, user)
     return result
 

@@ -270,3 +270,44 @@ async def test_a_voicemail_notification_tells_the_count_the_lamp_read(mail, tmp_
     finally:
         await service.stop(1.0)
         await dispatcher.stop(1.0)
+
+
+async def test_a_plugin_failing_on_a_delivered_deposit_never_costs_the_notification(
+        mail, caplog):
+    """The hook was called plainly before the notice was handed over: a plugin raising there
+    skipped the mobile's notification, and the promise stayed unkept at every restart."""
+    from mailcall.core.hookspecs import hookimpl
+
+    class Broken:
+        @hookimpl
+        def mailcall_deposit_delivered(self, runtime, deposit, plan, message_id):
+            raise RuntimeError("lamp plugin broken")
+
+    class Recorder:
+        def __init__(self):
+            self.notices = []
+
+        def submit(self, notice):
+            self.notices.append(notice)
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(True)
+            return done
+
+    loop = asyncio.get_running_loop()
+    deposit, plan, mid = await loop.run_in_executor(None, mail.deposit, "alice", "call-2")
+    # This test's policy does not notify alice: her plan as if her profile did.
+    from dataclasses import replace
+
+    from mailcall.core.decisions.plans import Notify
+    plan = replace(plan, notify=(Notify("alice", "sms", "+33612345678", "new voicemail"),))
+    mail.runtime.pm.register(Broken(), name="broken-lamp")
+    recorder, before = Recorder(), mail.runtime.notifier
+    mail.runtime.notifier = recorder
+    try:
+        accepted = notify_delivered(mail.runtime, deposit, plan, mid)
+        assert accepted is not None and await accepted is True
+    finally:
+        mail.runtime.notifier = before
+        mail.runtime.pm.unregister(name="broken-lamp")
+    assert [n.message_id for n in recorder.notices] == [mid]
+    assert "plugin broken-lamp failed in mailcall_deposit_delivered" in caplog.text
