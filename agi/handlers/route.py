@@ -39,7 +39,8 @@ from .voicemail import reason_for, take_message
 
 log = logging.getLogger("mailcall.agi.route")
 
-MOVE_ON = frozenset({"BUSY", "NOANSWER", "CHANUNAVAIL", "CONGESTION", "INVALIDARGS", "UNKNOWN"})
+MOVE_ON = frozenset(DIAL_CONDITIONS) | {"UNKNOWN"}
+"""The DIALSTATUS values after which the plan goes on (UNKNOWN: Dial set none)."""
 """Outcomes after which the plan goes on. INVALIDARGS is a dial string Dial refused
 (a ``[telephony]`` template that does not fit this Asterisk): the caller still gets
 the backup and the voicemail, and the administrator a warning."""

@@ -34,9 +34,9 @@ from mailcall.plugins import speech as speech_plugin
 from mailcall.plugins.deposit import encoders_from, mailcall_audio_encoders, origin_for, plan_for
 from tests.agi.harness import RecordingDepositor
 from tests.agi.support import MEDIA
+from tests.support import REPO
 from tests.support.dovecot import Dovecot
 
-REPO = Path(__file__).resolve().parents[2]
 LIVE_POLICY = REPO / "tests" / "live" / "policy.toml"
 MASTER = "mailcall-phone"
 MASTER_PASSWORD = "phone-master-pw-for-tests"
