@@ -8,6 +8,7 @@ an attribute is first used in the middle of a call.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar, overload
 
 import pluggy
@@ -61,7 +62,9 @@ def collected(pm: pluggy.PluginManager, hook: str, contract: Any, *,
     out: list[Any] = []
     for plugin, call in reversed(each_plugin(pm, hook)):
         for batch in call(**kwargs):
-            try:
+            try:  # a string or a mapping is iterable, but it is one item, not a list of them
+                if isinstance(batch, (str, bytes, Mapping)):
+                    raise TypeError(batch)
                 items = iter(batch or ())
             except TypeError:
                 raise ContractBroken(plugin, hook, batch, f"a list (of {expected})") from None

@@ -56,6 +56,7 @@ def _compile(raw: RawPolicy, pm: pluggy.PluginManager | None) -> Policy:
     if pm is not None:
         # The hook promises a mapping; `organisation = 3` is the compiler's to report.
         org = org if isinstance(org, dict) else {}
+        # Each entry is checked by the compiler, with the policy's other problems.
         for batch in pm.hook.mailcall_directory_users(organisation=org):
             directory.extend(batch or ())
     try:
@@ -64,7 +65,11 @@ def _compile(raw: RawPolicy, pm: pluggy.PluginManager | None) -> Policy:
         raise PolicyInvalid([Problem(raw.files[0], "", str(exc))]) from None
     policy = compile_policy(raw, directory, offered=offered)
     if pm is not None:
-        extra = [p for batch in pm.hook.mailcall_policy_checks(policy=policy) for p in batch]
+        try:
+            extra = collected(pm, "mailcall_policy_checks", str, policy=policy,
+                              expected='a problem as a string ("key.path: what is wrong")')
+        except TypeError as exc:
+            raise PolicyInvalid([Problem(raw.files[0], "", str(exc))]) from None
         extra += _transcription_problems(policy)
         if extra:
             raise PolicyInvalid([Problem(raw.files[0], "", msg) for msg in extra])

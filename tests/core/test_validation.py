@@ -424,3 +424,25 @@ def test_a_medium_no_plugin_offers_is_a_policy_error_not_a_failed_deposit():
                      '[channels]\nfile_path = "/var/log/n.jsonl"\n')
     assert ("t.toml:11: users.ann.preferred_medium: is 'sms' but the user has no 'mobile' "
             "number") in found, found
+
+
+def test_a_policy_check_plugin_returning_a_string_is_named_not_split_into_letters(tmp_path):
+    """`mailcall_policy_checks` returning "x: bad" instead of ["x: bad"] became one policy
+    problem per character; collected like every list hook, it names the plugin."""
+    from mailcall.core.hookspecs import hookimpl
+    from mailcall.core.host.plugin_manager import make_plugin_manager
+
+    class Checks:
+        @hookimpl
+        def mailcall_policy_checks(self, policy):
+            return "users.ann: not allowed here"
+
+    pm = make_plugin_manager(entrypoints=False)
+    pm.register(Checks(), name="site-checks")
+    path = tmp_path / "policy.toml"
+    path.write_text(BASE)
+    with pytest.raises(PolicyInvalid) as exc:
+        load_policy(path, pm=pm)
+    [problem] = [str(p) for p in exc.value.problems]
+    assert "plugin 'site-checks' returned str from mailcall_policy_checks" in problem, problem
+    assert "MAILCALL_DISABLE_PLUGINS=site-checks" in problem
