@@ -39,7 +39,7 @@ from mailcall.userstore.errors import RefinementRefused, StoreError
 from mailcall.userstore.fields import check_absence_backup
 
 from . import own_store, words
-from .dialog import NoSpeech, Typed, ask, tell, tell_text
+from .dialog import Ask, NoSpeech, Tell, Typed, ask, tell, tell_text
 
 if TYPE_CHECKING:
     from mailcall.userstore.service import UserStore
@@ -130,17 +130,6 @@ QUESTIONS = MappingProxyType({Step.CURRENT: ("absence_end_menu", 1),
 
 
 # ------------------------------------------------------------------ what it asks for
-
-
-@dataclass(frozen=True, slots=True)
-class Tell:
-    phrase: str
-
-
-@dataclass(frozen=True, slots=True)
-class Ask:
-    phrase: str
-    max_digits: int
 
 
 @dataclass(frozen=True, slots=True)

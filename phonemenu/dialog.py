@@ -27,6 +27,21 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, slots=True)
+class Tell:
+    """A dialog's output: say this phrase (``words`` / ``agi.prompts`` name)."""
+
+    phrase: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """A dialog's output: ask this question and read at most `max_digits` keys."""
+
+    phrase: str
+    max_digits: int
+
+
+@dataclass(frozen=True, slots=True)
 class Typed:
     """What the caller typed for one question."""
 

@@ -27,7 +27,7 @@ from mailcall.core.policy.pins import hash_pin
 from mailcall.userstore.errors import RefinementRefused, StoreError
 
 from . import own_store
-from .dialog import Typed, ask, tell
+from .dialog import Ask, Tell, Typed, ask, tell
 
 if TYPE_CHECKING:
     from mailcall.userstore.service import UserStore
@@ -91,17 +91,6 @@ QUESTIONS = MappingProxyType({Step.NEW: "pin_new", Step.AGAIN: "pin_again"})
 
 
 @dataclass(frozen=True, slots=True)
-class Tell:
-    phrase: str
-
-
-@dataclass(frozen=True, slots=True)
-class Ask:
-    phrase: str
-    max_digits: int = ENTRY_DIGITS
-
-
-@dataclass(frozen=True, slots=True)
 class Save:
     pin: str = field(repr=False)
 
@@ -136,7 +125,7 @@ class PinDialog:
 
     def start(self) -> list[Out]:
         self.step, self.tries, self.first = Step.NEW, 0, ""
-        return [Ask(QUESTIONS[Step.NEW])]
+        return [Ask(QUESTIONS[Step.NEW], ENTRY_DIGITS)]
 
     def typed(self, typed: Typed) -> list[Out]:
         step = self.step
@@ -160,7 +149,7 @@ class PinDialog:
             self.first = ""
         self.step = after
         if after in QUESTIONS:
-            out.append(Ask(QUESTIONS[after]))
+            out.append(Ask(QUESTIONS[after], ENTRY_DIGITS))
         elif after is Step.SAVE:
             out.append(Save(self.first))
             self.first = ""
