@@ -21,6 +21,8 @@ import functools
 import re
 from typing import NamedTuple
 
+from mailcall.core.sansio import LocalProtocolError
+
 MAX_ARGS = 128
 """res_agi.c MAX_ARGS: the size of Asterisk's word array, its end marker included."""
 MAX_WORDS = MAX_ARGS - 1
@@ -36,8 +38,9 @@ DEFAULT_LINE_LIMIT = LINE_LIMIT_OLD
 _BARE_BAD = re.compile(r"[\x00-\x20\"\\\x7f]")
 
 
-class CommandError(ValueError):
-    """A command that cannot be written safely; nothing was sent."""
+class CommandError(LocalProtocolError, ValueError):
+    """A command that cannot be written safely; nothing was sent. Our own misuse of the
+    FastAGI machine (a LocalProtocolError); still a ValueError for its older callers."""
 
 
 class Quoted(NamedTuple):

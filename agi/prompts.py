@@ -87,7 +87,7 @@ ONE_MOMENT = "one-moment-please"
 TRY_LATER = "please-try-call-later"
 NOT_AVAILABLE = "feature-not-avail-line"
 NEW_PIN = "vm-newpassword"
-"""Options, 4: "please enter your new password followed by the pound key"."""
+"""Options, 5: "please enter your new password followed by the pound key"."""
 PIN_AGAIN = "vm-reenterpassword"
 PIN_MISMATCH = "vm-mismatch"
 PIN_INVALID = "vm-invalid-password"
@@ -116,13 +116,13 @@ MENU_PHRASES: MappingProxyType[str, tuple[str, ...]] = MappingProxyType({
 MENU_TEXTS: MappingProxyType[str, MappingProxyType[str, str]] = MappingProxyType({
     name: MappingProxyType(texts) for name, texts in {
         "options_menu": {
-            "en": "Press 1 to record your unavailable greeting, 2 for your busy greeting, "
-                  "3 for your absence greeting. Press 4 to change your PIN, 5 to set or end "
-                  "an absence. Press star to return to the main menu.",
+            "en": "Press 1 to record your unavailable greeting, 2 for your busy greeting. "
+                  "Press 3 to set or end an absence, 4 to record your absence greeting. "
+                  "Press 5 to change your PIN. Press star to return to the main menu.",
             "fr": "Pour enregistrer votre annonce d'indisponibilité, tapez 1 ; votre annonce "
-                  "d'occupation, tapez 2 ; votre annonce d'absence, tapez 3. Pour changer "
-                  "votre code, tapez 4 ; pour déclarer ou terminer une absence, tapez 5. Pour "
-                  "revenir au menu principal, tapez étoile.",
+                  "d'occupation, tapez 2. Pour déclarer ou terminer une absence, tapez 3 ; "
+                  "pour enregistrer votre annonce d'absence, tapez 4. Pour changer votre "
+                  "code, tapez 5. Pour revenir au menu principal, tapez étoile.",
         },
         "pin_rules": {
             "en": "A PIN has 4 to 12 digits.",

@@ -3,45 +3,46 @@
 from __future__ import annotations
 
 import errno
+import re
 from pathlib import Path
 from typing import Any
 
 from mailcall.core.errors import ServiceStartError
-from mailcall.core.host.plugin_manager import each_plugin
+from mailcall.core.host.collect import OfferedTwice, collected_mapping
 
 from .folders import shared_folder
 from .server import AgiServer, Handler
 
 
-class HandlerConflict(ServiceStartError):
+class HandlerConflict(OfferedTwice):
     """Two plugins offer the same AGI script name."""
 
 
-def collect_handlers(runtime: Any) -> dict[str, Handler]:
-    """Merge every plugin's ``mailcall_agi_handlers``; a name offered twice is an error.
+SCRIPT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+"""What a handler may be called: the ``NAME`` of ``agi://host/NAME?query`` that a dialplan
+writes, one plain word. A name with ``/``, ``?``, a space or nothing at all could never be
+dispatched (``split_script`` cuts at ``?``), and the name is shown in every session's log line."""
 
-    Each plugin is called through its own ``pm.hook`` subset (``each_plugin``), so
-    the owner of each script is known without calling a plugin's function directly.
+
+def _script_name(name: object) -> bool:
+    return isinstance(name, str) and SCRIPT_NAME.fullmatch(name) is not None
+
+
+def collect_handlers(runtime: Any) -> dict[str, Handler]:
+    """Merge every plugin's ``mailcall_agi_handlers``, checked where collected
+    (:func:`~mailcall.core.host.collect.collected_mapping`): a name outside
+    :data:`SCRIPT_NAME`, a handler that is not callable or a mapping that is not one
+    names the plugin (:class:`~mailcall.core.host.collect.ContractBroken`); a name
+    offered twice names both plugins (:class:`HandlerConflict`).
     """
-    handlers: dict[str, Handler] = {}
-    owners: dict[str, str] = {}
-    # In pluggy's call order (the last registered first), as a plain hook call would be.
-    for plugin, call in reversed(each_plugin(runtime.pm, "mailcall_agi_handlers")):
-        for mapping in call(runtime=runtime):
-            for name, handler in (mapping or {}).items():
-                if name in owners:
-                    raise HandlerConflict(
-                        f"AGI script {name!r} is offered by both plugin {owners[name]!r} and "
-                        f"plugin {plugin!r}: block one of them or rename the script"
-                    )
-                if not callable(handler):
-                    raise HandlerConflict(
-                        f"plugin {plugin!r} offers AGI script {name!r} with a "
-                        f"non-callable handler {handler!r}"
-                    )
-                owners[name] = plugin
-                handlers[name] = handler
-    return handlers
+    return collected_mapping(
+        runtime.pm, "mailcall_agi_handlers", key=_script_name,
+        key_expected=("script names (1 to 64 letters, digits, '.', '_' or '-', starting with "
+                      "a letter or digit)"),
+        value=callable, value_expected="async handler(session, runtime) functions",
+        offered=lambda name: f"AGI script {name!r}",
+        fix="block one of them or rename the script", conflict=HandlerConflict,
+        runtime=runtime)
 
 
 def parse_listen(value: str) -> tuple[str, int]:

@@ -152,7 +152,8 @@ class Connection(ByteReceiver):
         max_pending: int = MAX_PENDING,
     ) -> None:
         if not NAME_OK(action_prefix):
-            raise ValueError(f"action_prefix {action_prefix!r}: letters, digits, - and _ only")
+            raise LocalProtocolError(f"action_prefix {action_prefix!r}: letters, digits, - and _ "
+                                     "only")
         self.action_prefix = action_prefix
         self.max_line = max_line
         self.max_message_bytes = max_message_bytes

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from mailcall.core.decisions.deposits import Deposit
     from mailcall.core.decisions.plans import Notify
     from mailcall.core.decisions.routing import CallContext
 
@@ -217,3 +218,14 @@ class Service(Protocol):
     def start(self) -> Awaitable[None]: ...
 
     def stop(self, grace: float) -> Awaitable[None]: ...
+
+
+@runtime_checkable
+class Depositor(Protocol):
+    """Who accepts voicemail and fax deposits (hook ``mailcall_depositor``), used by
+    ``runtime.deposit``; the built-in one is the durable spool
+    (``mailcall.deposit.spool_depositor.SpoolDepositor``)."""
+
+    def accept(self, message: Deposit) -> Awaitable[str]:
+        """Make `message` durable (on disk, fsynced) and return its spool id."""
+        ...

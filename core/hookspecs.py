@@ -27,12 +27,13 @@ if TYPE_CHECKING:
         AudioEncoder,
         CallRule,
         Channel,
+        Depositor,
         FaxConverter,
         Medium,
         Service,
         VoiceCounts,
     )
-    from mailcall.core.host.runtime import Depositor, Runtime
+    from mailcall.core.host.runtime import Runtime
     from mailcall.core.policy.model import Policy
     from mailcall.speech.engine import GreetingEngine
 
@@ -181,8 +182,10 @@ def mailcall_agi_handlers(runtime: Runtime) -> Mapping[str, Callable[..., Awaita
 
     Called once when the AGI server starts. Return a mapping of script name to
     ``async handler(session: mailcall.agi.session.AgiSession, runtime) -> str``
-    returning the outcome written to the session's log line. The same name
-    offered by two plugins is a start-up error naming both plugins.
+    returning the outcome written to the session's log line. A name is 1 to 64
+    letters, digits, ``.``, ``_`` or ``-``, starting with a letter or digit (what
+    a dialplan URL reaches); a name offered by two plugins, a name outside that
+    rule or a handler that is not callable is a start-up error naming the plugin.
     """
 
 
@@ -192,7 +195,10 @@ def mailcall_depositor(runtime: Runtime) -> Depositor | None:
 
     *firstresult*. Called once when ``mailcall serve`` starts; the object
     returned is used by ``runtime.deposit(message)``. Return None to leave the
-    choice to another plugin.
+    choice to another plugin. The built-in spool is the default
+    (``@hookimpl(trylast=True)``): another plugin's depositor replaces it; two
+    plugins offering one, or an object that is not a ``Depositor``, stop
+    ``serve`` naming the plugins.
     """
 
 

@@ -1,15 +1,25 @@
 """What every sans-I/O protocol machine of mailcall shares: one sentinel, one error family.
 
 FastAGI (agi/protocol.py), AMI (ami/protocol.py), Dovecot's script socket
-(sieve/script_protocol.py) and SMTP/LMTP replies (deposit/mail_protocol.py) are
-machines fed bytes, h11-style: ``next_event()`` answers :data:`NEED_DATA` when
-a complete event is not there yet, and a peer that breaks its protocol raises a
-:class:`RemoteProtocolError`. Callers can then handle every machine alike
-(``except ProtocolError`` ends one connection, never the server). Each machine
-writes what its protocol allows in one :class:`Transitions` table. The other
-parsers without I/O raise from the same family: IMAP responses (imap/protocol.py)
-and the frames between ``mailcall serve`` and its delivery process
-(deposit/pipe_protocol.py).
+(sieve/script_protocol.py), ManageSieve (sieve/managesieve_protocol.py) and
+SMTP/LMTP (deposit/mail_protocol.py) are machines fed bytes, h11-style:
+``next_event()`` answers :data:`NEED_DATA` when a complete event is not there
+yet. Each machine writes what its protocol allows in one :class:`Transitions`
+table. The other parsers without I/O raise from the same family: IMAP responses
+(imap/protocol.py) and the frames between ``mailcall serve`` and its delivery
+process (deposit/pipe_protocol.py).
+
+The one naming rule for errors: the peer's fault (bytes its protocol does not
+allow, or more than our bounds) is a :class:`RemoteProtocolError`; our own misuse
+(a command before the answer, an argument that would inject a command) is a
+:class:`LocalProtocolError`. A machine raises these two itself, with its
+protocol named in the message where the caller could not tell, and defines no
+alias or error of its own, so ``except RemoteProtocolError`` means the same for
+every machine and ``except ProtocolError`` ends one connection, never the server.
+Only where callers already tell a machine's errors apart by name does one keep a
+class, and it derives from one of the two (``agi.commands.CommandError``, a
+LocalProtocolError; the pipe's ``PipeRemoteError`` and ``PipeLocalError``).
+tests/core/test_sansio.py checks every machine module against this rule.
 """
 
 from __future__ import annotations

@@ -22,13 +22,16 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mailcall.core.sansio import NEED_DATA, ByteReceiver, NeedData, RemoteProtocolError, Transitions
+from mailcall.core.sansio import (
+    NEED_DATA,
+    ByteReceiver,
+    LocalProtocolError,
+    NeedData,
+    RemoteProtocolError,
+    Transitions,
+)
 
 MAX_LINE = 4096
-
-
-class ProtocolError(RemoteProtocolError):
-    """The server sent something that is not an SMTP reply."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,21 +93,21 @@ class ReplyParser(ByteReceiver):
         self._code: bytes | None = None
 
     def next_event(self) -> Reply | NeedData:
-        """The next whole reply, or NEED_DATA; raises ProtocolError on a line that is none."""
+        """The next whole reply, or NEED_DATA; raises RemoteProtocolError on a line that is none."""
         buf = self._buf
         while True:
             end = buf.find(b"\n")
             if end < 0:
                 if len(buf) > MAX_LINE:
-                    raise ProtocolError(f"reply line longer than {MAX_LINE} bytes")
+                    raise RemoteProtocolError(f"reply line longer than {MAX_LINE} bytes")
                 if self._eof and (buf or self._lines):
-                    raise ProtocolError("connection closed in the middle of a reply")
+                    raise RemoteProtocolError("connection closed in the middle of a reply")
                 return NEED_DATA
             line = bytes(buf[:end]).rstrip(b"\r")
             del buf[: end + 1]
             match = _REPLY_LINE.match(line)
             if not match or (self._code is not None and match.group(1) != self._code):
-                raise ProtocolError(f"not an SMTP reply line: {line[:80]!r}")
+                raise RemoteProtocolError(f"not an SMTP reply line: {line[:80]!r}")
             self._code = match.group(1)
             self._lines.append(match.group(3).decode("utf-8", errors="replace"))
             if match.group(2) != b"-":
@@ -203,14 +206,17 @@ class MailTransaction:
         message: bytes,
         stuffed: bool = False,
     ) -> None:
-        """`stuffed`: `message` is already :func:`dot_stuff`-ed (done off the event loop)."""
+        """`stuffed`: `message` is already :func:`dot_stuff`-ed (done off the event loop).
+
+        An address or host name that would write more than itself into a command is
+        refused with :class:`~mailcall.core.sansio.LocalProtocolError`."""
         for address in (sender, *recipients):
             if not _SAFE_ADDRESS.match(address):
-                raise ValueError(f"unusable mail address {address!r}")
+                raise LocalProtocolError(f"unusable mail address {address!r}")
         if not recipients:
-            raise ValueError("a mail transaction needs at least one recipient")
+            raise LocalProtocolError("a mail transaction needs at least one recipient")
         if not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+", hostname):
-            raise ValueError(f"unusable host name {hostname!r}")
+            raise LocalProtocolError(f"unusable host name {hostname!r}")
         self.lmtp = lmtp
         self._hostname = hostname
         self._sender = sender
@@ -245,7 +251,7 @@ class MailTransaction:
                 if self._out:  # what it would answer is not even handed out yet
                     TRANSITIONS.step(self._state, EARLY, lambda reply=reply: (
                         f"the server answered before mailcall sent its command: {reply}"))
-            except RemoteProtocolError as exc:  # ProtocolError included
+            except RemoteProtocolError as exc:
                 return events + self._abort(Reply(421, (str(exc),)), "protocol",
                                             permanent=False)
             events += self._on_reply(reply)

@@ -6,7 +6,8 @@ mailbox count into one round trip after the login, and needs a reader that
 takes whatever arrives and says when a response is complete.
 
 Bounded: a line over ``max_line`` or a response over ``max_response`` bytes
-(literals included) is a :class:`ProtocolError`, never an unbounded buffer.
+(literals included) is a :class:`~mailcall.core.sansio.RemoteProtocolError`, never an
+unbounded buffer: bytes that are not IMAP as RFC 3501 writes it are the peer's fault.
 """
 
 from __future__ import annotations
@@ -17,11 +18,6 @@ from dataclasses import dataclass
 from mailcall.core.sansio import RemoteProtocolError
 
 _LITERAL = re.compile(rb"\{(\d{1,9})\+?\}\r\n\Z")
-
-
-class ProtocolError(RemoteProtocolError):
-    """The server's bytes are not IMAP as RFC 3501 writes it (or exceed a bound): the peer's
-    fault, so one of :mod:`mailcall.core.sansio`'s family (``except ProtocolError`` of either)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +64,10 @@ class ResponseReader:
             end = buf.find(b"\r\n", self._pos)
             if end < 0:
                 if len(buf) - self._pos > self.max_line:
-                    raise ProtocolError(f"a response line longer than {self.max_line} bytes")
+                    raise RemoteProtocolError(f"a response line longer than {self.max_line} bytes")
                 return None
             if end - self._pos > self.max_line:
-                raise ProtocolError(f"a response line longer than {self.max_line} bytes")
+                raise RemoteProtocolError(f"a response line longer than {self.max_line} bytes")
             m = _LITERAL.search(buf, max(self._pos, end - 12), end + 2)
             if m is None:
                 raw = bytes(buf[:end])
@@ -80,7 +76,7 @@ class ResponseReader:
                 return _classify(raw)
             size = int(m.group(1))
             if end + 2 + size > self.max_response:
-                raise ProtocolError(f"a response larger than {self.max_response} bytes")
+                raise RemoteProtocolError(f"a response larger than {self.max_response} bytes")
             if len(buf) < end + 2 + size:
                 return None  # the literal is not all here yet; _pos stays before it
             self._pos = end + 2 + size
@@ -99,7 +95,7 @@ def _classify(raw: bytes) -> Response:
     status, _, text = rest.partition(b" ")
     status = status.upper()
     if not tag or status not in (b"OK", b"NO", b"BAD"):
-        raise ProtocolError(f"not an IMAP response: {raw[:80]!r}")
+        raise RemoteProtocolError(f"not an IMAP response: {raw[:80]!r}")
     return Tagged(tag, status, text)
 
 
@@ -123,7 +119,7 @@ def parse(raw: bytes) -> list:
             i += 1
         elif c == 0x29:  # )
             if len(stack) == 1:
-                raise ProtocolError("unbalanced ')' in a response")
+                raise RemoteProtocolError("unbalanced ')' in a response")
             done = stack.pop()
             stack[-1].append(done)
             i += 1
@@ -132,7 +128,7 @@ def parse(raw: bytes) -> list:
             i += 1
             while True:
                 if i >= n:
-                    raise ProtocolError("unterminated quoted string in a response")
+                    raise RemoteProtocolError("unterminated quoted string in a response")
                 ch = raw[i]
                 if ch == 0x5C and i + 1 < n:  # backslash
                     out.append(raw[i + 1])
@@ -147,11 +143,11 @@ def parse(raw: bytes) -> list:
         elif c == 0x7B:  # {size}\r\n then size bytes
             close = raw.find(b"}", i)
             if close < 0 or raw[close + 1:close + 3] != b"\r\n":
-                raise ProtocolError("malformed literal in a response")
+                raise RemoteProtocolError("malformed literal in a response")
             size = int(raw[i + 1:close].rstrip(b"+"))
             start = close + 3
             if start + size > n:
-                raise ProtocolError("literal shorter than announced")
+                raise RemoteProtocolError("literal shorter than announced")
             stack[-1].append(raw[start:start + size])
             i = start + size
         else:
@@ -160,16 +156,16 @@ def parse(raw: bytes) -> list:
                 if raw[j] == 0x5B:  # [ ... ]
                     close = raw.find(b"]", j)
                     if close < 0:
-                        raise ProtocolError("unterminated '[' in a response")
+                        raise RemoteProtocolError("unterminated '[' in a response")
                     j = close
                 j += 1
             if j == i:  # a bare CR, LF: never valid here, and must not stall the loop
-                raise ProtocolError(f"unexpected byte {raw[i:i + 1]!r} in a response")
+                raise RemoteProtocolError(f"unexpected byte {raw[i:i + 1]!r} in a response")
             atom = raw[i:j]
             stack[-1].append(None if atom.upper() == b"NIL" else atom)
             i = j
     if len(stack) != 1:
-        raise ProtocolError("unbalanced '(' in a response")
+        raise RemoteProtocolError("unbalanced '(' in a response")
     return stack[0]
 
 
@@ -182,11 +178,11 @@ def fetch_items(tokens: list) -> tuple[int, dict[bytes, object]] | None:
         return None
     items = tokens[2]
     if len(items) % 2:
-        raise ProtocolError("odd number of FETCH items")
+        raise RemoteProtocolError("odd number of FETCH items")
     out: dict[bytes, object] = {}
     for k in range(0, len(items), 2):
         name = items[k]
         if not isinstance(name, bytes):
-            raise ProtocolError("FETCH item name is not an atom")
+            raise RemoteProtocolError("FETCH item name is not an atom")
         out[name.upper()] = items[k + 1]
     return int(tokens[0]), out

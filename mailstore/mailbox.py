@@ -6,8 +6,10 @@ the folder is SELECTed once and kept while the call stays in it, and message
 structures are remembered, so "next voicemail" costs one ``UID FETCH`` of the
 audio part. Everything is read with ``BODY.PEEK``: only :meth:`mark_seen` sets
 ``\\Seen``. A delete is ``UID MOVE`` to Trash (RFC 6851) or, on servers without
-MOVE, ``UID COPY`` then ``\\Deleted`` — never ``EXPUNGE``: what leaves a folder
-is already safe in Trash, and what is in Trash is left there.
+MOVE (or an ACL without the expunge right), one copy in Trash then ``\\Deleted``
+on the original and, with UIDPLUS, ``UID EXPUNGE`` of that one UID — never a
+plain ``EXPUNGE``, which would take every message another client flagged: what
+leaves a folder is already safe in Trash, and what is in Trash is left there.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mailcall.imap import describe, logout_quietly
+from mailcall.imap import describe, logout_quietly, quote
 
 from .audio_part import audio_part, guess_audio_type
 from .errors import MailboxUnavailable, MessageUnreadable
@@ -64,6 +66,8 @@ class Mailbox:
         self._uidvalidity = 0
         self._structures: dict[tuple[str, int, int], list[Part]] = {}
         self._trash: str | None = None
+        self._copies: dict[tuple[str, int, int], int | None] = {}
+        """Originals copied to Trash and not yet flagged: the copy's UID (COPYUID), if told."""
         self.capabilities = self._capabilities()
 
     # -- plumbing --------------------------------------------------------------------------
@@ -205,21 +209,26 @@ class Mailbox:
     def voice_messages(self) -> list[MessageSummary]:
         return list(self.voice_listing().messages)
 
-    def voice_listing(self) -> VoiceMail:
+    def voice_listing(self, skip: frozenset[int] = frozenset()) -> VoiceMail:
         """New first, then saved, each in arrival order (UID order: RFC 3501 UIDs ascend as
         messages are added), at most ``max_listed``. Only that many candidates are fetched
         and seal-checked, a page at a time, so a folder of 2,000 costs what one of 50 does
-        (fetching and checking every candidate was most of a call's login time)."""
+        (fetching and checking every candidate was most of a call's login time).
+
+        `skip`: UIDs an earlier page of this call examined (its ``examined``): the next
+        page is the listing's continuation, without them. By UID, not by position: a
+        message heard meanwhile is \\Seen now, and would otherwise come back as saved."""
         folder = self.settings.voice_folder
         uidvalidity = self.select(folder)
         if uidvalidity is None:  # created by the first voice deposit: no voicemail yet
             return VoiceMail((), complete=True, new_complete=True)
         key = self.key()
         voice = 'UNDELETED HEADER Message-Context "voice-message"'
-        unseen = self.search(f"UNSEEN {voice}")
-        new_uids = set(unseen)
+        all_unseen = self.search(f"UNSEEN {voice}")
+        new_uids = set(all_unseen)
+        unseen = [uid for uid in all_unseen if uid not in skip]
         candidates = unseen + [uid for uid in self.search(f"SEEN {voice}")
-                               if uid not in new_uids]
+                               if uid not in new_uids and uid not in skip]
         limit = self.settings.max_listed
         listed: list[_Listed] = []
         examined = 0
@@ -236,22 +245,28 @@ class Mailbox:
                                     and not any(not d.summary.seen for d in dropped))
         detailed = self._with_deposit_details(folder, uidvalidity, listed, key)
         messages = tuple(detailed[one.uid] for one in listed if one.uid in detailed)
-        return VoiceMail(messages, complete=complete, new_complete=new_complete)
+        kept = {one.uid for one in dropped}  # examined but not listed: the next page's
+        return VoiceMail(messages, complete=complete, new_complete=new_complete,
+                         examined=tuple(u for u in candidates[:examined] if u not in kept))
 
-    def unread_mail(self) -> UnreadMail:
+    def unread_mail(self, before: int | None = None) -> UnreadMail:
+        """The newest ``max_listed`` unseen mails, newest first; with `before`, the newest
+        of those below that UID (the next page: older than the lowest listed so far)."""
         uidvalidity = self.select("INBOX")
         if uidvalidity is None:
             raise MailboxUnavailable("folder", self._where("the INBOX cannot be opened"))
         key = self.key()
         uids = self.search("UNSEEN UNDELETED")
-        newest = uids[-self.settings.max_listed:]
+        below = uids if before is None else [uid for uid in uids if uid < before]
+        newest = below[-self.settings.max_listed:]
         listed = self._list_entries("INBOX", uidvalidity, newest, key)
         deposits = [one for one in listed if one.summary.kind != "mail"]
         detailed = self._with_deposit_details("INBOX", uidvalidity, deposits, key) \
             if deposits else {}
         messages = [detailed.get(one.uid, one.summary) for one in listed]
         messages.sort(key=lambda m: (m.received, m.uid), reverse=True)
-        return UnreadMail(count=len(uids), messages=tuple(messages))
+        return UnreadMail(count=len(uids), messages=tuple(messages),
+                          more=len(below) > len(newest))
 
     def _structure(self, message: MessageSummary) -> list[Part]:
         self._select_for(message)
@@ -347,12 +362,42 @@ class Mailbox:
                 self._check(typ, data, f"MOVE to {trash!r}")
             # MOVE expunges from the source: refused when the ACL gives the master user no
             # expunge right ("e"), which is the least-privilege setup (docs/mailstore.md).
-        typ, data = self.conn.uid("COPY", uid, folder_arg(trash))
-        self._check(typ, data, f"COPY to {trash!r}")
-        # Safe in Trash now; flagged here, left for the user's client to expunge.
+        self._copy_to_trash(message, trash)
+        # Safe in Trash now: flagged here, and with UIDPLUS that one UID expunged (what MOVE
+        # does); without it, left for the user's client to expunge.
         typ, data = self.conn.uid("STORE", uid, "+FLAGS.SILENT", r"(\Deleted)")
         self._check(typ, data, "STORE \\Deleted")
+        self._copies.pop(_key(message), None)
+        if "UIDPLUS" in self.capabilities:
+            typ, data = self.conn.uid("EXPUNGE", uid)
+            if typ != "OK":  # no expunge right ("e"): the \Deleted original stays, harmless
+                log.debug("UID EXPUNGE %s in %s for %s refused: %s", uid, message.folder,
+                          self.login, describe(data))
         self._forget(message)
+
+    def _copy_to_trash(self, message: MessageSummary, trash: str) -> None:
+        """One copy of `message` in Trash, never two. An earlier attempt may have copied it
+        and stopped before flagging the original (a hang-up, a lost connection): its copy
+        is found by Message-ID and size, in this session from the COPYUID it answered,
+        and the original is not copied again. Leaves the original's folder selected."""
+        if _key(message) not in self._copies and not self._in_trash(message, trash):
+            self._select_for(message)
+            self.conn.response("COPYUID")  # drop any answer left by an earlier COPY
+            typ, data = self.conn.uid("COPY", str(message.uid), folder_arg(trash))
+            self._check(typ, data, f"COPY to {trash!r}")
+            _name, codes = self.conn.response("COPYUID")
+            self._copies[_key(message)] = _copied_uid(codes)
+        self._select_for(message)
+
+    def _in_trash(self, message: MessageSummary, trash: str) -> bool:
+        """Whether Trash holds an undeleted message with `message`'s Message-ID and size."""
+        msgid = message.message_id
+        if not msgid or not msgid.isascii() or self.select(trash) is None:
+            return False  # no id to find it by: copied (a retry may then copy it twice)
+        criteria = f"UNDELETED HEADER Message-ID {quote(msgid)}"
+        if message.size:
+            criteria += f" LARGER {message.size - 1} SMALLER {message.size + 1}"
+        return bool(self.search(criteria))
 
     def _forget(self, message: MessageSummary) -> None:
         self._structures.pop((message.folder, message.uidvalidity, message.uid), None)
@@ -368,6 +413,19 @@ class Mailbox:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+def _key(message: MessageSummary) -> tuple[str, int, int]:
+    return (message.folder, message.uidvalidity, message.uid)
+
+
+def _copied_uid(codes: list) -> int | None:
+    """The copy's UID from ``[COPYUID validity source copy]`` (RFC 4315), one message."""
+    for code in codes or ():
+        words = code.split() if isinstance(code, bytes) else []
+        if len(words) == 3 and words[2].isdigit():
+            return int(words[2])
+    return None
 
 
 def _seconds(value: object) -> float | None:

@@ -201,15 +201,27 @@ class MailboxSession:
         return self._box.login
 
     async def _run(self, what: str, fn: Callable[..., T], *args: Any) -> T:
-        async with self._lock:
+        await self._lock.acquire()
+        handed_over = False
+        try:
             if self._closed:
                 raise MailboxUnavailable("closed", f"the mailbox session of {self.login!r} "
                                          f"is closed ({self._closed})")
             s = self._store.settings
-            future = asyncio.get_running_loop().run_in_executor(self._store._pool, fn, *args)
+            loop = asyncio.get_running_loop()
+            future = loop.run_in_executor(self._store._pool, fn, *args)
             self._inflight = future
             try:
                 return await asyncio.wait_for(asyncio.shield(future), s.timeout)
+            except asyncio.CancelledError:
+                # The caller left (a hang-up, a cut fetch) but the thread still speaks on
+                # the connection: the next operation must wait for its answer, or two
+                # threads would interleave commands on one socket. The thread stays bounded
+                # by the same timeout, after which the connection is broken under it.
+                handed_over = True
+                guard = loop.call_later(s.timeout, self._give_up, future)
+                future.add_done_callback(lambda f: self._handed_back(f, guard))
+                raise
             except TimeoutError:
                 self._fail("timeout")
                 raise _logged(MailboxUnavailable("timeout", f"IMAP server {s.where} did not "
@@ -232,6 +244,25 @@ class MailboxSession:
                 self._fail("protocol")
                 raise _logged(MailboxUnavailable("protocol", f"IMAP server {s.where} refused "
                               f"{what} for {self.login!r}: {describe(exc)}")) from None
+        finally:
+            if not handed_over:
+                self._lock.release()
+
+    def _handed_back(self, future: asyncio.Future[Any], guard: asyncio.TimerHandle) -> None:
+        guard.cancel()
+        if not future.cancelled() and future.exception() is not None:
+            log.info("IMAP operation for %r whose caller had left ended with %s",
+                     self.login, describe(future.exception()))
+        self._lock.release()
+
+    def _give_up(self, future: asyncio.Future[Any]) -> None:
+        """An operation whose caller left is still unanswered after the timeout: break the
+        connection so its thread returns and the session's next user is told at once."""
+        if not future.done():
+            log.warning("IMAP server %s did not answer an operation for %r within %s s after "
+                        "the call stopped waiting; the session is closed",
+                        self._store.settings.where, self.login, self._store.settings.timeout)
+            self._fail("timeout")
 
     def _fail(self, reason: str) -> None:
         """The connection is not trusted any more: break it so no thread stays blocked, and
@@ -248,13 +279,15 @@ class MailboxSession:
         """Voicemail proven by mailcall's seal: unseen first, then seen, each oldest first."""
         return await self._run("the voicemail list", self._box.voice_messages)
 
-    async def voice_listing(self) -> VoiceMail:
-        """The same list, with whether its counts are exact (at most max_listed are listed)."""
-        return await self._run("the voicemail list", self._box.voice_listing)
+    async def voice_listing(self, skip: frozenset[int] = frozenset()) -> VoiceMail:
+        """The same list, with whether its counts are exact (at most max_listed are listed);
+        `skip` (the UIDs earlier pages examined) makes it the next page."""
+        return await self._run("the voicemail list", self._box.voice_listing, skip)
 
-    async def unread_mail(self) -> UnreadMail:
-        """Unseen, undeleted inbox messages, newest first, and how many there are."""
-        return await self._run("the unread mail list", self._box.unread_mail)
+    async def unread_mail(self, before: int | None = None) -> UnreadMail:
+        """Unseen, undeleted inbox messages, newest first, and how many there are; with
+        `before`, the page of those below that UID (the next page, older)."""
+        return await self._run("the unread mail list", self._box.unread_mail, before)
 
     async def audio(self, message: MessageSummary) -> tuple[str, bytes]:
         """(MIME type, octets) of the voice attachment, read without setting \\Seen."""

@@ -76,6 +76,8 @@ class UnreadMail:
     count: int
     """Every unseen, undeleted message of the inbox (messages holds at most max_listed)."""
     messages: tuple[MessageSummary, ...]
+    more: bool = False
+    """Older unseen mail than this page holds (below its lowest UID): the next page's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,9 @@ class VoiceMail:
     new_complete: bool
     """Every unseen candidate was examined (new ones are listed first): the new count is
     exact even when `complete` is False."""
+    examined: tuple[int, ...] = ()
+    """The UIDs this listing examined, listed or refused (no seal): what the next page
+    skips (``voice_listing(skip=...)``)."""
 
     @property
     def new(self) -> int:

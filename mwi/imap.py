@@ -28,9 +28,10 @@ from dataclasses import dataclass
 
 from imapclient.imap_utf7 import encode as imap_utf7
 
+from mailcall.core.sansio import RemoteProtocolError
 from mailcall.imap import ImapLoginError, connect_as, describe, quote, read_password
 from mailcall.imap import ImapSettings as ServerSettings
-from mailcall.imap.protocol import ProtocolError, ResponseReader, Tagged, Untagged, fetch_items
+from mailcall.imap.protocol import ResponseReader, Tagged, Untagged, fetch_items
 
 from .counts import CountError, Counts, counts
 from .origin import FETCHED, counts_as_voice
@@ -87,7 +88,7 @@ class ImapCounter:
         except (OSError, imaplib.IMAP4.abort) as exc:
             raise CountError("unreachable", f"IMAP server {self.where} failed while counting "
                              f"{login}'s {s.folder}: {describe(exc)}") from None
-        except (imaplib.IMAP4.error, ProtocolError) as exc:
+        except (imaplib.IMAP4.error, RemoteProtocolError) as exc:
             raise CountError("protocol", f"IMAP server {self.where} answered oddly while "
                              f"counting {login}'s {s.folder}: {describe(exc)}") from None
         finally:

@@ -18,7 +18,7 @@ import contextlib
 import logging
 
 from mailcall.ami.client import AmiClient, AmiError, AmiNotConnected
-from mailcall.ami.protocol import LocalProtocolError
+from mailcall.core.sansio import LocalProtocolError
 
 from .ledger import Ledger
 

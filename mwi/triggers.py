@@ -30,12 +30,12 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from mailcall.core.sansio import RemoteProtocolError
 from mailcall.sieve.script_protocol import (
     NEED_DATA,
     EndOfInput,
     Environment,
     Limits,
-    ProtocolError,
     ScriptServerConnection,
     serialize_reply,
 )
@@ -101,7 +101,7 @@ class TriggerListener:
             if user:
                 self.requests += 1
                 self.on_user(user)
-        except (TimeoutError, ConnectionError, ProtocolError) as exc:
+        except (TimeoutError, ConnectionError, RemoteProtocolError) as exc:
             why = type(exc).__name__
             if why not in self._told:
                 # Once per kind: a script or Dovecot version that speaks differently would

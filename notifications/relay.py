@@ -20,6 +20,7 @@ from email.utils import formatdate, make_msgid, parseaddr
 
 from mailcall.core.host.runtime import Runtime
 from mailcall.core.policy.model import Policy
+from mailcall.core.sansio import LocalProtocolError
 from mailcall.core.text import display_text
 from mailcall.deposit.delivery import Target, deliver, parse_target
 from mailcall.deposit.mail_protocol import Delivered
@@ -79,7 +80,9 @@ def relay_sender(runtime: Runtime) -> MailSender:
                 target, sender=sender_address(policy), recipients=[to],
                 message=message.as_bytes(policy=email.policy.SMTP), timeout=RELAY_TIMEOUT,
                 setting="policy [channels] relay", guide="docs/notifications.md")
-        except ValueError as exc:  # an address the transaction refuses to write
+        # An address the transaction refuses to write (LocalProtocolError), or as before any
+        # ValueError (a relay name the IDNA codec refuses is a UnicodeError).
+        except (LocalProtocolError, ValueError) as exc:
             raise PermanentChannelError(f"not a mail address: {exc}") from None
         event = events[0]
         if isinstance(event, Delivered):

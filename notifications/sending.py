@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from mailcall.core.contracts import VoiceCounts
 from mailcall.core.host.runtime import Runtime
+from mailcall.core.host.voice_counts import read_voice_counts
 from mailcall.core.text import display_text
 
 from .channel import Auditor, Channel, is_temporary
@@ -115,19 +116,9 @@ class Sending:
         """The lamp's counts for a voicemail's notification, or None (no lamp running, the
         folder unreadable, or no answer within VOICE_COUNTS_WAIT: the words then leave the
         count out rather than delay the news or guess)."""
-        try:
-            pending = self.runtime.pm.hook.mailcall_voice_counts(runtime=self.runtime,
-                                                                 user=user)
-            if pending is None:
-                return None
-            async with asyncio.timeout(VOICE_COUNTS_WAIT):
-                got = await pending
-        except TimeoutError:
-            return None
-        except Exception:
-            log.exception("the voice counts of %s could not be read for a notification", user)
-            return None
-        return got if isinstance(got, VoiceCounts) else None
+        return await read_voice_counts(self.runtime, user, wait=VOICE_COUNTS_WAIT,
+                                       purpose="a voicemail notification",
+                                       instead="the notification leaves the count out")
 
     async def _temporary(self, entry: Entry, reason: str) -> str:
         n, notice = entry.notification, entry.notice

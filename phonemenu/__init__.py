@@ -6,7 +6,7 @@ transition is decided there). ``handler`` is the FastAGI script ``mailbox``:
 loop that carries out the machine's effects through ``saying`` (prompts,
 phrases, speech), ``counts`` (how many messages), ``presenting`` (one
 message: envelope, audio, mail read aloud), ``mailbox`` (the call's IMAP
-session), ``actions`` (reply, forward, call back) and ``options``
-(greetings); ``words`` is what is said per message, ``scratch`` the call's
-files. docs/phone-menu.md is the guide.
+session), ``actions_reply``, ``actions_forward``, ``actions_call_back`` (with
+``actions_common``) and ``options`` (greetings); ``words`` is what is said per
+message, ``scratch`` the call's files. docs/phone-menu.md is the guide.
 """

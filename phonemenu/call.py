@@ -7,9 +7,10 @@ key is fed. Every decision about what a key does is the machine's
 (:mod:`.keymap`'s table); this module only dispatches effects to the parts
 that do them: :mod:`.saying` (prompts, phrases, speech), :mod:`.counts`,
 :mod:`.presenting` (a message's envelope and content), :mod:`.mailbox` (the
-IMAP session: marks, moves), :mod:`.actions` (reply, call back, forward) and
-:mod:`.options` (greetings). Menus wait ``MENU_WAIT_MS`` for a key and are
-said again, so there is no silence longer than about 3 s anywhere.
+IMAP session: marks, moves), :mod:`.actions_reply`, :mod:`.actions_call_back`,
+:mod:`.actions_forward` and :mod:`.options` (greetings). Menus wait
+``MENU_WAIT_MS`` for a key and are said again, so there is no silence longer
+than about 3 s anywhere.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from mailcall.agi.commands import wait_for_digit
 from mailcall.agi.session import AgiHangup, AgiSession
 from mailcall.core.contracts import VoiceCounts
 
-from . import actions, counts, options, words
+from . import actions_call_back, actions_forward, actions_reply, counts, options, words
 from .errors import KeyPressed, NoMailbox, NotPlayable
 from .machine import (
     MAIL,
@@ -31,6 +32,7 @@ from .machine import (
     Act,
     ActFailed,
     End,
+    FetchMore,
     Greeting,
     Key,
     Menu,
@@ -39,7 +41,8 @@ from .machine import (
     Setting,
     Timeout,
 )
-from .mailbox import CallMailbox
+from .mailbox import CallMailbox, quiet
+from .paging import Pager
 from .presenting import Presenter
 from .saying import Saying
 from .scratch import Scratch
@@ -65,6 +68,7 @@ class MenuCall:
         self.saying = Saying(self)
         self.mailbox = CallMailbox(self)
         self.presenter = Presenter(self)
+        self.pages = Pager(self)
 
     @property
     def who(self) -> str:
@@ -72,7 +76,10 @@ class MenuCall:
         return self.user.id if self.user is not None else "?"
 
     def listing_complete(self, folder: str) -> bool:
-        """Whether `folder`'s list is all of it (the store lists at most max_listed)."""
+        """Whether `folder`'s list is all of it (the store lists at most max_listed, a page
+        at a time: once the menu runs, it knows whether more may follow)."""
+        if self.menu is not None:
+            return not self.menu.more[folder]
         if folder == VOICE:
             return self.mailbox.voice_complete
         return self.mailbox.mail_count <= self.mailbox.mail_listed
@@ -80,7 +87,8 @@ class MenuCall:
     async def run(self) -> None:
         self.lamp = counts.ask_lamp(self.runtime, self.user.id)
         voice, mail, typed = await self.lists()
-        self.menu = menu = Menu(voice=voice, mail=mail)
+        self.menu = menu = Menu(voice=voice, mail=mail, more={
+            f: not self.listing_complete(f) for f in (VOICE, MAIL)})
         effects = menu.start()
         if typed is not None:  # typed while the login was slow: it acts, as in the menu
             effects = menu.feed(Key(typed))
@@ -99,8 +107,7 @@ class MenuCall:
         """Both folders' lists once the caller is in, and a key typed meanwhile (one that
         cut "one moment please" or the apology): it is fed to the menu, never lost, and
         it never ends the call (a KeyPressed here would reach no menu)."""
-        await self.mailbox.open()
-        voice, mail = await self.mailbox.load()
+        voice, mail = await self.mailbox.start()
         return voice, mail, self.mailbox.take_key()
 
     async def carry_out(self, effects: Sequence[Any]) -> Any:
@@ -120,6 +127,7 @@ class MenuCall:
 
     async def wait_key(self) -> Key | Timeout:
         reply = await self.session.run(wait_for_digit(MENU_WAIT_MS))
+        self.saying.quiet_now()  # a key, or the wait's end: what comes next is timed from here
         code = reply.result_int
         if code is None or code < 0 or self.session.hungup:
             raise AgiHangup("caller hung up while the menu waited for a key")
@@ -141,6 +149,8 @@ class MenuCall:
         if isinstance(effect, Setting):
             await options.change_setting(self, effect.what)
             return None
+        if isinstance(effect, FetchMore):
+            return await self.pages.more(effect)
         if isinstance(effect, End):
             return None
         raise AssertionError(f"unknown effect {effect!r}")
@@ -156,30 +166,41 @@ class MenuCall:
             if effect.folder == VOICE:
                 await counts.say_voice_numbers(self, 0, 0)
             else:
-                await self.saying.text([words.mail_count(0, self.saying.words_lang)])
+                await self.saying.text([words.mail_count(0, self.saying.words_lang)],
+                                       repeats=True)
         else:
             await self.saying.phrase(phrase)
 
     async def act(self, effect: Act) -> bool:
-        """Do `effect`; False only when a change of the mailbox failed (apology said)."""
-        if effect.what in ("seen", "save", "trash"):
+        """Do `effect`; False only when a change of the mailbox failed (apology said).
+        A message heard is marked in the background (:meth:`.CallMailbox.mark_heard`):
+        the next one does not wait for the STORE, and nothing is said about it."""
+        if effect.what == "seen":
+            self.mailbox.mark_heard(effect.folder, effect.ref)
+            return True
+        if effect.what in ("save", "trash"):
             return await self.mailbox.change(effect.what, effect.folder, effect.ref)
         if effect.what == "envelope":
             await self.saying.text(self.presenter.envelope(effect.folder, effect.ref))
         elif effect.what == "reply":
-            await actions.reply(self, effect.folder, effect.ref)
+            await actions_reply.reply(self, effect.folder, effect.ref)
         elif effect.what == "call_back":
-            await actions.call_back(self, effect.folder, effect.ref)
+            await actions_call_back.call_back(self, effect.folder, effect.ref)
         elif effect.what == "forward":
-            await actions.forward(self, effect.folder, effect.ref)
+            await actions_forward.forward(self, effect.folder, effect.ref)
         return True
 
     async def close(self) -> None:
+        # The marks first: an IMAP operation cancelled under way (the presenter's fetches
+        # below) gives the session's lock back before its thread is done with the
+        # connection (mailstore/store.py _run), so nothing may follow it but the logout.
+        await self.mailbox.marks_settled()
         self.presenter.cancel()
+        self.pages.cancel()
         if self.lamp is not None:
             if not self.lamp.done():
                 self.lamp.cancel()
-            counts.quiet(self.lamp)
+            quiet(self.lamp)
         await self.mailbox.close()
         await self.scratch.remove()
 

@@ -17,16 +17,15 @@ Mail: the store counts every unseen mail of the inbox, so that number is exact.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from typing import TYPE_CHECKING, Any
 
 from mailcall.agi import prompts
 from mailcall.core.contracts import VoiceCounts
+from mailcall.core.host.voice_counts import read_voice_counts
 
 from . import words
 from .machine import VOICE
-from .mailbox import quiet
 
 if TYPE_CHECKING:
     from .call import MenuCall
@@ -39,43 +38,9 @@ LAMP_WAIT_S = 1.0
 
 def ask_lamp(runtime: Any, user: str) -> asyncio.Future[VoiceCounts | None]:
     """The lamp's counts for `user`, as a task to await later (None when it has none)."""
-    return asyncio.ensure_future(_lamp(runtime, user))
-
-
-async def _lamp(runtime: Any, user: str) -> VoiceCounts | None:
-    try:
-        pending = runtime.pm.hook.mailcall_voice_counts(runtime=runtime, user=user)
-    except Exception:
-        log.exception("phone menu for %s: a mailcall_voice_counts hook failed; the menu "
-                      "counts its own listing", user)
-        return None
-    if pending is None:
-        return None
-    if not inspect.isawaitable(pending):
-        log.error("phone menu for %s: mailcall_voice_counts returned %r, not an awaitable "
-                  "(core/hookspecs.py); the menu counts its own listing", user, pending)
-        return None
-    task = asyncio.ensure_future(pending)
-    ours = inspect.iscoroutine(pending)
-    done, _ = await asyncio.wait({task}, timeout=LAMP_WAIT_S)
-    if not done:
-        log.info("phone menu for %s: the lamp's counts took more than %.1f s; the menu "
-                 "counts its own listing", user, LAMP_WAIT_S)
-        if ours:
-            task.cancel()
-        quiet(task)
-        return None
-    try:
-        got = task.result()
-    except Exception as exc:
-        log.warning("phone menu for %s: the lamp's counts failed (%s: %s); the menu counts "
-                    "its own listing", user, type(exc).__name__, exc)
-        return None
-    if got is not None and not isinstance(got, VoiceCounts):
-        log.error("phone menu for %s: mailcall_voice_counts gave %r, not a VoiceCounts "
-                  "(core/contracts.py); the menu counts its own listing", user, got)
-        return None
-    return got
+    return asyncio.ensure_future(read_voice_counts(
+        runtime, user, wait=LAMP_WAIT_S, purpose="the phone menu's greeting",
+        instead="the menu counts its own listing"))
 
 
 async def lamp_counts(call: MenuCall) -> VoiceCounts | None:
@@ -84,7 +49,7 @@ async def lamp_counts(call: MenuCall) -> VoiceCounts | None:
         return None
     try:
         return await task
-    except Exception:  # _lamp catches what the hook raises; this is belt and braces
+    except Exception:  # read_voice_counts catches what the hook raises: belt and braces
         log.exception("phone menu for %s: the lamp's counts", call.who)
         return None
 
@@ -95,7 +60,7 @@ async def say_counts(call: MenuCall, folder: str, *, cut: bool = True,
     saying = call.saying
     if folder != VOICE:
         await saying.text([words.mail_count(call.mailbox.mail_count, saying.words_lang)],
-                          cut=cut)
+                          cut=cut, repeats=True)
         return
     counts = await lamp_counts(call) if greeting else None
     if counts is not None:
@@ -109,7 +74,7 @@ async def say_counts(call: MenuCall, folder: str, *, cut: bool = True,
         return
     await saying.text([words.voice_count_at_least(
         new, old, new_exact=call.mailbox.voice_new_complete, language=saying.words_lang)],
-        cut=cut)
+        cut=cut, repeats=True)
 
 
 async def say_voice_numbers(call: MenuCall, new: int, old: int, *, cut: bool = True) -> None:

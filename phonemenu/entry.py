@@ -15,12 +15,19 @@ the calls already in a menu), and wrong ones count in the same cross-call
 server process), per account: the user claimed, or the calling number when
 the caller claims nobody, so an unknown mailbox costs the same scrypt and
 tells nothing about who exists.
+
+The check is waited for under the call's "one moment please"
+(:meth:`~.mailbox.CallMailbox.slow`): when many callers type their PIN at
+once the checks queue on the PIN threads, and the caller must not hear
+silence meanwhile. A key typed then is kept for the menu if the PIN was
+right, as at the mailbox's opening.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailcall.agi import prompts
 from mailcall.agi.pin_guard import PinGuard
@@ -29,6 +36,9 @@ from mailcall.agi.session import AgiSession
 from mailcall.core.policy.numbers import find_mailbox, find_owner, language_of
 from mailcall.core.policy.pins import check_user_pin_off_loop
 from mailcall.userstore.overlay import decision_policy
+
+if TYPE_CHECKING:
+    from .call import MenuCall
 
 log = logging.getLogger("mailcall.phonemenu")
 
@@ -47,13 +57,15 @@ def bound_user(policy: Any, env: Any) -> str | None:
     return owner if owner is not None and owner in policy.users else None
 
 
-async def login(session: AgiSession, runtime: Any, guard: PinGuard) -> tuple[str | None, str]:
+async def login(call: MenuCall, guard: PinGuard) -> tuple[str | None, str]:
     """(user id, outcome): the user once their PIN is right, else None and why.
 
     Outcomes: ``OK``, ``AUTH_FAILED`` (three wrong tries), ``AUTH_LOCKED`` (the shared
     lockout). Raises AgiHangup when the caller leaves; a guess being asked for is then
     counted as abandoned, never as a wrong PIN.
     """
+    session: AgiSession = call.session
+    runtime = call.runtime
     env = session.env
     # Refined by the user store: a PIN the user set (web, CLI) opens the mailbox too.
     policy = decision_policy(runtime)
@@ -73,10 +85,14 @@ async def login(session: AgiSession, runtime: Any, guard: PinGuard) -> tuple[str
             return None, "AUTH_LOCKED"
         try:
             pin = (await session.get_data(prompts.ENTER_PIN, DIGIT_WAIT_MS, 12)).digits
-            ok = await check_user_pin_off_loop(policy, user_id, pin.rstrip("#"))
+            call.saying.quiet_now()  # the caller typed: the silence starts here
+            ok = await call.mailbox.slow(asyncio.ensure_future(
+                check_user_pin_off_loop(policy, user_id, pin.rstrip("#"))))
         except BaseException:
             guard.abandoned(account)
             raise
+        if not ok:
+            call.mailbox.take_key()  # typed during "one moment please": not for a menu
         if ok:
             guard.succeeded(account)
             if user_id != bound:

@@ -43,7 +43,7 @@ async def handler(session: AgiSession, runtime: Any, services: Services) -> str:
     call = MenuCall(session, runtime, services)
     try:
         await session.answer()
-        user_id, outcome = await login(session, runtime, services.guard)
+        user_id, outcome = await login(call, services.guard)
         if user_id is None:
             await call.saying.stock((prompts.GOODBYE,))
             await session.set_status("AUTH_FAILED")

@@ -2,7 +2,9 @@
 
 Laid out as VoiceMailMain users know it (app_voicemail.c's menus): 1 listen,
 4 previous, 5 repeat, 6 next, 7 delete, 9 save, 3 advanced (1 reply, 2 call
-back, 3 envelope), 8 forward, 0 mailbox options, * help, # skip or exit.
+back, 3 envelope), 8 forward, 0 mailbox options (1 unavailable greeting, 2 busy,
+3 absence, 4 absence greeting — VoiceMailMain's temporary one —, 5 PIN), * help,
+# skip or exit.
 Keeping every key of every state in one literal table is what lets a test
 check that no (state, key) pair is left to chance, and lets docs/phone-menu.md
 be checked against it: a key means one thing in one state, wherever the
@@ -28,7 +30,8 @@ class State(StrEnum):
     ADVANCED = "advanced"
     """3 pressed on a message: 1 reply, 2 call back, 3 envelope."""
     OPTIONS = "options"
-    """0 pressed: record the greetings, change the PIN, set or end an absence."""
+    """0 pressed: 1 and 2 the unavailable and busy greetings, 3 set or end an absence,
+    4 the absence greeting, 5 change the PIN."""
     DONE = "done"
     """Goodbye said; the call ends."""
 
@@ -134,9 +137,12 @@ TABLE: MappingProxyType[tuple[State, str], tuple[Op, State | None]] = MappingPro
     **{(State.OPTIONS, k): v for k, v in {
         "1": (Op.GREETING_UNAVAILABLE, State.MAIN),
         "2": (Op.GREETING_BUSY, State.MAIN),
-        "3": (Op.GREETING_ABSENCE, State.MAIN),
-        "4": (Op.CHANGE_PIN, SAME),
-        "5": (Op.ABSENCE, SAME),
+        # VoiceMailMain's options (app_voicemail.c vm_options()): 1 unavailable, 2 busy,
+        # 4 temporary greeting, 5 password. Its 3 records a name, which mailcall has
+        # none of: the absence itself goes there, beside its greeting.
+        "3": (Op.ABSENCE, SAME),
+        "4": (Op.GREETING_ABSENCE, State.MAIN),
+        "5": (Op.CHANGE_PIN, SAME),
         "6": (Op.INVALID, SAME),
         "7": (Op.INVALID, SAME),
         "8": (Op.INVALID, SAME),

@@ -15,8 +15,13 @@ flag set for a message not heard" (issue #12).
 
 Messages are opaque references (whatever the mail store hands out) kept in
 the order the store gave them: voicemail new first then saved, unread mail
-newest first. A message moved to Trash leaves this call's list at once; if
-the move (or a mark) then fails, the loop feeds :class:`ActFailed` and the
+newest first. The store lists a folder a page at a time (``max_listed``):
+when the cursor comes within ``PAGE_AHEAD`` of the end of what was listed and
+the folder may hold more, :class:`FetchMore` asks for the next page in the
+background; :class:`MoreListed` brings it and it is appended. 6 (or 9, or a
+delete) at the very end waits for it (``wait``) and moves on into it. A
+message moved to Trash leaves this call's list at once; if the move (or a
+mark) then fails, the loop feeds :class:`ActFailed` and the
 transition is undone, so nothing is confirmed that did not happen.
 """
 
@@ -36,6 +41,9 @@ MAX_TIMEOUTS = 3
 """Menus said again this many times with nothing typed, then goodbye."""
 MAX_INVALID = 10
 """Invalid keys in a row before goodbye: a DTMF flood ends the call, it never loops."""
+PAGE_AHEAD = 5
+"""The next page is asked for when the message presented is this close to the end of
+what was listed: fetched while the caller listens to the last few."""
 
 
 # ------------------------------------------------------------------ events
@@ -80,11 +88,24 @@ class ActFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class MoreListed:
+    """The next page of `folder` (:class:`FetchMore`): `refs` to append, in the store's
+    order; `more` whether the folder may hold still more; `failed` when the store could
+    not be reached (the apology was said; nothing is appended, the next 6 asks again)."""
+
+    folder: str
+    refs: tuple[Any, ...] = ()
+    more: bool = False
+    failed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Hangup:
     """The caller is gone: nothing more is done, nothing more is marked."""
 
 
-Event = Key | Timeout | AudioStarted | PlaybackEnded | Unplayable | ActFailed | Hangup
+Event = (Key | Timeout | AudioStarted | PlaybackEnded | Unplayable | ActFailed | MoreListed
+         | Hangup)
 
 
 # ------------------------------------------------------------------ effects
@@ -141,11 +162,22 @@ class Setting:
 
 
 @dataclass(frozen=True, slots=True)
+class FetchMore:
+    """Get the next page of `folder` from the store, on the call's one IMAP session. With
+    `wait` False it runs in the background and the carrying out goes on at once (the
+    page is kept until asked for); with `wait` True the effect ends with the
+    :class:`MoreListed` event ("one moment please" if it is slow)."""
+
+    folder: str
+    wait: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class End:
     """Say nothing more: the call ends (goodbye was said just before)."""
 
 
-Effect = Say | Present | Act | Greeting | Setting | End
+Effect = Say | Present | Act | Greeting | Setting | FetchMore | End
 
 PHRASES = (
     "counts", "main_menu", "message_menu", "advanced_menu", "options_menu", "help_main",
@@ -172,6 +204,13 @@ class Menu:
     """The current message's own audio began (its envelope is over)."""
     heard: set[tuple[str, int]] = field(default_factory=set)
     """id() of refs marked seen in this call: a message is marked once."""
+    more: dict[str, bool] = field(default_factory=lambda: {VOICE: True, MAIL: True})
+    """Whether each folder may hold more than was listed; True until a :class:`MoreListed`
+    says otherwise (the call answers at once, without IMAP, when its listing was whole)."""
+    asked: set[str] = field(default_factory=set)
+    """Folders whose next page was asked for and has not been appended yet."""
+    waiting: str | None = None
+    """The folder whose next page the cursor waits for, one past the end of its list."""
     timeouts: int = 0
     invalid: int = 0
     _before: tuple[list[tuple[str, str, int]], tuple[Any, ...]] | None = field(
@@ -214,6 +253,8 @@ class Menu:
             return []
         if isinstance(event, ActFailed):
             return self._undo(event)
+        if isinstance(event, MoreListed):
+            return self._more_listed(event)
         before = (self.state, self.folder, self.index, self.audio_started, list(self.voice),
                   list(self.mail), set(self.heard))
         out = self._feed(event)
@@ -232,7 +273,7 @@ class Menu:
         if isinstance(event, Unplayable):
             if self.state is not State.PLAYING:
                 return []
-            if self.index + 1 >= len(self.items()):
+            if self.index + 1 >= len(self.items()) and not self.more[self.folder]:
                 self.state = State.MESSAGE
                 return [Say("no_more"), Say("message_menu")]
             self.index += 1
@@ -297,10 +338,10 @@ class Menu:
         if op is Op.REPEAT:
             return self._present()
         if op is Op.NEXT:
-            if self.index + 1 >= len(self.items()):
+            if self.index + 1 >= len(self.items()) and not self.more[self.folder]:
                 self.state = State.MESSAGE
                 return [Say("no_more"), Say("message_menu")]
-            self.index += 1
+            self.index += 1  # one past the end: _present waits for the next page
             return self._present()
         if op is Op.PREVIOUS:
             if self.index <= 0:
@@ -316,7 +357,7 @@ class Menu:
             return [Act("trash", self.folder, ref), Say("deleted", cut=False), *self._present()]
         if op is Op.SAVE:
             out: list[Effect] = [*self._mark_heard(force=True), Say("saved", cut=False)]
-            if self.index + 1 >= len(self.items()):
+            if self.index + 1 >= len(self.items()) and not self.more[self.folder]:
                 self.state = State.MESSAGE
                 return [*out, Say("no_more"), Say("message_menu")]
             self.index += 1
@@ -330,6 +371,13 @@ class Menu:
     def _present(self) -> list[Effect]:
         items = self.items()
         self.audio_started = False
+        if self.index >= len(items) and self.more[self.folder]:
+            # Past what was listed: the next page, waited for (it may be there already).
+            self.waiting = self.folder
+            self.asked.add(self.folder)
+            self.index = len(items)
+            self.state = State.MESSAGE
+            return [FetchMore(self.folder, wait=True)]
         if not items:
             return self._back_to_main("empty_folder")
         if self.index >= len(items):
@@ -337,7 +385,36 @@ class Menu:
             self.state = State.MESSAGE
             return [Say("no_more"), Say("message_menu")]
         self.state = State.PLAYING
-        return [Present(self.folder, items[self.index], self.index, len(items))]
+        ahead: list[Effect] = []
+        if (self.more[self.folder] and self.folder not in self.asked
+                and len(items) - self.index <= PAGE_AHEAD):
+            self.asked.add(self.folder)
+            ahead.append(FetchMore(self.folder))  # before Present: a key cuts what follows
+        return [*ahead, Present(self.folder, items[self.index], self.index, len(items))]
+
+    def _more_listed(self, event: MoreListed) -> list[Effect]:
+        """A page arrived: appended (unless the store failed); the cursor that waited for
+        it moves on into it, or hears "no more" when the folder had nothing more."""
+        folder = event.folder
+        self.asked.discard(folder)
+        if not event.failed:
+            self.items(folder).extend(event.refs)
+            self.more[folder] = event.more
+        if self.waiting != folder:
+            return []
+        self.waiting = None
+        if folder != self.folder:  # the caller switched folders meanwhile (not possible
+            return []              # today: the wait is one effect), nothing to move
+        items = self.items()
+        if event.failed or self.index >= len(items):
+            self.index = max(len(items) - 1, 0)
+            self.state = State.MESSAGE if items else State.MAIN
+            if event.failed:  # the apology was said; 6 asks again
+                return [Say(_MENU_OF[self.state])]
+            if not items:
+                return self._back_to_main("empty_folder")
+            return [Say("no_more"), Say("message_menu")]
+        return self._present()
 
     def _back_to_main(self, phrase: str) -> list[Effect]:
         self.state = State.MAIN

@@ -1,9 +1,25 @@
 """The call's mailbox: one IMAP session (mailcall.mailstore), opened again after a failure.
 
 Faults: every mailbox operation is bounded by the store's own timeout (1.5 s
-by default); one still running after ``SLOW_S`` gets "one moment please"
-said over the wait, and a failure an apology, after which the menu goes on.
-A failed session is dropped; the next operation opens another.
+by default); one still running ``SLOW_S`` after the caller last heard
+something gets "one moment please" said over the wait, and again every
+``REMIND_S`` (no silence of 3 s), and a failure an apology, after which the
+menu goes on. A failed session is dropped; the next operation opens another.
+
+Getting in (:meth:`CallMailbox.start`): the session opened, then both lists
+made in turn with the other logins of the process (:mod:`.admission`), all
+under one "one moment please", which also covers the PIN check before it
+(:mod:`.entry`).
+
+A message heard is marked ``\\Seen`` in the background (:meth:`mark_heard`):
+the caller's next message does not wait for the STORE. Marks are written in
+order on the call's one session, and every other use of the session
+(:meth:`session`), and its closing, waits for those asked before it, so
+nothing interleaves on the wire and a hang-up right after a message loses
+no mark. A mark that fails is logged and tried again on the next session
+the call opens, at the latest at its end; the caller hears no apology for it
+(there is nothing they could do: the message simply stays new), and the
+lamp is told only once the flag stands.
 """
 
 from __future__ import annotations
@@ -16,7 +32,8 @@ from typing import TYPE_CHECKING, Any
 from mailcall.agi import prompts
 from mailcall.core.host.plugin_manager import announce
 
-from .errors import KeyPressed
+from .admission import admission
+from .errors import KeyPressed, NoMailbox
 from .machine import VOICE
 
 if TYPE_CHECKING:
@@ -27,7 +44,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("mailcall.phonemenu")
 
 SLOW_S = 1.0
-"""A mailbox operation still running after this gets "one moment please" said."""
+"""Silence after which a mailbox operation still running gets "one moment please" said."""
+REMIND_S = 2.0
+"""Then "one moment please" again after each such wait (it plays about 1 s)."""
 
 
 class CallMailbox:
@@ -45,6 +64,9 @@ class CallMailbox:
         """Whether the voicemail listing's counts are exact (mailstore VoiceMail)."""
         self.pressed: str | None = None
         """A key that cut "one moment please" (:meth:`slow`), not yet fed to the menu."""
+        self._marks: list[tuple[str, MessageSummary]] = []
+        """Messages heard, to be marked \\Seen in this order (:meth:`mark_heard`)."""
+        self._marking: asyncio.Task[None] | None = None
 
     async def open(self, *, speak: bool = True) -> bool:
         """The call's IMAP session, opened again after a failure; False when it cannot be
@@ -88,20 +110,45 @@ class CallMailbox:
         log.warning("phone menu for %s: mailbox operation failed: %s", self.call.who, exc)
         self.box = None  # the store closed that session; the next operation opens another
 
-    async def load(self) -> tuple[list[Any], list[Any]]:
-        """Both lists, once the caller is in: voicemail, and unread mail with its count."""
-        if self.box is None:
-            return [], []
+    async def start(self) -> tuple[list[Any], list[Any]]:
+        """Both lists once the caller is in (voicemail, and unread mail with its count),
+        under one "one moment please" with the session's opening; ([], []) when the
+        mailbox cannot be reached (the apology said)."""
+        work = asyncio.ensure_future(self._start())
         try:
-            voice = await self.slow(asyncio.ensure_future(self._voice()))
-            mail = await self.slow(asyncio.ensure_future(self.box.unread_mail()))
+            got = await self.slow(work)
         except self.call.unavailable as exc:
             self.failed(exc)
             await self.apologise()
             return [], []
+        if got is None:  # the session could not be opened: logged, not yet said
+            await self.apologise()
+            return [], []
+        voice, mail = got
         self.mail_listed = len(mail.messages)
         self.mail_count = int(mail.count)  # mailstore.UnreadMail
         return list(voice), list(mail.messages)
+
+    async def _start(self) -> tuple[list[Any], Any] | None:
+        """Covered by :meth:`slow`, so it says nothing itself (one AGI command at a time)."""
+        if not await self.open(speak=False):
+            return None
+        async with admission().turn():
+            voice = await self._voice()
+            mail = await self.box.unread_mail()
+        return voice, mail
+
+    async def page(self, folder: str, *, skip: frozenset[int] = frozenset(),
+                   before: int | None = None) -> Any:
+        """The store's next page of `folder` (:mod:`.paging`): voicemail without the UIDs
+        in `skip`, unread mail below UID `before`. Raises the store's error or NoMailbox
+        and says nothing: the pager, which waits for it, drops the session and apologises."""
+        box = await self.session(speak=False)  # after the marks asked before it
+        if box is None:
+            raise NoMailbox(f"no IMAP session for {self.call.who}'s next page of {folder}")
+        if folder == VOICE:
+            return await box.voice_listing(skip)
+        return await box.unread_mail(before)
 
     async def _voice(self) -> list[Any]:
         got = await self.box.voice_listing()
@@ -110,40 +157,61 @@ class CallMailbox:
         return list(got.messages)
 
     async def slow(self, task: asyncio.Future[Any]) -> Any:
-        """`task`'s result; "one moment please" is said if it takes longer than SLOW_S.
+        """`task`'s result; "one moment please" is said once the line has been silent
+        SLOW_S (:attr:`Saying.quiet_since`), then again every REMIND_S, while it runs.
 
         A key that cuts that prompt is not lost, and neither is the result: the key is
-        kept (:meth:`take_key`) and becomes the caller's next input once the operation
-        is over, so a key typed while the login is slow acts in the menu instead of
-        ending the call. A key followed by a failure is dropped with the failure.
+        kept (:meth:`take_key`; the last one, if the caller typed again during a later
+        reminder) and becomes the caller's next input once the operation is over, so a
+        key typed while the login is slow acts in the menu instead of ending the call.
+        A key followed by a failure is dropped with the failure.
         """
-        done, _ = await asyncio.wait({task}, timeout=SLOW_S)
-        if not done:
-            pressed: str | None = None
+        saying = self.call.saying
+        loop = asyncio.get_running_loop()
+        pause = max(0.0, saying.quiet_since + SLOW_S - loop.time())
+        pressed: str | None = None
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=pause)
+            if done:
+                break
             try:
-                await self.call.saying.stream(prompts.ONE_MOMENT)
+                await saying.stream(prompts.ONE_MOMENT)
             except KeyPressed as exc:
                 pressed = exc.digit
             except BaseException:
                 quiet(task)
                 raise
-            result = await task
-            if pressed is not None:
-                self.pressed = pressed
-            return result
-        return task.result()
+            pause = max(0.0, saying.quiet_since + REMIND_S - loop.time())
+        result = task.result()
+        if pressed is not None:
+            self.pressed = pressed
+        return result
 
     def take_key(self) -> str | None:
         """The key that cut "one moment please" during the last slow operation, once."""
         pressed, self.pressed = self.pressed, None
         return pressed
 
+    async def session(self, *, speak: bool = True) -> Any | None:
+        """The call's session for an operation, once the marks asked before it are
+        written; None when it cannot be opened (the apology said if `speak`)."""
+        await self.marks_written()
+        if self.box is None:
+            if not await self.open(speak=speak):
+                return None
+            if self._marks:  # left by a session that failed under them: this one writes them
+                self._write_marks_soon()
+                await self.marks_written()
+        return self.box
+
     async def change(self, what: str, folder: str, message: MessageSummary) -> bool:
-        """Mark seen or move to Trash, and tell the lamp; False (apology said) on failure."""
+        """Save (mark seen) or move to Trash, and tell the lamp; False (apology said) on
+        failure. The caller hears the outcome ("saved", "deleted"), so it is waited for."""
         call = self.call
-        if self.box is None and not await self.open():
+        box = await self.session()
+        if box is None:
             return False
-        operation = self.box.move_to_trash if what == "trash" else self.box.mark_seen
+        operation = box.move_to_trash if what == "trash" else box.mark_seen
         try:
             await self.slow(asyncio.ensure_future(operation(message)))
         except call.unreadable as exc:
@@ -153,14 +221,79 @@ class CallMailbox:
             self.failed(exc)
             await self.apologise()
             return False
+        self._changed(what, folder, message)
+        return True
+
+    def _changed(self, what: str, folder: str, message: MessageSummary) -> None:
+        """The change stands: the lamp follows (voicemail only)."""
         if folder == VOICE:
+            call = self.call
             reason = {"trash": "deleted", "save": "saved"}.get(what, "heard")
             announce(call.runtime.pm, "mailcall_mailbox_changed", "the change stands",
                      runtime=call.runtime, user=call.user.id, folder=message.folder,
                      reason=reason)
-        return True
+
+    # ------------------------------------------------------------ marks, in the background
+
+    def mark_heard(self, folder: str, message: MessageSummary) -> None:
+        """Mark `message` \\Seen after those asked before it, without waiting."""
+        self._marks.append((folder, message))
+        self._write_marks_soon()
+
+    def _write_marks_soon(self) -> None:
+        if self._marks and (self._marking is None or self._marking.done()):
+            self._marking = asyncio.ensure_future(self._write_marks())
+
+    async def marks_written(self) -> None:
+        """Wait for the marks being written (not cancelled if the waiter is: a hang-up
+        while a STORE is on the wire still lets it finish)."""
+        task = self._marking
+        if task is not None and not task.done():
+            await asyncio.shield(task)
+
+    async def _write_marks(self) -> None:
+        call = self.call
+        while self._marks:
+            box = self.box
+            if box is None:
+                return  # no session: the next one the call opens writes them (session())
+            folder, message = self._marks[0]
+            try:
+                await box.mark_seen(message)
+            except call.unreadable as exc:
+                log.info("phone menu for %s: message %s heard, not marked read: %s",
+                         call.who, message.uid, exc)
+                self._marks.pop(0)
+                continue
+            except call.unavailable as exc:
+                log.warning("phone menu for %s: message %s heard, not marked read yet (%s); "
+                            "tried again on the call's next IMAP session", call.who,
+                            message.uid, exc)
+                if self.box is box:
+                    self.failed(exc)
+                return
+            self._marks.pop(0)
+            self._changed("seen", folder, message)
+
+    async def marks_settled(self) -> None:
+        """At the end of the call, every mark written, or logged as lost: a hang-up right
+        after a message keeps its \\Seen."""
+        try:
+            await self.marks_written()
+            if self._marks and self.call.user is not None:
+                await self.session(speak=False)  # one more try, on a new session
+            if self._marks:
+                log.error("phone menu for %s: %d message(s) heard but not marked read "
+                          "(UIDs %s): the mail server was unreachable at the end of the "
+                          "call; they stay new in the mailbox", self.call.who,
+                          len(self._marks), ", ".join(str(m.uid) for _f, m in self._marks))
+                self._marks.clear()
+        except Exception:
+            log.exception("phone menu for %s: writing the last \\Seen marks failed",
+                          self.call.who)
 
     async def close(self) -> None:
+        await self.marks_settled()
         try:
             await self._stack.aclose()
         except Exception:

@@ -1,9 +1,9 @@
 """The mailbox options (0): record the greetings the profile allows (and use them again
-if the user had turned them off), change the PIN (4), set or end an absence (5).
+if the user had turned them off), change the PIN (5), set or end an absence (3).
 
-A greeting is recorded under a temporary name and renamed over the old one,
-as the greeting menu does (mailcall.agi.handlers.greeting), so a hang-up or an
-empty recording leaves the old greeting in place. The PIN and the absence are
+A greeting is recorded under a temporary name and renamed over the old one by
+the functions the greeting menu uses too (:mod:`mailcall.agi.folders`), so a
+hang-up or an empty recording leaves the old greeting in place. The PIN and the absence are
 the user's own settings, written to the user store by their dialogs
 (:mod:`.pin_by_phone`, :mod:`.absence_by_phone`), as the web page and the CLI
 write them.
@@ -13,17 +13,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mailcall.agi import prompts
-from mailcall.agi.handlers.greeting import _commit, _discard, _prepare
-from mailcall.agi.handlers.voicemail import greeting_path
+from mailcall.agi.folders import (
+    commit_recording,
+    discard_recording,
+    greeting_path,
+    prepare_recording,
+)
 from mailcall.userstore.errors import RefinementRefused, StoreError
 from mailcall.userstore.overlay import decision_policy
 from mailcall.userstore.service import UserStore
 
 from . import absence_by_phone, own_store, pin_by_phone
-from .actions import SILENCE_S
+from .actions_common import SILENCE_S
 
 if TYPE_CHECKING:
     from .call import MenuCall
@@ -41,18 +46,18 @@ async def record_greeting(call: MenuCall, kind: str) -> None:
         return
     session = call.session
     loop = asyncio.get_running_loop()
-    final = greeting_path(call.runtime, user.id, kind)
-    tmp = await loop.run_in_executor(None, _prepare, final, session.env.uniqueid)
+    final = greeting_path(Path(call.runtime.setting("greetings_dir")), user.id, kind)
+    tmp = await loop.run_in_executor(None, prepare_recording, final, session.env.uniqueid)
     try:
         rec = await session.record_file(str(tmp), "wav", "#", MAX_GREETING_MS, beep=True,
                                         silence_s=SILENCE_S)
         saved = rec.outcome in ("dtmf", "timeout") and await loop.run_in_executor(
-            None, _commit, tmp, final)
+            None, commit_recording, tmp, final)
     except BaseException:
-        _discard(tmp)
+        discard_recording(tmp)
         raise
     if not saved:
-        await loop.run_in_executor(None, _discard, tmp)
+        await loop.run_in_executor(None, discard_recording, tmp)
         if not session.hungup:
             await call.saying.phrase("not_sent")
         return

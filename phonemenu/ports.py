@@ -41,7 +41,7 @@ class Chunk(Protocol):
 
 class Speaker(Protocol):
     def speak(self, text: str, language: str | None, folder: Path, *,
-              fallback: str = "en") -> AsyncIterator[Chunk]: ...
+              fallback: str = "en", cache: bool = False) -> AsyncIterator[Chunk]: ...
 
 
 Decoder = Callable[[bytes, str, Path], float]

@@ -4,11 +4,12 @@ For a voicemail the content is its audio, fetched once per call and decoded
 to 8 kHz signed linear in the call's folder; for a mail, its text
 (mailstore's ``readable``: HTML made text, quotes and signatures dropped)
 read sentence by sentence in its own language, attachments announced first.
-The fetch starts when the envelope does, so the audio is usually there when
-the envelope ends. While a message plays, the next one's envelope is spoken
-into files ahead (at most one) and, for voicemail, its audio fetched and
-decoded, so "6" starts with a file already made when the words are still the
-same.
+The fetch starts once the envelope's first sentence has been sent to
+Asterisk (not before: that first sound must not wait for a decode), so the
+audio is usually there when the envelope ends. While a message plays, the
+next one's envelope is spoken into files ahead (at most one) and, for
+voicemail, its audio fetched and decoded, so "6" starts with a file already
+made when the words are still the same.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class Presenter:
         """The next message's envelope, spoken ahead: its words -> its files."""
         self._audio: dict[int, asyncio.Future[str]] = {}
         """id(message) -> the decoded audio's stream name (fetched once per call)."""
+        self._waiting: set[asyncio.Future[str]] = set()
+        """Fetches waiting for the envelope's first sound (:meth:`audio_after_first_sound`)."""
 
     def envelope(self, folder: str, message: Any) -> list[str]:
         call = self.call
@@ -63,7 +66,7 @@ class Presenter:
         if missed:
             fetch = None
         elif effect.folder == VOICE:
-            fetch = self.audio_of(message)
+            fetch = self.audio_after_first_sound(message)
         else:
             fetch = asyncio.ensure_future(self._readable(message))
         try:
@@ -73,6 +76,7 @@ class Presenter:
                 quiet(fetch)
             raise
         assert call.menu is not None
+        call.saying.no_audio_coming()  # if the envelope made no sound, the fetch starts now
         self.prepare_next(effect)
         if fetch is None:  # a missed call: nothing to play, and hearing this is hearing it
             call.menu.feed(AudioStarted())
@@ -139,11 +143,27 @@ class Presenter:
         self._envelopes = {text: Ahead(call.saying, text)}
 
     async def _readable(self, message: Any) -> Any:
-        mailbox = self.call.mailbox
-        if mailbox.box is None and not await mailbox.open(speak=False):
+        box = await self.call.mailbox.session(speak=False)
+        if box is None:
             raise NoMailbox("no IMAP session for this call")
         # our own words (attachments, deposits announced) in the caller's language
-        return await mailbox.box.readable(message, language=self.call.saying.words_lang)
+        return await box.readable(message, language=self.call.saying.words_lang)
+
+    def audio_after_first_sound(self, message: Any) -> asyncio.Future[str]:
+        """:meth:`audio_of`, started once the next audio command is sent, unless it was
+        already started ahead (then it is that one)."""
+        if id(message) in self._audio:
+            return self.audio_of(message)
+        sent = self.call.saying.next_audio_sent()
+
+        async def later() -> str:
+            await sent
+            return await self.audio_of(message)
+
+        task = asyncio.ensure_future(later())
+        self._waiting.add(task)
+        task.add_done_callback(self._waiting.discard)
+        return task
 
     def audio_of(self, message: Any) -> asyncio.Future[str]:
         """The message's audio decoded to a file Asterisk plays (fetched once per call)."""
@@ -156,10 +176,10 @@ class Presenter:
 
     async def _decode(self, message: Any) -> str:
         call = self.call
-        mailbox = call.mailbox
-        if mailbox.box is None and not await mailbox.open(speak=False):
+        box = await call.mailbox.session(speak=False)
+        if box is None:
             raise NoMailbox("no IMAP session for this call")
-        mime, data = await mailbox.box.audio(message)
+        mime, data = await box.audio(message)
         decode = call.services.decode
         if decode is None:
             raise NotPlayable("no audio decoder (mailcall.playback) loaded")
@@ -170,7 +190,7 @@ class Presenter:
 
     def cancel(self) -> None:
         """At the end of the call: nothing made ahead or fetched is wanted any more."""
-        for task in self._audio.values():
+        for task in [*self._waiting, *self._audio.values()]:
             if not task.done():
                 task.cancel()
             quiet(task)

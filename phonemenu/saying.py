@@ -54,6 +54,33 @@ class Saying:
         self.call = call
         self.session = call.session
         self.services = call.services
+        self.quiet_since = asyncio.get_running_loop().time()
+        """When the caller last heard something end (or typed): :meth:`quiet_now`."""
+        self._sent: list[asyncio.Future[None]] = []
+
+    def quiet_now(self) -> None:
+        """The line is silent from now (a prompt ended, or the caller typed an entry)."""
+        self.quiet_since = asyncio.get_running_loop().time()
+
+    def next_audio_sent(self) -> asyncio.Future[None]:
+        """Resolved once the next audio command has been written to Asterisk: work that
+        must not delay the caller's first sound (a decode) can start then."""
+        sent = asyncio.get_running_loop().create_future()
+        self._sent.append(sent)
+        return sent
+
+    def _sending_audio(self) -> None:
+        sent, self._sent = self._sent, []
+        for future in sent:  # resolved after this step, so the command is written first
+            if not future.done():
+                future.get_loop().call_soon(_settle, future)
+
+    def no_audio_coming(self) -> None:
+        """Nothing was played where a sound was expected (no speech engine): what waits
+        for the next audio command starts now."""
+        sent, self._sent = self._sent, []
+        for future in sent:
+            _settle(future)
 
     @property
     def language(self) -> str:
@@ -66,7 +93,11 @@ class Saying:
 
     async def stream(self, name: str, *, cut: bool = True) -> None:
         """Play `name`; KeyPressed when a key cuts it (`cut` False: no key does)."""
-        result = await self.session.stream_file(name, ESCAPES if cut else "")
+        self._sending_audio()
+        try:
+            result = await self.session.stream_file(name, ESCAPES if cut else "")
+        finally:
+            self.quiet_now()
         if result.digit:
             raise KeyPressed(result.digit)
 
@@ -75,8 +106,12 @@ class Saying:
             await self.stream(name, cut=cut)
 
     async def number(self, number: int, *, cut: bool = True) -> None:
-        reply = await self.session.run(Command(("SAY", "NUMBER", str(int(number)),
-                                                Quoted(ESCAPES if cut else ""))))
+        self._sending_audio()
+        try:
+            reply = await self.session.run(Command(("SAY", "NUMBER", str(int(number)),
+                                                    Quoted(ESCAPES if cut else ""))))
+        finally:
+            self.quiet_now()
         code = reply.result_int
         if self.session.hungup or (code is not None and code < 0):
             raise AgiHangup("caller hung up during SAY NUMBER")
@@ -124,9 +159,11 @@ class Saying:
             return names
 
     async def text(self, sentences: Sequence[str], *, language: str | None = None,
-                   whole: str | None = None, cut: bool = True) -> bool:
+                   whole: str | None = None, cut: bool = True, repeats: bool = False) -> bool:
         """Speak `sentences` (ours, in the caller's language) or the outside text `whole`
         (a mail body: its own language, guessed when unknown), sentence by sentence.
+        `repeats`: ours and said alike in many calls (a count), so kept once spoken
+        (the speaker's bounded cache, :mod:`mailcall.speech.cache`).
 
         True only when all of it was spoken: False with no speech engine, or when speech
         failed (then "sorry" was said), so that a mail is not marked heard for nothing."""
@@ -137,7 +174,7 @@ class Saying:
         fallback = self.words_lang
         text = whole if whole is not None else " ".join(sentences)
         gen = speaker.speak(text, language or (fallback if whole is None else None), folder,
-                            fallback=fallback)
+                            fallback=fallback, cache=repeats and whole is None)
         try:
             async with contextlib.aclosing(gen) as chunks:
                 async for chunk in chunks:
@@ -158,3 +195,8 @@ class Saying:
                                                      fallback=self.words_lang)) as chunks:
             async for chunk in chunks:
                 yield chunk.stream_name
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

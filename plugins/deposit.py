@@ -110,7 +110,7 @@ def encoders_from(pm: Any) -> dict[str, Any]:
     return chosen
 
 
-@hookimpl
+@hookimpl(trylast=True)  # the default: another plugin's depositor replaces it
 def mailcall_depositor(runtime: Runtime) -> SpoolDepositor:
     return SpoolDepositor(Spool(runtime.setting("spool_dir")))
 

@@ -5,7 +5,8 @@ when their words changed) and by `mailcall greetings generate`, never during a
 call: a call only plays a file.
 The voicemail handler looks for the personal recording first
 (``{greetings_dir}/{user}/{kind}.wav``), then this generated one
-(``generated-{kind}.wav``), then Asterisk's stock prompts.
+(``generated-{kind}.wav``), then Asterisk's stock prompts; both paths come from
+the one rule of :mod:`mailcall.agi.folders`, so the file written is the file played.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mailcall.agi.folders import shared_folder
+from mailcall.agi.folders import GreetingPathRefused, generated_greeting_path, shared_folder
 from mailcall.core.contracts import Service
 from mailcall.core.decisions.greeting_text import greeting_text
 from mailcall.core.hookspecs import hookimpl
@@ -49,9 +50,14 @@ def generate_greetings(policy: Policy, engines: Sequence[Any], directory: Path,
     for uid in wanted:
         user = policy.users[uid]
         for kind in GREETING_KINDS:
+            try:  # where the voicemail handler looks for it: the one rule of agi/folders.py
+                base = generated_greeting_path(directory, uid, kind)
+            except GreetingPathRefused as exc:
+                log.error("no greeting generated for this user: %s", exc)
+                break
             text = greeting_text(policy, uid, kind, now)
-            folder = directory / uid
-            wav, txt = folder / f"generated-{kind}.wav", folder / f"generated-{kind}.txt"
+            folder = base.parent
+            wav, txt = base.with_name(base.name + ".wav"), base.with_name(base.name + ".txt")
             if text is None:
                 # No absence ahead any more: an old absence greeting must not be played.
                 for stale in (wav, txt):

@@ -25,10 +25,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mailcall.core.errors import ServiceStartError
+from mailcall.core.sansio import RemoteProtocolError
 
 from .mail_decision import Verdict
 from .mail_facts import BridgeRequest, RequestReader
-from .script_protocol import Limits, ProtocolError, serialize_reply
+from .script_protocol import Limits, serialize_reply
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class _Connection:
             if request is None:
                 return
             verdict = self.server.decide(request)
-        except ProtocolError as exc:
+        except RemoteProtocolError as exc:
             log.warning("bad request from Dovecot: %s: answered false", exc)
             self.answer(False)
             return

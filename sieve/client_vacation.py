@@ -13,196 +13,24 @@ moment, the user's own vacation answers as they wrote it.
 
 So nothing in a user's script needs rewriting; what is left is to *show* the user
 (and mailcall's page) that their client's vacation exists and when it is
-overruled. This module reads it: the active script over ManageSieve as the user
-(:func:`read_client_vacation`, the web login's own credentials: no master user
-that could also write users' scripts), and a small reader of Sieve's grammar
-(RFC 5228 §8) that finds the ``vacation`` commands a script would run, with
+overruled. This module finds the ``vacation`` commands a script would run, with
 their words and the date guards Roundcube writes (``currentdate ... "ge"`` /
-``"le"``). It never evaluates or changes the script.
-
-``python -m mailcall.sieve.client_vacation < script.sieve`` prints what it finds,
-for IT reading a user's script with ``doveadm -f json sieve get -u USER NAME``.
+``"le"``), in the command tree of :mod:`.sieve_syntax`, and says who answers
+(:func:`who_answers`). It never evaluates or changes the script. The scripts are
+read over ManageSieve as the user by :mod:`.client_scripts`;
+``mailcall sieve client-vacation < script.sieve`` prints what it finds, for IT
+reading a user's script with ``doveadm -f json sieve get -u USER NAME``.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import ssl
-import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from mailcall.core.policy.model import Absence, Policy
 from mailcall.core.text import display_text
 
-from .managesieve import ManageSieveError, Security, Session
-
-MAX_INCLUDES = 8
-"""Scripts read at most through ``include`` (Pigeonhole's own default limit is 10)."""
-
-
-class SieveSyntaxError(ValueError):
-    """The script is not Sieve as RFC 5228 writes it (Dovecot would refuse it too)."""
-
-
-# -- lexing (RFC 5228 §8.1) -------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class Token:
-    kind: str  # "id", "tag", "num", "str", or the punctuation itself
-    value: str
-    line: int
-
-
-_LEX = re.compile(r"""
-    (?P<ws>[ \t\r\n]+)
-  | (?P<hash>\#[^\n]*)
-  | (?P<bracket>/\*.*?\*/)
-  | (?P<text>text:[ \t]*(?:\#[^\n]*)?\r?\n)
-  | (?P<str>"(?:[^"\\]|\\.)*")
-  | (?P<tag>:[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<num>[0-9]+[KMGkmg]?)
-  | (?P<id>[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<punct>[\[\](){},;])
-""", re.VERBOSE | re.DOTALL)
-_TEXT_END = re.compile(r"^\.\r?\n", re.MULTILINE)
-
-
-def tokens(script: str) -> list[Token]:
-    out: list[Token] = []
-    pos, line = 0, 1
-    while pos < len(script):
-        m = _LEX.match(script, pos)
-        if m is None:
-            raise SieveSyntaxError(f"line {line}: unexpected {script[pos:pos + 10]!r}")
-        kind = m.lastgroup
-        if kind == "text":
-            end = _TEXT_END.search(script, m.end())
-            if end is None:
-                raise SieveSyntaxError(f"line {line}: text: without its closing '.' line")
-            body = script[m.end():end.start()]
-            body = "".join(row[1:] if row.startswith("..") else row
-                           for row in body.splitlines(keepends=True))
-            out.append(Token("str", body, line))
-            pos = end.end()
-        else:
-            text = m.group()
-            if kind == "str":
-                out.append(Token("str", re.sub(r"\\(.)", r"\1", text[1:-1], flags=re.DOTALL),
-                                 line))
-            elif kind == "punct":
-                out.append(Token(text, text, line))
-            elif kind in ("tag", "num", "id"):
-                out.append(Token(kind, text.lower() if kind != "num" else text, line))
-            pos = m.end()
-        line += script.count("\n", m.start(), pos)
-    return out
-
-
-# -- parsing (RFC 5228 §8.2) ------------------------------------------------------------
-
-Arg = str | list[str] | Token  # a string, a string list, or a tag / number token
-
-
-@dataclass
-class Test:
-    name: str
-    args: list[Arg] = field(default_factory=list)
-    tests: list[Test] = field(default_factory=list)
-
-
-@dataclass
-class Command:
-    name: str
-    line: int
-    args: list[Arg] = field(default_factory=list)
-    tests: list[Test] = field(default_factory=list)
-    block: list[Command] | None = None
-
-
-class _Parser:
-    def __init__(self, toks: list[Token]) -> None:
-        self.toks, self.i = toks, 0
-
-    def peek(self) -> Token | None:
-        return self.toks[self.i] if self.i < len(self.toks) else None
-
-    def take(self, kind: str | None = None) -> Token:
-        tok = self.peek()
-        if tok is None:
-            last = self.toks[-1] if self.toks else None
-            raise SieveSyntaxError(
-                f"line {last.line if last else 1}: the script ends in the middle of a command"
-                + (f" (after {last.value!r}; a ';' missing?)" if last else ""))
-        if kind is not None and tok.kind != kind:
-            raise SieveSyntaxError(f"line {tok.line}: expected {kind!r}, found {tok.value!r}")
-        self.i += 1
-        return tok
-
-    def commands(self, until: str | None = None) -> list[Command]:
-        out = []
-        while (tok := self.peek()) is not None and tok.kind != until:
-            out.append(self.command())
-        if until is not None:
-            self.take(until)
-        return out
-
-    def command(self) -> Command:
-        name = self.take("id")
-        cmd = Command(name.value, name.line)
-        cmd.args, cmd.tests = self.arguments()
-        tok = self.take()
-        if tok.kind == "{":
-            cmd.block = self.commands("}")
-        elif tok.kind != ";":
-            raise SieveSyntaxError(f"line {tok.line}: expected ';' or '{{' after "
-                                   f"{name.value!r}, found {tok.value!r}")
-        return cmd
-
-    def arguments(self) -> tuple[list[Arg], list[Test]]:
-        args: list[Arg] = []
-        tests: list[Test] = []
-        while (tok := self.peek()) is not None:
-            if tok.kind == "str":
-                args.append(self.take().value)
-            elif tok.kind in ("tag", "num"):
-                args.append(self.take())
-            elif tok.kind == "[":
-                args.append(self.string_list())
-            else:
-                break
-        tok = self.peek()
-        if tok is not None and tok.kind == "(":
-            self.take()
-            tests.append(self.test())
-            while self.peek() is not None and self.peek().kind == ",":  # type: ignore[union-attr]
-                self.take()
-                tests.append(self.test())
-            self.take(")")
-        elif tok is not None and tok.kind == "id":
-            tests.append(self.test())
-        return args, tests
-
-    def test(self) -> Test:
-        name = self.take("id")
-        test = Test(name.value)
-        test.args, test.tests = self.arguments()
-        return test
-
-    def string_list(self) -> list[str]:
-        self.take("[")
-        out = [self.take("str").value]
-        while self.peek() is not None and self.peek().kind == ",":  # type: ignore[union-attr]
-            self.take()
-            out.append(self.take("str").value)
-        self.take("]")
-        return out
-
-
-def parse(script: str) -> list[Command]:
-    return _Parser(tokens(script)).commands()
-
+from .sieve_syntax import Arg, Command, Test, Token, parse
 
 # -- what a script's vacation says ------------------------------------------------------
 
@@ -413,7 +241,18 @@ def _date_bound(test: Test) -> tuple[str, date | datetime, bool] | None:
     return side, moment, strict
 
 
-# -- who answers a sender now ---------------------------------------------------------
+# -- what a user's account holds, and who answers a sender now ---------------------
+
+@dataclass(frozen=True)
+class ClientScripts:
+    """What a user's ManageSieve account holds that answers mail by itself."""
+
+    active: str | None
+    """The active script's name (None: no script is active, nothing of the user's runs)."""
+    vacations: tuple[ClientVacation, ...]
+    problems: tuple[str, ...] = ()
+    """Scripts that could not be read (named, with why): their vacations are unknown."""
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -438,7 +277,8 @@ def who_answers(policy: Policy, user_id: str, moment: datetime,
     """The one rule Dovecot applies (module docstring), said before any mail arrives.
 
     `policy` is the refined view (``decision_policy``), so the user's own absences
-    count; `client` is what :func:`read_client_vacation` found (None: not read).
+    count; `client` is what :func:`.client_scripts.read_client_vacation` found
+    (None: not read).
     """
     user = policy.users[user_id]
     moment = policy.local(moment)
@@ -451,95 +291,3 @@ def who_answers(policy: Policy, user_id: str, moment: datetime,
     if client is None or (client.problems and not theirs):
         return Answer("unknown")
     return Answer("client", None, theirs) if theirs else Answer("none")
-
-
-# -- reading a user's active script over ManageSieve ------------------------------------
-
-@dataclass(frozen=True)
-class ClientScripts:
-    """What a user's ManageSieve account holds that answers mail by itself."""
-
-    active: str | None
-    """The active script's name (None: no script is active, nothing of the user's runs)."""
-    vacations: tuple[ClientVacation, ...]
-    problems: tuple[str, ...] = ()
-    """Scripts that could not be read (named, with why): their vacations are unknown."""
-
-
-def read_client_vacation(host: str, port: int, user: str, password: str, *,
-                         security: Security = "none", timeout: float = 10.0,
-                         ssl_context: ssl.SSLContext | None = None) -> ClientScripts:
-    """Log in as `user` with their own password and read their active script (and the
-    personal scripts it includes). Raises :class:`ManageSieveError` ("auth",
-    "unreachable", "protocol"), whose message never holds the password."""
-    with Session(host, port, security=security, timeout=timeout,
-                 ssl_context=ssl_context) as session:
-        session.login(user, password)
-        del password
-        return scripts_of(session)
-
-
-def scripts_of(session: Session) -> ClientScripts:
-    """The vacations of the logged-in user's active script and what it includes."""
-    names = dict(session.list_scripts())
-    active = next((name for name, on in names.items() if on), None)
-    if active is None:
-        return ClientScripts(None, ())
-    found: list[ClientVacation] = []
-    problems: list[str] = []
-    todo, seen = [active], set()
-    while todo and len(seen) < MAX_INCLUDES:
-        name = todo.pop(0)
-        if name in seen:
-            continue
-        seen.add(name)
-        if name not in names:
-            problems.append(f"{display_text(name, 80)!r} is included but does not exist")
-            continue
-        try:
-            more, includes = vacations(session.get_script(name), name)
-        except SieveSyntaxError as exc:
-            problems.append(f"{display_text(name, 80)!r}: {display_text(str(exc), 200)}")
-            continue
-        except ManageSieveError as exc:
-            problems.append(f"{display_text(name, 80)!r}: {exc}")
-            continue
-        found += more
-        todo += includes
-    return ClientScripts(active, tuple(found), tuple(problems))
-
-
-def main() -> int:
-    """Read a script on stdin, print its vacations (``--json`` for a machine).
-
-    Also takes ``doveadm -f json sieve get`` output as it is: doveadm's other formats put a
-    "sieve script" header before the text. (No Sieve script starts with ``[``.)
-    """
-    text = sys.stdin.read()
-    if text.lstrip().startswith("["):
-        try:
-            text = "".join(row["sieve script"] for row in json.loads(text))
-        except (ValueError, TypeError, KeyError):
-            print("stdin starts with '[' but is not `doveadm -f json sieve get` output",
-                  file=sys.stderr)
-            return 65
-    try:
-        found, includes = vacations(text, "stdin")
-    except SieveSyntaxError as exc:
-        print(f"not a Sieve script: {exc}", file=sys.stderr)
-        return 65
-    if "--json" in sys.argv[1:]:
-        print(json.dumps({"vacations": [asdict(v) for v in found], "includes": includes},
-                         default=str, indent=2))
-        return 0
-    for v in found:
-        print(v.describe())
-    for name in includes:
-        print(f"includes personal script {display_text(name, 80)!r} (read it too)")
-    if not found:
-        print("no vacation in this script")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""``mailcall sieve generate`` and ``mailcall sieve install``.
+"""``mailcall sieve generate``, ``mailcall sieve install`` and ``mailcall sieve client-vacation``.
 
 ``install`` never leaves Dovecot with a half-written or uncompilable script:
 everything is generated and compiled with ``sievec`` in a staging directory
@@ -11,17 +11,21 @@ delivery.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
 from mailcall.core.policy.model import Policy
+from mailcall.core.text import display_text
 
+from .client_vacation import vacations
 from .exec_client import client_script
 from .generate import (
     GLOBAL_NAME,
@@ -31,6 +35,7 @@ from .generate import (
     remove_stale,
     write_scripts,
 )
+from .sieve_syntax import SieveSyntaxError
 
 DEFAULT_DIR = Path("/var/lib/mailcall/sieve")
 DEFAULT_BIN_DIR = Path("/usr/local/lib/mailcall/sieve-bin")
@@ -79,6 +84,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="interpreter for the fallback program; the mail user must be able to run "
                         "it (default: %(default)s; the program needs only the standard library)")
     p.set_defaults(handler=cmd_install)
+
+    p = sub.add_parser("client-vacation",
+                       help="show the vacations a user's own Sieve script can run (stdin)",
+                       description="Read a user's Sieve script on stdin (as written, or "
+                                   "'doveadm -f json sieve get' output) and print each vacation "
+                                   "it can run, with its dates and words, and the personal "
+                                   "scripts it includes. Nothing is changed. See "
+                                   "docs/user-settings.md.")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(handler=cmd_client_vacation)
 
 
 def with_user_store(policy: Policy) -> Policy:
@@ -173,3 +188,36 @@ def cmd_install(args: argparse.Namespace, loader: Callable[[], Policy]) -> int:
         "then run:  doveconf -n >/dev/null && doveadm reload"
     )
     return 0
+
+
+def cmd_client_vacation(args: argparse.Namespace, loader: Callable[[], Policy]) -> int:
+    """Read a script on stdin, print its vacations (``--json`` for a machine).
+
+    Also takes ``doveadm -f json sieve get`` output as it is: doveadm's other formats put a
+    "sieve script" header before the text. (No Sieve script starts with ``[``.)
+    """
+    text = sys.stdin.read()
+    if text.lstrip().startswith("["):
+        try:
+            text = "".join(row["sieve script"] for row in json.loads(text))
+        except (ValueError, TypeError, KeyError):
+            print("stdin starts with '[' but is not `doveadm -f json sieve get` output",
+                  file=sys.stderr)
+            return 65
+    try:
+        found, includes = vacations(text, "stdin")
+    except SieveSyntaxError as exc:
+        print(f"not a Sieve script: {exc}", file=sys.stderr)
+        return 65
+    if args.json:
+        print(json.dumps({"vacations": [asdict(v) for v in found], "includes": includes},
+                         default=str, indent=2))
+        return 0
+    for v in found:
+        print(v.describe())
+    for name in includes:
+        print(f"includes personal script {display_text(name, 80)!r} (read it too)")
+    if not found:
+        print("no vacation in this script")
+    return 0
+

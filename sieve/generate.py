@@ -284,9 +284,11 @@ def script_of_user(policy: Policy, user_id: str, now: datetime) -> GeneratedScri
                            user_script(policy, user, pending))
 
 
-def generate(policy: Policy, *, now: datetime | None = None) -> list[GeneratedScript]:
-    """Every script the policy needs at `now`: absences already over are left out."""
-    now = now or datetime.now(UTC)
+def generate(policy: Policy, *, now: datetime) -> list[GeneratedScript]:
+    """Every script the policy needs at `now`: absences already over are left out.
+
+    `now` is the caller's clock (a pure function: the same policy and moment give the
+    same scripts, whatever the machine's time)."""
     scripts = [GeneratedScript(GLOBAL_NAME, global_script(policy))]
     for user_id in sorted(policy.users):
         script = script_of_user(policy, user_id, now)

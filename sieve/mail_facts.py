@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from mailcall.core.sansio import RemoteProtocolError
 from mailcall.core.text import display_text
 
 from . import script_protocol as sp
@@ -77,7 +78,7 @@ class RequestReader:
     def feed(self, data: bytes) -> BridgeRequest | None:
         """Feed bytes (``b""`` at EOF); the request once complete, else None.
 
-        Raises :class:`~mailcall.sieve.script_protocol.ProtocolError` on bad input."""
+        Raises :class:`~mailcall.core.sansio.RemoteProtocolError` on bad input."""
         self.conn.receive_data(data)
         while True:
             event = self.conn.next_event()
@@ -91,5 +92,5 @@ class RequestReader:
                 self.data += event.data
             elif isinstance(event, sp.EndOfInput):
                 if self.env is None or self.args is None:
-                    raise sp.ProtocolError("request ended before its arguments")
+                    raise RemoteProtocolError("request ended before its arguments")
                 return BridgeRequest(self.args.args, self.env, parse_fields(bytes(self.data)))

@@ -19,7 +19,7 @@ last two bytes as the result (see shared/dovecot/README.md).
 
 :class:`ScriptServerConnection` is fed bytes with :meth:`receive_data` (``b""``
 means end of input) and yields events from :meth:`next_event`. Every part is
-bounded, so a confused or hostile peer gets a :class:`ProtocolError` rather than
+bounded, so a confused or hostile peer gets a :class:`RemoteProtocolError` rather than
 unbounded memory use. :func:`serialize_reply` builds the answer.
 """
 
@@ -29,7 +29,13 @@ from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
-from mailcall.core.sansio import NEED_DATA, NeedData, RemoteProtocolError, Transitions
+from mailcall.core.sansio import (
+    NEED_DATA,
+    LocalProtocolError,
+    NeedData,
+    RemoteProtocolError,
+    Transitions,
+)
 
 __all__ = [
     "NEED_DATA",
@@ -39,7 +45,6 @@ __all__ = [
     "Environment",
     "Input",
     "Limits",
-    "ProtocolError",
     "ScriptServerConnection",
     "Version",
     "parse_reply",
@@ -51,10 +56,6 @@ __all__ = [
 
 _ESCAPES = {ord("1"): b"\x01", ord("t"): b"\t", ord("r"): b"\r", ord("n"): b"\n", ord("0"): b"\0"}
 _ESCAPE_OF = {0x01: b"\x011", 0x09: b"\x01t", 0x0D: b"\x01r", 0x0A: b"\x01n", 0x00: b"\x010"}
-
-
-ProtocolError = RemoteProtocolError
-"""The peer broke the protocol; the connection should be answered ``-`` and closed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +128,7 @@ def tab_unescape(raw: bytes) -> bytes:
         byte = raw[i]
         if byte == 0x01:
             if i + 1 >= n or raw[i + 1] not in _ESCAPES:
-                raise ProtocolError(f"bad escape sequence at byte {i} of {raw[:64]!r}")
+                raise RemoteProtocolError(f"bad escape sequence at byte {i} of {raw[:64]!r}")
             out += _ESCAPES[raw[i + 1]]
             i += 2
         else:
@@ -207,7 +208,7 @@ class ScriptServerConnection:
         self._args: list[str] = []
         self._input_seen = 0
         self._pending: deque[Event] = deque()
-        self._deferred: ProtocolError | None = None
+        self._deferred: RemoteProtocolError | None = None
 
     @property
     def finished(self) -> bool:
@@ -216,10 +217,10 @@ class ScriptServerConnection:
     def receive_data(self, data: bytes) -> None:
         """Feed bytes read from the socket; ``b""`` means Dovecot shut down its side."""
         if self._state is _State.ERROR:
-            raise ProtocolError("connection already failed")
+            raise RemoteProtocolError("connection already failed")
         if self._eof:
             if data:
-                raise ProtocolError("data received after end of input")
+                raise RemoteProtocolError("data received after end of input")
             return
         if data:
             self._buffer += data
@@ -227,10 +228,10 @@ class ScriptServerConnection:
             self._eof = True
 
     def next_event(self) -> Event | NeedData:
-        """The next complete event, or :data:`NEED_DATA`. Raises :class:`ProtocolError`."""
+        """The next complete event, or :data:`NEED_DATA`. Raises :class:`RemoteProtocolError`."""
         try:
             return self._next()
-        except ProtocolError:
+        except RemoteProtocolError:
             self._state = _State.ERROR
             raise
 
@@ -241,7 +242,7 @@ class ScriptServerConnection:
             raise self._deferred
         state = self._state
         if state is _State.ERROR:
-            raise ProtocolError("connection already failed")
+            raise RemoteProtocolError("connection already failed")
         if state is _State.DONE:
             return NEED_DATA
         if state is not _State.INPUT:
@@ -270,7 +271,7 @@ class ScriptServerConnection:
             if end >= 0:
                 for line in bytes(buf[:end + 1]).split(b"\n")[:-1]:
                     if len(line) > max_line:
-                        raise ProtocolError(f"line longer than {max_line} bytes")
+                        raise RemoteProtocolError(f"line longer than {max_line} bytes")
                     pos += len(line) + 1
                     event = self._header_line(line)
                     if event is not None:
@@ -278,11 +279,11 @@ class ScriptServerConnection:
                     if self._state not in _HEADER:
                         return
             if len(buf) - pos > max_line:
-                raise ProtocolError(f"line longer than {max_line} bytes")
+                raise RemoteProtocolError(f"line longer than {max_line} bytes")
             if self._eof:
                 raise TRANSITIONS.refusal(self._state, _EOF, (
                     f"connection closed in the middle of the header ({self._state.name})"))
-        except ProtocolError as exc:
+        except RemoteProtocolError as exc:
             self._deferred = exc
         finally:
             del buf[:pos]
@@ -311,7 +312,7 @@ class ScriptServerConnection:
             return Environment(tuple(self._env), self._reply_wanted)
         if kind == _ARG_LINE:
             if len(self._args) >= self.limits.max_args:
-                raise ProtocolError(f"more than {self.limits.max_args} arguments")
+                raise RemoteProtocolError(f"more than {self.limits.max_args} arguments")
             self._args.append(_text(tab_unescape(line)))
             return None
         return Arguments(tuple(self._args))
@@ -319,22 +320,22 @@ class ScriptServerConnection:
     def _version(self, line: bytes) -> Version:
         parts = line.split(b"\t")
         if len(parts) != 4 or parts[0] != b"VERSION":
-            raise ProtocolError(f"expected 'VERSION\\tscript\\t4\\t0', got {line[:80]!r}")
+            raise RemoteProtocolError(f"expected 'VERSION\\tscript\\t4\\t0', got {line[:80]!r}")
         try:
             major, minor = int(parts[2]), int(parts[3])
         except ValueError:
-            raise ProtocolError(f"bad version numbers in {line[:80]!r}") from None
+            raise RemoteProtocolError(f"bad version numbers in {line[:80]!r}") from None
         if parts[1] != b"script" or major != 4:
-            raise ProtocolError(
+            raise RemoteProtocolError(
                 f"unsupported protocol {_text(parts[1])} {major}.{minor} (want script 4)")
         return Version(_text(parts[1]), major, minor)
 
     def _env_line(self, line: bytes) -> None:
         if len(self._env) >= self.limits.max_env:
-            raise ProtocolError(f"more than {self.limits.max_env} environment variables")
+            raise RemoteProtocolError(f"more than {self.limits.max_env} environment variables")
         name, sep, value = line[4:].partition(b"=")
         if not sep or not name:
-            raise ProtocolError(f"malformed environment line {line[:80]!r}")
+            raise RemoteProtocolError(f"malformed environment line {line[:80]!r}")
         self._env.append((_text(tab_unescape(name)), _text(tab_unescape(value))))
 
     def _next_input(self) -> Event | NeedData:
@@ -343,7 +344,7 @@ class ScriptServerConnection:
             self._buffer.clear()
             self._input_seen += len(chunk)
             if self._input_seen > self.limits.max_input:
-                raise ProtocolError(f"input larger than {self.limits.max_input} bytes")
+                raise RemoteProtocolError(f"input larger than {self.limits.max_input} bytes")
             self._state = TRANSITIONS.step(self._state, _INPUT)
             return Input(chunk)
         if self._eof:
@@ -373,7 +374,8 @@ def serialize_request(
     out.append(b"-\n")
     for arg in args:
         if not arg:
-            raise ValueError("an empty argument cannot be sent: a blank line ends the arguments")
+            raise LocalProtocolError("an empty argument cannot be sent: a blank line ends the "
+                                     "arguments")
         out.append(tab_escape(arg.encode("utf-8", errors="surrogateescape")) + b"\n")
     out.append(b"\n")
     out.append(data)
@@ -386,4 +388,4 @@ def parse_reply(raw: bytes) -> tuple[bool, bytes]:
         return True, raw[:-2]
     if raw.endswith(b"-\n"):
         return False, raw[:-2]
-    raise ProtocolError(f"reply does not end with '+\\n' or '-\\n': {raw[-20:]!r}")
+    raise RemoteProtocolError(f"reply does not end with '+\\n' or '-\\n': {raw[-20:]!r}")

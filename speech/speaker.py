@@ -4,7 +4,9 @@ The first sentence is playable a few milliseconds after :meth:`Speaker.speak`
 is called; the next ones are synthesised while the previous one plays
 (``ahead`` of them at most, so a caller who stops listening wasted little
 work). All engine work and file writing happen on the engine's worker thread
-(:mod:`mailcall.speech.scheduler`), never on the event loop.
+(:mod:`mailcall.speech.scheduler`), never on the event loop. Sentences the
+caller marks as repeating (``cache=True``: the menu's counts) are kept, bounded,
+in :mod:`mailcall.speech.cache` and only copied into the next call's file.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mailcall.playback.pcm import write_sln
+from mailcall.playback.pcm import write_raw, write_sln
+from mailcall.speech.cache import SentenceCache, Spoken
 from mailcall.speech.engine import StreamingEngine, engines_from
 from mailcall.speech.errors import NoVoice, SpeechError, SpeechFailed, SpeechUnavailable
 from mailcall.speech.language import guess_language
@@ -43,12 +46,15 @@ class Chunk:
 class Speaker:
     """Speaks through one :class:`StreamingEngine`; make one per process and share it."""
 
-    def __init__(self, engine: StreamingEngine, *, ahead: int = 2) -> None:
+    def __init__(self, engine: StreamingEngine, *, ahead: int = 2,
+                 cache: SentenceCache | None = None) -> None:
         if not isinstance(engine, StreamingEngine):
             raise TypeError(f"{engine!r} does not implement mailcall.speech.StreamingEngine")
         self.engine = engine
         self.ahead = max(1, ahead)
         self.scheduler = Scheduler(f"speech-{engine.name}")
+        self.cache = cache if cache is not None else SentenceCache()
+        """Repeating sentences already spoken (only those spoken with ``cache=True``)."""
 
     @classmethod
     def from_engines(cls, engines: Iterable[Any], **options: Any) -> Speaker:
@@ -76,21 +82,24 @@ class Speaker:
         return voice
 
     async def speak(self, text: str, language: str | None, folder: Path, *,
-                    fallback: str = "en", max_chars: int = MAX_CHARS) -> AsyncIterator[Chunk]:
+                    fallback: str = "en", max_chars: int = MAX_CHARS,
+                    cache: bool = False) -> AsyncIterator[Chunk]:
         """Yield `text` spoken as one :class:`Chunk` per sentence, written in `folder`.
 
         Use it as ``async with contextlib.aclosing(speaker.speak(...)) as chunks``
         so that leaving early (a key, a hang-up) cancels what was not yet
-        spoken at once and deletes its files.
+        spoken at once and deletes its files. `cache`: the text is one of mailcall's
+        own that repeats across calls (a count): its sentences are kept
+        (:attr:`cache`) and taken from there next time.
         """
         voice = self.voice_for(language, text, fallback)
         sentences = await asyncio.to_thread(speakable_sentences, text, voice,
                                             max_chars=max_chars)
-        async for chunk in self._stream(sentences, voice, Path(folder)):
+        async for chunk in self._stream(sentences, voice, Path(folder), cache):
             yield chunk
 
     async def _stream(self, sentences: list[str], voice: str,
-                      folder: Path) -> AsyncIterator[Chunk]:
+                      folder: Path, cache: bool = False) -> AsyncIterator[Chunk]:
         if not folder.is_dir():
             raise SpeechFailed(f"speech folder {folder} does not exist")
         prefix = secrets.token_hex(6)
@@ -110,7 +119,8 @@ class Speaker:
             left += sum(_estimate(sentences[i]) for i, *_ in in_flight)
             path = folder / f"{prefix}-{index + 1:04d}.sln"
             future, ticket = self.scheduler.run_async(
-                now() + left, lambda ticket: self._render(sentence, voice, path, ticket))
+                now() + left,
+                lambda ticket: self._render(sentence, voice, path, ticket, cache))
             in_flight.append((index, path, future, ticket))
 
         try:
@@ -131,11 +141,21 @@ class Speaker:
                 future.cancel()
                 path.unlink(missing_ok=True)
 
-    def _render(self, sentence: str, voice: str, path: Path, ticket: Ticket) -> float:
-        """On the worker: synthesise one sentence and write its file."""
+    def _render(self, sentence: str, voice: str, path: Path, ticket: Ticket,
+                cache: bool = False) -> float:
+        """On the worker: synthesise one sentence (or take it from the cache) and write
+        its file."""
         try:
-            samples = self.engine.synthesize_sentence(sentence, voice)
-            seconds = write_sln(samples, self.engine.sample_rate, path)
+            kept = self.cache.get(self.engine.name, voice, sentence) if cache else None
+            if kept is not None:
+                write_raw(kept.pcm, path)
+                seconds = kept.seconds
+            else:
+                samples = self.engine.synthesize_sentence(sentence, voice)
+                seconds = write_sln(samples, self.engine.sample_rate, path)
+                if cache:  # what Asterisk will play, as written
+                    self.cache.put(self.engine.name, voice, sentence,
+                                   Spoken(path.read_bytes(), seconds))
         except SpeechError:
             raise
         except Exception as exc:

@@ -15,13 +15,9 @@ from typing import Any
 
 from mailcall.core.policy.model import Policy
 from mailcall.core.text import display_text
-from mailcall.sieve.client_vacation import (
-    ClientScripts,
-    ClientVacation,
-    read_client_vacation,
-    who_answers,
-)
-from mailcall.sieve.managesieve import ManageSieveError
+from mailcall.sieve.client_scripts import read_client_vacation
+from mailcall.sieve.client_vacation import ClientScripts, ClientVacation, who_answers
+from mailcall.sieve.managesieve_session import ManageSieveError
 from mailcall.web.config import ClientSieve
 from mailcall.web.i18n import Words
 from mailcall.web.sessions import Session

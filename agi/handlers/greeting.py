@@ -13,17 +13,17 @@ Wrong PINs are also counted across calls (:mod:`..pin_guard`): after 5 in
 15 minutes for one account, its prompt is refused for 15 minutes, with a
 warning in the log naming the account and the calling number.
 
-The temporary file is recorded in the greeting's own folder, not elsewhere:
-the rename must not cross filesystems. Asterisk writes it, so the folder is
-made group-writable explicitly (:func:`mailcall.agi.folders.shared_folder`), whatever
-mailcall's umask (the systemd unit's ``UMask=0027`` would make it 2750).
+Where the greeting lives and how the new one replaces the old are
+:mod:`mailcall.agi.folders`' (``greeting_path``, ``prepare_recording``,
+``commit_recording``, ``discard_recording``), shared with the phone menu: the
+temporary file is recorded in the greeting's own folder, made group-writable
+for Asterisk whatever mailcall's umask, so the rename never crosses filesystems.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -34,11 +34,10 @@ from mailcall.userstore.overlay import decision_policy
 
 from .. import prompts
 from ..driver import inline
-from ..folders import shared_folder
+from ..folders import commit_recording, discard_recording, greeting_path, prepare_recording
 from ..pin_guard import PinGuard
-from ..safety import dialled, safe_component
+from ..safety import dialled
 from ..session import AgiSession
-from .voicemail import WAV_HEADER, greeting_path
 
 log = logging.getLogger("mailcall.agi.greeting")
 
@@ -58,27 +57,6 @@ def find_user(policy: Any, env: Any) -> str | None:
             return candidate
     owner = find_owner(policy, dialled(env.callerid), mobiles=True)
     return owner if owner is not None and owner in policy.users else None
-
-
-def _prepare(final: Path, uniqueid: str) -> Path:
-    shared_folder(final.parent)
-    return final.with_name(f".{final.name}.tmp-{safe_component(uniqueid)}")
-
-
-def _commit(tmp: Path, final: Path) -> bool:
-    tmp_wav = tmp.with_name(tmp.name + ".wav")
-    try:
-        if tmp_wav.stat().st_size <= WAV_HEADER:
-            tmp_wav.unlink()
-            return False
-        os.replace(tmp_wav, final.with_name(final.name + ".wav"))
-        return True
-    except FileNotFoundError:
-        return False
-
-
-def _discard(tmp: Path) -> None:
-    tmp.with_name(tmp.name + ".wav").unlink(missing_ok=True)
 
 
 def make_handler(guard: PinGuard) -> Callable[[AgiSession, Any], Awaitable[str]]:
@@ -150,17 +128,17 @@ async def handler(session: AgiSession, runtime: Any, *, guard: PinGuard | None =
         await session.stream_file(prompts.GOODBYE)
         await session.set_status("NO_CHOICE")
         return "NO_CHOICE"
-    final = greeting_path(runtime, user.id, kind)
-    tmp = await loop.run_in_executor(None, _prepare, final, env.uniqueid)
+    final = greeting_path(Path(runtime.setting("greetings_dir")), user.id, kind)
+    tmp = await loop.run_in_executor(None, prepare_recording, final, env.uniqueid)
     try:
         rec = await session.record_file(str(tmp), "wav", "#", MAX_GREETING_MS, beep=True,
                                         silence_s=3)
         saved = rec.outcome in ("dtmf", "timeout") and await loop.run_in_executor(
-            None, _commit, tmp, final)
+            None, commit_recording, tmp, final)
     except BaseException:
         # Connection lost, or cancelled (mailcall stopping): right here, not in the
         # executor, since a cancelled task cannot count on its next await. One unlink.
-        _discard(tmp)
+        discard_recording(tmp)
         raise
     if saved:
         log.info("greeting %s of %s replaced", kind, user.id)
@@ -168,6 +146,6 @@ async def handler(session: AgiSession, runtime: Any, *, guard: PinGuard | None =
             await session.stream_file(prompts.SAVED)
         await session.set_status("GREETING_SAVED", greeting=kind)
         return "GREETING_SAVED"
-    await loop.run_in_executor(None, _discard, tmp)
+    await loop.run_in_executor(None, discard_recording, tmp)
     await session.set_status("GREETING_NOT_SAVED", greeting=kind)
     return "GREETING_NOT_SAVED"

@@ -27,9 +27,10 @@ explicitly (:func:`mailcall.agi.folders.shared_folder`, mode 2770 as
 the shipped systemd unit runs mailcall with ``UMask=0027``, which would make
 them 2750 and Asterisk's ``RECORD FILE`` would fail.
 
-Paths are built from the policy's user id and Asterisk's ``agi_uniqueid``, both
-passed through :func:`~mailcall.agi.safety.safe_component`; nothing the caller
-typed reaches a path.
+Paths are built from the policy's user id (by the one rule of
+:func:`mailcall.agi.folders.greeting_path`) and Asterisk's ``agi_uniqueid``
+(through :func:`~mailcall.agi.safety.safe_component`); nothing the caller typed
+reaches a path.
 """
 
 from __future__ import annotations
@@ -47,28 +48,26 @@ from mailcall.userstore.overlay import decision_policy
 
 from .. import prompts
 from ..driver import inline
-from ..folders import shared_folder
+from ..folders import (
+    SAMPLES_PER_MS,
+    WAV_HEADER,
+    GreetingPathRefused,
+    generated_greeting_path,
+    greeting_path,
+    shared_folder,
+)
 from ..replies import DIAL_CONDITIONS
 from ..safety import caller_name, caller_text, safe_component
 from ..session import AgiHangup, AgiSession
 
 log = logging.getLogger("mailcall.agi.voicemail")
 
-WAV_HEADER = 44
-SAMPLES_PER_MS = 8
-"""RECORD FILE ``endpos`` counts samples; the wav format is 8 kHz."""
 SILENCE_S = 5
 
 
 def reason_for(status: str | None) -> str:
     """VoiceMessage.reason for a DIALSTATUS: "direct" when nothing was rung."""
     return DIAL_CONDITIONS.get(status or "", "direct")
-
-
-def greeting_path(runtime: Any, user_id: str, kind: str) -> Path:
-    """The personal greeting (without extension: Asterisk picks the format)."""
-    base = Path(runtime.setting("greetings_dir"))
-    return base / safe_component(user_id, "user") / safe_component(kind, "unavailable")
 
 
 def _first_existing(candidates: list[Path]) -> Path | None:
@@ -79,9 +78,17 @@ def _first_existing(candidates: list[Path]) -> Path | None:
 
 
 def greeting_candidates(runtime: Any, user_id: str, kind: str) -> list[Path]:
-    """Personal recording first, then the one the greetings plugin generated."""
-    personal = greeting_path(runtime, user_id, kind)
-    return [personal, personal.with_name("generated-" + personal.name)]
+    """Personal recording first, then the one the greetings plugin generated.
+
+    None when the user id cannot name a greeting folder (:class:`GreetingPathRefused`,
+    logged): the caller hears the stock prompts and the message is still taken.
+    """
+    base = Path(runtime.setting("greetings_dir"))
+    try:
+        return [greeting_path(base, user_id, kind), generated_greeting_path(base, user_id, kind)]
+    except GreetingPathRefused as exc:
+        log.error("voicemail for %s: no personal greeting played: %s", caller_text(user_id), exc)
+        return []
 
 
 def _recording_base(runtime: Any, uniqueid: str) -> Path:

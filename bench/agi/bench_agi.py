@@ -1,16 +1,17 @@
 """FastAGI load benchmark: mailcall's `route` handler against its peers, in one run.
 
-    /work/venv/bin/python bench/agi/bench_agi.py [--seconds 2] [--quick]
+    .venv/bin/python bench/agi/bench_agi.py [--seconds 2] [--quick]
 
-A fake Asterisk (several generator processes, asyncio + uvloop) opens FastAGI
-sessions and answers every command at once, so what is measured is the
-server: its CPU time per session (read from /proc/<pid>/stat before and after
-each run), sessions per second and latency (connect -> server closes).
+The tests' fake Asterisk (tests/agi/fake_asterisk.py, ``quick_session``: the
+recorded replies, from a table; in several generator processes on uvloop)
+opens FastAGI sessions and answers every command at once, so what is measured
+is the server: its CPU time per session (read from /proc/<pid>/stat before and
+after each run), sessions per second and latency (connect -> server closes).
 
 Every server serves the same command sequence: the one mailcall's `route`
 handler sends for "alice's desk phone does not answer, her mobile does"
-(Dial, DIALSTATUS, Dial, DIALSTATUS, then SET VARIABLE for MAILCALL_STATUS, _RESULT
-and _STEP: 7 commands). The peers replay those
+(SET VARIABLE CHANNEL(language), Dial, DIALSTATUS, Dial, DIALSTATUS, then SET
+VARIABLE for MAILCALL_STATUS, _RESULT and _STEP: 8 commands). The peers replay those
 exact lines:
 
 * mailcall      the real AgiServer + route handler + policy decision (plan_call)
@@ -44,14 +45,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo, for tests.support
 
-from bench.fake_asterisk import ENV, answer_for, one_session
+from tests.agi.fake_asterisk import DESK_THEN_MOBILE, quick_session
 from tests.support.policies import example_policy_text
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 POLICY = example_policy_text()
 """The example policy, as `mailcall init` writes it: alice (201) in sales, her mobile rung
 when her desk does not answer."""
-
 
 
 def _pin(cpus: set[int]) -> None:
@@ -75,7 +75,7 @@ def generator_worker(args: tuple) -> dict:
             while time.perf_counter() < stop:
                 t0 = time.perf_counter()
                 try:
-                    if await one_session(port) != expected:
+                    if await quick_session(port) != expected:
                         errors += 1
                 except OSError:
                     errors += 1
@@ -98,7 +98,7 @@ def generator_worker(args: tuple) -> dict:
         async def client(due: float):
             nonlocal errors
             try:
-                if await one_session(port) != expected:
+                if await quick_session(port) != expected:
                     errors += 1
                     return
             except OSError:
@@ -262,6 +262,10 @@ class Server:
         self.proc = ctx.Process(target=_server_main, args=(kind, loop_name, lines, child, cpu),
                                 daemon=True)
         self.proc.start()
+        while not self.conn.poll(1.0):  # a server that failed to start never sends its port
+            if not self.proc.is_alive():
+                raise SystemExit(f"bench_agi: the {kind} server ({loop_name}) did not start "
+                                 f"(exit code {self.proc.exitcode}; its traceback is above)")
         self.port = self.conn.recv()
 
     def cpu_seconds(self) -> tuple[float, float]:
@@ -333,12 +337,12 @@ def process_per_call(lines: list[bytes], calls: int) -> dict:
         t0 = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE)
-        proc.stdin.write(ENV)
+        proc.stdin.write(DESK_THEN_MOBILE.env)
         proc.stdin.flush()
-        dials = [0]
+        reply = DESK_THEN_MOBILE.session()
         for _ in range(len(lines)):
             line = proc.stdout.readline()
-            proc.stdin.write(answer_for(line, dials))
+            proc.stdin.write(reply(line))
             proc.stdin.flush()
         proc.stdin.close()
         proc.wait()
@@ -374,10 +378,8 @@ def _inprocess_worker(args: tuple) -> dict:
     loop_name, lines, n, cpu = args
     _pin({cpu})
     logging.basicConfig(stream=open(os.devnull, "w"), level=logging.INFO)
-    replies = []
-    dials = [0]
-    for line in lines:
-        replies.append(answer_for(line, dials))
+    answer = DESK_THEN_MOBILE.session()
+    replies = [answer(line) for line in lines]
 
     async def measure() -> dict:
         from mailcall.agi.driver import inline
@@ -421,7 +423,7 @@ def _inprocess_worker(args: tuple) -> dict:
             proto = _AgiProtocol(server)
             transport = _NullTransport()
             proto.connection_made(transport)
-            proto.data_received(ENV)
+            proto.data_received(DESK_THEN_MOBILE.env)
             for reply in replies:
                 proto.data_received(reply)
             proto.connection_lost(None)
@@ -474,7 +476,7 @@ def capture_route_lines() -> list[bytes]:
     server = Server("mailcall", "asyncio", [], cpu=0)
     try:
         lines: list[bytes] = []
-        asyncio.run(one_session(server.port, lines))
+        asyncio.run(quick_session(server.port, lines=lines))
     finally:
         server.close()
     return lines

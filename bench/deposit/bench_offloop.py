@@ -43,7 +43,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo, for te
 import numpy
 import soundfile
 
-from bench.fake_asterisk import one_session
 from mailcall.core.decisions.deposits import VoiceMessage
 from mailcall.core.host.runtime import Runtime
 from mailcall.core.policy.load import compile_text
@@ -52,6 +51,7 @@ from mailcall.deposit.spool import Spool
 from mailcall.deposit.spool_depositor import SpoolDepositor
 from mailcall.deposit.worker import SpoolWorker, WorkerSettings
 from mailcall.plugins import deposit as deposit_plugin
+from tests.agi.fake_asterisk import quick_session
 from tests.support import MEDIA
 from tests.support.policies import example_policy_text
 
@@ -74,7 +74,7 @@ def probe_main(port: int, interval: float, conn) -> None:
         asyncio.get_running_loop().add_reader(conn.fileno(), stop.set)
         while not stop.is_set():
             t0 = time.monotonic()
-            await one_session(port)
+            await quick_session(port)
             samples.append((t0, time.monotonic() - t0))
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - t0)))
         return samples

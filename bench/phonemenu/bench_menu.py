@@ -7,7 +7,9 @@
 (2) key press -> first audio of a 10 KB HTML mail ("2" at the main menu -> its
     envelope's first sentence), and -> the first sentence of its body;
 (3) 50 calls at once: the login storm (each types its PIN at the same moment: PIN #
-    -> the menu's first audio, p50/p99), then, once all are in the menu, "1" and "6"
+    -> the first audio, "one moment please" included, p50/p99/max; PIN # -> the menu's
+    own first audio; and each caller's longest silence from PIN # until the menu
+    speaks), then, once all are in the menu, "1" and "6"
     through their voicemail, first spread (each listens --think s, the callers offset
     over that time), then all 50 pressing "6" at the same instant (each listens
     --sync-think s, so what is made ahead is made, then they wait for one another and
@@ -25,6 +27,8 @@ Latencies are taken on the callers' side (the key sent -> the command received),
 Asterisk would see them.
 
 Run as root: .venv/bin/python bench/phonemenu/bench_menu.py [--voice 1000] [--mail 1000]
+Another tree's mailcall (the code before a change, from ``git worktree add``), driven by
+this bench: .venv/bin/python bench/phonemenu/other_tree.py /tmp/old-tree [options]
 """
 
 from __future__ import annotations
@@ -67,6 +71,16 @@ MANY_USER_CONNECTIONS = "\nprotocol imap {\n  mail_max_userip_connections = 200\
 """50 calls into one mailbox are 50 IMAP sessions of one user from one address;
 Dovecot's default allows 10 (mail_max_userip_connections)."""
 TICK = os.sysconf("SC_CLK_TCK")
+MAILCALL_TREE = Path(sys.modules["mailcall.agi"].__file__).resolve().parents[1]
+"""Where the mailcall under test comes from (other_tree.py points it elsewhere)."""
+
+
+def slots_of() -> str:
+    try:
+        from mailcall.phonemenu import admission
+    except ImportError:
+        return "none (this tree has no admission)"
+    return f"{admission.SLOTS} at once, waited at most {admission.WAIT_S:g} s"
 
 
 def html_body(size: int) -> str:
@@ -156,6 +170,40 @@ def login_ms(phone: Phone) -> float | None:
     said = next((t for t, line in phone.sent_at
                  if t > typed and line.startswith(("STREAM FILE", "SAY NUMBER"))), None)
     return None if said is None else (said - typed) * 1000
+
+
+ONE_MOMENT = "STREAM FILE one-moment-please "
+AUDIO_COMMAND = ("STREAM FILE", "SAY NUMBER")
+
+
+def silences(phone: Phone, playback: bool) -> tuple[float | None, float | None]:
+    """(ms from PIN # to the menu's own first audio, the longest silence in ms between
+    PIN # and it): a gap is from the end of one sound (PIN # typed, or an audio command
+    answered) to the next audio command. A stock prompt counts as ending when it is sent
+    (the fake phone answers it at once: pessimistic, a real one-moment-please plays
+    about 1 s); a spoken sentence lasts its duration when `playback` is on."""
+    typed = next((t for t, line in phone.sent_at if "agent-pass" in line), None)
+    if typed is None:
+        return None, None
+    quiet_since, longest = typed, 0.0
+    for t, line in phone.sent_at:
+        if t <= typed or not line.startswith(AUDIO_COMMAND):
+            continue
+        longest = max(longest, t - quiet_since)
+        if not line.startswith(ONE_MOMENT):
+            return (t - typed) * 1000, longest * 1000
+        quiet_since = t + (spoken_seconds(line) if playback else 0.0)
+    return None, None
+
+
+def spoken_seconds(line: str) -> float:
+    spoken = SPOKEN.match(line)
+    if spoken is None:
+        return 0.0
+    try:
+        return Path(spoken[1] + ".sln").stat().st_size / 16_000
+    except OSError:  # the call's folder is gone: the call ended
+        return 0.0
 
 
 def pct(values: list[float], p: float) -> float:
@@ -290,6 +338,10 @@ async def drive(args, host: str, port: int, server_pid: int) -> dict:
         "missing": sum(x is None for lat in per_call for x in lat),
         "login1": present([login_ms(one)]),
         "login50": present(map(login_ms, calls)),
+        "menu1": present([silences(one, False)[0]]),
+        "menu50": present(silences(p, not args.instant)[0] for p in calls),
+        "quiet1": present([silences(one, False)[1]]),
+        "quiet50": present(silences(p, not args.instant)[1] for p in calls),
         "cpu": {**group.cpu, "end": end_cpu},
         "wall": wall,
         "failed": [p.uniqueid for p in [one, *calls]
@@ -301,9 +353,11 @@ async def drive(args, host: str, port: int, server_pid: int) -> dict:
 def report(args, r: dict, server_cpu: int, callers_cpus: set[int], dovecot) -> None:
     def row(name: str, values: list[float], target: str = "") -> None:
         print(f"{name:62s} n={len(values):4d}  p50 {pct(values, 50):7.1f}  "
-              f"p95 {pct(values, 95):7.1f}  p99 {pct(values, 99):7.1f} ms  {target}")
+              f"p95 {pct(values, 95):7.1f}  p99 {pct(values, 99):7.1f}  "
+              f"max {max(values, default=float('nan')):7.1f} ms  {target}")
 
-    print(f"\nmailbox: {args.voice} voicemails + {args.mail} unread mails, real Dovecot; "
+    print(f"\nmailcall under test: {MAILCALL_TREE}; login turns: {slots_of()}")
+    print(f"mailbox: {args.voice} voicemails + {args.mail} unread mails, real Dovecot; "
           f"mailcall pinned to CPU {server_cpu}, callers on {sorted(callers_cpus)}; "
           f"PIN hash scrypt N={args.pin_cost}; the many callers' spoken sentences "
           f"{'answered at once' if args.instant else 'take their real duration'}")
@@ -320,7 +374,13 @@ def report(args, r: dict, server_cpu: int, callers_cpus: set[int], dovecot) -> N
         r["sync"], "(p99 < 300)")
     row("PIN # -> the menu's first audio, 1 call", r["login1"])
     row(f"PIN # -> the menu's first audio, {args.calls} calls typing it at once",
-        r["login50"])
+        r["login50"], "(one moment please included)")
+    row("PIN # -> the menu's own first audio (not one moment), 1 call", r["menu1"])
+    row(f"PIN # -> the menu's own first audio, {args.calls} calls", r["menu50"])
+    row("longest silence from PIN # until the menu speaks, 1 call", r["quiet1"],
+        "(< 3000)")
+    row(f"longest silence from PIN # until the menu speaks, {args.calls} calls",
+        r["quiet50"], "(< 3000, per caller)")
     if r["missing"]:
         print(f"key presses of the many calls never answered with audio: {r['missing']}")
     print(f"calls that heard 'mailbox unreachable': {len(r['failed'])} of {r['calls'] + 1}")
@@ -372,11 +432,16 @@ def main() -> None:
                         help="seconds each caller listens before all press together")
     parser.add_argument("--pin-cost", type=int, default=N,
                         help=f"scrypt N of alice's PIN hash (default {N}, new hashes' cost)")
+    parser.add_argument("--login-slots", type=int, default=None,
+                        help="listings under way at once (phonemenu/admission.py SLOTS)")
     parser.add_argument("--instant", action="store_true",
                         help="the many callers answer the menu's spoken sentences at once, as "
                              "if they took no time to play (the worst case for work made "
                              "ahead); by default each takes its real duration, as in Asterisk")
     args = parser.parse_args()
+    if args.login_slots is not None:
+        from mailcall.phonemenu import admission
+        admission.SLOTS = args.login_slots
 
     factory = DovecotFactory(prefix="mailcall-bench-dovecot-", extra=MANY_USER_CONNECTIONS)
     # alice's PIN hashed at the cost asked (new hashes' by default; 16384: the old one)

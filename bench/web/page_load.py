@@ -35,19 +35,10 @@ import os
 import random
 import subprocess
 import sys
-import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from policy_scale import generate
-
-
-def pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(len(values) * p))]
+from service_setup import pct, pin, start
 
 
 async def client(url: str, sids: list[str], renders: int, concurrency: int, seconds: float,
@@ -92,8 +83,7 @@ async def client(url: str, sids: list[str], renders: int, concurrency: int, seco
 
 
 def child(args: argparse.Namespace) -> None:
-    if hasattr(os, "sched_setaffinity") and os.cpu_count() and os.cpu_count() > 1:
-        os.sched_setaffinity(0, {1})
+    pin(1)
     sids = json.loads(Path(args.sids).read_text())
     result = asyncio.run(client(args.url, sids, args.renders, args.concurrency, args.seconds,
                                 args.think))
@@ -101,49 +91,16 @@ def child(args: argparse.Namespace) -> None:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    from mailcall.core.host.plugin_manager import make_plugin_manager
-    from mailcall.core.host.runtime import Runtime, freeze_snapshot
-    from mailcall.core.policy.load import load_policy
-    from mailcall.plugins.userstore import UserStoreService
-    from mailcall.web.config import ClientSieve, WebSettings
-    from mailcall.web.service import WebService
-
-    tmp = Path(tempfile.mkdtemp(prefix="mailcall-bench-web-"))
-    policy_path = tmp / "policy.toml"
-    policy_path.write_text(generate(args.users, max(1, args.users // 20)))
-    pm = make_plugin_manager()
-    t = time.perf_counter()
-    policy = load_policy(policy_path, pm=pm)
-    print(f"policy: {len(policy.users)} users compiled in {time.perf_counter() - t:.1f} s",
-          file=sys.stderr)
-    runtime = Runtime(policy, pm, policy_path=policy_path)
-    freeze_snapshot()  # as `mailcall serve` does: the compiled policy out of the GC's walks
-    runtime.clock = lambda: datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-    store = tmp / "users" / "store.sqlite"
-    users = UserStoreService(runtime, store)
-    # The bench measures pages, not a ManageSieve server it does not start.
-    settings = WebSettings(port=0, secure_cookies=False, managesieve=ClientSieve(enabled=False))
-    web = WebService(runtime, settings, store=str(store))
-    await users.start()
-    await web.start()
-    assert web.ctx is not None and web.ctx.store is not None
-    ids = random.Random(2).sample(sorted(policy.users), args.concurrency + 50)
-    # A third of the users have an absence of their own (the plan then differs).
-    def seed() -> None:
-        for uid in ids[::3]:
-            web.ctx.store.set_absence(policy, uid, until="2026-12-20", actor=uid, origin="web")
-
-    await web.ctx.in_store(seed)  # the store's connection belongs to its thread
-    sids = [web.ctx.sessions.new(uid).id for uid in ids]
-    sid_file = tmp / "sids.json"
-    sid_file.write_text(json.dumps(sids))
+    service = await start(args.users, args.concurrency + 50, "mailcall-bench-web-")
+    sid_file = service.tmp / "sids.json"
+    sid_file.write_text(json.dumps(service.sids))
     variants = ["store-thread", "index"] if args.compare else ["store-thread"]
-    out: dict = {"users": len(policy.users), "load_average": os.getloadavg()}
+    out: dict = {"users": len(service.policy.users), "load_average": os.getloadavg()}
     for n, variant in enumerate(variants * args.rounds):
         restore = _index_reads() if variant == "index" else None
         before = _sched()
         try:
-            result = await _clients(args, web.port, sid_file)
+            result = await _clients(args, service.web.port, sid_file)
         finally:
             if restore:
                 restore()
@@ -159,8 +116,7 @@ async def serve(args: argparse.Namespace) -> None:
                              "wall_s": round(result["elapsed"] + result.get("render_s", 0), 1)}
         out[f"run {n + 1} ({variant} read)"] = figures
     out["load_average_after"] = os.getloadavg()
-    await web.stop(2)
-    await users.stop(2)
+    await service.stop()
     print(json.dumps(out, indent=2))
 
 
@@ -245,8 +201,7 @@ def main() -> None:
         args.url = args.client
         child(args)
         return
-    if hasattr(os, "sched_setaffinity") and os.cpu_count() and os.cpu_count() > 1:
-        os.sched_setaffinity(0, {0})  # the server on one core
+    pin(0)  # the server on one core
     asyncio.run(serve(args))
 
 

@@ -11,7 +11,8 @@ in the service's own loop:
   (``refinements_of``);
 - explain: effective settings with their sources, the profile in words, the
   settings form's controls (each option asked of the ceiling check);
-- plan: the routing core's plan and its sentence;
+- plan: the routing core's plan and its sentence, and what the page says of the mail
+  client's out-of-office;
 - render: Jinja2 rendering home.html;
 - aiohttp: the rest of a real request (parsing, the middleware, headers, the socket),
   measured as a sequential client in a child process on the other core sees it,
@@ -28,26 +29,15 @@ import argparse
 import asyncio
 import cProfile
 import io
-import os
 import pstats
 import random
 import statistics
 import sys
-import tempfile
 import time
-from datetime import UTC, datetime
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from policy_scale import generate
+from service_setup import pct, pin, start
 
 STAGES = ("session", "overlay", "store read", "explain", "plan", "render")
-
-
-def pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(len(values) * p))]
 
 
 async def sequential(url: str, sids: list[str], n: int) -> list[float]:
@@ -82,48 +72,18 @@ asyncio.run(main())
 
 
 async def run(args: argparse.Namespace) -> None:
-    from mailcall.core.host.plugin_manager import make_plugin_manager
-    from mailcall.core.host.runtime import Runtime, freeze_snapshot
-    from mailcall.core.policy.load import load_policy
-    from mailcall.plugins.userstore import UserStoreService
     from mailcall.userstore.effective import effective_settings
+    from mailcall.userstore.overlay import decision_policy
     from mailcall.web import wording
-    from mailcall.web.config import ClientSieve, WebSettings
+    from mailcall.web.client_vacation import client_notice
     from mailcall.web.context import _env, fmt_of
     from mailcall.web.i18n import Words
     from mailcall.web.plan import current_plan, plan_sentence
     from mailcall.web.routes_home import refinements_of, router_view
-    from mailcall.web.service import WebService
     from mailcall.web.settings_form import controls
 
-    tmp = Path(tempfile.mkdtemp(prefix="mailcall-bench-web-profile-"))
-    policy_path = tmp / "policy.toml"
-    policy_path.write_text(generate(args.users, max(1, args.users // 20)))
-    pm = make_plugin_manager()
-    t = time.perf_counter()
-    policy = load_policy(policy_path, pm=pm)
-    print(f"policy: {len(policy.users)} users compiled in {time.perf_counter() - t:.1f} s",
-          file=sys.stderr)
-    runtime = Runtime(policy, pm, policy_path=policy_path)
-    freeze_snapshot()
-    runtime.clock = lambda: datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-    store = tmp / "users" / "store.sqlite"
-    users = UserStoreService(runtime, store)
-    # The bench measures pages, not a ManageSieve server it does not start.
-    settings = WebSettings(port=0, secure_cookies=False, managesieve=ClientSieve(enabled=False))
-    web = WebService(runtime, settings, store=str(store))
-    await users.start()
-    await web.start()
-    ctx = web.ctx
-    assert ctx is not None and ctx.store is not None
-    ids = random.Random(2).sample(sorted(policy.users), 250)
-
-    def seed() -> None:
-        for uid in ids[::3]:
-            ctx.store.set_absence(policy, uid, until="2026-12-20", actor=uid, origin="web")
-
-    await ctx.in_store(seed)
-    sids = [ctx.sessions.new(uid).id for uid in ids]
+    service = await start(args.users, 250, "mailcall-bench-web-profile-")
+    policy, runtime, ctx, sids = service.policy, service.runtime, service.web.ctx, service.sids
     template = _env.get_template("home.html")
     words = Words("fr")
     times: dict[str, list[float]] = {s: [] for s in STAGES}
@@ -151,12 +111,14 @@ async def run(args: argparse.Namespace) -> None:
                                  absent.until if absent else None,
                                  closed=not (view_policy or policy).is_open(eff.user.schedule,
                                                                            now))
+        client = client_notice(policy, decision_policy(runtime), user.id, now, session, words)
         marks.append(clock())
         template.render(t=words, lang="fr", session=session, admin=False, flash=[],
                         csrf=session.csrf, readonly=False, errors={}, values={},
                         absence_errors=False, setting_errors=False, user=user,
                         profile=user.profile, features=features, controls=shown, pin=pin,
-                        sentence=sentence, absences=[], backup_allowed=True, backups=None)
+                        sentence=sentence, absences=[], backup_allowed=True, backups=None,
+                        client=client)
         marks.append(clock())
         if record:
             for name, a, b in zip(STAGES, marks[:-1], marks[1:], strict=True):
@@ -171,9 +133,8 @@ async def run(args: argparse.Namespace) -> None:
         profile.enable()
         await view(rnd.choice(sids), False)
         profile.disable()
-    full = await sequential(f"http://127.0.0.1:{web.port}", sids, args.views)
-    await web.stop(2)
-    await users.stop(2)
+    full = await sequential(f"http://127.0.0.1:{service.web.port}", sids, args.views)
+    await service.stop()
 
     ms = 1000
     total = sum(statistics.mean(v) for v in times.values())
@@ -196,8 +157,7 @@ def main() -> None:
     ap.add_argument("--views", type=int, default=2000)
     ap.add_argument("--top", type=int, default=25)
     args = ap.parse_args()
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
-        os.sched_setaffinity(0, {0})  # the server on one core
+    pin(0)  # the server on one core
     asyncio.run(run(args))
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
+from mailcall.core.contracts import Depositor
 from mailcall.core.decisions.deposits import Deposit
 from mailcall.core.policy.model import Policy
 
@@ -22,12 +23,6 @@ if TYPE_CHECKING:
     from mailcall.agi.pin_guard import PinGuard
     from mailcall.notifications.notice import MailNotice
     from mailcall.userstore.overlay import StoreOverlay
-
-
-class Depositor(Protocol):
-    async def accept(self, message: Deposit) -> str:
-        """Make `message` durable (on disk, fsynced) and return its spool id."""
-        ...
 
 
 class Notifier(Protocol):

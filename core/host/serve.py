@@ -15,9 +15,9 @@ from typing import Any
 
 import pluggy
 
-from mailcall.core.contracts import Service
+from mailcall.core.contracts import Depositor, Service
 from mailcall.core.errors import PolicyInvalid, ServiceStartError
-from mailcall.core.host.collect import collected
+from mailcall.core.host.collect import chosen, collected
 from mailcall.core.host.runtime import Runtime, freeze_snapshot
 from mailcall.core.policy.load import load_policy
 from mailcall.core.policy.model import Policy
@@ -37,7 +37,12 @@ def serve(policy: Policy, pm: pluggy.PluginManager, *, policy_path: Path | None,
 
 async def start_services(runtime: Runtime) -> list[Any]:
     """Pick the depositor, then start every service; on failure stop those already started."""
-    runtime.depositor = runtime.pm.hook.mailcall_depositor(runtime=runtime)
+    runtime.depositor = chosen(
+        runtime.pm, "mailcall_depositor", Depositor,
+        expected="a Depositor (async accept(message) -> spool id)",
+        offered="the depositor (mailcall_depositor)",
+        fix="keep one: disable the others (MAILCALL_DISABLE_PLUGINS=name,...), or have them "
+            "return None", runtime=runtime)
     services = collected(runtime.pm, "mailcall_services", Service, expected=(
         "a Service (name: str, async start(), async stop(grace))"), runtime=runtime)
     started: list[Any] = []

@@ -1,5 +1,7 @@
-"""The tests' one fake Asterisk: it replays a recorded trace byte for byte (:func:`replay`),
-or plays a scripted :class:`Call` whose replies are the recorded ones (:func:`run_call`).
+"""The one fake Asterisk, of the tests and the benchmarks: it replays a recorded trace byte
+for byte (:func:`replay`), plays a scripted :class:`Call` whose replies are the recorded
+ones (:func:`run_call`), or answers a plain call from the same replies at the least cost,
+for load (:func:`quick_session`).
 
 It connects to the real server like Asterisk does, sends an environment block
 built from a recorded one, and answers each command with the reply recorded
@@ -33,7 +35,7 @@ import asyncio
 import inspect
 import shlex
 import shutil
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -344,3 +346,79 @@ async def run_call(call: Call, host: str, port: int, timeout: float = 10.0) -> C
     finally:
         await close_quietly(writer)
     return call
+
+
+class Answers:
+    """The replies :func:`run_call` gives a plain `call`, precomputed as bytes, for
+    :func:`quick_session`: Dials, variables and ANSWER (a route that ends in someone
+    answering), no hang-up, no scripted caller, no prompt or recording.
+
+    The benchmarks' Asterisk must cost next to nothing, so that what they measure is the
+    server; answering from this table, they still answer what the traces recorded: the
+    same environment block and, per command, the same reply as :func:`run_call`.
+    """
+
+    def __init__(self, call: Call) -> None:
+        self.env = call.env_bytes()
+        self.dials = tuple(("".join(RECORDED.dial[outcome][0]).encode(),
+                            "".join(RECORDED.dial[outcome][1]).encode())
+                           for outcome in call.dials)
+        """(Dial's reply, DIALSTATUS's reply) for each Dial in turn."""
+        self.unset = "".join(RECORDED.unset).encode()
+        self.set_ok = "".join(RECORDED.set_ok).encode()
+        self.answer = "".join(RECORDED.answer).encode()
+
+    def session(self) -> Callable[[bytes], bytes]:
+        """The replies of one session: call it with each command line, in order."""
+        dials, unset, set_ok, answer = self.dials, self.unset, self.set_ok, self.answer
+        dial = -1
+
+        def reply(line: bytes) -> bytes:
+            nonlocal dial
+            if line.startswith(b"EXEC Dial"):
+                dial += 1
+                return dials[dial][0]
+            if line.startswith(b"GET VARIABLE DIALSTATUS"):
+                return dials[dial][1] if dial >= 0 else unset
+            if line.startswith(b"GET VARIABLE"):
+                return unset
+            if line.startswith(b"SET VARIABLE"):
+                return set_ok
+            if line.startswith(b"ANSWER"):
+                return answer
+            return b"200 result=0\n"
+
+        return reply
+
+
+def desk_then_mobile() -> Call:
+    """A client calls alice's extension 201: her desk phone does not answer, her mobile does.
+    The session both benchmarks measure (bench/agi, bench/deposit), as a fresh Call."""
+    return Call(script="route", args=("201",), extension="201", dnid="201",
+                dials=["noanswer", "answer"])
+
+
+DESK_THEN_MOBILE = Answers(desk_then_mobile())
+
+
+async def quick_session(port: int, answers: Answers = DESK_THEN_MOBILE, *,
+                        host: str = "127.0.0.1", lines: list[bytes] | None = None) -> int:
+    """One FastAGI session answered from `answers`; returns the number of commands.
+
+    For load, not for checking: nothing is compared or recorded (except into `lines`),
+    and the HANGUP Asterisk writes once the server has closed is left out, since no
+    server reads it.
+    """
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(answers.env)
+    reply = answers.session()
+    n = 0
+    try:
+        while line := await reader.readline():
+            if lines is not None:
+                lines.append(line)
+            n += 1
+            writer.write(reply(line))
+    finally:
+        writer.close()
+    return n

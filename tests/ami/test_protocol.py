@@ -11,14 +11,8 @@ from hypothesis import strategies as st
 
 from mailcall.ami.actions import encode_action
 from mailcall.ami.messages import Banner, ConnectionClosed, Event, Response
-from mailcall.ami.protocol import (
-    MAX_LIST_EVENTS,
-    NEED_DATA,
-    Connection,
-    LocalProtocolError,
-    RemoteProtocolError,
-    State,
-)
+from mailcall.ami.protocol import MAX_LIST_EVENTS, NEED_DATA, Connection, State
+from mailcall.core.sansio import LocalProtocolError, RemoteProtocolError
 
 TRACES = Path(__file__).parent / "traces"
 
@@ -295,3 +289,12 @@ def test_real_trace_cut_anywhere_gives_the_same_events(data):
     whole = replay("session")
     cut = data.draw(st.integers(1, 64))
     assert replay("session", cut) == whole
+
+
+@pytest.mark.parametrize("prefix", ["mail call", "x\r\nAction: Originate", ""])
+def test_an_action_prefix_that_would_inject_is_our_own_misuse(prefix):
+    """ActionID is written from the prefix: a bad one is refused as core/sansio's
+    LocalProtocolError, like every misuse of a machine (it was a bare ValueError)."""
+    with pytest.raises(LocalProtocolError, match="action_prefix") as caught:
+        Connection(action_prefix=prefix)
+    assert not isinstance(caught.value, ValueError)

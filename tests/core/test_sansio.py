@@ -3,15 +3,24 @@ reader and the delivery pipe raise from the same family."""
 
 from __future__ import annotations
 
+import ast
+import builtins
+import importlib
+import inspect
+import tomllib
+
 import pytest
 
 from mailcall.agi import protocol as agi
+from mailcall.agi.commands import Command, CommandError
 from mailcall.ami import protocol as ami
 from mailcall.core import sansio
 from mailcall.deposit import mail_protocol as smtp
 from mailcall.deposit import pipe_protocol as pipe
 from mailcall.imap import protocol as imap
+from mailcall.sieve import managesieve_protocol as managesieve
 from mailcall.sieve import script_protocol as sieve
+from tests.support import REPO
 
 
 def test_one_need_data_sentinel():
@@ -20,11 +29,10 @@ def test_one_need_data_sentinel():
 
 
 def test_one_error_family():
-    for error in (agi.RemoteProtocolError, ami.RemoteProtocolError, sieve.ProtocolError,
-                  smtp.ProtocolError, imap.ProtocolError, pipe.PipeRemoteError):
-        assert issubclass(error, sansio.RemoteProtocolError)
-    for error in (agi.LocalProtocolError, ami.LocalProtocolError, pipe.PipeLocalError):
+    assert issubclass(pipe.PipeRemoteError, sansio.RemoteProtocolError)
+    for error in (pipe.PipeLocalError, CommandError):
         assert issubclass(error, sansio.LocalProtocolError)
+    assert issubclass(CommandError, ValueError)  # what its older callers catch
     # Callers that catch the pipe's own name still catch both kinds.
     assert issubclass(pipe.PipeRemoteError, pipe.PipeProtocolError)
     assert issubclass(pipe.PipeLocalError, pipe.PipeProtocolError)
@@ -80,7 +88,6 @@ def test_one_receive_data_rule():
 
 # ------------------------------------------------------- one table per machine (§3)
 
-from mailcall.agi.commands import Command  # noqa: E402
 from tests.agi.support import TRACES as AGI_TRACES  # noqa: E402
 from tests.agi.support import load_trace  # noqa: E402
 from tests.ami.test_protocol import load as load_ami_trace  # noqa: E402
@@ -90,6 +97,7 @@ MACHINES = {
     "ami": (ami.TRANSITIONS, ami.State),
     "sieve": (sieve.TRANSITIONS, sieve._State),
     "smtp": (smtp.TRANSITIONS, smtp.Stage),
+    "managesieve": (managesieve.TRANSITIONS, managesieve.State),
 }
 AGI_ENV = load_trace(AGI_TRACES / "basic.jsonl").env_bytes
 """The environment block of a recorded call (Asterisk 20)."""
@@ -211,7 +219,7 @@ def test_mail_client_refuses_what_its_table_does_not_allow(monkeypatch):
         _replies = smtp.ReplyParser()
         _replies.receive_data(b"garbage\r\n")
         _replies.next_event()
-    assert type(caught.value) is smtp.ProtocolError
+    assert type(caught.value) is sansio.RemoteProtocolError
     # The transaction turns a refusal into one temporary failure per recipient.
     events = tx().receive_data(b"220 ready\r\n250 before LHLO was sent\r\n")
     assert [(e.stage, e.permanent) for e in events] == [("protocol", False)]
@@ -219,3 +227,126 @@ def test_mail_client_refuses_what_its_table_does_not_allow(monkeypatch):
     monkeypatch.delitem(smtp.TRANSITIONS.table, (smtp.Stage.GREETING, smtp.POSITIVE))
     with pytest.raises(sansio.RemoteProtocolError, match="positive is not allowed in state"):
         tx().receive_data(b"220 ready\r\n")
+
+
+# ------------------------------------------------- one naming rule for errors (§3)
+
+NAMED_MACHINES = {"agi/protocol.py", "ami/protocol.py", "deposit/mail_protocol.py",
+                  "sieve/script_protocol.py", "sieve/managesieve_protocol.py"}
+PARSERS = {"imap/protocol.py", "deposit/pipe_protocol.py"}
+"""Parsers without I/O that are no byte-fed machine but raise from the family (core/sansio)."""
+OWN_CLASSES = {"deposit/pipe_protocol.py": {"PipeProtocolError", "PipeRemoteError",
+                                            "PipeLocalError"}}
+"""The error classes a machine keeps because callers tell them apart by name (core/sansio)."""
+
+
+def _package_dirs() -> dict[str, str]:
+    """folder -> package, as pyproject.toml maps them."""
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    return {folder: package for package, folder in setuptools["package-dir"].items()}
+
+
+def _is_machine(tree: ast.AST) -> bool:
+    """Fed bytes and giving events (``next_event``), or writing a transition table."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name == "next_event":
+            return True
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id == "Transitions"):
+            return True
+    return False
+
+
+def machine_modules() -> dict[str, tuple[object, ast.AST]]:
+    """Every sans-I/O machine module of the package, found by what it holds, plus PARSERS."""
+    found = {}
+    for folder, package in _package_dirs().items():
+        for path in sorted((REPO / folder).rglob("*.py")):
+            rel = path.relative_to(REPO).as_posix()
+            if rel == "core/sansio.py":
+                continue
+            tree = ast.parse(path.read_text(), rel)
+            if rel in PARSERS or _is_machine(tree):
+                parts = path.relative_to(REPO / folder).with_suffix("").parts
+                found[rel] = (importlib.import_module(".".join((package, *parts))), tree)
+    return found
+
+
+def _resolve(module: object, node: ast.expr) -> object:
+    """What a name or dotted name in a raise means in `module` (None: not a plain name)."""
+    if isinstance(node, ast.Call):
+        node = node.func
+    names: list[str] = []
+    while isinstance(node, ast.Attribute):
+        names.insert(0, node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None  # self._broken(...), a variable: no class written here
+    value = getattr(module, node.id, getattr(builtins, node.id, None))
+    for name in names:
+        value = getattr(value, name, None)
+    return value
+
+
+INSIDE = {("deposit/pipe_protocol.py", "_no_constant")}
+"""Helpers whose error never leaves the machine: json's parse_constant hook raises the
+ValueError json.loads expects, which decode() turns into a PipeRemoteError."""
+
+
+def raised_classes(module: object, tree: ast.AST, rel: str = "") -> list[tuple[type, int]]:
+    inside = {node for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)
+              and (rel, f.name) in INSIDE for node in ast.walk(f)}
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Raise) and node.exc is not None and node not in inside:
+            value = _resolve(module, node.exc)
+            if inspect.isclass(value) and issubclass(value, BaseException):
+                out.append((value, node.lineno))
+    return out
+
+
+def test_the_machines_are_found():
+    assert NAMED_MACHINES | PARSERS <= set(machine_modules())
+
+
+@pytest.mark.parametrize("rel", sorted(machine_modules()))
+def test_every_error_a_machine_raises_is_the_peers_or_ours(rel):
+    """Each ``raise`` of a machine module is a RemoteProtocolError or a LocalProtocolError
+    (no ValueError for our own misuse, no exception outside core/sansio's family)."""
+    module, tree = machine_modules()[rel]
+    wrong = [f"{rel}:{line}: {error.__name__}" for error, line in raised_classes(module, tree, rel)
+             if not issubclass(error, (sansio.RemoteProtocolError, sansio.LocalProtocolError))]
+    assert not wrong, wrong
+
+
+@pytest.mark.parametrize("rel", sorted(machine_modules()))
+def test_one_naming_rule(rel):
+    """core/sansio's classes under their own names: no alias, and no class of a machine's
+    own unless callers tell it apart by name (OWN_CLASSES), deriving from the family."""
+    module, tree = machine_modules()[rel]
+    for name, value in vars(module).items():
+        if inspect.isclass(value) and issubclass(value, sansio.ProtocolError):
+            assert name == value.__name__, f"{rel}: {name} is an alias of {value.__name__}"
+    own = {node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef)
+           and issubclass(getattr(module, node.name), BaseException)}
+    assert own == OWN_CLASSES.get(rel, set()), rel
+    for name in own:
+        assert issubclass(getattr(module, name), sansio.ProtocolError), (rel, name)
+
+
+def test_misuse_of_each_machine_is_a_local_protocol_error():
+    """What this side must never write, refused alike by every machine."""
+    conn = agi.Connection()
+    conn.receive_data(AGI_ENV)
+    conn.next_event()
+    with pytest.raises(sansio.LocalProtocolError):
+        conn.send(Command(("ANSWER\r\nHANGUP",)))  # would inject a second command
+    with pytest.raises(sansio.LocalProtocolError):
+        ami.Connection(action_prefix="x\r\nAction: Originate")
+    with pytest.raises(sansio.LocalProtocolError):
+        sieve.serialize_request(["notify", ""])
+    with pytest.raises(sansio.LocalProtocolError):
+        smtp.MailTransaction(lmtp=True, hostname="h", sender="s@x.test",
+                             recipients=["a@x.test>\r\nRCPT TO:<evil@x"], message=b"")
+    with pytest.raises(sansio.LocalProtocolError):
+        managesieve.ManageSieveClient().send("LISTSCRIPTS\r\nLOGOUT")

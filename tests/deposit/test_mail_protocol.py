@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from mailcall.core.sansio import LocalProtocolError, RemoteProtocolError
 from mailcall.deposit.delivery import parse_target
 from mailcall.deposit.mail_protocol import (
     NEED_DATA,
     Delivered,
     Failed,
     MailTransaction,
-    ProtocolError,
     ReplyParser,
     dot_stuff,
 )
@@ -178,9 +178,9 @@ def test_reply_parser_multiline_and_bare_lf():
         (250, ("first", "second", "last")),
         (220, ("",)),
     ]
-    with pytest.raises(ProtocolError):
+    with pytest.raises(RemoteProtocolError):
         _replies(ReplyParser(), b"250-a\r\n251 b\r\n")
-    with pytest.raises(ProtocolError):
+    with pytest.raises(RemoteProtocolError):
         _replies(ReplyParser(), b"2" * 5000)
 
 
@@ -189,7 +189,7 @@ def test_reply_parser_end_of_file_inside_a_reply_is_an_error():
     parser = ReplyParser()
     assert _replies(parser, b"250-first\r\n") == []
     parser.receive_data(b"")
-    with pytest.raises(ProtocolError, match="in the middle of a reply"):
+    with pytest.raises(RemoteProtocolError, match="in the middle of a reply"):
         parser.next_event()
     clean = ReplyParser()
     assert [r.code for r in _replies(clean, b"221 bye\r\n")] == [221]
@@ -216,10 +216,21 @@ def test_dot_stuffing_and_line_ends():
 
 @pytest.mark.parametrize("bad", ["a@x.test>\r\nRCPT TO:<evil@x", "a b@x", "a@x\x00"])
 def test_addresses_cannot_inject_commands(bad):
-    with pytest.raises(ValueError):
+    """Our own misuse of the machine: core/sansio's LocalProtocolError (was a ValueError)."""
+    with pytest.raises(LocalProtocolError, match="unusable mail address"):
         MailTransaction(lmtp=True, hostname="h", sender="s@x.test", recipients=[bad], message=b"")
-    with pytest.raises(ValueError):
+    with pytest.raises(LocalProtocolError, match="unusable mail address"):
         MailTransaction(lmtp=True, hostname="h", sender=bad, recipients=["a@x.test"], message=b"")
+
+
+def test_a_transaction_without_recipients_or_with_a_bad_host_name_is_refused_as_ours():
+    with pytest.raises(LocalProtocolError, match="at least one recipient") as none:
+        MailTransaction(lmtp=True, hostname="h", sender="s@x.test", recipients=[], message=b"")
+    with pytest.raises(LocalProtocolError, match="unusable host name") as host:
+        MailTransaction(lmtp=True, hostname="h\r\nQUIT", sender="s@x.test",
+                        recipients=["a@x.test"], message=b"")
+    for caught in (none, host):
+        assert not isinstance(caught.value, ValueError)
 
 
 def test_delivery_addresses():

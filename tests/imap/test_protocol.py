@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from mailcall.core.sansio import RemoteProtocolError
 from mailcall.imap.protocol import (
     Continuation,
-    ProtocolError,
     ResponseReader,
     Tagged,
     Untagged,
@@ -65,7 +65,7 @@ def test_a_literal_holding_crlf_and_parentheses_is_data_not_syntax():
 
 
 def test_a_literal_shorter_than_its_data_is_an_error_not_a_hang():
-    with pytest.raises(ProtocolError):
+    with pytest.raises(RemoteProtocolError):
         parse(b"1 FETCH (BODY[] {3}\r\nabcd\r\n)")
 
 
@@ -77,28 +77,28 @@ def test_nil_and_nested_lists():
 @pytest.mark.parametrize("raw", [b"1 FETCH (UID 1", b"1 FETCH UID 1)", b'1 FETCH ("open)',
                                  b"1 FETCH (BODY[HEADER 1)", b"1 FETCH (UID {5}\r\nab)"])
 def test_malformed_tokens_are_protocol_errors(raw):
-    with pytest.raises(ProtocolError):
+    with pytest.raises(RemoteProtocolError):
         parse(raw)
 
 
 def test_odd_fetch_items_are_a_protocol_error():
-    with pytest.raises(ProtocolError):
+    with pytest.raises(RemoteProtocolError):
         fetch_items(parse(b"1 FETCH (UID 1 FLAGS)"))
 
 
 def test_not_an_imap_response():
     r = ResponseReader()
     r.feed(b"SSH-2.0-OpenSSH_9.2\r\n")
-    with pytest.raises(ProtocolError):
+    with pytest.raises(RemoteProtocolError):
         r.pop()
 
 
 def test_bounds_on_lines_and_literals():
     r = ResponseReader(max_line=100)
     r.feed(b"* " + b"x" * 200)  # no CRLF yet: refused before it grows further
-    with pytest.raises(ProtocolError):
+    with pytest.raises(RemoteProtocolError):
         r.pop()
     r = ResponseReader(max_response=1000)
     r.feed(b"* 1 FETCH (BODY[] {5000}\r\n")  # refused at the announcement, not after 5000 bytes
-    with pytest.raises(ProtocolError):
+    with pytest.raises(RemoteProtocolError):
         r.pop()

@@ -33,9 +33,10 @@ exten => +33140000290,1,Gosub(mailcall-mailbox,s,1)
 """
 
 
-@pytest.fixture
-def menu_live(live_factory):
-    live = live_factory(edit=menu_policy_text, dialplan=MENU_DIALPLAN,
+def menu_live_for(live_factory, edit=menu_policy_text, *, start: bool = True):
+    """A live instance set up for the phone menu (master user, phone-menu.toml), its
+    policy written by `edit`; `mailcall serve` started unless `start` is False."""
+    live = live_factory(edit=edit, dialplan=MENU_DIALPLAN,
                         dovecot_extra=lambda work: master_passdb(work, MASTER, MASTER_PASSWORD),
                         mailcall=False)
     secret = live.work / "imap-phone.secret"
@@ -43,8 +44,14 @@ def menu_live(live_factory):
     secret.chmod(0o600)
     live.policy_path.with_name("phone-menu.toml").write_text(
         f"[mailstore]\nport = {live.dovecot.imap_port}\npassword_file = \"{secret}\"\n")
-    live.start_mailcall()
+    if start:
+        live.start_mailcall()
     return live
+
+
+@pytest.fixture
+def menu_live(live_factory):
+    return menu_live_for(live_factory)
 
 
 def flags(live, folder: str) -> list[set[str]]:

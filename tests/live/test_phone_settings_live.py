@@ -4,10 +4,10 @@
 FastAGI menu and routing, the user store's service, the greetings and the
 per-user Sieve scripts in one process, the store at its default place beside
 the greetings folder. Alice dials ``*99`` from her phone, types her PIN, then
-0 (options) and 5 (absence): the last day of her absence as DDMM and Carole's
+0 (options) and 3 (absence): the last day of her absence as DDMM and Carole's
 extension. The one stored fact (audit origin ``phone``) is then obeyed by both
 sides: ``mailcall route`` and a real call ring Carole first, and her Sieve
-auto-reply script and absence greeting are regenerated. Then 0, 4: a new PIN
+auto-reply script and absence greeting are regenerated. Then 0, 5: a new PIN
 twice; the next call opens her mailbox with it, the old one is refused.
 """
 
@@ -71,7 +71,7 @@ def test_an_absence_set_by_phone_is_obeyed_by_calls_and_by_mail(menu_live):
     mark = live.ast.mark()
     steps = [*PIN,
              Dtmf("0"), Pause(QUESTION_MS),          # options (cuts the counts)
-             Dtmf("5"), Pause(QUESTION_MS),          # absence: "type the last day..."
+             Dtmf("3"), Pause(QUESTION_MS),          # absence: "type the last day..."
              Dtmf(f"{last.day:02d}{last.month:02d}"), Pause(QUESTION_MS),  # 4 digits: no #
              Dtmf("203#"), Pause(9000),              # Carole; saved, said back, the options
              Dtmf("#"), Pause(2500),                 # back to the main menu
@@ -121,7 +121,7 @@ def test_a_pin_changed_by_phone_opens_the_mailbox_and_the_old_one_does_not(menu_
     live = menu_live
     steps = [*PIN,
              Dtmf("0"), Pause(QUESTION_MS),
-             Dtmf("4"), Pause(3500),                 # "please enter your new password"
+             Dtmf("5"), Pause(3500),                 # "please enter your new password"
              Dtmf(f"{NEW_PIN}#"), Pause(3500),       # "please re-enter"
              Dtmf(f"{NEW_PIN}#"), Pause(6000),       # "your password has been changed"
              Dtmf("#"), Pause(2500), Dtmf("#"), AwaitHangup(20000)]

@@ -190,3 +190,72 @@ async def test_a_failed_session_gives_its_connection_slot_back(phone_mail):
         assert store._slots.locked()
         assert (await last.unread_mail()).count == 1
     assert not store._slots.locked()
+
+
+def _traced(box, name: str, events: list[tuple[str, str]]):
+    """Wrap one of the session's real Mailbox methods (still speaking to Dovecot) so the
+    test sees when its thread starts and ends on the connection."""
+    real = getattr(box._box, name)
+
+    def traced(*args):
+        events.append(("start", name))
+        try:
+            return real(*args)
+        finally:
+            events.append(("end", name))
+
+    setattr(box._box, name, traced)
+
+
+async def test_an_operation_whose_caller_left_keeps_the_connection_until_it_ends(phone_mail):
+    """A STORE in flight when its task is cancelled (a hang-up, a cut background fetch):
+    the next operation on the same session must not start its thread on the socket before
+    that one has its answer — two imaplib threads on one connection mix their replies."""
+    phone_mail.deliver(plain("Hello", "Hello Alice"))
+    master = int((phone_mail.dovecot.base_dir / "master.pid").read_text())
+    async with phone_mail.store().session(ALICE) as box:
+        message = (await box.unread_mail()).messages[0]
+        events: list[tuple[str, str]] = []
+        _traced(box, "set_seen", events)
+        _traced(box, "unread_mail", events)
+        frozen = _imap_processes(master)
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            mark = asyncio.create_task(box.mark_seen(message))
+            await asyncio.sleep(0.2)  # the STORE is written; Dovecot is frozen
+            mark.cancel()
+            await asyncio.gather(mark, return_exceptions=True)
+            listing = asyncio.create_task(box.unread_mail())
+            await asyncio.sleep(0.3)
+            assert ("start", "unread_mail") not in events, events
+        finally:
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
+        unread = await listing
+        assert events.index(("end", "set_seen")) < events.index(("start", "unread_mail"))
+        assert unread.count == 0  # the STORE that the cancelled task sent did land
+
+
+async def test_an_operation_whose_caller_left_is_still_bounded(phone_mail):
+    """The same, with the server frozen for good: the abandoned STORE is broken after the
+    timeout, and the session's next operation is told the mailbox is gone within 2 s
+    instead of waiting forever behind it."""
+    phone_mail.deliver(plain("Hello", "Hello Alice"))
+    master = int((phone_mail.dovecot.base_dir / "master.pid").read_text())
+    async with phone_mail.store().session(ALICE) as box:
+        message = (await box.unread_mail()).messages[0]
+        frozen = _imap_processes(master)
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            mark = asyncio.create_task(box.mark_seen(message))
+            await asyncio.sleep(0.1)
+            mark.cancel()
+            await asyncio.gather(mark, return_exceptions=True)
+            elapsed, exc = await _timed(box.unread_mail())
+        finally:
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
+    assert isinstance(exc, MailboxUnavailable), exc
+    assert elapsed < APOLOGY, elapsed

@@ -246,19 +246,112 @@ NO_MOVE = ("imap_capability = IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENAB
            "BINARY SPECIAL-USE\n")
 
 
-async def test_without_move_copy_then_deleted_never_expunged(dovecot_factory):
+NO_MOVE_NO_UIDPLUS = NO_MOVE.replace(" UIDPLUS", "")
+
+
+async def test_without_move_or_uidplus_copy_then_deleted_never_expunged(dovecot_factory):
     from tests.mailstore.support import start_phone_mail
 
-    m = start_phone_mail(dovecot_factory, extra=NO_MOVE)
+    m = start_phone_mail(dovecot_factory, extra=NO_MOVE_NO_UIDPLUS)
     await m.deposit(voice("call.c"))
     async with m.store().session(ALICE) as box:
         assert "MOVE" not in box._box.capabilities
+        assert "UIDPLUS" not in box._box.capabilities
         (message,) = await box.voice_messages()
         await box.move_to_trash(message)
         assert await box.voice_messages() == []  # \Deleted: no longer listed
     assert m.message_ids("Trash") == [message.message_id]
     assert m.message_ids("Voicemail") == [message.message_id]  # still there, not expunged
     assert "\\Deleted" in m.flags("Voicemail", message.message_id)
+
+
+async def test_without_move_only_that_one_uid_is_expunged(dovecot_factory):
+    """With UIDPLUS, the original is expunged by UID (what MOVE does), and nothing else: a
+    message the user's own client flagged \\Deleted in the same folder stays there (a
+    plain EXPUNGE would have taken it)."""
+    from tests.mailstore.support import start_phone_mail
+
+    m = start_phone_mail(dovecot_factory, extra=NO_MOVE)
+    await m.deposit(voice("call.c1"), voice("call.c2"))
+    async with m.store().session(ALICE) as box:
+        assert "MOVE" not in box._box.capabilities and "UIDPLUS" in box._box.capabilities
+        first, second = await box.voice_messages()
+        m.set_flag("Voicemail", second.message_id, "\\Deleted")  # the user's client did
+        await box.move_to_trash(first)
+    assert m.message_ids("Trash") == [first.message_id]
+    assert m.message_ids("Voicemail") == [second.message_id]
+    assert "\\Deleted" in m.flags("Voicemail", second.message_id)
+
+
+class _Dropped(OSError):
+    pass
+
+
+@pytest.mark.parametrize("extra", [NO_MOVE, NO_MOVE_NO_UIDPLUS], ids=["uidplus", "plain"])
+async def test_a_delete_cut_between_copy_and_flag_is_not_copied_twice(dovecot_factory, extra):
+    """The connection drops after the COPY to Trash and before \\Deleted (a hang-up, the
+    network): the message is in both folders. A retry, in this session or the next call,
+    finds the copy by Message-ID and size and does not copy it again."""
+    from tests.mailstore.support import start_phone_mail
+
+    m = start_phone_mail(dovecot_factory, extra=extra)
+    await m.deposit(voice("call.k1"), voice("call.k2"))
+    store = m.store()
+    async with store.session(ALICE) as box:
+        message, other = await box.voice_messages()
+        conn = box._box.conn
+        real_uid = conn.uid
+
+        def drop_before_flag(command, *args):
+            if command == "STORE" and "Deleted" in args[-1]:
+                raise _Dropped("connection reset by peer")
+            return real_uid(command, *args)
+
+        conn.uid = drop_before_flag
+        with pytest.raises(MailboxUnavailable):
+            await box.move_to_trash(message)
+    assert m.message_ids("Trash") == [message.message_id]  # half done: in both
+    assert message.message_id in m.message_ids("Voicemail")
+    async with store.session(ALICE) as box:  # the next call: the same message again
+        again, _ = await box.voice_messages()
+        assert again.message_id == message.message_id
+        await box.move_to_trash(again)
+        await box.move_to_trash(other)
+        assert [v.message_id for v in await box.voice_messages()] == []
+    assert sorted(m.message_ids("Trash")) == sorted([message.message_id, other.message_id])
+    assert "\\Deleted" not in m.flags("Trash", message.message_id)
+
+
+async def test_a_retry_in_the_same_session_uses_the_copy_it_made(dovecot_factory):
+    """COPY answered, the \\Deleted refused once: the retry in the same session flags the
+    original without a second COPY (the COPYUID it was told)."""
+    from tests.mailstore.support import start_phone_mail
+
+    m = start_phone_mail(dovecot_factory, extra=NO_MOVE)
+    await m.deposit(voice("call.r1"))
+    async with m.store().session(ALICE) as box:
+        (message,) = await box.voice_messages()
+        inner = box._box
+        real_uid = inner.conn.uid
+        sent: list[str] = []
+        refused = [True]
+
+        def spy(command, *args):
+            sent.append(command)
+            if command == "STORE" and "Deleted" in args[-1] and refused:
+                refused.pop()
+                return "NO", [b"[SERVERBUG] try again"]
+            return real_uid(command, *args)
+
+        inner.conn.uid = spy
+        with pytest.raises(MailboxUnavailable):
+            inner.move_to_trash(message)  # the blocking layer: the session stays usable
+        assert sent.count("COPY") == 1 and inner._copies
+        inner.move_to_trash(message)
+        assert sent.count("COPY") == 1, sent
+        assert sent[-1] == "EXPUNGE"
+    assert m.message_ids("Trash") == [message.message_id]
+    assert m.message_ids("Voicemail") == []
 
 
 SPECIAL_TRASH = """
@@ -393,3 +486,55 @@ async def test_a_long_voice_folder_is_listed_a_page_at_a_time(phone_mail):
 def uid_range(part: str) -> range:
     low, _, high = part.partition(":")
     return range(int(low), int(high or low) + 1)
+
+
+async def test_the_voice_listing_goes_on_page_after_page_without_repeats(phone_mail):
+    """Each folder is listed max_listed at a time; `skip` (the UIDs a page examined) gives
+    the next page: the same order as one long listing, nothing twice, a forged candidate
+    refused once, and a message heard (\\Seen) between pages not listed again as saved."""
+    m = phone_mail
+    await m.deposit(*(voice(f"call.p{n}", name=f"Caller {n}") for n in range(4)))
+    m.deliver(forged_voice())                    # a candidate without a valid seal
+    await m.deposit(*(voice(f"call.p{n}", name=f"Caller {n}") for n in range(4, 7)))
+    saved = next(str(_parse(r)["Message-ID"]) for r in m.dovecot.fetch_all(ALICE, "Voicemail")
+                 if "Caller 1" in str(_parse(r)["Subject"]))
+    m.set_flag("Voicemail", saved, "\\Seen")
+    async with m.store().session(ALICE) as box:
+        whole = await box.voice_listing()
+    assert whole.complete and len(whole.messages) == 7
+    async with m.store(max_listed=3).session(ALICE) as box:
+        pages, skip = [], frozenset()
+        while True:
+            page = await box.voice_listing(skip)
+            pages.append(page)
+            if pages[0] is page:
+                await box.mark_seen(page.messages[0])  # heard before the next page comes
+            skip |= set(page.examined)
+            if page.complete or len(pages) > 5:
+                break
+    got = [s.message_id for p in pages for s in p.messages]
+    assert got == [s.message_id for s in whole.messages]
+    assert [len(p.messages) for p in pages] == [3, 3, 1]
+    assert [p.complete for p in pages] == [False, False, True]
+    assert pages[1].new_complete and not pages[0].new_complete  # 6 new: exact from page 2
+    assert got[-1] == saved  # the saved one last, as in the whole listing
+
+
+async def test_the_unread_mail_goes_on_page_after_page_before_the_lowest_uid(phone_mail):
+    m = phone_mail
+    for n in range(7):
+        m.deliver(plain(f"Mail {n}", "x"))
+    async with m.store().session(ALICE) as box:
+        whole = await box.unread_mail()
+    assert not whole.more and len(whole.messages) == 7
+    async with m.store(max_listed=3).session(ALICE) as box:
+        pages = [await box.unread_mail()]
+        await box.mark_seen(pages[0].messages[0])  # heard: no longer unseen
+        while pages[-1].more and len(pages) < 5:
+            lowest = min(s.uid for s in pages[-1].messages)
+            pages.append(await box.unread_mail(before=lowest))
+    assert [s.subject for p in pages for s in p.messages] == [
+        s.subject for s in whole.messages]
+    assert [len(p.messages) for p in pages] == [3, 3, 1]
+    assert [p.more for p in pages] == [True, True, False]
+    assert [p.count for p in pages] == [7, 6, 6]  # every unseen one, counted each time

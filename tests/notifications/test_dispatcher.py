@@ -21,6 +21,7 @@ import pytest
 
 from mailcall.core.contracts import VoiceCounts
 from mailcall.core.decisions.plans import Notify
+from mailcall.core.hookspecs import hookimpl
 from mailcall.core.host.plugin_manager import make_plugin_manager
 from mailcall.core.host.runtime import Runtime
 from mailcall.core.policy.load import compile_text
@@ -584,3 +585,46 @@ def test_a_voicemail_notification_tells_the_lamps_counts(tmp_path: Path, counts,
         assert lines[-1] == said, voice_text
     assert lamp.asked == ["alice"]  # asked for the voicemail, not for the mail
     assert "voice" not in mail_text and "vocal" not in mail_text
+
+
+class SharedRecount:
+    """A lamp whose answer is one recount under way, shared by every reader (a future, as
+    a lamp that recounts once for all who ask would hand out)."""
+
+    def __init__(self) -> None:
+        self.recount: asyncio.Future[VoiceCounts] | None = None
+
+    @hookimpl
+    def mailcall_voice_counts(self, runtime, user):
+        if self.recount is None:
+            self.recount = asyncio.get_running_loop().create_future()
+        return self.recount
+
+
+def test_a_slow_shared_recount_is_not_cancelled_by_the_notification(tmp_path: Path,
+                                                                    monkeypatch, caplog):
+    """The notification stops waiting after VOICE_COUNTS_WAIT and goes without a count,
+    but leaves the lamp's recount to the others waiting for it (the phone menu's greeting):
+    it used to cancel it under them. Read by the one reader (core/host/voice_counts.py)."""
+    import mailcall.notifications.sending as dispatcher_module
+
+    monkeypatch.setattr(dispatcher_module, "VOICE_COUNTS_WAIT", 0.2)
+    runtime = runtime_for(tmp_path)
+    lamp = SharedRecount()
+    runtime.pm.register(lamp)
+    sms = Recorder("sms")
+    d = dispatcher(tmp_path, runtime, [sms, FileChannel(runtime)])
+    voicemail = notice("<v2@mailcall>", origin="deposit", kind="voice", subject="Voicemail",
+                       from_header="Bernard +33612345678")
+
+    async def scenario():
+        outcome = await d.dispatch(voicemail)
+        return outcome, lamp.recount is not None and lamp.recount.cancelled()
+
+    with caplog.at_level(logging.INFO, "mailcall.voice_counts"):
+        outcome, cancelled = asyncio.run(scenario())
+    assert outcome == ["sent"] and not cancelled
+    [(_, _, text)] = sms.sent
+    assert not any(ch.isdigit() for ch in text.splitlines()[1]), text
+    assert any("a voicemail notification" in r.getMessage() and "no answer within" in
+               r.getMessage() for r in caplog.records), caplog.records

@@ -47,6 +47,10 @@ class Press:
     after: float = 0.0
     """Seconds the caller listens before pressing `key` (a person, not a loop): the reply
     comes that much later, and the press is timed when it is sent."""
+    cut: bool = False
+    """With `hangup` on a STREAM FILE: the playback is cut by the hang-up, as Asterisk
+    answers it (``result=-1 endpos=6080``, the ``dtmf`` trace), so the server knows at
+    once; without it the reply is a bare ``result=-1`` and it learns with the next one."""
 
 
 def stock_exists(name: str, language: str) -> bool:
@@ -117,6 +121,8 @@ class Phone(Call):
         if rule is not None and rule.hangup:
             # the command running answers -1; the HANGUP notice comes before the next reply
             self.hangup_pending = True
+            if rule.cut and head.startswith("STREAM FILE"):
+                return list(RECORDED.stream_hangup)
             return ["200 result=-1\n"]
         if rule is not None and rule.key:
             self.pressed_at.append((time.monotonic(), rule.key))

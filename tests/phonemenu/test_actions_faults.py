@@ -19,8 +19,9 @@ from datetime import UTC, datetime
 import pytest
 import soundfile
 
+from mailcall.agi import prompts
 from mailcall.mailstore.summary import parse_headers, summarise
-from mailcall.phonemenu import actions
+from mailcall.phonemenu import actions_forward, actions_reply
 from mailcall.phonemenu.presenting import Presenter
 from tests.agi.harness import serving
 from tests.notifications.support import Relay, ScriptedHandler
@@ -35,6 +36,7 @@ MAIL_REPLY = (Press("STREAM FILE vm-onefor", key="2"), Press(MENU_WAIT, key="3")
               Press(MENU_WAIT, key="1"))
 INBOX_ACTION = (Press("STREAM FILE vm-onefor", key="2"), Press(MENU_WAIT, key="3"))
 ONE_MOMENT = "one-moment-please"
+MESSAGE_MENU = prompts.MENU_PHRASES["message_menu"]
 
 
 class SlowHandler(ScriptedHandler):
@@ -118,7 +120,7 @@ def test_a_slow_relay_gets_one_moment_said_and_the_reply_is_sent(boxes, relay):
 
 def test_a_relay_that_does_not_answer_is_given_up_and_the_caller_told(boxes, relay,
                                                                       monkeypatch, caplog):
-    monkeypatch.setattr(actions, "RELAY_WAIT_S", 4.0, raising=False)  # before: 25 s
+    monkeypatch.setattr(actions_reply, "RELAY_WAIT_S", 4.0, raising=False)  # before: 25 s
     relay.handler.hold = True  # DATA waits; then 451: the relay never takes it
     boxes.mail("alice", plain_mail("Devis", "Rappelez-moi", sender="Jean <jean@example.org>"))
     with caplog.at_level(logging.ERROR, logger="mailcall.phonemenu"):
@@ -264,22 +266,33 @@ def test_a_key_during_one_moment_of_a_forward_does_not_lose_it(boxes, monkeypatc
     assert message.mailbox == "emma"
     recording = soundfile.info(str(RECORDING)).duration
     assert abs(message.duration_ms / 1000 - 2 * recording) < 0.1, message.duration_ms
-    assert "vm-msgforwarded" in phone.streams()
     assert not list((boxes.spool / "rec").glob("menu-*preface*"))
+    # The key only cut "one moment please" (waiting()): the forward's outcome is said,
+    # then the message menu. It is not a menu command kept for later: under the old
+    # mailbox.slow() wait, this 5 came back as "repeat" and replayed the message.
+    streams = phone.streams()
+    assert streams.count("vm-msgforwarded") == 1
+    assert len(phone.streams(r"/call-[^/]*/vm-\d+$")) == 1, streams  # heard once, at 1
+    after = streams[streams.index("vm-msgforwarded") + 1:]
+    assert after[:len(MESSAGE_MENU)] == list(MESSAGE_MENU), after
 
 
 def test_a_hang_up_during_one_moment_of_a_forward_still_forwards_without_leftovers(
         boxes, monkeypatch):
     # The caller chose the colleague and recorded the preface: hanging up while the
     # message is fetched is like hanging up after a voicemail, the forward is made.
+    # The hang-up cuts "one moment please" as Asterisk reports it (result=-1 with an
+    # endpos, the dtmf trace): the session knows at once. The old wait re-raised it,
+    # forwarded nothing and left the preface in rec/.
     boxes.voicemail("alice", "c1", caller="+33612345678", name="Client")
     phone = Phone([Press("GET DATA agent-pass", digits=PIN), *LISTEN, Press(MENU_WAIT, key="8"),
                    Press("GET DATA vm-extension", digits="205"),
                    Press("GET DATA vm-forwardoptions", digits="1"),
-                   Press(f"STREAM FILE {ONE_MOMENT}", hangup=True)])
+                   Press(f"STREAM FILE {ONE_MOMENT}", hangup=True, cut=True)])
     slow_audio_after(phone, monkeypatch, "vm-forwardoptions", 1.6)
     run(boxes, phone)
     assert not phone.rules, phone.rules
+    assert len(times(phone, ONE_MOMENT)) == 1  # not said again to a channel that is gone
     assert len(phone.recorded_to) == 1 and "preface" in phone.recorded_to[0]
     [message] = boxes.depositor.messages
     assert message.mailbox == "emma"
@@ -306,8 +319,9 @@ def test_silence_every_time_at_the_forward_options_forwards_nothing(boxes):
     boxes.voicemail("alice", "c1", caller="+33612345678", name="Client")
     phone = call(boxes, *LISTEN, Press(MENU_WAIT, key="8"),
                  Press("GET DATA vm-extension", digits="205"),
-                 *(Press("GET DATA vm-forwardoptions") for _ in range(actions.FORWARD_TRIES)))
+                 *(Press("GET DATA vm-forwardoptions")
+                   for _ in range(actions_forward.FORWARD_TRIES)))
     assert not phone.rules, phone.rules
-    assert phone.streams().count("vm-forwardoptions") == actions.FORWARD_TRIES
+    assert phone.streams().count("vm-forwardoptions") == actions_forward.FORWARD_TRIES
     assert boxes.depositor.messages == []
     assert phone.streams(r"/phrases/not_sent-en/")

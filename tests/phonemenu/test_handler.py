@@ -266,7 +266,7 @@ def test_the_whole_menu_in_french_plays_only_prompts_that_exist(dovecot_factory)
             Press(MENU_WAIT, key="1"), Press(AUDIO, key="5"), Press(AUDIO, key="3"),
             Press(MENU_WAIT, key="3"),                     # envelope again
             Press(MENU_WAIT, key="6"),                     # a missed call: no audio
-            Press(MENU_WAIT, key="0"), Press(MENU_WAIT, key="4"), Press(MENU_WAIT, key="*"),
+            Press(MENU_WAIT, key="0"), Press(MENU_WAIT, key="5"), Press(MENU_WAIT, key="*"),
             Press(MENU_WAIT, key="2"), Press(MENU_WAIT, key="8"),  # mail: no forward
             Press(MENU_WAIT, key="9"),
         )))

@@ -23,16 +23,19 @@ from mailcall.phonemenu.machine import (
     MAIL,
     MAX_INVALID,
     MAX_TIMEOUTS,
+    PAGE_AHEAD,
     PHRASES,
     VOICE,
     Act,
     ActFailed,
     AudioStarted,
     End,
+    FetchMore,
     Greeting,
     Hangup,
     Key,
     Menu,
+    MoreListed,
     PlaybackEnded,
     Present,
     Say,
@@ -50,9 +53,10 @@ class Msg:
         return self.name
 
 
-def menu(voice: int = 3, mail: int = 2) -> Menu:
+def menu(voice: int = 3, mail: int = 2, *, more: bool = False) -> Menu:
+    """Both lists whole (the store listed everything) unless `more`."""
     return Menu(voice=[Msg(f"v{i}") for i in range(voice)],
-                mail=[Msg(f"m{i}") for i in range(mail)])
+                mail=[Msg(f"m{i}") for i in range(mail)], more={VOICE: more, MAIL: more})
 
 
 def acts(effects, what=None):
@@ -264,10 +268,43 @@ def test_options_record_greetings_change_the_pin_and_set_an_absence():
     assert m.feed(Key("0")) == [Say("options_menu")]
     assert m.feed(Key("2")) == [Greeting("busy"), Say("main_menu")]
     m.feed(Key("0"))
-    assert m.feed(Key("4")) == [Setting("pin"), Say("options_menu")]
+    assert m.feed(Key("5")) == [Setting("pin"), Say("options_menu")]
     assert m.state is State.OPTIONS  # the dialog over, the options are said again
-    assert m.feed(Key("5")) == [Setting("absence"), Say("options_menu")]
+    assert m.feed(Key("3")) == [Setting("absence"), Say("options_menu")]
+    assert m.feed(Key("4")) == [Greeting("absence"), Say("main_menu")]
+    m.feed(Key("0"))
     assert m.feed(Key("*")) == [Say("main_menu")] and m.state is State.MAIN
+
+
+def test_the_options_keys_are_voicemailmains():
+    """app_voicemail.c vm_options(): 1 unavailable, 2 busy, 3 record name, 4 temporary
+    greeting, 5 change password. mailcall has no recorded name; its absence greeting is
+    VoiceMailMain's temporary one, so 4 and 5 mean what its users expect, and 3 (the
+    name) holds the absence itself."""
+    assert {k: lookup(State.OPTIONS, k)[0] for k in "12345"} == {
+        "1": Op.GREETING_UNAVAILABLE, "2": Op.GREETING_BUSY, "3": Op.ABSENCE,
+        "4": Op.GREETING_ABSENCE, "5": Op.CHANGE_PIN}
+
+
+def test_the_spoken_options_menu_says_the_keys_of_the_table():
+    """What the options menu says (generated in both languages) names each key for what
+    the table does with it, and never the stock vm-options, whose "press 3 to record
+    your name" is a key mailcall does not have."""
+    said = {"en": {"1": "unavailable greeting", "2": "busy greeting", "3": "absence",
+                   "4": "absence greeting", "5": "PIN"},
+            "fr": {"1": "indisponibilité", "2": "occupation", "3": "absence",
+                   "4": "annonce d'absence", "5": "code"}}
+    for lang, keys in said.items():
+        text = prompts.MENU_TEXTS["options_menu"][lang]
+        clauses = re.split(r"[.;] ", text)
+        for key, words in keys.items():
+            [clause] = [c for c in clauses if re.search(rf"\b{key}\b", c)]
+            assert words in clause, (lang, key, clause)
+        assert "name" not in text and "nom" not in text
+    assert "vm-options" not in prompts.MENU_PHRASES.get("options_menu", ())
+    assert "options_menu" not in prompts.MENU_PHRASES  # generated, not vm-options
+    from mailcall.phonemenu.saying import FALLBACK
+    assert "vm-options" not in FALLBACK["options_menu"]
 
 
 def test_silence_says_the_menu_again_then_goodbye():
@@ -341,7 +378,8 @@ def _doc_keys(heading: str) -> set[str]:
 @pytest.mark.parametrize(("heading", "state"), [
     ("Main menu", State.MAIN), ("Menu principal", State.MAIN),
     ("During or after a message", State.MESSAGE),
-    ("Pendant ou après un message", State.MESSAGE)])
+    ("Pendant ou après un message", State.MESSAGE),
+    ("Options (key 0)", State.OPTIONS), ("Options (touche 0)", State.OPTIONS)])
 def test_the_employee_docs_list_exactly_the_keys_that_do_something(heading, state):
     doing = {k for k in KEYS if lookup(state, k)[0] is not Op.INVALID}
     assert _doc_keys(heading) == doing
@@ -397,3 +435,135 @@ def test_a_failed_save_or_seen_is_not_counted_as_marked():
     assert m.feed(ActFailed("save", VOICE, out[0].ref)) == [Say("message_menu")]
     assert m.current.name == "v0" and m.state is State.MESSAGE
     assert acts(m.feed(Key("9"))) == [("save", "v0")]
+
+
+# ------------------------------------------------------------------ pages
+
+
+def fetches(effects):
+    return [(e.folder, e.wait) for e in effects if isinstance(e, FetchMore)]
+
+
+def test_near_the_end_of_a_page_the_next_one_is_asked_for_in_the_background():
+    """PAGE_AHEAD messages before the end of what was listed, once per page, and before
+    the Present (a key cuts what follows it)."""
+    m = menu(voice=PAGE_AHEAD + 3, more=True)
+    out = listen(m)
+    assert fetches(out) == []
+    for _ in range(2):
+        out = m.feed(Key("6"))
+        assert fetches(out) == []
+    out = m.feed(Key("6"))  # 3 of 8: 5 left
+    assert fetches(out) == [(VOICE, False)] and isinstance(out[-1], Present)
+    assert out.index(FetchMore(VOICE)) < out.index(out[-1])
+    assert fetches(m.feed(Key("6"))) == []  # asked once
+    page = tuple(Msg(f"p{i}") for i in range(3))
+    assert m.feed(MoreListed(VOICE, page, more=True)) == []  # appended, the cursor stays
+    assert [r.name for r in m.voice][-4:] == ["v7", "p0", "p1", "p2"]
+    assert m.current.name == "v4"
+
+
+def test_next_past_the_end_waits_for_the_page_and_moves_into_it():
+    m = menu(voice=2, more=True)
+    assert fetches(listen(m)) == [(VOICE, False)]  # 2 listed: within PAGE_AHEAD at once
+    out = m.feed(Key("6"))
+    assert fetches(out) == [] and presented(out) == ["v1"]
+    m.feed(AudioStarted())
+    out = m.feed(Key("6"))  # past the end: the page is waited for
+    assert out == [Act("seen", VOICE, m.voice[1]), FetchMore(VOICE, wait=True)]
+    assert m.current is None
+    out = m.feed(MoreListed(VOICE, (Msg("p0"), Msg("p1")), more=False))
+    assert presented(out) == ["p0"] and m.state is State.PLAYING
+    m.feed(AudioStarted())
+    assert presented(m.feed(Key("4"))) == ["v1"]  # previous: back into the first page
+    assert presented(m.feed(Key("6"))) == ["p0"]
+    m.feed(Key("6"))
+    assert m.feed(Key("6")) == [Say("no_more"), Say("message_menu")]  # nothing more
+    assert m.current.name == "p1"
+
+
+def test_a_page_with_nothing_more_says_no_more_and_keeps_the_last_message():
+    m = menu(voice=1, more=True)
+    listen(m, hear=False)
+    assert m.feed(Key("6")) == [FetchMore(VOICE, wait=True)]
+    assert m.feed(MoreListed(VOICE, (), more=False)) == [Say("no_more"), Say("message_menu")]
+    assert m.current.name == "v0" and m.state is State.MESSAGE
+    assert m.feed(Key("6")) == [Say("no_more"), Say("message_menu")]  # not asked again
+
+
+def test_a_page_that_failed_appends_nothing_and_6_asks_again():
+    m = menu(voice=1, more=True)
+    listen(m, hear=False)
+    m.feed(Key("6"))
+    assert m.feed(MoreListed(VOICE, failed=True)) == [Say("message_menu")]
+    assert m.current.name == "v0" and m.more[VOICE]
+    assert m.feed(Key("6")) == [FetchMore(VOICE, wait=True)]
+
+
+def test_save_and_delete_at_the_end_move_into_the_next_page():
+    m = menu(voice=1, more=True)
+    listen(m, hear=False)
+    out = m.feed(Key("9"))
+    assert acts(out) == [("save", "v0")] and out[-1] == FetchMore(VOICE, wait=True)
+    assert presented(m.feed(MoreListed(VOICE, (Msg("p0"),), more=True))) == ["p0"]
+    m.feed(AudioStarted())
+    out = m.feed(Key("7"))
+    assert acts(out, "trash") == [("trash", "p0")] and out[-1] == FetchMore(VOICE, wait=True)
+    assert presented(m.feed(MoreListed(VOICE, (Msg("p1"),), more=False))) == ["p1"]
+
+
+def test_an_empty_page_after_everything_was_deleted_goes_back_to_the_main_menu():
+    m = menu(voice=1, more=True)
+    listen(m)
+    out = m.feed(Key("7"))
+    assert out[-1] == FetchMore(VOICE, wait=True)
+    assert m.feed(MoreListed(VOICE, (), more=False)) == [Say("empty_folder", VOICE),
+                                                         Say("main_menu")]
+    assert m.state is State.MAIN
+
+
+def test_the_mail_folder_pages_the_same_way():
+    m = menu(voice=0, mail=1, more=True)
+    m.start()
+    out = m.feed(Key("2"))
+    assert fetches(out) == [(MAIL, False)] and presented(out) == ["m0"]
+    assert m.feed(Key("6")) == [FetchMore(MAIL, wait=True)]
+    assert presented(m.feed(MoreListed(MAIL, (Msg("m1"),), more=False))) == ["m1"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(KEYS).map(Key), st.just(AudioStarted()),
+                          st.just(PlaybackEnded()), st.just(Unplayable())), max_size=80),
+       st.lists(st.tuples(st.integers(0, 3), st.booleans(), st.booleans()), max_size=10),
+       st.integers(0, 3), st.integers(0, 2))
+def test_paged_folders_keep_the_cursor_inside_and_list_nothing_twice(events, pages, nv, nm):
+    """Any keys with pages arriving (in the background, or waited for past the end, as
+    call.py feeds them): the cursor stays on a listed message or waits for a page; no
+    message is listed twice; "no more" only once the folder has said it has no more."""
+    m = menu(nv, nm, more=True)
+    m.start()
+    made = itertools.count()
+    pending = list(pages)
+
+    def page(folder: str) -> MoreListed:
+        n, more, failed = pending.pop(0) if pending else (0, False, False)
+        refs = tuple(Msg(f"p{next(made)}") for _ in range(n))
+        return MoreListed(folder, refs, more=more, failed=failed)
+
+    out: list = m.feed(Key("1"))
+    for event in events:
+        while out and out[-1] == FetchMore(m.folder, wait=True):
+            assert m.waiting == m.folder and m.current is None
+            out = m.feed(page(m.folder))  # the effect's own event
+        if m.done:
+            break
+        for folder in list(m.asked):
+            if m.waiting is None and pending and pending[0][1]:  # a background page came
+                m.feed(page(folder))
+        if Say("no_more") in out:
+            assert not m.more[m.folder] or m.index + 1 < len(m.items()) or m.index == 0
+        for folder in (VOICE, MAIL):
+            names = [r.name for r in m.items(folder)]
+            assert len(names) == len(set(names)), names
+        assert m.current is None or m.current in m.items()
+        out = m.feed(event)

@@ -1,4 +1,4 @@
-"""The PIN and absence dialogs of the options (0, then 4 or 5), without a call.
+"""The PIN and absence dialogs of the options (0, then 5 or 3), without a call.
 
 Both are tables like the menu's key table (phonemenu/keymap.py): every (step,
 input) they can meet has an entry, nothing is saved before everything was

@@ -108,7 +108,8 @@ def ddmm(boxes, days: int) -> tuple[str, object]:
     return f"{day.day:02d}{day.month:02d}", day
 
 
-OPTIONS_5 = (Press("STREAM FILE vm-onefor", key="0"), Press(MENU_WAIT, key="5"))
+OPTIONS_3 = (Press("STREAM FILE vm-onefor", key="0"), Press(MENU_WAIT, key="3"))
+"""0 then 3: the absence (VoiceMailMain's 3 records a name; mailcall has none)."""
 
 
 def status(phone: Phone) -> str | None:
@@ -120,7 +121,7 @@ def status(phone: Phone) -> str | None:
 
 def test_an_absence_set_by_phone_is_stored_audited_and_obeyed_by_the_next_decision(boxes):
     typed, last = ddmm(boxes, 10)
-    phone = call(boxes, *OPTIONS_5,
+    phone = call(boxes, *OPTIONS_3,
                  Press(asking("absence_until"), digits=typed),
                  Press(asking("absence_backup"), digits="203"),   # Carole
                  Press(MENU_WAIT, key="*"))
@@ -150,7 +151,7 @@ def test_an_absence_set_by_phone_is_stored_audited_and_obeyed_by_the_next_decisi
 
 
 def test_an_invalid_date_is_refused_with_its_reason_three_times_then_nothing_saved(boxes):
-    phone = call(boxes, *OPTIONS_5,
+    phone = call(boxes, *OPTIONS_3,
                  Press(asking("absence_until"), digits="3102"),
                  Press(asking("absence_until"), digits="12"),
                  Press(asking("absence_until"), digits="3102"),
@@ -165,7 +166,7 @@ def test_an_invalid_date_is_refused_with_its_reason_three_times_then_nothing_sav
 
 def test_a_backup_the_store_refuses_is_refused_aloud_and_nothing_saved(boxes):
     typed, _ = ddmm(boxes, 3)
-    phone = call(boxes, *OPTIONS_5,
+    phone = call(boxes, *OPTIONS_3,
                  Press(asking("absence_until"), digits=typed),
                  Press(asking("absence_backup"), digits="201"),   # herself
                  Press(MENU_WAIT, key="*"))
@@ -177,7 +178,7 @@ def test_a_backup_the_store_refuses_is_refused_aloud_and_nothing_saved(boxes):
 
 def test_hanging_up_before_the_last_answer_saves_nothing(boxes):
     typed, _ = ddmm(boxes, 3)
-    phone = call(boxes, *OPTIONS_5,
+    phone = call(boxes, *OPTIONS_3,
                  Press(asking("absence_until"), digits=typed),
                  Press(asking("absence_backup"), hangup=True))
     assert status(phone) == "MAILBOX_DONE"
@@ -192,7 +193,7 @@ def test_an_absence_set_elsewhere_is_said_and_ended_by_phone(boxes):
                       actor="alice", origin="web")
     finally:
         s.backend.close()
-    phone = call(boxes, *OPTIONS_5, Press(asking("absence_end_menu"), digits="1"),
+    phone = call(boxes, *OPTIONS_3, Press(asking("absence_end_menu"), digits="1"),
                  Press(MENU_WAIT, key="*"))
     assert not phone.missing, phone.missing
     assert phone.streams(r"/phrases/absence_ended-en/")
@@ -215,7 +216,7 @@ def test_star_keeps_the_absence_set(boxes):
                       actor="alice", origin="web")
     finally:
         s.backend.close()
-    call(boxes, *OPTIONS_5, Press(asking("absence_end_menu"), digits="*"),
+    call(boxes, *OPTIONS_3, Press(asking("absence_end_menu"), digits="*"),
          Press(MENU_WAIT, key="*"))
     assert len(absences(boxes)) == 1
 
@@ -236,7 +237,7 @@ def test_a_store_locked_or_unreadable_is_apologised_for_and_the_call_goes_on(box
     typing = (Press(asking("absence_until"), digits=typed),
               Press(asking("absence_backup"), digits="")) if fault == "locked" else ()
     try:
-        phone = call(boxes, *OPTIONS_5, *typing, Press(MENU_WAIT, key="*"))
+        phone = call(boxes, *OPTIONS_3, *typing, Press(MENU_WAIT, key="*"))
     finally:
         if holder is not None:
             holder.execute("ROLLBACK")
@@ -262,7 +263,7 @@ def test_a_profile_that_locks_reroute_sets_the_absence_without_asking_a_backup(
     assert 'locked = ["reroute"]' in text
     with with_store(start_mailboxes(dovecot_factory, text)) as boxes:
         typed, _ = ddmm(boxes, 4)
-        phone = call(boxes, *OPTIONS_5, Press(asking("absence_until"), digits=typed),
+        phone = call(boxes, *OPTIONS_3, Press(asking("absence_until"), digits=typed),
                      Press(MENU_WAIT, key="*"))
         assert not phone.missing, phone.missing
         assert phone.streams(r"/phrases/absence_backup_by_it-en/")
@@ -276,12 +277,12 @@ def test_the_absence_dialog_in_french_plays_only_what_exists(dovecot_factory):
         'numbers = ["+33140000201"]\n', 'numbers = ["+33140000201"]\nlanguage = "fr"\n', 1)
     with with_store(start_mailboxes(dovecot_factory, text)) as boxes:
         typed, _ = ddmm(boxes, 2)
-        phone = call(boxes, *OPTIONS_5,
+        phone = call(boxes, *OPTIONS_3,
                      Press(asking("absence_until"), digits="3102"),
                      Press(asking("absence_until"), digits=typed),
                      Press(asking("absence_backup"), digits="999"),
                      Press(asking("absence_backup"), digits="202"),
-                     Press(MENU_WAIT, key="4"),
+                     Press(MENU_WAIT, key="5"),
                      Press("GET DATA vm-newpassword", digits="12"),
                      Press("GET DATA vm-newpassword", digits="*"),
                      Press(MENU_WAIT, key="*"))
@@ -301,7 +302,7 @@ def test_the_absence_dialog_in_french_plays_only_what_exists(dovecot_factory):
 
 def test_a_pin_changed_by_phone_opens_the_mailbox_and_the_old_one_no_longer(boxes, caplog):
     caplog.set_level(logging.DEBUG)
-    phone = call(boxes, Press("STREAM FILE vm-onefor", key="0"), Press(MENU_WAIT, key="4"),
+    phone = call(boxes, Press("STREAM FILE vm-onefor", key="0"), Press(MENU_WAIT, key="5"),
                  Press("GET DATA vm-newpassword", digits=NEW_PIN),
                  Press("GET DATA vm-reenterpassword", digits=NEW_PIN),
                  Press(MENU_WAIT, key="*"))
@@ -327,7 +328,7 @@ def test_a_pin_changed_by_phone_opens_the_mailbox_and_the_old_one_no_longer(boxe
 
 
 def test_a_pin_typed_twice_differently_is_not_saved(boxes):
-    phone = call(boxes, Press("STREAM FILE vm-onefor", key="0"), Press(MENU_WAIT, key="4"),
+    phone = call(boxes, Press("STREAM FILE vm-onefor", key="0"), Press(MENU_WAIT, key="5"),
                  Press("GET DATA vm-newpassword", digits=NEW_PIN),
                  Press("GET DATA vm-reenterpassword", digits="13579"),
                  Press("GET DATA vm-newpassword", digits="*"),

@@ -3,7 +3,7 @@ in mailcall's user store, against a real Dovecot 2.3 + Pigeonhole with a ManageS
 
 mailcall runs for real (the user-store service and the per-user auto-reply scripts it
 rewrites and compiles); the user's own script is uploaded and activated with the real
-ManageSieve protocol (mailcall.sieve.managesieve); replies are counted at the capture
+ManageSieve protocol (mailcall.sieve.managesieve_session); replies are counted at the capture
 SMTP server Dovecot sends vacation replies to (``submission_host``).
 """
 
@@ -22,9 +22,10 @@ from pathlib import Path
 import pytest
 
 from mailcall.plugins import userstore as userstore_plugin
-from mailcall.sieve.client_vacation import read_client_vacation, who_answers
+from mailcall.sieve.client_scripts import read_client_vacation
+from mailcall.sieve.client_vacation import who_answers
 from mailcall.sieve.generate import USERS_DIR
-from mailcall.sieve.managesieve import ManageSieveError, Session
+from mailcall.sieve.managesieve_session import ManageSieveError, Session
 from mailcall.userstore.overlay import decision_policy
 from mailcall.userstore.service import UserStore
 from mailcall.userstore.sqlite_store import SqliteStore
@@ -156,7 +157,8 @@ def test_a_client_vacation_alone_sends_one_reply_with_the_users_words(rig):
     got = subprocess.run([DOVEADM, "-c", str(rig.dovecot.conf), "-f", "json", "sieve", "get",
                           "-u", ALICE, "roundcube"], capture_output=True, text=True,
                          check=True).stdout
-    shown = subprocess.run([sys.executable, "-m", "mailcall.sieve.client_vacation"], input=got,
+    shown = subprocess.run([sys.executable, "-m", "mailcall.core.cli", "sieve", "client-vacation"],
+                           input=got,
                            capture_output=True, text=True, check=True, cwd=REPO).stdout
     assert "subject 'Absente (client)'" in shown and CLIENT_TEXT in shown
     no_sieve_error(rig)

@@ -126,6 +126,18 @@ def test_absences_over_are_left_out_and_stale_scripts_removed(tmp_path: Path):
     assert own.exists()
 
 
+def test_generate_takes_its_clock_from_the_caller():
+    """A pure function (issue 11): no system clock behind the caller's back. Without a
+    moment it refuses; with one, the scripts depend on that moment alone."""
+    policy = compile_text(EXAMPLE_POLICY.read_text())
+    with pytest.raises(TypeError, match="now"):
+        generate(policy)  # type: ignore[call-arg]
+    during = [s.relpath for s in generate(policy, now=NOW)]
+    assert "users/emma@stockinox.example.sieve" in during
+    assert [s.relpath for s in generate(policy, now=datetime(2027, 1, 1, tzinfo=UTC))] == [
+        "mailcall.sieve"]
+
+
 def test_vacation_carries_policy_facts(tmp_path: Path, sieve_conf: Path):
     policy = compile_text(small_company())
     scripts = {s.relpath: s.text for s in generate(policy, now=NOW)}

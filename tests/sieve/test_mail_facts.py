@@ -6,9 +6,10 @@ from urllib.parse import quote
 
 import pytest
 
+from mailcall.core.sansio import RemoteProtocolError
 from mailcall.sieve.bridge_server import LIMITS
 from mailcall.sieve.mail_facts import MAX_FIELDS, RequestReader, parse_fields
-from mailcall.sieve.script_protocol import ProtocolError, serialize_request
+from mailcall.sieve.script_protocol import serialize_request
 from tests.sieve.support import ALICE_ENV
 
 
@@ -48,6 +49,6 @@ def test_request_envelope_from_arguments_else_environment():
 
 def test_request_cut_before_its_arguments_is_a_protocol_error():
     reader = RequestReader(LIMITS)
-    with pytest.raises(ProtocolError):
+    with pytest.raises(RemoteProtocolError):
         reader.feed(b"GARBAGE\n")
         reader.feed(b"")

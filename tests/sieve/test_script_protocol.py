@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mailcall.core.sansio import LocalProtocolError, RemoteProtocolError
 from mailcall.sieve.script_protocol import (
     NEED_DATA,
     Arguments,
@@ -13,7 +14,6 @@ from mailcall.sieve.script_protocol import (
     Environment,
     Input,
     Limits,
-    ProtocolError,
     ScriptServerConnection,
     Version,
     parse_reply,
@@ -98,44 +98,46 @@ def test_no_event_before_input_is_complete():
     ],
 )
 def test_malformed_requests_raise(data: bytes, words: str):
-    with pytest.raises(ProtocolError, match=words):
+    with pytest.raises(RemoteProtocolError, match=words):
         feed_bytewise(ScriptServerConnection(), data)
 
 
 def test_bounded_sizes():
     limits = Limits(max_line=64, max_env=2, max_args=2, max_input=10)
-    with pytest.raises(ProtocolError, match="longer"):
+    with pytest.raises(RemoteProtocolError, match="longer"):
         feed_bytewise(ScriptServerConnection(limits), b"VERSION\tscript\t4\t0\n-\n" + b"a" * 100)
-    with pytest.raises(ProtocolError, match="environment"):
+    with pytest.raises(RemoteProtocolError, match="environment"):
         feed_bytewise(ScriptServerConnection(limits),
                       b"VERSION\tscript\t4\t0\nenv_A=1\nenv_B=2\nenv_C=3\n-\n\n")
-    with pytest.raises(ProtocolError, match="arguments"):
+    with pytest.raises(RemoteProtocolError, match="arguments"):
         feed_bytewise(ScriptServerConnection(limits), b"VERSION\tscript\t4\t0\n-\na\nb\nc\n\n")
-    with pytest.raises(ProtocolError, match="input larger"):
+    with pytest.raises(RemoteProtocolError, match="input larger"):
         feed_bytewise(ScriptServerConnection(limits), b"VERSION\tscript\t4\t0\n-\n\n" + b"x" * 11)
 
 
 def test_failed_connection_stays_failed():
     conn = ScriptServerConnection()
     conn.receive_data(b"NOPE\n")
-    with pytest.raises(ProtocolError):
+    with pytest.raises(RemoteProtocolError):
         conn.next_event()
-    with pytest.raises(ProtocolError):
+    with pytest.raises(RemoteProtocolError):
         conn.next_event()
-    with pytest.raises(ProtocolError):
+    with pytest.raises(RemoteProtocolError):
         conn.receive_data(b"more")
 
 
 def test_empty_argument_cannot_be_sent():
-    """A blank line ends the arguments, so the protocol cannot carry an empty one."""
-    with pytest.raises(ValueError, match="empty"):
+    """A blank line ends the arguments, so the protocol cannot carry an empty one: our own
+    misuse, refused as core/sansio's LocalProtocolError (it was a bare ValueError)."""
+    with pytest.raises(LocalProtocolError, match="empty") as caught:
         serialize_request(["notify", ""])
+    assert not isinstance(caught.value, ValueError)
 
 
 def test_data_after_eof_is_an_error():
     conn = ScriptServerConnection()
     conn.receive_data(b"")
-    with pytest.raises(ProtocolError):
+    with pytest.raises(RemoteProtocolError):
         conn.receive_data(b"x")
 
 
@@ -145,7 +147,7 @@ def test_reply_serialisation():
     assert serialize_reply(True, b"Voicemail") == b"Voicemail+\n"
     assert parse_reply(b"Voicemail+\n") == (True, b"Voicemail")
     assert parse_reply(b"-\n") == (False, b"")
-    with pytest.raises(ProtocolError):
+    with pytest.raises(RemoteProtocolError):
         parse_reply(b"nothing")
 
 
@@ -184,7 +186,7 @@ def _events_then_error(data: bytes, step: int) -> tuple[list, str | None]:
         conn.receive_data(b"")
         while (event := conn.next_event()) is not NEED_DATA:
             events.append(event)
-    except ProtocolError as exc:
+    except RemoteProtocolError as exc:
         return [e for e in events if not isinstance(e, Input)], str(exc)
     return [e for e in events if not isinstance(e, Input)] + [merged_input(events)], None
 

@@ -3,16 +3,19 @@
 ``mailcall-chat`` (beside this file) is built and pip-installed as its own
 distribution into a private folder; ``mailcall`` runs with that folder on
 ``PYTHONPATH``, so importlib.metadata finds its ``mailcall`` entry point as it
-would in a site's virtualenv. Nothing in ``core/`` knows "chat" or "flac":
+would in a site's virtualenv. Nothing in ``core/`` knows "chat", "flac" or "png":
 ``mailcall check`` validates the plugin's ``[channels.chat]`` settings and user
-key from its declaration, and a real voicemail through ``mailcall serve``, the
+key from its declaration; a real voicemail through ``mailcall serve``, the
 spool and a real Dovecot arrives as FLAC and is announced on the chat service
-(a small HTTP server run by the test).
+(a small HTTP server run by the test); a real received fax (the G3 TIFF of the
+traces) through the fax AGI script, the spool and the delivery process arrives
+as the plugin's PNG next to the built-in PDF.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import io
 import json
@@ -24,17 +27,20 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from email import policy as email_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
+import pypdf
 import pytest
 import soundfile
+from PIL import Image
 
-from tests.agi.fake_asterisk import Call, run_call
+from tests.agi.fake_asterisk import RECORDED, Call, run_call
 from tests.sieve.support import wait_for
-from tests.support import REPO
+from tests.support import MEDIA, REPO
 
 HERE = Path(__file__).resolve().parent
 MAILCALL = REPO / ".venv" / "bin" / "mailcall"
@@ -73,7 +79,10 @@ def mailcall(site: Path | None, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def policy_text(work: Path, *, lmtp_port: int = 24, chat_url: str = "https://chat.example/api",
-                token_file: str | None = None) -> str:
+                token_file: str | None = None, fax: str = "") -> str:
+    """The policy alice's tests use; `fax`, a TOML list, adds the profile's fax formats on a
+    line of its own after voicemail's (the lines after it then move down by one)."""
+    fax_line = f"fax = {{ formats = {fax} }}\n" if fax else ""
     return f"""\
 [organisation]
 name = "Chat Example"
@@ -92,7 +101,7 @@ token_file = "{token_file or work / 'chat.token'}"
 description = "voicemail as FLAC, told on the chat"
 [profiles.staff.features]
 voicemail = {{ formats = ["flac", "wav"] }}
-notify = {{ voicemail = true, media = ["chat", "email"] }}
+{fax_line}notify = {{ voicemail = true, media = ["chat", "email"] }}
 
 [users.alice]
 name = "Alice Chat"
@@ -126,9 +135,7 @@ def test_check_takes_the_plugins_vocabulary_and_refuses_bad_settings(plugin_site
 
     # A fax format is the plugin's converter's: valid with it, refused (with its line) without.
     faxed = tmp_path / "faxed.toml"
-    faxed.write_text(policy_text(tmp_path).replace(
-        'voicemail = { formats = ["flac", "wav"] }',
-        'voicemail = { formats = ["flac", "wav"] }\nfax = { formats = ["png", "pdf"] }'))
+    faxed.write_text(policy_text(tmp_path, fax='["png", "pdf"]'))
     ok = mailcall(plugin_site, "check", str(faxed))
     assert ok.returncode == 0 and "policy OK" in ok.stdout, ok.stderr
     alone = mailcall(None, "check", str(faxed))
@@ -190,51 +197,31 @@ def listening(port: int) -> bool:
         return False
 
 
-def test_a_voicemail_is_attached_as_flac_and_told_on_the_chat(plugin_site, dovecot_factory,
-                                                               tmp_path):
-    dovecot = dovecot_factory(users=[ALICE])
-    chat = ThreadingHTTPServer(("127.0.0.1", 0), ChatService)
-    ChatService.received = []
-    threading.Thread(target=chat.serve_forever, daemon=True).start()
-    (tmp_path / "chat.token").write_text(TOKEN + "\n")
-    path = tmp_path / "policy.toml"
-    path.write_text(policy_text(tmp_path, lmtp_port=dovecot.lmtp_port,
-                                chat_url=f"http://127.0.0.1:{chat.server_port}/v1/messages"))
+class Served:
+    """A running ``mailcall serve`` with the plugin installed: where its AGI listens, its log."""
+
+    def __init__(self, agi_port: int, log: Path, spool: Path) -> None:
+        self.agi_port, self.log, self.spool = agi_port, log, spool
+
+    def log_text(self) -> str:
+        return self.log.read_text()
+
+
+@contextlib.contextmanager
+def serving(site: Path, policy: Path, tmp_path: Path) -> Iterator[Served]:
+    """``mailcall serve`` with `policy`, the plugin from `site`; stopped (SIGTERM) on exit."""
     agi_port = free_port()
-    log = (tmp_path / "serve.log").open("w+")
-    serve = subprocess.Popen(
-        [str(MAILCALL), "serve", "--policy", str(path), "--agi-listen", f"127.0.0.1:{agi_port}",
-         "--spool-dir", str(tmp_path / "spool"), "--greetings-dir", str(tmp_path / "greetings")],
-        stdout=log, stderr=subprocess.STDOUT, env=env_with(plugin_site))
+    served = Served(agi_port, tmp_path / "serve.log", tmp_path / "spool")
+    with served.log.open("w") as log:
+        serve = subprocess.Popen(
+            [str(MAILCALL), "serve", "--policy", str(policy), "--agi-listen",
+             f"127.0.0.1:{agi_port}", "--spool-dir", str(served.spool),
+             "--greetings-dir", str(tmp_path / "greetings")],
+            stdout=log, stderr=subprocess.STDOUT, env=env_with(site))
     try:
         assert wait_for(lambda: listening(agi_port) or serve.poll() is not None, 60)
-        assert serve.poll() is None, Path(log.name).read_text()
-        call = Call(script="route", args=("201",), callerid="+33611111111",
-                    calleridname="Bernard Client", uniqueid="1795887999.7",
-                    dials=["noanswer"], record="hangup")
-        asyncio.run(run_call(call, "127.0.0.1", agi_port, timeout=20))
-        assert len(call.recorded_to) == 1, call.commands
-
-        inbox = wait_for(lambda: dovecot.fetch_all(ALICE), 60)
-        assert len(inbox) == 1, Path(log.name).read_text() + dovecot.log_text()[-2000:]
-        msg = email.message_from_bytes(inbox[0], policy=email_policy.default)
-        assert msg["Message-Context"] == "voice-message"
-        assert msg["From"].addresses[0].addr_spec == "mailcall@chat.example"  # Policy.sender
-        audio = next(p for p in msg.walk() if p.get_content_maintype() == "audio")
-        assert audio.get_content_type() == "audio/flac"
-        assert audio.get_filename().endswith(".flac")
-        info = soundfile.info(io.BytesIO(audio.get_content()))
-        assert info.format == "FLAC" and abs(info.duration - 2.25) <= 0.05
-
-        posted = wait_for(lambda: ChatService.received, 60)
-        assert len(posted) == 1, Path(log.name).read_text()
-        where, headers, body = posted[0]
-        assert where == "/v1/messages"
-        assert headers["Authorization"] == f"Bearer {TOKEN}"
-        assert body["to"] == "@alice"
-        assert body["subject"] == "New message from Bernard Client +33611111111", body
-        time.sleep(0.5)
-        assert len(ChatService.received) == 1  # told once
+        assert serve.poll() is None, served.log_text()
+        yield served
     finally:
         serve.send_signal(signal.SIGTERM)
         try:
@@ -242,8 +229,103 @@ def test_a_voicemail_is_attached_as_flac_and_told_on_the_chat(plugin_site, dovec
         finally:
             if serve.poll() is None:
                 serve.kill()
+
+
+@contextlib.contextmanager
+def chat_service() -> Iterator[ThreadingHTTPServer]:
+    chat = ThreadingHTTPServer(("127.0.0.1", 0), ChatService)
+    ChatService.received = []
+    threading.Thread(target=chat.serve_forever, daemon=True).start()
+    try:
+        yield chat
+    finally:
         chat.shutdown()
-        text = Path(log.name).read_text()
-        log.close()
+
+
+def test_a_voicemail_is_attached_as_flac_and_told_on_the_chat(plugin_site, dovecot_factory,
+                                                               tmp_path):
+    dovecot = dovecot_factory(users=[ALICE])
+    (tmp_path / "chat.token").write_text(TOKEN + "\n")
+    path = tmp_path / "policy.toml"
+    with chat_service() as chat:
+        path.write_text(policy_text(tmp_path, lmtp_port=dovecot.lmtp_port,
+                                    chat_url=f"http://127.0.0.1:{chat.server_port}/v1/messages"))
+        with serving(plugin_site, path, tmp_path) as served:
+            call = Call(script="route", args=("201",), callerid="+33611111111",
+                        calleridname="Bernard Client", uniqueid="1795887999.7",
+                        dials=["noanswer"], record="hangup")
+            asyncio.run(run_call(call, "127.0.0.1", served.agi_port, timeout=20))
+            assert len(call.recorded_to) == 1, call.commands
+
+            inbox = wait_for(lambda: dovecot.fetch_all(ALICE), 60)
+            assert len(inbox) == 1, served.log_text() + dovecot.log_text()[-2000:]
+            msg = email.message_from_bytes(inbox[0], policy=email_policy.default)
+            assert msg["Message-Context"] == "voice-message"
+            assert msg["From"].addresses[0].addr_spec == "mailcall@chat.example"  # Policy.sender
+            audio = next(p for p in msg.walk() if p.get_content_maintype() == "audio")
+            assert audio.get_content_type() == "audio/flac"
+            assert audio.get_filename().endswith(".flac")
+            info = soundfile.info(io.BytesIO(audio.get_content()))
+            assert info.format == "FLAC" and abs(info.duration - 2.25) <= 0.05
+
+            posted = wait_for(lambda: ChatService.received, 60)
+            assert len(posted) == 1, served.log_text()
+            where, headers, body = posted[0]
+            assert where == "/v1/messages"
+            assert headers["Authorization"] == f"Bearer {TOKEN}"
+            assert body["to"] == "@alice"
+            assert body["subject"] == "New message from Bernard Client +33611111111", body
+            time.sleep(0.5)
+            assert len(ChatService.received) == 1  # told once
+    text = served.log_text()
     assert TOKEN not in text  # a secret never reaches the log
     assert "notified alice by chat" in text, text
+
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+FAX_CALL = "1795888111.9"
+
+
+def test_a_fax_is_mailed_as_the_plugins_png_next_to_the_pdf(plugin_site, dovecot_factory,
+                                                             tmp_path):
+    """The fax AGI script, the spool and the delivery process run the plugin's converter
+    (in a build process: it had to pickle) for the profile's ``fax.formats = ["png",
+    "pdf"]``; the mail in Dovecot holds both, in that order."""
+    dovecot = dovecot_factory(users=[ALICE])
+    (tmp_path / "chat.token").write_text(TOKEN + "\n")
+    path = tmp_path / "policy.toml"
+    received = MEDIA / "fax-received-g3.tif"  # what ReceiveFAX wrote in the traced call
+    with chat_service() as chat:
+        path.write_text(policy_text(tmp_path, lmtp_port=dovecot.lmtp_port,
+                                    chat_url=f"http://127.0.0.1:{chat.server_port}/v1/messages",
+                                    fax='["png", "pdf"]'))
+        with serving(plugin_site, path, tmp_path) as served:
+            # The dialplan's MAILCALL_FAXFILE for this channel, written by ReceiveFAX, then
+            # AGI(${MAILCALL_URL}/fax,${MAILCALL_FAXTO},${MAILCALL_FAXFILE}).
+            tiff = served.spool / "rec" / f"fax-{FAX_CALL}.tif"
+            tiff.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(received, tiff)
+            call = Call(script="fax", args=("201", str(tiff)), callerid="+33140000299",
+                        calleridname="Stock Inox", uniqueid=FAX_CALL,
+                        variables=dict(RECORDED.fax_vars))
+            asyncio.run(run_call(call, "127.0.0.1", served.agi_port, timeout=20))
+            assert call.variables_set.get("MAILCALL_STATUS") == "FAX", (call.commands,
+                                                                        served.log_text())
+
+            inbox = wait_for(lambda: dovecot.fetch_all(ALICE), 60)
+            assert len(inbox) == 1, served.log_text() + dovecot.log_text()[-2000:]
+    msg = email.message_from_bytes(inbox[0], policy=email_policy.default)
+    assert msg["Message-Context"] == "fax-message"
+    parts = list(msg.iter_attachments())
+    assert [p.get_content_type() for p in parts] == ["image/png", "application/pdf"], \
+        [(p.get_content_type(), p.get_filename()) for p in parts]
+    png, pdf = parts
+    assert png.get_filename().endswith(".png") and pdf.get_filename().endswith(".pdf")
+    data = png.get_content()
+    assert data[:8] == PNG_MAGIC
+    with Image.open(io.BytesIO(data)) as image, Image.open(received) as fax:
+        assert image.format == "PNG" and image.size == fax.size  # 1728 wide: the whole page
+        assert image.tobytes() == fax.convert("1").tobytes()  # every pixel of the page
+    assert pdf.get_content()[:5] == b"%PDF-"
+    assert len(pypdf.PdfReader(io.BytesIO(pdf.get_content())).pages) == 1
+    assert "Traceback" not in served.log_text(), served.log_text()

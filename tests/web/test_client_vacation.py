@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from mailcall.sieve.managesieve import Session as ManageSieve
+from mailcall.sieve.managesieve_session import Session as ManageSieve
 from mailcall.web.config import ClientSieve
 from tests.support.dovecot import PASSWORD, free_port
 from tests.web.client import Client

@@ -117,7 +117,8 @@ def mailcall_notification_channels(runtime):
 
 @dataclass(frozen=True, slots=True)
 class PngFaxConverter:
-    """Each fax page as an image a phone shows at once: picklable, as converters must be."""
+    """The fax's first page as an image a phone shows at once (a PNG holds one page; a
+    profile names "pdf" too for the others): picklable, as converters must be."""
 
     format: str = "png"
     mime_type: str = "image/png"
