@@ -11,16 +11,13 @@ knows nothing of the wire.
 
 from __future__ import annotations
 
+from mailcall.core.sansio import RemoteProtocolError
+
 from .environment_cut import cut, values_at
 from .environment_layout import IS_ARG, NAME_OF, RANK, in_order
 
 MAX_ENV_BYTES = 65536
 """The whole environment block (Asterisk's own AGI argument buffer is far smaller)."""
-
-
-class EnvironmentBlockError(Exception):
-    """The block is not one Asterisk writes, or breaks a bound; the connection turns it
-    into a RemoteProtocolError with the same words."""
 
 
 class EnvironmentBlockReader:
@@ -103,9 +100,9 @@ class EnvironmentBlockReader:
 
         The block's bytes are removed from `buf` once it is complete (what follows
         stays); until then they stay where they are. Raises
-        :class:`EnvironmentBlockError` on a line longer than `max_line` bytes, more
-        than `max_env_lines` lines or :data:`MAX_ENV_BYTES` bytes, or a line that
-        cannot be Asterisk's.
+        :class:`~mailcall.core.sansio.RemoteProtocolError` on a line longer than
+        `max_line` bytes, more than `max_env_lines` lines or :data:`MAX_ENV_BYTES`
+        bytes, or a line that cannot be Asterisk's.
         """
         start = self._scan
         last = buf.rfind(b"\n", max(start, self._seen))
@@ -143,7 +140,7 @@ class EnvironmentBlockReader:
         used = self.feed(lines) if lines else None
         if used is None:
             if stop is not None:
-                raise EnvironmentBlockError(why)
+                raise RemoteProtocolError(why)
             self._scan = last + 1
             self._seen = len(buf)
             self._line_count += len(lines)
@@ -205,10 +202,10 @@ class EnvironmentBlockReader:
         keys, kept, values, extra = self.keys, self.lines, self.values, self.extra
         if not line:
             if not keys:
-                raise EnvironmentBlockError(
+                raise RemoteProtocolError(
                     "an empty environment block (a blank line before agi_network)")
             if len(keys) == 1:
-                raise EnvironmentBlockError(
+                raise RemoteProtocolError(
                     "the environment block ends after agi_network, before agi_threadid: not "
                     "a whole Asterisk environment (Asterisk writes agi_network_script or "
                     "agi_request next)")
@@ -223,9 +220,9 @@ class EnvironmentBlockReader:
             return False
         if not keys:
             if not name:
-                raise EnvironmentBlockError(f"not an agi_ environment line: {line[:80]!r}")
+                raise RemoteProtocolError(f"not an agi_ environment line: {line[:80]!r}")
             if name != "agi_network":
-                raise EnvironmentBlockError(f"not a FastAGI environment: it starts with "
+                raise RemoteProtocolError(f"not a FastAGI environment: it starts with "
                                             f"{name}, not agi_network")
         else:
             if name and name not in RANK and not IS_ARG(name):
@@ -240,7 +237,7 @@ class EnvironmentBlockReader:
                 extra[kept[-1]].append(line)
                 return False
         if len(keys) == 1 and name not in ("agi_network_script", "agi_request"):
-            raise EnvironmentBlockError(
+            raise RemoteProtocolError(
                 f"{line[:80]!r} after agi_network, which Asterisk writes as one word, where "
                 "agi_network_script or agi_request is due: not an Asterisk environment block")
         keys.append(name)
@@ -276,6 +273,6 @@ class EnvironmentBlockReader:
 def _check_tail(buf: bytearray, start: int, max_line: int) -> None:
     """Bounds of the unfinished line at `start`, and of the block so far."""
     if len(buf) - start > max_line:
-        raise EnvironmentBlockError(f"a line longer than {max_line} bytes")
+        raise RemoteProtocolError(f"a line longer than {max_line} bytes")
     if len(buf) > MAX_ENV_BYTES:
-        raise EnvironmentBlockError(f"an environment block longer than {MAX_ENV_BYTES} bytes")
+        raise RemoteProtocolError(f"an environment block longer than {MAX_ENV_BYTES} bytes")

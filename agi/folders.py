@@ -34,6 +34,36 @@ longer than this holds no sound (the caller hung up or said nothing)."""
 SAMPLES_PER_MS = 8
 """RECORD FILE ``endpos`` counts samples; Asterisk's ``wav`` is 8 kHz, 16-bit mono."""
 
+
+
+def recordings_folder(spool_dir: Path | str) -> Path:
+    """``{spool_dir}/rec``: where Asterisk records messages and receives faxes.
+
+    The one name of the folder for all that write there (the dialplan's ReceiveFAX,
+    the voicemail and fax handlers, the phone menu's replies and forwards) and for the
+    spool, which removes a recording from there once it holds its own copy. Only the
+    path: who writes makes it with :func:`shared_folder`.
+    """
+    return Path(spool_dir) / "rec"
+
+
+def file_size(path: Path) -> int:
+    """Bytes in the file Asterisk recorded at `path`; -1 when there is none (or it cannot
+    be read): a recording that never started is then told from an empty one by callers
+    comparing with :data:`WAV_HEADER`."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
+
+
+def recorded_ms(size: int) -> int:
+    """Milliseconds of sound in an Asterisk ``wav`` of `size` bytes (8 kHz, 16-bit mono
+    after the header): the length when RECORD FILE did not say (a lost connection) or
+    said less than the file holds; 0 for a file no longer than the header."""
+    return max(0, (size - WAV_HEADER) // (2 * SAMPLES_PER_MS))
+
+
 SHARED_DIR_MODE = 0o2770
 """Folders Asterisk writes into: owner and group (asterisk) rwx, setgid so what is
 created inside keeps the group (``docs/asterisk.md`` section 2)."""

@@ -15,19 +15,29 @@ the stalest dropped first.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
+
+from . import prompts
+from .safety import caller_text
 
 if TYPE_CHECKING:
     from mailcall.core.host.runtime import Runtime
+
+    from .session import AgiSession
 
 MAX_FAILURES = 5
 """Wrong PINs per account within WINDOW before the account is locked."""
 WINDOW = 15 * 60.0
 LOCKOUT = 15 * 60.0
 MAX_ACCOUNTS = 10_000
+
+PIN_OK = "OK"
+PIN_WRONG = "WRONG"
+PIN_LOCKED = "AUTH_LOCKED"
 
 
 class PinGuard:
@@ -120,3 +130,43 @@ def shared_guard(runtime: Runtime | None) -> PinGuard:
     if runtime.pin_guard is None:
         runtime.pin_guard = PinGuard()
     return runtime.pin_guard
+
+
+async def ask_pin(session: AgiSession, guard: PinGuard, account: str, *, menu: str,
+                  check: Callable[[str], Awaitable[bool]], digit_wait_ms: int,
+                  log: logging.Logger) -> str:
+    """One PIN prompt under `guard`: :data:`PIN_OK`, :data:`PIN_WRONG` or :data:`PIN_LOCKED`.
+
+    The one login step of every PIN prompt (the greeting script, the mailbox), so
+    that they cannot drift: the guess counts from the prompt on (parallel calls share
+    the one budget), a hang-up or a cancellation while it is asked for counts it as
+    abandoned, never as a wrong PIN; a trailing ``#`` (the caller ending the PIN)
+    is not part of it; `check` gets the PIN and says whether it is right (off the
+    event loop: scrypt is slow). "Wrong PIN" is said here; the caller says goodbye.
+    The calling number in the lockout warnings is caller-controlled: it is logged
+    cleaned (:func:`~mailcall.agi.safety.caller_text`), `account` is the user claimed
+    or the cleaned number. `menu` names the prompt in the warnings ("greeting",
+    "mailbox"), written to the menu's own `log`.
+    """
+    if not guard.begin(account):
+        log.warning("%s PIN prompt refused for %s (caller %r): locked for %.0f more "
+                    "minute(s) after repeated wrong PINs, or that many being typed in "
+                    "other calls", menu, account, caller_text(session.env.callerid),
+                    guard.locked_for(account) / 60)
+        return PIN_LOCKED
+    try:
+        pin = (await session.get_data(prompts.ENTER_PIN, digit_wait_ms, 12)).digits
+        ok = await check(pin.rstrip("#"))
+    except BaseException:
+        guard.abandoned(account)
+        raise
+    if ok:
+        guard.succeeded(account)
+        return PIN_OK
+    if guard.failed(account):
+        log.warning("%s: %d wrong PINs for %s within %.0f minutes (last from caller %r): "
+                    "PIN prompt locked for %.0f minutes", menu, guard.max_failures, account,
+                    guard.window / 60, caller_text(session.env.callerid), guard.lockout / 60)
+        return PIN_LOCKED
+    await session.stream_file(prompts.WRONG_PIN)
+    return PIN_WRONG

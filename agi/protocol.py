@@ -41,7 +41,7 @@ from mailcall.core.text import display_text
 from .commands import DEFAULT_LINE_LIMIT, Command, encode
 from .environment import Environment, build_environment
 from .environment_layout import MAX_ENV_LINES
-from .environment_reader import EnvironmentBlockError, EnvironmentBlockReader
+from .environment_reader import EnvironmentBlockReader
 from .replies import Reply, parse_reply_line
 
 log = logging.getLogger("mailcall.agi.protocol")
@@ -221,7 +221,7 @@ class Connection(ByteReceiver):
             if self.state is State.ENVIRONMENT:
                 try:
                     env = self._env_reader.read(self._buf, self.max_line, self.max_env_lines)
-                except EnvironmentBlockError as exc:
+                except RemoteProtocolError as exc:
                     self._fail(str(exc))
                 if env is not None:
                     return self._environment_received(env)

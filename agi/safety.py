@@ -26,11 +26,6 @@ def safe_component(value: str, default: str = "call", limit: int = 64) -> str:
     return cleaned or default
 
 
-is_dial_number = is_plain_number
-"""Digits with an optional leading +: what may be formatted into a dial string (the policy's
-rule, :func:`mailcall.core.policy.telephony.is_plain_number`)."""
-
-
 def dialled(value: str | None) -> str | None:
     """An extension or number as dialled, spaces removed, by the one rule of what may be
     dialled (:func:`~mailcall.core.policy.telephony.is_plain_number`); else None."""

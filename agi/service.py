@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import errno
 import re
-from pathlib import Path
 from typing import Any
 
 from mailcall.core.errors import ServiceStartError
 from mailcall.core.host.collect import OfferedTwice, collected_mapping
+from mailcall.core.policy.section_keys import parse_listen
 
-from .folders import shared_folder
+from .folders import recordings_folder, shared_folder
 from .server import AgiServer, Handler
 
 
@@ -45,23 +45,6 @@ def collect_handlers(runtime: Any) -> dict[str, Handler]:
         runtime=runtime)
 
 
-def parse_listen(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[IPv6]:PORT`` into a (host, port) pair, with a clear error."""
-    text = str(value).strip()
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise ValueError(
-            f"agi_listen {value!r} is not HOST:PORT (e.g. 127.0.0.1:4573); "
-            "fix [server] agi_listen in the policy or --agi-listen"
-        )
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    number = int(port)
-    if not 0 <= number <= 65535:
-        raise ValueError(f"agi_listen {value!r}: port {number} is out of range 0-65535")
-    return host, number
-
-
 def _line_limit(runtime: Any) -> int:
     """[server] agi_line_limit: 8192 for Asterisk >= 20.16/21.11/22.6, else 2048."""
     return int(runtime.setting("agi_line_limit"))
@@ -85,7 +68,7 @@ class AgiService:
         max_sessions = int(self.runtime.setting("max_agi_sessions") or 2000)
         # ReceiveFAX writes {spool_dir}/rec/fax-*.tif before mailcall hears of the call:
         # the folder must exist before the first call, not only after a voicemail.
-        shared_folder(Path(self.runtime.setting("spool_dir")) / "rec")
+        shared_folder(recordings_folder(self.runtime.setting("spool_dir")))
         self.server = AgiServer(
             self.runtime, handlers, host=host, port=port, max_sessions=max_sessions,
             line_limit=_line_limit(self.runtime),

@@ -18,15 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mailcall.core.decisions.mailing import plan_mail
-from mailcall.core.decisions.plans import (
-    CALLEE_STATES,
-    CallPlan,
-    CallRequest,
-    MailPlan,
-    MailRequest,
-    Ring,
-    Voicemail,
-)
+from mailcall.core.decisions.plans import CALLEE_STATES, CallRequest, MailRequest, Ring, Voicemail
 from mailcall.core.decisions.routing import plan_call
 from mailcall.core.errors import PolicyInvalid
 from mailcall.core.host.collect import ContractBroken, call_rules
@@ -34,12 +26,14 @@ from mailcall.core.host.plugin_manager import (
     PluginLoadError,
     announce_decision,
     describe_plugins,
+    each_plugin,
     make_plugin_manager,
 )
+from mailcall.core.plan_text import format_call_plan, format_mail_plan
 from mailcall.core.policy.load import DEFAULT_PATH, load_policy
 from mailcall.core.policy.model import Policy
 from mailcall.core.policy.section_keys import agi_path_problem
-from mailcall.core.policy.telephony import dial_targets
+from mailcall.core.text import display_text
 
 EXIT_OK, EXIT_USAGE, EXIT_INVALID = 0, 64, 2
 
@@ -175,13 +169,34 @@ def build_parser(pm: Any) -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     p.set_defaults(handler=cmd_serve)
 
-    pm.hook.mailcall_register_commands(subparsers=sub)
+    _register_plugin_commands(pm, sub)
     for action in sub.choices.values():
         if not any(a.dest == "policy" for a in action._actions):
             action.add_argument("--policy", type=Path,
                                 default=Path(os.environ.get("MAILCALL_POLICY", DEFAULT_PATH)),
                                 help="policy file (default: %(default)s)")
     return parser
+
+
+def _register_plugin_commands(pm: Any, sub: argparse._SubParsersAction) -> None:
+    """Each plugin's sub-commands, one plugin at a time, so one broken plugin costs only its own.
+
+    A plugin whose registration fails (a command name already taken, any exception)
+    is named on stderr with the fix and left out with whatever it had half-added;
+    every other command, ``mailcall plugins`` included, still runs.
+    """
+    for name, register in each_plugin(pm, "mailcall_register_commands"):
+        parsers, listed = dict(sub._name_parser_map), list(sub._choices_actions)
+        try:
+            register(subparsers=sub)
+        except Exception as exc:  # argparse.ArgumentError included: "conflicting subparser"
+            sub._name_parser_map.clear()  # sub.choices is this very dict
+            sub._name_parser_map.update(parsers)
+            sub._choices_actions[:] = listed
+            what = display_text(f"{type(exc).__name__}: {exc}", 300)
+            print(f"mailcall: plugin {name!r} failed in mailcall_register_commands ({what}); "
+                  f"its commands are left out, the others work. Fix that plugin or disable it "
+                  f"(MAILCALL_DISABLE_PLUGINS={name})", file=sys.stderr)
 
 
 def _version() -> str:
@@ -259,27 +274,6 @@ def cmd_route(args: argparse.Namespace, loader: Callable[[], Policy]) -> int:
     return EXIT_OK
 
 
-def format_call_plan(policy: Policy, plan: CallPlan, *, explain: bool) -> str:
-    r = plan.request
-    head = (f"Call to {r.callee}" + (f" from {r.caller}" if r.caller else "") +
-            f" at {r.at:%a %Y-%m-%d %H:%M %Z}" + (f" (callee {r.state})"
-                                                  if r.state != "unknown" else ""))
-    lines = [head, "", "Plan:"]
-    for n, step in enumerate(plan.steps, 1):
-        if isinstance(step, Ring):
-            cond = f" if the callee's phone gave {' or '.join(step.after)}" if step.after else ""
-            lines.append(f"  {n}. ring {step.who}: Dial({dial_targets(policy, step.targets)},"
-                         f"{step.seconds}){cond}  -- {step.why}")
-        elif isinstance(step, Voicemail):
-            greeting = step.greeting or "busy or unavailable, by the callee's dial status"
-            lines.append(f"  {n}. voicemail of {step.mailbox}, greeting: {greeting}  -- {step.why}")
-        else:
-            lines.append(f"  {n}. hang up  -- {step.why}")
-    if explain:
-        lines += ["", "Why:", *(f"  - {line}" for line in plan.explanation)]
-    return "\n".join(lines)
-
-
 def cmd_mail(args: argparse.Namespace, loader: Callable[[], Policy]) -> int:
     from mailcall.userstore.explain import sources
 
@@ -299,25 +293,6 @@ def cmd_mail(args: argparse.Namespace, loader: Callable[[], Policy]) -> int:
         _store_problems(problems)
     _emit(args, data, lambda: "\n".join([format_mail_plan(plan, explain=args.explain), *lines]))
     return EXIT_OK
-
-
-def format_mail_plan(plan: MailPlan, *, explain: bool) -> str:
-    r = plan.request
-    lines = [f"Mail to {r.recipient}" + (f" from {r.sender}" if r.sender else "") +
-             f" at {r.at:%a %Y-%m-%d %H:%M %Z}", "", "Actions:"]
-    if not plan.actions:
-        lines.append("  (none: delivered to INBOX as usual)")
-    for n, a in enumerate(plan.actions, 1):
-        if a.kind == "fileinto":
-            lines.append(f"  {n}. file into folder {a.folder}  -- {a.why}")
-        elif a.kind == "notify":
-            lines.append(f"  {n}. notify {a.user} by {a.medium} ({a.address})  -- {a.why}")
-        else:
-            lines.append(f"  {n}. auto-reply to {a.to}, subject {a.subject!r}, at most once "
-                         f"every {a.days} day(s)  -- {a.why}")
-    if explain:
-        lines += ["", "Why:", *(f"  - {line}" for line in plan.explanation)]
-    return "\n".join(lines)
 
 
 def cmd_users(args: argparse.Namespace, loader: Callable[[], Policy]) -> int:

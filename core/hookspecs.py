@@ -64,8 +64,9 @@ def mailcall_call_rules() -> list[CallRule]:
     ``mailcall.core.contracts.CallRule``: ``name: str``, ``description: str``, ``order: int`` and
     ``apply(ctx: mailcall.core.decisions.routing.CallContext) -> None``; ``apply`` adds
     steps and explanation lines to the context, or marks it finished.
-    Rules run in ascending ``order``; built-in rules use multiples of 100 so a
-    plugin can slot an extra routing step between two of them.
+    Rules run in ascending ``order``; the built-in ones leave gaps (100, 200, ...
+    with ``known-state`` at 450; ``mailcall rules`` lists them) so a plugin can
+    slot an extra routing step between two of them.
     """
 
 
@@ -263,7 +264,9 @@ def mailcall_voice_counts(runtime: Runtime, user: str) -> Awaitable[VoiceCounts 
     be read lately: the caller then says nothing about counts rather than a
     stale or made-up number. Return None (not an awaitable) when this plugin
     does not count voice folders. The built-in ``mwi`` plugin answers while the
-    lamp service runs (docs/mwi.md).
+    lamp service runs (docs/mwi.md). The reader (``core/host/voice_counts.py``)
+    asks each plugin in call order: one that raises or returns something that
+    cannot be awaited is logged by name and the next one is asked.
     """
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import logging
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,12 +43,10 @@ def maker_key(fmt: str) -> str:
     return KEY_PREFIX + fmt
 
 
-def makers(converters: Iterable[FaxConverter]) -> dict[str, FaxConverter]:
-    """``fax:FORMAT`` → converter; for a format offered twice, the first one wins."""
-    out: dict[str, FaxConverter] = {}
-    for converter in converters:
-        out.setdefault(maker_key(converter.format), converter)
-    return out
+def makers(converters: Mapping[str, FaxConverter]) -> dict[str, FaxConverter]:
+    """``fax:FORMAT`` → converter, from FORMAT → converter (one per format: which plugin's
+    wins is decided where they are collected, ``collected_by_name``)."""
+    return {maker_key(fmt): converter for fmt, converter in converters.items()}
 
 
 def converters_in(mapping: Mapping[str, Any]) -> dict[str, FaxConverter]:

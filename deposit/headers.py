@@ -35,6 +35,13 @@ MAX_NAME = 120
 _SPACES = re.compile(r"\s+")
 _DIALABLE = re.compile(r"[^0-9+*#]")
 _ID_SAFE = re.compile(r"[^A-Za-z0-9.\-]")
+ID_PART_MAX = 40
+
+
+def id_part(text: str) -> str:
+    """`text` as a Message-ID or a spool id may hold it: letters, digits, dots and dashes,
+    at most :data:`ID_PART_MAX` of them, so nothing a caller sent makes a header or a path."""
+    return _ID_SAFE.sub("", text)[:ID_PART_MAX]
 
 
 def header_text(value: str | bytes | None, limit: int = MAX_NAME) -> str:
@@ -83,7 +90,7 @@ def message_id(kind: str, mailbox: str, call_id: str, domain: str, *, key: bytes
     values, so two ids that clean to the same text still differ, and nobody
     without the deposit key can tell in advance the id of a voicemail to come.
     """
-    readable = _ID_SAFE.sub("", call_id)[:40] or "call"
+    readable = id_part(call_id) or "call"
     host = _ID_SAFE.sub("", domain) or "mailcall.invalid"
     return f"<{kind}.{readable}.{id_digest(key, kind, mailbox, call_id)}@{host}>"
 

@@ -1,4 +1,4 @@
-"""The durable spool: a deposit is on disk, fsynced, before the caller hears goodbye.
+"""The durable spool: a deposit is on disk, fsynced, before the call goes back to the dialplan.
 
 Layout under ``server.spool_dir`` (one filesystem, so ``rename`` is atomic)::
 
@@ -41,8 +41,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mailcall.agi.folders import recordings_folder
 from mailcall.core.decisions.deposits import Deposit, VoiceMessage
 
+from .headers import id_part
 from .spool_files import NotARegularFile, copy_atomic, fsync_dir, write_atomic
 from .spool_lock import lock_spool
 from .spool_record import SpoolRecord, kind_of
@@ -52,7 +54,6 @@ log = logging.getLogger(__name__)
 STATES = ("incoming", "deferred", "parked", "delivered")
 """In increasing precedence: a record found in two states is in the later one."""
 DIRS = ("tmp", "data", "messages", *STATES)
-_ID_SAFE = re.compile(r"[^A-Za-z0-9.\-]")
 _VALID_ID = re.compile(r"^(voice|fax)-[A-Za-z0-9.\-]{0,40}-[0-9a-f]{16}$")
 
 
@@ -63,7 +64,7 @@ class SpoolError(Exception):
 def spool_id(message: Deposit) -> str:
     kind = kind_of(message)
     digest = hashlib.sha256(f"{kind}\0{message.mailbox}\0{message.call_id}".encode()).hexdigest()
-    return f"{kind}-{_ID_SAFE.sub('', message.call_id)[:40]}-{digest[:16]}"
+    return f"{kind}-{id_part(message.call_id)}-{digest[:16]}"
 
 
 def valid_id(value: str) -> bool:
@@ -109,7 +110,7 @@ class Spool:
         A file anywhere else belongs to whoever deposited it and is left alone.
         """
         try:
-            if source.parent.resolve() != (self.root / "rec").resolve():
+            if source.parent.resolve() != recordings_folder(self.root).resolve():
                 return
             source.unlink(missing_ok=True)
         except OSError as exc:

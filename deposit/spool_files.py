@@ -56,10 +56,8 @@ def copy_atomic(root: Path, source: Path, target: Path) -> bool:
         raise NotARegularFile(f"{source} is not a regular file")
     with os.fdopen(fd, "rb") as src, open(tmp, "w+b") as dst:
         # Copied by the kernel (sendfile; shutil's fallback where that is refused), not
-        # through Python buffers: this runs in the FastAGI process, and a burst of 1 MB
-        # copies through bytes objects was what slowed call routing most during a burst
-        # of deposits (bench/deposit/bench_offloop.py: the slowest sessions all fell in
-        # the first 50 ms, while the recordings were being accepted).
+        # through Python buffers: this runs in the FastAGI process, where copies through
+        # bytes objects hold up call routing (docs/deposit.md, "Off the loop").
         try:
             size = os.fstat(src.fileno()).st_size
             offset = 0

@@ -33,6 +33,7 @@ from .readable import MAX_PART_BYTES, Readable, body_text, choose_body, readable
 from .settings import MailstoreSettings
 from .structure import Part, parts
 from .summary import HEADERS, MessageSummary, UnreadMail, VoiceMail, parse_headers, summarise
+from .trash_copies import Key, TrashCopies
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,8 @@ class Mailbox:
     """A logged-in connection for one user (see :class:`mailcall.mailstore.store.MailStore`)."""
 
     def __init__(self, conn: imaplib.IMAP4, settings: MailstoreSettings, *, login: str,
-                 address: str, key: Callable[[], bytes]) -> None:
+                 address: str, key: Callable[[], bytes],
+                 copies: TrashCopies | None = None) -> None:
         self.conn = conn
         self.settings = settings
         self.login = login
@@ -66,8 +68,9 @@ class Mailbox:
         self._uidvalidity = 0
         self._structures: dict[tuple[str, int, int], list[Part]] = {}
         self._trash: str | None = None
-        self._copies: dict[tuple[str, int, int], int | None] = {}
-        """Originals copied to Trash and not yet flagged: the copy's UID (COPYUID), if told."""
+        self._copies = copies if copies is not None else TrashCopies()
+        """Originals copied to Trash and not yet flagged (the store's: it outlives this
+        connection, which is closed when it fails between the COPY and the flag)."""
         self.capabilities = self._capabilities()
 
     # -- plumbing --------------------------------------------------------------------------
@@ -321,6 +324,23 @@ class Mailbox:
                                   "+FLAGS.SILENT" if seen else "-FLAGS.SILENT", r"(\Seen)")
         self._check(typ, data, "STORE \\Seen")
 
+    def set_answered(self, message: MessageSummary) -> bool:
+        """Flag \\Answered, as a mail client does on the message it replied to. False when
+        the server does not keep it: under an ACL without "w" Dovecot answers OK and drops
+        the flag, so the flags are read back rather than trusting the OK."""
+        self._exists(message)
+        uid = str(message.uid)
+        typ, data = self.conn.uid("STORE", uid, "+FLAGS.SILENT", r"(\Answered)")
+        if typ != "OK":
+            if no_permission(data):
+                return False
+            self._check(typ, data, "STORE \\Answered")
+        entry = self.fetch([message.uid], "(UID FLAGS)").get(message.uid)
+        if entry is None:
+            raise MessageUnreadable(f"message {message.uid} of {message.folder!r} is gone")
+        return any(f.lower() == b"\\answered" for f in entry.get(b"FLAGS") or ()
+                   if isinstance(f, bytes))
+
     def trash_folder(self) -> str:
         """The folder flagged \\Trash (RFC 6154), else ``trash_folder``, created if missing."""
         if self._trash is not None:
@@ -367,7 +387,7 @@ class Mailbox:
         # does); without it, left for the user's client to expunge.
         typ, data = self.conn.uid("STORE", uid, "+FLAGS.SILENT", r"(\Deleted)")
         self._check(typ, data, "STORE \\Deleted")
-        self._copies.pop(_key(message), None)
+        self._copies.forget(self._copy_key(message))
         if "UIDPLUS" in self.capabilities:
             typ, data = self.conn.uid("EXPUNGE", uid)
             if typ != "OK":  # no expunge right ("e"): the \Deleted original stays, harmless
@@ -377,17 +397,26 @@ class Mailbox:
 
     def _copy_to_trash(self, message: MessageSummary, trash: str) -> None:
         """One copy of `message` in Trash, never two. An earlier attempt may have copied it
-        and stopped before flagging the original (a hang-up, a lost connection): its copy
-        is found by Message-ID and size, in this session from the COPYUID it answered,
-        and the original is not copied again. Leaves the original's folder selected."""
-        if _key(message) not in self._copies and not self._in_trash(message, trash):
+        and stopped before flagging the original (a hang-up, a lost connection): in this
+        process the store's memo knows that copy (kept across the failed session); else,
+        when Trash is readable (`r`, not in the contrib ACL), it is found by Message-ID
+        and size. Then the original is not copied again. Leaves its folder selected."""
+        key = self._copy_key(message)
+        if key in self._copies:
+            log.info("message %s of %r for %s was copied to Trash (UID %s) by an attempt "
+                     "cut before \\Deleted: not copied again", message.uid, message.folder,
+                     self.login, self._copies.get(key))
+        elif not self._in_trash(message, trash):
             self._select_for(message)
             self.conn.response("COPYUID")  # drop any answer left by an earlier COPY
             typ, data = self.conn.uid("COPY", str(message.uid), folder_arg(trash))
             self._check(typ, data, f"COPY to {trash!r}")
             _name, codes = self.conn.response("COPYUID")
-            self._copies[_key(message)] = _copied_uid(codes)
+            self._copies.remember(key, _copied_uid(codes))
         self._select_for(message)
+
+    def _copy_key(self, message: MessageSummary) -> Key:
+        return (self.login, message.folder, message.uidvalidity, message.uid)
 
     def _in_trash(self, message: MessageSummary, trash: str) -> bool:
         """Whether Trash holds an undeleted message with `message`'s Message-ID and size."""
@@ -413,10 +442,6 @@ class Mailbox:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-
-
-def _key(message: MessageSummary) -> tuple[str, int, int]:
-    return (message.folder, message.uidvalidity, message.uid)
 
 
 def _copied_uid(codes: list) -> int | None:

@@ -38,6 +38,7 @@ from .mailbox import Mailbox
 from .readable import Readable
 from .settings import MailstoreSettings
 from .summary import MessageSummary, UnreadMail, VoiceMail
+from .trash_copies import TrashCopies
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -56,6 +57,8 @@ class MailStore:
         self._pool = ThreadPoolExecutor(max_workers=settings.max_connections + 4,
                                         thread_name_prefix="mailstore")
         self.open_sessions = 0
+        self.trash_copies = TrashCopies()
+        """Deletes cut between COPY and \\Deleted, for the retry on a later session."""
 
     @contextlib.asynccontextmanager
     async def session(self, login: str, *, address: str | None = None
@@ -104,7 +107,8 @@ class MailStore:
             conn = connect_as(patient, login, self._password)
             try:
                 conn.sock.settimeout(s.timeout)
-                return Mailbox(conn, s, login=login, address=address, key=self._key)
+                return Mailbox(conn, s, login=login, address=address, key=self._key,
+                               copies=self.trash_copies)
             except BaseException:
                 conn.shutdown()
                 raise
@@ -304,6 +308,19 @@ class MailboxSession:
 
     async def mark_unseen(self, message: MessageSummary) -> None:
         await self._run("the \\Seen flag", self._box.set_seen, message, False)
+
+    async def mark_answered(self, message: MessageSummary) -> bool:
+        """\\Answered on a message replied to; False (one log line saying which right to
+        add, where) when the server does not keep it: the reply itself was sent."""
+        kept = await self._run("the \\Answered flag", self._box.set_answered, message)
+        if not kept:
+            log.warning("IMAP server %s did not keep \\Answered on message %s of %r for %r: "
+                        "the master user %r lacks the \"w\" right there. Add \"w\" to the "
+                        "INBOX and Voicemail lines of mailcall-phone in /etc/dovecot/mailcall.acl "
+                        "(contrib/dovecot/92-mailcall-phone.conf, docs/mailstore.md); the reply "
+                        "was sent", self._store.settings.where, message.uid, message.folder,
+                        self.login, self._store.settings.master_user)
+        return kept
 
     async def move_to_trash(self, message: MessageSummary) -> None:
         """Into Trash (UID MOVE, else COPY + \\Deleted); never an EXPUNGE."""

@@ -36,7 +36,7 @@ from typing import Any
 from mailcall.core.host.runtime import Runtime
 from mailcall.core.text import display_text
 
-from .channel import Auditor, Channel
+from .channel import Auditor, Channel, temporary_errors_of
 from .notice import MailNotice, loop_risk
 from .relay import sender_address
 from .retry import Retry
@@ -71,8 +71,16 @@ class Dispatcher(Sending):
         self.runtime = runtime
         channels = list(channels)
         self.channels: dict[str, Channel] = {}
+        self.temporary: dict[str, tuple[type[BaseException], ...]] = {}
+        """Each medium's checked ``temporary_errors``, read once here, not at a failure."""
         for channel in channels:
-            self.channels.setdefault(channel.medium, channel)
+            # Which plugin's channel serves a medium is decided where they are collected
+            # (collected_by_name, plugins/channels.py); two here is the caller's mistake.
+            if channel.medium in self.channels:
+                raise ValueError(f"two channels for medium {channel.medium!r} given to the "
+                                 "dispatcher; pass one per medium (collected_by_name)")
+            self.temporary[channel.medium] = temporary_errors_of(channel)
+            self.channels[channel.medium] = channel
         self._audit = [c for c in channels if isinstance(c, Auditor)]
         self.store = Store(path)
         self.queue_size = queue_size

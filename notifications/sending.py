@@ -46,6 +46,7 @@ class Sending:
 
     runtime: Runtime
     channels: dict[str, Channel]
+    temporary: dict[str, tuple[type[BaseException], ...]]
     retry: Retry
     store: Store
     dedup_window: timedelta
@@ -93,7 +94,7 @@ class Sending:
             reason = display_text(str(exc) or type(exc).__name__, 400)
             if isinstance(exc, TimeoutError):
                 reason = f"no answer within {self.send_timeout:.0f}s"
-            if is_temporary(channel, exc):
+            if is_temporary(self.temporary[n.medium], exc):
                 return await self._temporary(entry, reason)
             log.error("%s notification to %s of mail %s failed for good: %s. Not retried: "
                       "fix the cause (the address, or the gateway, relay or webhook settings "

@@ -39,7 +39,7 @@ from mailcall.userstore.errors import RefinementRefused, StoreError
 from mailcall.userstore.fields import check_absence_backup
 
 from . import own_store, words
-from .dialog import Ask, NoSpeech, Tell, Typed, ask, tell, tell_text
+from .dialog import Ask, NoSpeech, Tell, Typed, ask, table_step, tell, tell_text
 
 if TYPE_CHECKING:
     from mailcall.userstore.service import UserStore
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mailcall.phonemenu")
 
-MAX_TRIES = 3
 BACKUP_DIGITS = 12
 
 
@@ -236,15 +235,11 @@ class AbsenceDialog:
         return Input.EXTENSION
 
     def _go(self, kind: Input) -> list[Out]:
-        said, after, costs = TABLE[(self.step, kind)]
-        out: list[Out] = [Tell(p) for p in said]
-        if costs:
-            self.tries += 1
-            if self.tries >= MAX_TRIES:
-                self.step = Step.DONE
-                return [*out, Tell("nothing_saved")]
-        else:
-            self.tries = 0
+        said, after, self.tries = table_step(TABLE, self.step, kind, self.tries)
+        out: list[Out] = [*said]
+        if after is None:
+            self.step = Step.DONE
+            return out
         self.step = after
         if after is Step.BACKUP and not self.backups:
             self.backup = None

@@ -2,8 +2,8 @@
 templates, only when it is plain digits.
 
 The number dialled is the deposit's caller number, checked to be plain digits
-(:func:`mailcall.agi.safety.is_dial_number`), then made a dial string by
-:func:`mailcall.core.policy.telephony.dial_string`, which refuses anything else:
+(:func:`mailcall.core.policy.telephony.is_plain_number`), then made Dial's argument by
+:func:`mailcall.core.policy.telephony.dial_argument`, which refuses anything else:
 nothing a caller or a sender wrote reaches Dial otherwise.
 """
 
@@ -13,10 +13,9 @@ import logging
 from typing import TYPE_CHECKING
 
 from mailcall.agi import prompts
-from mailcall.agi.safety import is_dial_number
 from mailcall.core.decisions.plans import Endpoint
 from mailcall.core.policy.numbers import is_extension
-from mailcall.core.policy.telephony import UnsafeEndpoint, dial_string
+from mailcall.core.policy.telephony import dial_argument, is_plain_number
 
 from .actions_common import is_deposit
 
@@ -32,18 +31,17 @@ async def call_back(call: MenuCall, folder: str, message: MessageSummary) -> Non
     policy = call.runtime.policy
     # The deposit's caller number, whatever folder it sits in; a mail has none.
     number = message.caller_number if is_deposit(message) else None
-    if not number or not is_dial_number(number):
+    if not number or not is_plain_number(number):
         await call.saying.stream(prompts.NO_NUMBER)
         return
     kind = "extension" if is_extension(policy, number) else "number"
-    try:
-        target = dial_string(policy, Endpoint(kind, number))
-    except UnsafeEndpoint:
+    # "g": when the person called back hangs up, the caller goes on in the menu.
+    dial = dial_argument(policy, (Endpoint(kind, number),), policy.telephony.ring_time, "g")
+    if dial.text is None:
         await call.saying.stream(prompts.NO_NUMBER)
         return
-    log.info("phone menu: %s calls back %s (%s)", call.user.id, number, target)
-    # "g": when the person called back hangs up, the caller goes on in the menu.
-    status = await call.session.dial(f"{target},{policy.telephony.ring_time},g")
+    log.info("phone menu: %s calls back %s (%s)", call.user.id, number, dial.text)
+    status = await call.session.dial(dial.text)
     log.info("phone menu: call back of %s by %s ended: %s", number, call.user.id, status)
 
 

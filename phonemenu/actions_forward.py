@@ -17,7 +17,7 @@ import numpy as np
 import soundfile
 
 from mailcall.agi import prompts
-from mailcall.agi.folders import SAMPLES_PER_MS, shared_folder
+from mailcall.agi.folders import SAMPLES_PER_MS, recordings_folder, shared_folder
 from mailcall.agi.session import AgiHangup
 from mailcall.core.policy.numbers import find_mailbox
 
@@ -110,7 +110,7 @@ async def _forward_to(call: MenuCall, target: str, message: Any,
     loop = asyncio.get_running_loop()
     # Made here too: with no preface recorded, nothing has created rec/ yet.
     rec = await loop.run_in_executor(
-        None, shared_folder, Path(call.runtime.setting("spool_dir")) / "rec")
+        None, shared_folder, recordings_folder(call.runtime.setting("spool_dir")))
     out = rec / f"menu-{call.scratch.next_name('forward')}.wav"
     ms = await loop.run_in_executor(None, join_audio, preface, Path(sln + ".sln"), out)
     ok = await deposit(call, target, out, ms, what="forward",

@@ -72,7 +72,26 @@ async def _reply_voice(call: MenuCall, message: MessageSummary) -> None:
         return
     ok = await deposit(call, owner, wav, ms, what="reply", caller_number=own_number(call.user),
                        caller_name=call.user.name)
+    if ok:
+        await mark_answered(call, message)
     await call.saying.phrase("reply_sent" if ok else "not_sent")
+
+
+async def mark_answered(call: MenuCall, message: MessageSummary) -> None:
+    """The original flagged \\Answered, as a mail client does after a reply. Any failure
+    is logged and nothing more: the reply was sent, and the caller hears that it was."""
+    box = await call.mailbox.session(speak=False)
+    if box is None:
+        log.warning("phone menu for %s: reply sent, message %s not flagged \\Answered: no "
+                    "IMAP session (see the log lines above)", call.user.id, message.uid)
+        return
+    try:
+        await box.mark_answered(message)  # False (logged by the store) if the ACL lacks "w"
+    except call.unreadable as exc:
+        log.info("phone menu for %s: reply sent, message %s not flagged \\Answered: %s",
+                 call.user.id, message.uid, exc)
+    except call.unavailable as exc:
+        call.mailbox.failed(exc)
 
 
 def reply_mail(policy: Any, user: Any, message: Any, audio: bytes) -> EmailMessage:
@@ -147,7 +166,10 @@ async def _reply_mail(call: MenuCall, message: MessageSummary) -> None:
             await task
         await call.saying.phrase("not_sent")
         return
-    await call.saying.phrase("reply_sent" if task.result() else "not_sent")
+    sent = task.result()
+    if sent:
+        await mark_answered(call, message)
+    await call.saying.phrase("reply_sent" if sent else "not_sent")
 
 
 async def _mail_reply(call: MenuCall, message: MessageSummary, wav: Path) -> bool:
@@ -175,4 +197,4 @@ async def _mail_reply(call: MenuCall, message: MessageSummary, wav: Path) -> boo
     return True
 
 
-__all__ = ["reply", "reply_address", "reply_mail"]
+__all__ = ["mark_answered", "reply", "reply_address", "reply_mail"]

@@ -51,14 +51,20 @@ class Admission:
         """Hold a turn while the block runs; yields False when it went ahead without one
         (waited `wait` seconds)."""
         self.waiting += 1
+        got = False
         try:
-            await asyncio.wait_for(self._free.acquire(), self.wait)
-            got = True
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # arriving as the acquire completes, and the slot taken is never given back.
+            async with asyncio.timeout(self.wait):
+                await self._free.acquire()
+                got = True
         except TimeoutError:
-            got = False
-            log.info("phone menu: a login waited %.0f s for one of the %d listing turns; it "
-                     "goes ahead without one (the mail server is slow to list, or the CPU "
-                     "is very busy)", self.wait, self.slots)
+            log.warning("phone menu: a login waited %.0f s for one of the %d listing turns "
+                        "and goes ahead without one. Either the mail server is slow to list "
+                        "mailboxes (check IMAP latency: Dovecot's log, its CPU and disk) or "
+                        "this server process is CPU-bound (too many callers for it). The "
+                        "turns and the wait are SLOTS and WAIT_S in "
+                        "mailcall/phonemenu/admission.py", self.wait, self.slots)
         finally:
             self.waiting -= 1
         try:

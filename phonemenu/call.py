@@ -36,6 +36,7 @@ from .machine import (
     Greeting,
     Key,
     Menu,
+    MoreListed,
     Present,
     Say,
     Setting,
@@ -99,8 +100,12 @@ class MenuCall:
             if event is None:
                 event = await self.wait_key()
             effects = menu.feed(event)
-            typed = self.mailbox.take_key()
-            if typed is not None:  # it cut the apology of a failed change: it acts now
+            # A key that cut "one moment please" while a page came (the machine left the
+            # cursor on the message last heard), or the apology of a failed change: it
+            # acts now.
+            typed = event.typed if isinstance(event, MoreListed) else None
+            typed = typed or self.mailbox.take_key()
+            if typed is not None:
                 effects = menu.feed(Key(typed))
 
     async def lists(self) -> tuple[list[Any], list[Any], str | None]:
@@ -178,6 +183,8 @@ class MenuCall:
         if effect.what == "seen":
             self.mailbox.mark_heard(effect.folder, effect.ref)
             return True
+        if effect.what == "marked":
+            return await self.heard_marked(effect.ref)
         if effect.what in ("save", "trash"):
             return await self.mailbox.change(effect.what, effect.folder, effect.ref)
         if effect.what == "envelope":
@@ -190,10 +197,23 @@ class MenuCall:
             await actions_forward.forward(self, effect.folder, effect.ref)
         return True
 
+    async def heard_marked(self, message: Any) -> bool:
+        """Whether the \\Seen asked in the background for `message` stands, waited for
+        ("one moment please" if slow; on a session that failed under it, a new one
+        writes it); False, the apology said, when it does not: then "saved" is not said,
+        and the mark stays queued for the call's next session (:mod:`.mailbox`)."""
+        mailbox = self.mailbox
+        await mailbox.slow(asyncio.ensure_future(mailbox.session(speak=False)))
+        if not mailbox.mark_pending(message):
+            return True
+        await mailbox.apologise()
+        return False
+
     async def close(self) -> None:
-        # The marks first: an IMAP operation cancelled under way (the presenter's fetches
-        # below) gives the session's lock back before its thread is done with the
-        # connection (mailstore/store.py _run), so nothing may follow it but the logout.
+        # The marks first, then the fetches nobody waits for are cancelled. That order is
+        # no longer needed for the wire (a cancelled IMAP operation keeps the session's
+        # lock until its thread is done, bounded by the store's timeout: mailstore/store.py
+        # _run), so nothing interleaves on the connection either way; kept as harmless.
         await self.mailbox.marks_settled()
         self.presenter.cancel()
         self.pages.cancel()

@@ -14,8 +14,9 @@ nothing typed ever reaches a path, a command or a log line.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from mailcall.agi import prompts
 
@@ -24,6 +25,37 @@ from .errors import KeyPressed
 
 if TYPE_CHECKING:
     from .call import MenuCall
+
+
+DIALOG_TRIES = 3
+"""Wrong entries in a row (silence, a refused entry) before a settings dialog ends with
+"nothing was saved" (docs/phone-menu.md). Not the login's tries (entry.py), which lock out."""
+
+S = TypeVar("S")
+I = TypeVar("I")  # noqa: E741
+Table = Mapping[tuple[S, I], tuple[tuple[str, ...], S, bool]]
+"""(step, what was typed) -> (phrases said, next step, whether it costs a try)."""
+
+
+def table_step(table: Table[S, I], step: S, kind: I, tries: int
+               ) -> tuple[list[Tell], S | None, int]:
+    """One transition of a dialog's table: what is said, the next step (None: the caller
+    used up :data:`DIALOG_TRIES` and "nothing_saved" ends what is said) and the tries.
+
+    A right entry clears the wrong ones before it ("in a row"), unless a wrong entry at
+    the next question leads back to this one: the PIN's first entry is right only once
+    the second matches, so a caller typing two different PINs over and over still runs
+    out of tries."""
+    said, after, costs = table[(step, kind)]
+    out = [Tell(p) for p in said]
+    if costs:
+        tries += 1
+        if tries >= DIALOG_TRIES:
+            return [*out, Tell("nothing_saved")], None, tries
+    elif not any(back == step and cost for (at, _), (_, back, cost) in table.items()
+                 if at == after):
+        tries = 0
+    return out, after, tries
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,4 +144,5 @@ def clean(digits: str) -> str:
     return "".join(ch for ch in head if ch in "0123456789*")
 
 
-__all__ = ["NoSpeech", "Typed", "ask", "clean", "tell", "tell_text"]
+__all__ = ["DIALOG_TRIES", "NoSpeech", "Typed", "ask", "clean", "table_step", "tell",
+           "tell_text"]

@@ -30,8 +30,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from mailcall.agi import prompts
-from mailcall.agi.pin_guard import PinGuard
-from mailcall.agi.safety import caller_text, dialled
+from mailcall.agi.pin_guard import PIN_LOCKED, PIN_OK, PinGuard, ask_pin
+from mailcall.agi.safety import dialled
 from mailcall.agi.session import AgiSession
 from mailcall.core.policy.numbers import find_mailbox, find_owner, language_of
 from mailcall.core.policy.pins import check_user_pin_off_loop
@@ -77,31 +77,21 @@ async def login(call: MenuCall, guard: PinGuard) -> tuple[str | None, str]:
             typed = (await session.get_data(prompts.ENTER_MAILBOX, DIGIT_WAIT_MS, 12)).digits
             user_id = find_mailbox(policy, typed.rstrip("#")) if typed else None
         account = user_id or f"unknown phone {caller}"
-        if not guard.begin(account):
-            log.warning("mailbox PIN prompt refused for %s (caller %r): locked for %.0f more "
-                        "minute(s) after repeated wrong PINs, or that many being typed in "
-                        "other calls", account, caller_text(env.callerid),
-                        guard.locked_for(account) / 60)
-            return None, "AUTH_LOCKED"
-        try:
-            pin = (await session.get_data(prompts.ENTER_PIN, DIGIT_WAIT_MS, 12)).digits
+
+        async def check(pin: str, user_id: str | None = user_id) -> bool:
             call.saying.quiet_now()  # the caller typed: the silence starts here
             ok = await call.mailbox.slow(asyncio.ensure_future(
-                check_user_pin_off_loop(policy, user_id, pin.rstrip("#"))))
-        except BaseException:
-            guard.abandoned(account)
-            raise
-        if not ok:
-            call.mailbox.take_key()  # typed during "one moment please": not for a menu
-        if ok:
-            guard.succeeded(account)
+                check_user_pin_off_loop(policy, user_id, pin)))
+            if not ok:
+                call.mailbox.take_key()  # typed during "one moment please": not for a menu
+            return ok
+
+        outcome = await ask_pin(session, guard, account, menu="mailbox", check=check,
+                                digit_wait_ms=DIGIT_WAIT_MS, log=log)
+        if outcome == PIN_OK:
             if user_id != bound:
                 await session.set_language(language_of(policy, user_id))
             return user_id, "OK"
-        if guard.failed(account):
-            log.warning("mailbox: %d wrong PINs for %s within %.0f minutes (last from caller "
-                        "%r): PIN prompt locked for %.0f minutes", guard.max_failures, account,
-                        guard.window / 60, caller_text(env.callerid), guard.lockout / 60)
+        if outcome == PIN_LOCKED:
             return None, "AUTH_LOCKED"
-        await session.stream_file(prompts.WRONG_PIN)
     return None, "AUTH_FAILED"

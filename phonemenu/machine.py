@@ -35,8 +35,9 @@ from .keymap import TIMEOUT, Op, State, lookup
 VOICE = "voice"
 MAIL = "mail"
 FOLDERS = (VOICE, MAIL)
-CHANGES = ("seen", "save", "trash")
-"""The acts that change the mailbox; their failure comes back as :class:`ActFailed`."""
+CHANGES = ("seen", "save", "trash", "marked")
+"""The acts that change the mailbox (or confirm a change), whose failure comes back as
+:class:`ActFailed`."""
 MAX_TIMEOUTS = 3
 """Menus said again this many times with nothing typed, then goodbye."""
 MAX_INVALID = 10
@@ -91,12 +92,16 @@ class ActFailed:
 class MoreListed:
     """The next page of `folder` (:class:`FetchMore`): `refs` to append, in the store's
     order; `more` whether the folder may hold still more; `failed` when the store could
-    not be reached (the apology was said; nothing is appended, the next 6 asks again)."""
+    not be reached (the apology was said; nothing is appended, the next 6 asks again);
+    `typed` a key that cut "one moment please" during the wait: the page is appended,
+    nothing is presented, and the loop feeds that key next, on the message the caller
+    last heard (the first of the page was never announced)."""
 
     folder: str
     refs: tuple[Any, ...] = ()
     more: bool = False
     failed: bool = False
+    typed: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +143,8 @@ class Present:
 @dataclass(frozen=True, slots=True)
 class Act:
     """A change or an action on one message: ``seen`` (heard), ``save`` (kept, seen),
-    ``trash``, ``reply``, ``call_back``, ``forward``, ``envelope`` (said again)."""
+    ``trash``, ``marked`` (the ``seen`` asked earlier is written: "saved" depends on it),
+    ``reply``, ``call_back``, ``forward``, ``envelope`` (said again)."""
 
     what: str
     folder: str
@@ -287,8 +293,8 @@ class Menu:
         before = self.state
         op, after = lookup(before, key)
         out: list[Effect] = []
-        if before is State.PLAYING and key != TIMEOUT:
-            out += self._mark_heard()  # the caller acted while hearing it
+        if before is State.PLAYING and key != TIMEOUT and op is not Op.SAVE:
+            out += self._mark_heard()  # the caller acted while hearing it (9: saved below)
         if op is Op.TIMED_OUT:
             self.timeouts += 1
             if self.timeouts >= MAX_TIMEOUTS:
@@ -356,7 +362,10 @@ class Menu:
             self.items().pop(self.index)
             return [Act("trash", self.folder, ref), Say("deleted", cut=False), *self._present()]
         if op is Op.SAVE:
-            out: list[Effect] = [*self._mark_heard(force=True), Say("saved", cut=False)]
+            # "saved" only once the flag stands: a message not marked yet is saved (and
+            # waited for); one already marked heard waits for that mark to be written.
+            mark = self._mark_heard(force=True) or [Act("marked", self.folder, ref)]
+            out: list[Effect] = [*mark, Say("saved", cut=False)]
             if self.index + 1 >= len(self.items()) and not self.more[self.folder]:
                 self.state = State.MESSAGE
                 return [*out, Say("no_more"), Say("message_menu")]
@@ -397,6 +406,7 @@ class Menu:
         it moves on into it, or hears "no more" when the folder had nothing more."""
         folder = event.folder
         self.asked.discard(folder)
+        heard = len(self.items(folder))  # the cursor waits one past these
         if not event.failed:
             self.items(folder).extend(event.refs)
             self.more[folder] = event.more
@@ -406,6 +416,12 @@ class Menu:
         if folder != self.folder:  # the caller switched folders meanwhile (not possible
             return []              # today: the wait is one effect), nothing to move
         items = self.items()
+        if event.typed is not None and not event.failed:
+            # A key cut "one moment please": it acts where the caller is, on the message
+            # last heard, not on the page's first, which was never announced.
+            self.index = max(heard - 1, 0)
+            self.state = State.MESSAGE if heard else State.MAIN
+            return []
         if event.failed or self.index >= len(items):
             self.index = max(len(items) - 1, 0)
             self.state = State.MESSAGE if items else State.MAIN

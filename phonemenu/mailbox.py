@@ -1,10 +1,12 @@
 """The call's mailbox: one IMAP session (mailcall.mailstore), opened again after a failure.
 
 Faults: every mailbox operation is bounded by the store's own timeout (1.5 s
-by default); one still running ``SLOW_S`` after the caller last heard
-something gets "one moment please" said over the wait, and again every
-``REMIND_S`` (no silence of 3 s), and a failure an apology, after which the
+by default); one still running gets "one moment please" said over the wait
+(:mod:`.waiting`: no silence of 3 s), and a failure an apology, after which the
 menu goes on. A failed session is dropped; the next operation opens another.
+A hang-up while the session is being opened or the lists made cancels that
+work, and the call's end waits for it (:meth:`CallMailbox.close`): no session
+is left open, holding a connection of the store, for a caller who is gone.
 
 Getting in (:meth:`CallMailbox.start`): the session opened, then both lists
 made in turn with the other logins of the process (:mod:`.admission`), all
@@ -29,12 +31,12 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from mailcall.agi import prompts
 from mailcall.core.host.plugin_manager import announce
 
 from .admission import admission
 from .errors import KeyPressed, NoMailbox
 from .machine import VOICE
+from .waiting import over_the_wait
 
 if TYPE_CHECKING:
     from mailcall.mailstore.summary import MessageSummary
@@ -43,13 +45,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mailcall.phonemenu")
 
-SLOW_S = 1.0
-"""Silence after which a mailbox operation still running gets "one moment please" said."""
-REMIND_S = 2.0
-"""Then "one moment please" again after each such wait (it plays about 1 s)."""
+CLOSE_WAIT_S = 1.5
+"""At the end of the call, the longest wait for a cancelled login when the store gives no
+timeout of its own (mailstore's default, ``[mailstore] timeout``)."""
 
 
 class CallMailbox:
+    voice_examined: frozenset[int] = frozenset()
+    """The voicemail UIDs the first listing examined (listed or refused for want of a
+    seal): the next pages skip them (:mod:`.paging`)."""
+
     def __init__(self, call: MenuCall) -> None:
         self.call = call
         self.box: Any = None
@@ -67,6 +72,9 @@ class CallMailbox:
         self._marks: list[tuple[str, MessageSummary]] = []
         """Messages heard, to be marked \\Seen in this order (:meth:`mark_heard`)."""
         self._marking: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Future[Any]] = set()
+        """Getting in, and sessions being opened: cancelled and waited for at the end of
+        the call (:meth:`close`), so none is opened after it."""
 
     async def open(self, *, speak: bool = True) -> bool:
         """The call's IMAP session, opened again after a failure; False when it cannot be
@@ -86,8 +94,8 @@ class CallMailbox:
             if speak:
                 await self.apologise()
             return False
-        task = asyncio.ensure_future(self._stack.enter_async_context(
-            store.session(call.user.email, address=call.user.email)))
+        task = self._keep(asyncio.ensure_future(self._stack.enter_async_context(
+            store.session(call.user.email, address=call.user.email))))
         try:
             self.box = await (self.slow(task) if speak else task)
         except call.unavailable as exc:
@@ -114,7 +122,7 @@ class CallMailbox:
         """Both lists once the caller is in (voicemail, and unread mail with its count),
         under one "one moment please" with the session's opening; ([], []) when the
         mailbox cannot be reached (the apology said)."""
-        work = asyncio.ensure_future(self._start())
+        work = self._keep(asyncio.ensure_future(self._start()))
         try:
             got = await self.slow(work)
         except self.call.unavailable as exc:
@@ -152,40 +160,39 @@ class CallMailbox:
 
     async def _voice(self) -> list[Any]:
         got = await self.box.voice_listing()
+        self.voice_examined = frozenset(got.examined)
         self.voice_complete = bool(got.complete)
         self.voice_new_complete = bool(got.new_complete)
         return list(got.messages)
 
     async def slow(self, task: asyncio.Future[Any]) -> Any:
-        """`task`'s result; "one moment please" is said once the line has been silent
-        SLOW_S (:attr:`Saying.quiet_since`), then again every REMIND_S, while it runs.
+        """`task`'s result, "one moment please" said over the wait (:mod:`.waiting`).
 
         A key that cuts that prompt is not lost, and neither is the result: the key is
         kept (:meth:`take_key`; the last one, if the caller typed again during a later
         reminder) and becomes the caller's next input once the operation is over, so a
         key typed while the login is slow acts in the menu instead of ending the call.
-        A key followed by a failure is dropped with the failure.
+        A key followed by a failure is dropped with the failure. On a hang-up the task
+        is left to finish or to be cancelled by :meth:`close`.
         """
-        saying = self.call.saying
-        loop = asyncio.get_running_loop()
-        pause = max(0.0, saying.quiet_since + SLOW_S - loop.time())
-        pressed: str | None = None
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=pause)
-            if done:
-                break
-            try:
-                await saying.stream(prompts.ONE_MOMENT)
-            except KeyPressed as exc:
-                pressed = exc.digit
-            except BaseException:
-                quiet(task)
-                raise
-            pause = max(0.0, saying.quiet_since + REMIND_S - loop.time())
+        try:
+            _done, pressed = await over_the_wait(self.call.saying, task)
+        except BaseException:
+            quiet(task)
+            raise
         result = task.result()
         if pressed is not None:
             self.pressed = pressed
         return result
+
+    def _keep(self, task: asyncio.Future[Any]) -> asyncio.Future[Any]:
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        return task
+
+    def mark_pending(self, message: MessageSummary) -> bool:
+        """Whether `message`'s \\Seen (:meth:`mark_heard`) is still to be written."""
+        return any(m is message for _f, m in self._marks)
 
     def take_key(self) -> str | None:
         """The key that cut "one moment please" during the last slow operation, once."""
@@ -293,6 +300,25 @@ class CallMailbox:
                           self.call.who)
 
     async def close(self) -> None:
+        """End of the call. Getting in or a session's opening still under way (the caller
+        hung up during "one moment please") is cancelled and waited for, at most the
+        store's timeout, before the stack closes: a session it opened later would never
+        be exited, keeping its connection and one of the store's slots."""
+        pending = set(self._pending)
+        if pending:
+            for task in pending:
+                task.cancel()
+            # mailstore.MailStore's settings; a store without them: the default timeout
+            settings = getattr(self.call.services.store, "settings", None)
+            bound = float(getattr(settings, "timeout", CLOSE_WAIT_S))
+            _done, late = await asyncio.wait(pending, timeout=bound)
+            for task in pending:
+                quiet(task)
+            if late:
+                log.error("phone menu for %s: getting into the mailbox did not end within "
+                          "%s s of being cancelled at the end of the call; its IMAP session "
+                          "may stay open until the mail store's login thread ends (see "
+                          "[mailstore] timeout in phone-menu.toml)", self.call.who, bound)
         await self.marks_settled()
         try:
             await self._stack.aclose()

@@ -11,31 +11,20 @@ write them.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mailcall.agi import prompts
-from mailcall.agi.folders import (
-    commit_recording,
-    discard_recording,
-    greeting_path,
-    prepare_recording,
-)
+from mailcall.agi import greeting_recording, prompts
 from mailcall.userstore.errors import RefinementRefused, StoreError
 from mailcall.userstore.overlay import decision_policy
 from mailcall.userstore.service import UserStore
 
 from . import absence_by_phone, own_store, pin_by_phone
-from .actions_common import SILENCE_S
 
 if TYPE_CHECKING:
     from .call import MenuCall
 
 log = logging.getLogger("mailcall.phonemenu")
-
-MAX_GREETING_MS = 60_000
 
 
 async def record_greeting(call: MenuCall, kind: str) -> None:
@@ -45,19 +34,9 @@ async def record_greeting(call: MenuCall, kind: str) -> None:
         await call.saying.stream(prompts.INVALID_CHOICE)
         return
     session = call.session
-    loop = asyncio.get_running_loop()
-    final = greeting_path(Path(call.runtime.setting("greetings_dir")), user.id, kind)
-    tmp = await loop.run_in_executor(None, prepare_recording, final, session.env.uniqueid)
-    try:
-        rec = await session.record_file(str(tmp), "wav", "#", MAX_GREETING_MS, beep=True,
-                                        silence_s=SILENCE_S)
-        saved = rec.outcome in ("dtmf", "timeout") and await loop.run_in_executor(
-            None, commit_recording, tmp, final)
-    except BaseException:
-        discard_recording(tmp)
-        raise
+    saved = await greeting_recording.record_greeting(
+        session, call.runtime.setting("greetings_dir"), user.id, kind)
     if not saved:
-        await loop.run_in_executor(None, discard_recording, tmp)
         if not session.hungup:
             await call.saying.phrase("not_sent")
         return

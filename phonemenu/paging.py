@@ -37,12 +37,15 @@ class Pager:
         self.call = call
         self._tasks: dict[str, asyncio.Future[Any]] = {}
         self._examined: set[int] = set()
-        """Voicemail UIDs later pages examined (listed or refused for want of a seal)."""
+        """Voicemail UIDs later pages examined (listed or refused for want of a seal);
+        the first page's are :attr:`.CallMailbox.voice_examined`."""
 
     async def more(self, effect: FetchMore) -> MoreListed | None:
         """Start the fetch of `effect.folder`'s next page if none is running; with
-        ``wait``, the page as the machine's event ("one moment please" if slow; on a
-        failure the apology, and ``failed``)."""
+        ``wait``, the page as the machine's event ("one moment please" if slow, and the
+        key that cut it as ``typed``; on a failure the apology, and ``failed``). The
+        session a failed fetch used was dropped by :meth:`_fetch` when it failed, so
+        nothing is dropped here: another may have been opened since."""
         folder = effect.folder
         task = self._tasks.get(folder)
         if task is None:
@@ -56,22 +59,36 @@ class Pager:
         except self.call.unavailable as exc:
             log.warning("phone menu for %s: the next page of %s could not be listed: %s",
                         self.call.who, folder, exc)
-            if not isinstance(exc, NoMailbox):  # no session to drop
-                mailbox.failed(exc)
             await mailbox.apologise()
             return MoreListed(folder, failed=True)
-        return self._take(folder, page)
+        return self._take(folder, page, mailbox.take_key())
 
     async def _fetch(self, folder: str) -> Any:
-        menu = self.call.menu
+        """The next page; on a failure, the session it used is dropped at once, and only
+        that one (read later, when 6 reaches the end, the error would drop whatever
+        session the call had opened meanwhile, which would stay logged in unused)."""
+        call = self.call
+        menu = call.menu
+        mailbox = call.mailbox
         listed = list(menu.items(folder)) if menu is not None else []
-        if folder == VOICE:
-            skip = frozenset(m.uid for m in listed) | frozenset(self._examined)
-            return await self.call.mailbox.page(folder, skip=skip)
-        lowest = min((m.uid for m in listed), default=None)
-        return await self.call.mailbox.page(folder, before=lowest)
+        box = await mailbox.session(speak=False)
+        if box is None:
+            raise NoMailbox(f"no IMAP session for {call.who}'s next page of {folder}")
+        # page() takes the same session: nothing runs between the two (the marks before
+        # it are written, so its own wait for them returns at once).
+        try:
+            if folder == VOICE:
+                skip = (frozenset(m.uid for m in listed) | frozenset(self._examined)
+                        | mailbox.voice_examined)
+                return await mailbox.page(folder, skip=skip)
+            lowest = min((m.uid for m in listed), default=None)
+            return await mailbox.page(folder, before=lowest)
+        except call.unavailable as exc:
+            if mailbox.box is box:
+                mailbox.failed(exc)
+            raise
 
-    def _take(self, folder: str, page: Any) -> MoreListed:
+    def _take(self, folder: str, page: Any, typed: str | None) -> MoreListed:
         """The page as the machine's event, the call's counts brought up to it."""
         menu = self.call.menu
         have = {m.uid for m in menu.items(folder)} if menu is not None else set()
@@ -81,10 +98,10 @@ class Pager:
             self._examined.update(page.examined)
             mailbox.voice_complete = bool(page.complete)
             mailbox.voice_new_complete = bool(page.new_complete)
-            return MoreListed(folder, refs, more=not page.complete)
+            return MoreListed(folder, refs, more=not page.complete, typed=typed)
         mailbox.mail_count = int(page.count)  # mailstore.UnreadMail
         mailbox.mail_listed += len(refs)
-        return MoreListed(folder, refs, more=bool(page.more))
+        return MoreListed(folder, refs, more=bool(page.more), typed=typed)
 
     def cancel(self) -> None:
         """At the end of the call: fetches nobody will wait for. Their outcome is read so

@@ -27,7 +27,7 @@ from mailcall.core.policy.pins import hash_pin
 from mailcall.userstore.errors import RefinementRefused, StoreError
 
 from . import own_store
-from .dialog import Ask, Tell, Typed, ask, tell
+from .dialog import Ask, Tell, Typed, ask, table_step, tell
 
 if TYPE_CHECKING:
     from mailcall.userstore.service import UserStore
@@ -40,7 +40,6 @@ MIN_DIGITS, MAX_DIGITS = 4, 12
 """What ``hash_pin`` accepts (core/policy/pins.py)."""
 ENTRY_DIGITS = MAX_DIGITS + 1
 """Read one digit more than allowed, so a PIN too long is refused, not silently cut."""
-MAX_TRIES = 3
 
 
 class Step(StrEnum):
@@ -138,13 +137,12 @@ class PinDialog:
         return self._go(outcome)
 
     def _go(self, kind: Input) -> list[Out]:
-        said, after, costs = TABLE[(self.step, kind)]
-        out: list[Out] = [Tell(p) for p in said]
-        if costs:
-            self.tries += 1
-            if self.tries >= MAX_TRIES:
-                self.step, self.first = Step.DONE, ""
-                return [*out, Tell("nothing_saved")]
+        said, step, self.tries = table_step(TABLE, self.step, kind, self.tries)
+        out: list[Out] = [*said]
+        if step is None:
+            self.step, self.first = Step.DONE, ""
+            return out
+        after = step
         if after is Step.NEW:
             self.first = ""
         self.step = after

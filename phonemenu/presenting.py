@@ -4,9 +4,10 @@ For a voicemail the content is its audio, fetched once per call and decoded
 to 8 kHz signed linear in the call's folder; for a mail, its text
 (mailstore's ``readable``: HTML made text, quotes and signatures dropped)
 read sentence by sentence in its own language, attachments announced first.
-The fetch starts once the envelope's first sentence has been sent to
-Asterisk (not before: that first sound must not wait for a decode), so the
-audio is usually there when the envelope ends. While a message plays, the
+The fetch starts once the envelope's first sentence has played through (not
+before: that first sound must not wait for a decode, and a caller who skips
+during it, 6 6 6, costs no FETCH), so the audio is usually there when the
+envelope ends. While a message plays, the
 next one's envelope is spoken into files ahead (at most one) and, for
 voicemail, its audio fetched and decoded, so "6" starts with a file already
 made when the words are still the same.
@@ -17,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
+
+from mailcall.mailstore.errors import MailboxUnavailable
 
 from . import words
 from .errors import NoMailbox, NotPlayable
@@ -40,7 +43,8 @@ class Presenter:
         self._audio: dict[int, asyncio.Future[str]] = {}
         """id(message) -> the decoded audio's stream name (fetched once per call)."""
         self._waiting: set[asyncio.Future[str]] = set()
-        """Fetches waiting for the envelope's first sound (:meth:`audio_after_first_sound`)."""
+        """Fetches waiting for the envelope's first sound to be heard, their IMAP work not
+        begun (:meth:`audio_after_first_sound`): cancelled when the caller skips."""
 
     def envelope(self, folder: str, message: Any) -> list[str]:
         call = self.call
@@ -73,6 +77,8 @@ class Presenter:
             await self.say_envelope(effect.folder, message)
         except BaseException:
             if fetch is not None:
+                if fetch in self._waiting:  # its IMAP work not begun: the caller moved on
+                    fetch.cancel()
                 quiet(fetch)
             raise
         assert call.menu is not None
@@ -143,21 +149,41 @@ class Presenter:
         self._envelopes = {text: Ahead(call.saying, text)}
 
     async def _readable(self, message: Any) -> Any:
-        box = await self.call.mailbox.session(speak=False)
+        # our own words (attachments, deposits announced) in the caller's language
+        language = self.call.saying.words_lang
+        return await self._on_session(lambda box: box.readable(message, language=language))
+
+    async def _on_session(self, operation: Any) -> Any:
+        """`operation(box)` on the call's session. When another operation (a page fetched
+        in the background) broke that session while this one waited its turn, this one
+        finds it closed: that failure was the other's, already handled, so this one runs
+        once more on a new session instead of apologising for it."""
+        mailbox = self.call.mailbox
+        box = await mailbox.session(speak=False)
         if box is None:
             raise NoMailbox("no IMAP session for this call")
-        # our own words (attachments, deposits announced) in the caller's language
-        return await box.readable(message, language=self.call.saying.words_lang)
+        try:
+            return await operation(box)
+        except self.call.unavailable as exc:
+            closed = isinstance(exc, MailboxUnavailable) and exc.reason == "closed"
+            if not closed or mailbox.box is box:
+                raise  # its own failure (the store closed the session for it)
+        box = await mailbox.session(speak=False)
+        if box is None:
+            raise NoMailbox("no IMAP session for this call")
+        return await operation(box)
 
     def audio_after_first_sound(self, message: Any) -> asyncio.Future[str]:
-        """:meth:`audio_of`, started once the next audio command is sent, unless it was
-        already started ahead (then it is that one)."""
+        """:meth:`audio_of`, started once the next sound has played through, unless it was
+        already started ahead (then it is that one). Cancelled with that sound when a key
+        or a hang-up cuts it."""
         if id(message) in self._audio:
             return self.audio_of(message)
-        sent = self.call.saying.next_audio_sent()
+        heard = self.call.saying.next_sound_heard()
 
         async def later() -> str:
-            await sent
+            await heard
+            self._waiting.discard(task)  # its IMAP work begins
             return await self.audio_of(message)
 
         task = asyncio.ensure_future(later())
@@ -176,10 +202,7 @@ class Presenter:
 
     async def _decode(self, message: Any) -> str:
         call = self.call
-        box = await call.mailbox.session(speak=False)
-        if box is None:
-            raise NoMailbox("no IMAP session for this call")
-        mime, data = await box.audio(message)
+        mime, data = await self._on_session(lambda box: box.audio(message))
         decode = call.services.decode
         if decode is None:
             raise NotPlayable("no audio decoder (mailcall.playback) loaded")

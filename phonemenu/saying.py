@@ -56,31 +56,37 @@ class Saying:
         self.services = call.services
         self.quiet_since = asyncio.get_running_loop().time()
         """When the caller last heard something end (or typed): :meth:`quiet_now`."""
-        self._sent: list[asyncio.Future[None]] = []
+        self._heard: list[asyncio.Future[None]] = []
 
     def quiet_now(self) -> None:
         """The line is silent from now (a prompt ended, or the caller typed an entry)."""
         self.quiet_since = asyncio.get_running_loop().time()
 
-    def next_audio_sent(self) -> asyncio.Future[None]:
-        """Resolved once the next audio command has been written to Asterisk: work that
-        must not delay the caller's first sound (a decode) can start then."""
-        sent = asyncio.get_running_loop().create_future()
-        self._sent.append(sent)
-        return sent
+    def next_sound_heard(self) -> asyncio.Future[None]:
+        """Resolved once the next audio command has played to its end without a key;
+        cancelled when a key or a hang-up cuts it. Work that must not compete with the
+        caller's first sound (a fetch and decode), and is not wanted when the caller
+        skips at once, starts then."""
+        heard = asyncio.get_running_loop().create_future()
+        self._heard.append(heard)
+        return heard
 
-    def _sending_audio(self) -> None:
-        sent, self._sent = self._sent, []
-        for future in sent:  # resolved after this step, so the command is written first
-            if not future.done():
-                future.get_loop().call_soon(_settle, future)
+    def _sending_audio(self) -> list[asyncio.Future[None]]:
+        heard, self._heard = self._heard, []
+        return heard
+
+    @staticmethod
+    def _played(heard: list[asyncio.Future[None]], through: bool) -> None:
+        for future in heard:
+            if through:
+                _settle(future)
+            elif not future.done():
+                future.cancel()
 
     def no_audio_coming(self) -> None:
         """Nothing was played where a sound was expected (no speech engine): what waits
-        for the next audio command starts now."""
-        sent, self._sent = self._sent, []
-        for future in sent:
-            _settle(future)
+        for the next sound heard starts now."""
+        self._played(self._sending_audio(), True)
 
     @property
     def language(self) -> str:
@@ -93,11 +99,14 @@ class Saying:
 
     async def stream(self, name: str, *, cut: bool = True) -> None:
         """Play `name`; KeyPressed when a key cuts it (`cut` False: no key does)."""
-        self._sending_audio()
+        heard = self._sending_audio()
+        through = False
         try:
             result = await self.session.stream_file(name, ESCAPES if cut else "")
+            through = not result.digit
         finally:
             self.quiet_now()
+            self._played(heard, through)
         if result.digit:
             raise KeyPressed(result.digit)
 
@@ -106,13 +115,15 @@ class Saying:
             await self.stream(name, cut=cut)
 
     async def number(self, number: int, *, cut: bool = True) -> None:
-        self._sending_audio()
+        heard = self._sending_audio()
+        code: int | None = -1
         try:
             reply = await self.session.run(Command(("SAY", "NUMBER", str(int(number)),
                                                     Quoted(ESCAPES if cut else ""))))
+            code = reply.result_int
         finally:
             self.quiet_now()
-        code = reply.result_int
+            self._played(heard, not self.session.hungup and not code)
         if self.session.hungup or (code is not None and code < 0):
             raise AgiHangup("caller hung up during SAY NUMBER")
         if code:

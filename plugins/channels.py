@@ -15,9 +15,10 @@ import logging
 
 from mailcall.core.contracts import Channel, Medium
 from mailcall.core.hookspecs import hookimpl
-from mailcall.core.host.collect import collected
+from mailcall.core.host.collect import collected, collected_by_name
 from mailcall.core.host.runtime import Runtime
 from mailcall.notifications import Dispatcher, queue_path
+from mailcall.notifications.channel import temporary_errors_problem
 from mailcall.notifications.channels import BUILTIN_MEDIA, builtin_channels
 
 log = logging.getLogger("mailcall.notifications")
@@ -36,20 +37,24 @@ def mailcall_notification_channels(runtime: Runtime) -> list[Channel]:
 def notification_service(runtime: Runtime) -> Dispatcher:
     """The dispatcher over every plugin's channels, its queue beside the spool.
 
-    A channel object that is not a :class:`~mailcall.core.contracts.Channel` stops
-    ``serve`` with a message naming its plugin; one whose medium no plugin declares is logged (no
-    policy can name that medium, so it would never be used).
+    A channel object that is not a :class:`~mailcall.core.contracts.Channel`, or whose
+    ``temporary_errors`` is not a tuple of exception classes, stops ``serve`` with a
+    message naming its plugin; one whose medium no plugin declares is logged (no policy
+    can name that medium, so it would never be used). For a medium two plugins serve,
+    the one called first wins (``collected_by_name``: a third-party channel overrides ours).
     """
     declared = {m.name for m in collected(runtime.pm, "mailcall_notification_media", Medium)}
-    channels = collected(runtime.pm, "mailcall_notification_channels", Channel,
-                         expected="a Channel (medium: str, async send(notification, subject, "
-                                  "text))", runtime=runtime)
-    for channel in channels:
-        if channel.medium not in declared:
+    channels = collected_by_name(
+        runtime.pm, "mailcall_notification_channels", Channel, name="medium",
+        what="notification channel for medium", check=temporary_errors_problem,
+        expected="a Channel (medium: str, async send(notification, subject, text); "
+                 "temporary_errors, if any, a tuple of exception classes)", runtime=runtime)
+    for medium in channels:
+        if medium not in declared:
             log.warning("a channel for medium %r is offered but no plugin declares that "
-                        "medium (mailcall_notification_media): no policy can use it",
-                        channel.medium)
-    dispatcher = Dispatcher(runtime, channels, path=queue_path(runtime.setting("spool_dir")))
+                        "medium (mailcall_notification_media): no policy can use it", medium)
+    dispatcher = Dispatcher(runtime, channels.values(),
+                            path=queue_path(runtime.setting("spool_dir")))
     runtime.notifier = dispatcher
     return dispatcher
 

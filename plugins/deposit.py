@@ -21,7 +21,7 @@ from mailcall.core.decisions.deposit_plan import plan_deposit
 from mailcall.core.decisions.deposits import Deposit
 from mailcall.core.decisions.plans import DepositPlan
 from mailcall.core.hookspecs import hookimpl
-from mailcall.core.host.collect import collected
+from mailcall.core.host.collect import collected_by_name
 from mailcall.core.host.plugin_manager import announce, announce_decision
 from mailcall.core.host.runtime import Runtime
 from mailcall.core.policy.model import Policy
@@ -99,14 +99,15 @@ def encoders_from(pm: Any) -> dict[str, Any]:
     """What makes each attachment: audio encoders by format, fax converters by ``fax:FORMAT``
     (:func:`mailcall.deposit.fax_converters.maker_key`). For a format offered twice, the
     first plugin pluggy calls wins (plugins registered later are called first, so a
-    third-party encoder overrides ours). An object that breaks its contract stops
-    ``serve`` naming the plugin (:class:`~mailcall.core.host.collect.ContractBroken`)."""
-    chosen: dict[str, Any] = {}
-    for encoder in collected(pm, "mailcall_audio_encoders", AudioEncoder, expected=(
-            "an AudioEncoder (format, mime_type, extension, encode)")):
-        chosen.setdefault(encoder.format, encoder)
-    chosen.update(makers(collected(pm, "mailcall_fax_converters", FaxConverter, expected=(
-        "a FaxConverter (format, mime_type, extension, convert)"))))
+    third-party encoder overrides ours; :func:`~mailcall.core.host.collect.collected_by_name`
+    logs it). An object that breaks its contract stops ``serve`` naming the plugin
+    (:class:`~mailcall.core.host.collect.ContractBroken`)."""
+    chosen: dict[str, Any] = dict(collected_by_name(
+        pm, "mailcall_audio_encoders", AudioEncoder, name="format", what="audio format",
+        expected="an AudioEncoder (format, mime_type, extension, encode)"))
+    chosen.update(makers(collected_by_name(
+        pm, "mailcall_fax_converters", FaxConverter, name="format", what="fax format",
+        expected="a FaxConverter (format, mime_type, extension, convert)")))
     return chosen
 
 

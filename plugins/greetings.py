@@ -34,15 +34,17 @@ from mailcall.userstore.overlay import decision_policy
 log = logging.getLogger("mailcall.greetings")
 
 
-def generate_greetings(policy: Policy, engines: Sequence[Any], directory: Path,
+def generate_greetings(policy: Policy, engines: Sequence[GreetingEngine], directory: Path,
                        now: datetime, users: Iterable[str] | None = None) -> list[Path]:
     """Write every missing or outdated generated greeting; return the files written.
 
     A ``.txt`` beside each WAV keeps the text it says, so nothing is spoken again
     unless the words changed (a new name, a new absence). `users` limits the work to
     those (a change in the user store); `policy` may be the store's refined view.
+    `engines` were checked where they were collected (``engines_from`` names a plugin
+    that offers anything else), so none is dropped here.
     """
-    speakers = [e for e in engines if isinstance(e, GreetingEngine)]
+    speakers = list(engines)
     written: list[Path] = []
     if not speakers:
         return written

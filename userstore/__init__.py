@@ -16,7 +16,8 @@ from mailcall.userstore.errors import (
     StoreLocked,
     StoreUnavailable,
 )
-from mailcall.userstore.overlay import StoreOverlay, decision_policy, refined_policy
+from mailcall.userstore.overlay import StoreOverlay, decision_policy
+from mailcall.userstore.refined_view import refined_policy
 from mailcall.userstore.service import UserStore
 
 __all__ = [

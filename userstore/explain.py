@@ -15,7 +15,7 @@ from mailcall.core.contracts import Medium
 from mailcall.core.policy.model import Policy
 from mailcall.core.text import display_text
 from mailcall.userstore.effective import Effective, effective_settings
-from mailcall.userstore.overlay import effective_of
+from mailcall.userstore.refined_view import effective_of
 
 USER_CHOICE = "user's choice"
 

@@ -17,8 +17,9 @@ from mailcall.core.policy.model import Policy, User
 from mailcall.userstore.effective import effective_settings
 from mailcall.userstore.errors import RefinementRefused, StoreError
 from mailcall.userstore.fields import check_absence_backup
-from mailcall.userstore.overlay import decision_policy, overlay_of, refined_policy
+from mailcall.userstore.overlay import decision_policy, overlay_of
 from mailcall.userstore.records import Refinements
+from mailcall.userstore.refined_view import refined_policy
 from mailcall.userstore.service import UserStore
 from mailcall.web import wording
 from mailcall.web.client_vacation import client_notice

@@ -35,6 +35,7 @@ from mailcall.core.policy import numbers
 
 from .. import dialplan_variables as dv
 from ..driver import inline
+from ..folders import recordings_folder
 from ..safety import caller_name, caller_text, inside, safe_component
 from ..session import AgiSession
 
@@ -58,7 +59,7 @@ def expected_fax_file(runtime: Any, uniqueid: str) -> Path | None:
     """
     if not uniqueid or safe_component(uniqueid, limit=150) != uniqueid:
         return None
-    return Path(runtime.setting("spool_dir")) / "rec" / f"fax-{uniqueid}.tif"
+    return recordings_folder(runtime.setting("spool_dir")) / f"fax-{uniqueid}.tif"
 
 
 def _same_file_name(raw: str, expected: Path) -> bool:

@@ -22,10 +22,8 @@ for Asterisk whatever mailcall's umask, so the rename never crosses filesystems.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from mailcall.core.policy.numbers import find_owner, language_of
@@ -34,8 +32,8 @@ from mailcall.userstore.overlay import decision_policy
 
 from .. import prompts
 from ..driver import inline
-from ..folders import commit_recording, discard_recording, greeting_path, prepare_recording
-from ..pin_guard import PinGuard
+from ..greeting_recording import record_greeting
+from ..pin_guard import PIN_LOCKED, PIN_OK, PinGuard, ask_pin
 from ..safety import dialled
 from ..session import AgiSession
 
@@ -43,7 +41,6 @@ log = logging.getLogger("mailcall.agi.greeting")
 
 KINDS = {"1": "unavailable", "2": "busy", "3": "absence"}
 MAX_TRIES = 3
-MAX_GREETING_MS = 60_000
 
 
 def find_user(policy: Any, env: Any) -> str | None:
@@ -81,35 +78,19 @@ async def handler(session: AgiSession, runtime: Any, *, guard: PinGuard | None =
     await session.set_language(language_of(policy, user_id))
     await session.answer()
     user = policy.users.get(user_id) if user_id else None
-    loop = asyncio.get_running_loop()
+    async def check(pin: str) -> bool:
+        # An unknown account costs the same scrypt as a known one: no timing oracle.
+        return await check_user_pin_off_loop(policy, user_id, pin)  # the PIN threads
+
     for _attempt in range(MAX_TRIES):
-        # Before every prompt, and counted from the prompt on: calls made in
-        # parallel share the one budget.
-        if not guard.begin(account):
-            log.warning("greeting PIN prompt refused for %s (caller %r): locked for %.0f more "
-                        "minute(s) after repeated wrong PINs, or that many being typed in "
-                        "other calls", account, env.callerid, guard.locked_for(account) / 60)
-            await session.stream_file(prompts.GOODBYE)
-            await session.set_status("AUTH_FAILED")
-            return "AUTH_LOCKED"
-        try:
-            pin = (await session.get_data(prompts.ENTER_PIN, 5000, 12)).digits
-            # An unknown account costs the same scrypt as a known one: no timing oracle.
-            ok = await check_user_pin_off_loop(policy, user_id, pin)  # the PIN threads
-        except BaseException:
-            guard.abandoned(account)
-            raise
-        if ok:
-            guard.succeeded(account)
+        outcome = await ask_pin(session, guard, account, menu="greeting", check=check,
+                                digit_wait_ms=5000, log=log)
+        if outcome == PIN_OK:
             break
-        if guard.failed(account):
-            log.warning("greeting: %d wrong PINs for %s within %.0f minutes (last from caller "
-                        "%r): PIN prompt locked for %.0f minutes", guard.max_failures, account,
-                        guard.window / 60, env.callerid, guard.lockout / 60)
+        if outcome == PIN_LOCKED:
             await session.stream_file(prompts.GOODBYE)
             await session.set_status("AUTH_FAILED")
             return "AUTH_LOCKED"
-        await session.stream_file(prompts.WRONG_PIN)
     else:
         await session.stream_file(prompts.GOODBYE)
         await session.set_status("AUTH_FAILED")
@@ -128,24 +109,12 @@ async def handler(session: AgiSession, runtime: Any, *, guard: PinGuard | None =
         await session.stream_file(prompts.GOODBYE)
         await session.set_status("NO_CHOICE")
         return "NO_CHOICE"
-    final = greeting_path(Path(runtime.setting("greetings_dir")), user.id, kind)
-    tmp = await loop.run_in_executor(None, prepare_recording, final, env.uniqueid)
-    try:
-        rec = await session.record_file(str(tmp), "wav", "#", MAX_GREETING_MS, beep=True,
-                                        silence_s=3)
-        saved = rec.outcome in ("dtmf", "timeout") and await loop.run_in_executor(
-            None, commit_recording, tmp, final)
-    except BaseException:
-        # Connection lost, or cancelled (mailcall stopping): right here, not in the
-        # executor, since a cancelled task cannot count on its next await. One unlink.
-        discard_recording(tmp)
-        raise
+    saved = await record_greeting(session, runtime.setting("greetings_dir"), user.id, kind)
     if saved:
         log.info("greeting %s of %s replaced", kind, user.id)
         if not session.hungup:
             await session.stream_file(prompts.SAVED)
         await session.set_status("GREETING_SAVED", greeting=kind)
         return "GREETING_SAVED"
-    await loop.run_in_executor(None, discard_recording, tmp)
     await session.set_status("GREETING_NOT_SAVED", greeting=kind)
     return "GREETING_NOT_SAVED"

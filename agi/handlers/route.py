@@ -28,7 +28,7 @@ from mailcall.core.decisions.plans import CallRequest, Hangup, Ring, Voicemail
 from mailcall.core.decisions.routing import plan_call
 from mailcall.core.host.plugin_manager import announce_decision
 from mailcall.core.policy.numbers import find_owner, language_of
-from mailcall.core.policy.telephony import UnsafeEndpoint, dial_string
+from mailcall.core.policy.telephony import dial_argument
 from mailcall.userstore.overlay import decision_policy
 
 from ..driver import inline
@@ -49,18 +49,13 @@ the backup and the voicemail, and the administrator a warning."""
 def dial_options(policy: Any, step: Ring) -> str | None:
     """``PJSIP/201&PJSIP/202,20`` for a Ring step, or None when nothing can be dialled.
 
-    Dial strings come from ``mailcall.core.policy.telephony`` (what ``route --explain``
+    Built by :func:`mailcall.core.policy.telephony.dial_argument` (what ``route --explain``
     prints); an endpoint that is not a plain number is skipped and logged.
     """
-    targets = []
-    for endpoint in step.targets:
-        try:
-            targets.append(dial_string(policy, endpoint))
-        except UnsafeEndpoint as exc:
-            log.warning("%s (ringing %s)", exc, step.who)
-    if not targets:
-        return None
-    return f"{'&'.join(targets)},{int(step.seconds)}"
+    dial = dial_argument(policy, step.targets, step.seconds)
+    for refusal in dial.refused:
+        log.warning("%s (ringing %s)", refusal, step.who)
+    return dial.text
 
 
 def pick_greeting(policy: Any, step: Voicemail, own_status: str | None) -> str:

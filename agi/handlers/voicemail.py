@@ -52,8 +52,11 @@ from ..folders import (
     SAMPLES_PER_MS,
     WAV_HEADER,
     GreetingPathRefused,
+    file_size,
     generated_greeting_path,
     greeting_path,
+    recorded_ms,
+    recordings_folder,
     shared_folder,
 )
 from ..replies import DIAL_CONDITIONS
@@ -80,7 +83,7 @@ def _first_existing(candidates: list[Path]) -> Path | None:
 def greeting_candidates(runtime: Any, user_id: str, kind: str) -> list[Path]:
     """Personal recording first, then the one the greetings plugin generated.
 
-    None when the user id cannot name a greeting folder (:class:`GreetingPathRefused`,
+    Empty when the user id cannot name a greeting folder (:class:`GreetingPathRefused`,
     logged): the caller hears the stock prompts and the message is still taken.
     """
     base = Path(runtime.setting("greetings_dir"))
@@ -92,7 +95,7 @@ def greeting_candidates(runtime: Any, user_id: str, kind: str) -> list[Path]:
 
 
 def _recording_base(runtime: Any, uniqueid: str) -> Path:
-    rec = shared_folder(Path(runtime.setting("spool_dir")) / "rec")
+    rec = shared_folder(recordings_folder(runtime.setting("spool_dir")))
     stem = "vm-" + safe_component(uniqueid)
     candidate = rec / stem
     n = 1
@@ -100,13 +103,6 @@ def _recording_base(runtime: Any, uniqueid: str) -> Path:
         n += 1
         candidate = rec / f"{stem}-{n}"
     return candidate
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return -1
 
 
 async def take_message(
@@ -161,7 +157,7 @@ async def take_message(
         rec = await session.record_file(str(base), "wav", "#", max_ms, beep=True,
                                         silence_s=SILENCE_S)
         ended_by = rec.outcome if rec.outcome != "error" else ""
-        if await loop.run_in_executor(None, _size, wav) > WAV_HEADER:
+        if await loop.run_in_executor(None, file_size, wav) > WAV_HEADER:
             recording = str(wav)
             duration_ms = rec.endpos // SAMPLES_PER_MS
     except (AgiHangup, asyncio.CancelledError) as exc:
@@ -255,10 +251,10 @@ def _salvage(wav: Path | None) -> tuple[str | None, int | None]:
     """
     if wav is None:
         return None, None
-    size = _size(wav)
+    size = file_size(wav)
     if size <= WAV_HEADER:
         return None, None
-    return str(wav), (size - WAV_HEADER) // (2 * SAMPLES_PER_MS)
+    return str(wav), recorded_ms(size)
 
 
 @inline

@@ -4,8 +4,10 @@
     audio -> the STREAM FILE of the next one's first envelope sentence), beside the
     floor measured in the same run and the same server: a handler that answers a key
     with STREAM FILE of a file already on disk;
-(2) key press -> first audio of a 10 KB HTML mail ("2" at the main menu -> its
-    envelope's first sentence), and -> the first sentence of its body;
+(2) "2" at the main menu -> the first audio after it, which is the mail count, a
+    sentence from the speaker's cache (speech/cache.py), not the mail; and -> the
+    first sentence of the 10 KB HTML mail's body, the row that carries the issue's
+    150 ms target (the mail's own first words, after its envelope);
 (3) 50 calls at once: the login storm (each types its PIN at the same moment: PIN #
     -> the first audio, "one moment please" included, p50/p99/max; PIN # -> the menu's
     own first audio; and each caller's longest silence from PIN # until the menu
@@ -364,8 +366,8 @@ def report(args, r: dict, server_cpu: int, callers_cpus: set[int], dovecot) -> N
     floor = r["floor"]
     row("floor: key -> STREAM FILE of a file on disk", floor)
     row("1 call: key 6 -> first audio of the next voicemail", r["next"], "(p95 < 100)")
-    row("key 2 -> first audio for a 10 KB HTML mail (its count)", r["mail"], "(p95 < 150)")
-    row("key 2 -> first sentence of that mail's body", r["body"])
+    row("key 2 -> first audio: the mail count (a cached sentence)", r["mail"])
+    row("key 2 -> first sentence of a 10 KB HTML mail's body", r["body"], "(p95 < 150)")
     row(f"{args.calls} calls, key 1 -> first voicemail (offset over {args.think:g} s)",
         r["first"])
     row(f"{args.calls} calls, spread over {args.think:g} s: key 6 -> next voicemail",

@@ -6,12 +6,15 @@ expected) where it is collected, at start-up or by ``mailcall check``, never whe
 an attribute is first used in the middle of a call. Hooks return one of three shapes,
 each with its function here and the same two errors: a list (:func:`collected`), a
 mapping whose keys two plugins must not share (:func:`collected_mapping`), and one
-object that only one plugin may offer (:func:`chosen`).
+object that only one plugin may offer (:func:`chosen`). Where a list's items are
+named (media, formats, channels by medium) and a third-party plugin may override
+a built-in one, :func:`collected_by_name` is the one rule of who wins.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
 import pluggy
@@ -23,6 +26,8 @@ from mailcall.core.host.plugin_manager import each_plugin
 from mailcall.core.text import display_text
 
 T = TypeVar("T")
+
+log = logging.getLogger("mailcall.plugins")
 
 
 class ContractBroken(ServiceStartError, TypeError):
@@ -57,14 +62,17 @@ class OfferedTwice(ServiceStartError):
 
 @overload
 def collected(pm: pluggy.PluginManager, hook: str, contract: type[T], *,
-              expected: str | None = None, **kwargs: Any) -> list[T]: ...
+              expected: str | None = None, check: Callable[[Any], str | None] | None = None,
+              **kwargs: Any) -> list[T]: ...
 @overload
 def collected(pm: pluggy.PluginManager, hook: str, contract: tuple[type, ...], *,
-              expected: str | None = None, **kwargs: Any) -> list[Any]: ...
+              expected: str | None = None, check: Callable[[Any], str | None] | None = None,
+              **kwargs: Any) -> list[Any]: ...
 
 
 def collected(pm: pluggy.PluginManager, hook: str, contract: Any, *,
-              expected: str | None = None, **kwargs: Any) -> list[Any]:
+              expected: str | None = None, check: Callable[[Any], str | None] | None = None,
+              **kwargs: Any) -> list[Any]:
     """Every item of every plugin's list for `hook` (called with `kwargs`), in call order.
 
     Call order is pluggy's (the plugin registered last first, so a third-party plugin
@@ -72,12 +80,56 @@ def collected(pm: pluggy.PluginManager, hook: str, contract: Any, *,
     ``pm.hook`` subset (:func:`~mailcall.core.host.plugin_manager.each_plugin`), so the
     owner of each item is known. A None batch counts as an empty one. An item that is
     not an instance of `contract` raises :class:`ContractBroken`; `expected` says what
-    the contract is in the message (default: its name and module).
+    the contract is in the message (default: its name and module). `check`, when
+    given, sees each item that passed and returns what is wrong with it (shown in the
+    :class:`ContractBroken`) or None: the parts of a contract ``isinstance`` cannot
+    see, such as what an attribute holds.
     """
+    return [item for _, item in _owned(pm, hook, contract, expected, check, kwargs)]
+
+
+def collected_by_name(pm: pluggy.PluginManager, hook: str, contract: type[T], *, name: str,
+                      what: str, expected: str | None = None,
+                      check: Callable[[Any], str | None] | None = None,
+                      **kwargs: Any) -> dict[str, T]:
+    """The items of `hook` (as :func:`collected`) by their attribute `name`, one per name.
+
+    The documented override rule (docs/plugins.md): for a name offered twice, the item
+    first in call order wins, so a third-party plugin (registered later, called first)
+    replaces the built-in one without blocking the rest of it. Each item overridden is
+    said in one INFO line naming `what` it is ("audio format"), both plugins and how
+    to get the other one back. An item whose `name` is not a string raises
+    :class:`ContractBroken`.
+    """
+    if expected is None:
+        expected = f"a {contract.__name__} ({contract.__module__})"
+    out: dict[str, T] = {}
+    owners: dict[str, str] = {}
+    for plugin, item in _owned(pm, hook, contract, expected, check, kwargs):
+        key = getattr(item, name)
+        if not isinstance(key, str):
+            raise ContractBroken(plugin, hook, item, f"{expected} with a string {name}",
+                                 shown=f"a {type(item).__name__} whose {name} is "
+                                       f"{display_text(repr(key), 80)}")
+        if key not in owners:
+            owners[key], out[key] = plugin, item
+        elif owners[key] == plugin:
+            log.info("plugin %r offers the %s %r twice (%s): the first one is used",
+                     plugin, what, key, hook)
+        else:
+            log.info("the %s %r of plugin %r is overridden by plugin %r, called first "
+                     "(%s); to use %r's, disable the other: MAILCALL_DISABLE_PLUGINS=%s",
+                     what, key, plugin, owners[key], hook, plugin, owners[key])
+    return out
+
+
+def _owned(pm: pluggy.PluginManager, hook: str, contract: Any, expected: str | None,
+           check: Callable[[Any], str | None] | None,
+           kwargs: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    """(plugin, item) for every item of `hook`, in call order, each checked."""
     if expected is None:
         names = contract if isinstance(contract, tuple) else (contract,)
         expected = " or ".join(f"a {c.__name__} ({c.__module__})" for c in names)
-    out: list[Any] = []
     for plugin, call in reversed(each_plugin(pm, hook)):
         for batch in call(**kwargs):
             try:  # a string or a mapping is iterable, but it is one item, not a list of them
@@ -89,8 +141,10 @@ def collected(pm: pluggy.PluginManager, hook: str, contract: Any, *,
             for item in items:
                 if not isinstance(item, contract):
                     raise ContractBroken(plugin, hook, item, expected)
-                out.append(item)
-    return out
+                wrong = None if check is None else check(item)
+                if wrong is not None:
+                    raise ContractBroken(plugin, hook, item, expected, shown=wrong)
+                yield plugin, item
 
 
 def collected_mapping(pm: pluggy.PluginManager, hook: str, *, key: Callable[[Any], bool],

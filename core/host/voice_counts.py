@@ -7,9 +7,11 @@ is what both already use to call plugins, so the rules for reading this
 hook's answer are written once beside them, as :mod:`.collect` does for list
 hooks.
 
-The rules: a plugin that raises, returns something not awaitable, fails
-while counting, or resolves to anything but a
-:class:`~mailcall.core.contracts.VoiceCounts` (or None) is logged, naming
+The rules: the plugins are asked one by one in call order and the first
+awaitable answer is taken; a plugin that raises or returns something not
+awaitable is logged by name (with the fix) and the next one is asked. An
+answer that fails while counting, or resolves to anything but a
+:class:`~mailcall.core.contracts.VoiceCounts` (or None), is logged, naming
 the hook, the user and what the reader does instead, and the reader gives
 None, as it does when nothing answers within `wait`. An answer that is
 late is cancelled only when it is a coroutine made for this call; a future
@@ -25,6 +27,8 @@ import logging
 from typing import Any
 
 from mailcall.core.contracts import VoiceCounts
+from mailcall.core.host.plugin_manager import each_plugin
+from mailcall.core.text import display_text
 
 log = logging.getLogger("mailcall.voice_counts")
 
@@ -39,16 +43,8 @@ async def read_voice_counts(runtime: Any, user: str, *, wait: float, purpose: st
     `purpose` names who asks in the log ("the phone menu's greeting"); `instead` what
     it does without the counts ("it counts its own listing").
     """
-    try:
-        pending = runtime.pm.hook.mailcall_voice_counts(runtime=runtime, user=user)
-    except Exception:
-        log.exception("%s for %s (%s) failed; %s", HOOK, user, purpose, instead)
-        return None
+    pending = _first_answer(runtime, user, purpose, instead)
     if pending is None:
-        return None
-    if not inspect.isawaitable(pending):
-        log.error("%s for %s (%s) returned %r, not an awaitable (core/hookspecs.py); %s",
-                  HOOK, user, purpose, pending, instead)
         return None
     ours = inspect.iscoroutine(pending)
     task = asyncio.ensure_future(pending)
@@ -77,6 +73,36 @@ async def read_voice_counts(runtime: Any, user: str, *, wait: float, purpose: st
                   HOOK, user, purpose, got, instead)
         return None
     return got
+
+
+def _first_answer(runtime: Any, user: str, purpose: str, instead: str) -> Any:
+    """The first awaitable a plugin returns, in call order, or None.
+
+    Each plugin is asked through its own subset (``each_plugin``, as ``collected`` and
+    ``announce`` do), not by one ``firstresult`` call: there pluggy stops at the first
+    exception, so one broken plugin would hide the lamp's answer. A plugin that raises
+    or returns something not awaitable is logged by name, with the fix, and the next
+    plugin is asked.
+    """
+    callers = list(reversed(each_plugin(runtime.pm, HOOK)))
+    for i, (plugin, call) in enumerate(callers):
+        then = "the next plugin is asked" if i + 1 < len(callers) else instead
+        try:
+            pending = call(runtime=runtime, user=user)
+        except Exception:
+            log.exception("%s for %s (%s): plugin %r failed; %s. Fix that plugin or disable "
+                          "it (MAILCALL_DISABLE_PLUGINS=%s)", HOOK, user, purpose, plugin,
+                          then, plugin)
+            continue
+        if pending is None:
+            continue
+        if inspect.isawaitable(pending):
+            return pending
+        log.error("%s for %s (%s): plugin %r returned %s, not an awaitable "
+                  "(core/hookspecs.py); %s. Fix that plugin or disable it "
+                  "(MAILCALL_DISABLE_PLUGINS=%s)", HOOK, user, purpose, plugin,
+                  display_text(repr(pending), 80), then, plugin)
+    return None
 
 
 def _quiet(task: asyncio.Future[Any]) -> None:

@@ -8,13 +8,15 @@ against that, so a name no plugin offers is refused by ``mailcall check``.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pluggy
 
 from mailcall.core.contracts import AudioEncoder, FaxConverter, Medium, Offered
 from mailcall.core.errors import PolicyInvalid, Problem
-from mailcall.core.host.collect import collected
+from mailcall.core.host.collect import collected, collected_by_name
 from mailcall.core.policy.compile import compile_policy
 from mailcall.core.policy.files import RawPolicy, merge, parse_text, policy_files, read_policy
 from mailcall.core.policy.model import Policy
@@ -51,19 +53,29 @@ def compile_text(text: str, *, name: str = "<policy>",
 
 
 def _compile(raw: RawPolicy, pm: pluggy.PluginManager | None) -> Policy:
-    directory: list = []
+    directory: list[Mapping[str, Any]] = []
+    broken: list[Problem] = []
     org = raw.data.get("organisation", {})
     if pm is not None:
         # The hook promises a mapping; `organisation = 3` is the compiler's to report.
         org = org if isinstance(org, dict) else {}
-        # Each entry is checked by the compiler, with the policy's other problems.
-        for batch in pm.hook.mailcall_directory_users(organisation=org):
-            directory.extend(batch or ())
+        # A batch or entry that is no user table names its plugin (collected); what a
+        # table holds is checked by the compiler, with the policy's other problems.
+        try:
+            directory = collected(pm, "mailcall_directory_users", Mapping, organisation=org,
+                                  expected='a user table (a mapping with an "id" key)')
+        except TypeError as exc:
+            broken.append(Problem(raw.files[0], "", str(exc)))
     try:
         offered = installed_offers() if pm is None else offers(pm)
     except TypeError as exc:
-        raise PolicyInvalid([Problem(raw.files[0], "", str(exc))]) from None
-    policy = compile_policy(raw, directory, offered=offered)
+        raise PolicyInvalid([*broken, Problem(raw.files[0], "", str(exc))]) from None
+    try:
+        policy = compile_policy(raw, directory, offered=offered)
+    except PolicyInvalid as exc:
+        raise PolicyInvalid([*broken, *exc.problems]) from None
+    if broken:
+        raise PolicyInvalid(broken)
     if pm is not None:
         try:
             extra = collected(pm, "mailcall_policy_checks", str, policy=policy,
@@ -79,17 +91,16 @@ def _compile(raw: RawPolicy, pm: pluggy.PluginManager | None) -> Policy:
 def offers(pm: pluggy.PluginManager) -> Offered:
     """What `pm`'s plugins add to the policy's vocabulary; TypeError names a broken plugin.
 
-    For a medium declared twice, the first plugin pluggy calls wins (plugins
-    registered later are called first, so a third-party plugin overrides ours),
-    as for audio encoders.
+    For a medium or a format declared twice, the first plugin pluggy calls wins
+    (:func:`~mailcall.core.host.collect.collected_by_name`: plugins registered later are
+    called first, so a third-party plugin overrides ours), and the log says so.
     """
-    media: dict[str, Medium] = {}
-    for item in collected(pm, "mailcall_notification_media", Medium):
-        media.setdefault(item.name, item)
-    audio = dict.fromkeys(e.format for e in collected(pm, "mailcall_audio_encoders",
-                                                      AudioEncoder))
-    fax = dict.fromkeys(c.format for c in collected(pm, "mailcall_fax_converters",
-                                                    FaxConverter))
+    media = collected_by_name(pm, "mailcall_notification_media", Medium, name="name",
+                              what="notification medium")
+    audio = collected_by_name(pm, "mailcall_audio_encoders", AudioEncoder, name="format",
+                              what="audio format")
+    fax = collected_by_name(pm, "mailcall_fax_converters", FaxConverter, name="format",
+                            what="fax format")
     return Offered(media=media, audio_formats=tuple(audio), fax_formats=tuple(fax))
 
 

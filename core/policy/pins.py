@@ -32,7 +32,10 @@ import secrets
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mailcall.core.policy.model import Policy
 
 log = logging.getLogger("mailcall.pins")
 
@@ -119,7 +122,7 @@ def decoy_hash(n: int = N) -> str:
     return hash_pin(f"{secrets.randbelow(10 ** 12):012d}", n=n)
 
 
-def check_user_pin(policy: Any, user_id: str | None, pin: str) -> bool:
+def check_user_pin(policy: Policy, user_id: str | None, pin: str) -> bool:
     """Whether `pin` is `user_id`'s PIN in `policy`. Blocking (scrypt): call it through
     :func:`check_user_pin_off_loop`.
 
@@ -128,7 +131,7 @@ def check_user_pin(policy: Any, user_id: str | None, pin: str) -> bool:
     long as a wrong PIN and tells nothing about who exists.
     """
     user = policy.users.get(user_id) if user_id else None
-    pin_hash = getattr(user, "pin_hash", None)
+    pin_hash = user.pin_hash if user is not None else None
     if user is None or not is_pin_hash(pin_hash or "") or not pin.isdigit() or len(pin) > 12:
         cost = usual_cost(u.pin_hash for u in policy.users.values())
         verify_pin(decoy_hash(cost), pin if pin.isdigit() and len(pin) <= 12 else "0000")
@@ -136,7 +139,7 @@ def check_user_pin(policy: Any, user_id: str | None, pin: str) -> bool:
     return verify_pin(pin_hash, pin)
 
 
-async def check_user_pin_off_loop(policy: Any, user_id: str | None, pin: str) -> bool:
+async def check_user_pin_off_loop(policy: Policy, user_id: str | None, pin: str) -> bool:
     """:func:`check_user_pin` on the PIN threads (:data:`CHECK_THREADS`), waited for here."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(_check_pool(), check_user_pin, policy, user_id, pin)

@@ -46,15 +46,37 @@ def _str(check: Checker, v: Any, p: Path) -> str | None:
     return check.string(v, p)
 
 
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[IPv6]:PORT`` into a (host, port) pair, with a clear error.
+
+    The one reader of ``agi_listen``, for the policy check and for ``mailcall serve``
+    (which also takes ``--agi-listen``, and port 0: any free port, for tests)."""
+    text = str(value).strip()
+    host, sep, port = text.rpartition(":")
+    # ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and "٤" (which
+    # int() reads as 4, leaving a port the socket layer never sees written that way).
+    if not sep or not (port.isascii() and port.isdigit()) or not host:
+        raise ValueError(
+            f"agi_listen {value!r} is not HOST:PORT (e.g. 127.0.0.1:4573); "
+            "fix [server] agi_listen in the policy or --agi-listen"
+        )
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    number = int(port)
+    if not 0 <= number <= 65535:
+        raise ValueError(f"agi_listen {value!r}: port {number} is out of range 0-65535")
+    return host, number
+
+
 def _listen(check: Checker, v: Any, p: Path) -> str | None:
     s = check.string(v, p)
     if s is None:
         return None
-    host, sep, port = s.rpartition(":")
-    # ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and "٤" (which
-    # int() reads as 4, leaving a port the socket layer never sees written that way).
-    if (not sep or not host or not (port.isascii() and port.isdigit())
-            or not 0 < int(port) < 65536):
+    try:
+        _host, port = parse_listen(s)
+    except ValueError:
+        port = 0
+    if port == 0:  # a policy names the port Asterisk dials: not "any free port"
         check.error(p, f"'{s}' is not HOST:PORT, e.g. 127.0.0.1:4573")
         return None
     return s

@@ -388,7 +388,8 @@ def test_stopping_server_still_deposits_a_message_being_recorded(tmp_path, caplo
 
 def test_service_starts_from_runtime_settings(tmp_path):
     """The mailcall_services object listens where the settings say, and stops cleanly."""
-    from mailcall.agi.service import AgiService, parse_listen
+    from mailcall.agi.service import AgiService
+    from mailcall.core.policy.section_keys import parse_listen
     from mailcall.plugins import agi as agi_plugin
 
     rt = make_runtime(tmp_path)

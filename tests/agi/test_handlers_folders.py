@@ -14,7 +14,14 @@ import os
 import stat
 from pathlib import Path
 
-from mailcall.agi.folders import SHARED_DIR_MODE, shared_folder
+from mailcall.agi.folders import (
+    SHARED_DIR_MODE,
+    WAV_HEADER,
+    file_size,
+    recorded_ms,
+    recordings_folder,
+    shared_folder,
+)
 from mailcall.core.policy.load import compile_text
 from mailcall.plugins.greetings import generate_greetings
 
@@ -114,3 +121,33 @@ def test_a_folder_mailcall_may_not_chmod_is_reported_with_the_fix(tmp_path, capl
     monkeypatch.setattr(os, "chmod", refuse)
     shared_folder(folder)  # reported, not raised: the call goes on and reports its outcome
     assert "chmod 2770" in caplog.text and str(folder) in caplog.text
+
+
+def test_one_recordings_folder_for_the_handlers_the_menu_and_the_spool(tmp_path):
+    """``{spool_dir}/rec`` is named in agi/folders.py only; the spool's release of a
+    recording and the fax handler's expected file both use it."""
+    from mailcall.agi.handlers.fax import expected_fax_file
+    from mailcall.deposit.spool import Spool
+
+    rt = make_runtime(tmp_path)
+    rec = recordings_folder(rt.setting("spool_dir"))
+    assert rec == Path(rt.setting("spool_dir")) / "rec"
+    assert expected_fax_file(rt, "1795887828.27") == rec / "fax-1795887828.27.tif"
+    shared_folder(rec)
+    inside_rec, elsewhere = rec / "vm-1.wav", tmp_path / "vm-1.wav"
+    for path in (inside_rec, elsewhere):
+        path.write_bytes(b"x")
+    spool = Spool(rt.setting("spool_dir"))
+    spool._release(inside_rec)
+    spool._release(elsewhere)
+    assert not inside_rec.exists() and elsewhere.exists()
+
+
+def test_duration_of_a_recording_from_its_size(tmp_path):
+    """8 kHz, 16-bit mono after the 44-byte header: 16 bytes a millisecond."""
+    wav = tmp_path / "r.wav"
+    assert file_size(wav) == -1 and recorded_ms(file_size(wav)) == 0
+    wav.write_bytes(bytes(WAV_HEADER + 16_000))
+    assert file_size(wav) == WAV_HEADER + 16_000
+    assert recorded_ms(file_size(wav)) == 1000
+    assert recorded_ms(WAV_HEADER) == 0 and recorded_ms(WAV_HEADER + 15) == 0

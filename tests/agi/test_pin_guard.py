@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from mailcall.agi.pin_guard import PinGuard
+from mailcall.agi.safety import caller_text
 
 from .fake_asterisk import Call, run_call
 from .harness import make_runtime, run, serving
@@ -155,3 +156,35 @@ def test_parallel_calls_share_one_budget_of_guesses(tmp_path):
     asked = sum(c.commands.count('GET DATA agent-pass 5000 12\n') for c in done)
     assert asked == 5
     assert all(c.variables_set["MAILCALL_STATUS"] == "AUTH_FAILED" for c in done)
+
+
+def test_a_pin_ended_with_hash_opens_the_greeting_script(tmp_path):
+    """One PIN step for both menus (pin_guard.ask_pin): the greeting script used to
+    check ``2468#`` as typed, so a caller ending the PIN with # was refused; the
+    mailbox stripped it."""
+    (call,) = _greeting_calls(tmp_path, [
+        Call(script="greeting?user=alice", get_data=["2468#", "1"], record="dtmf")])
+    assert call.commands.count('GET DATA agent-pass 5000 12\n') == 1
+    assert call.variables_set["MAILCALL_STATUS"] == "GREETING_SAVED"
+    assert (tmp_path / "greetings" / "alice" / "unavailable.wav").is_file()
+
+
+def test_the_greeting_lockout_log_shows_the_caller_id_cleaned(tmp_path, caplog):
+    """The calling number is caller-controlled: shown by the one rule (caller_text, as the
+    mailbox does), one line, bounded. The greeting script logged ``%r`` of it raw: escapes
+    instead of the cleaned text, and a 4000-character caller ID whole in each line."""
+    caplog.set_level(logging.WARNING, logger="mailcall.agi")
+    forged = "+336\u2028FAKE: admin logged in\u202e\x1b[2J" + "9" * 4000
+    _greeting_calls(tmp_path, [
+        Call(script="greeting?user=alice", callerid=forged, get_data=["0000"] * 3),
+        Call(script="greeting?user=alice", callerid=forged, get_data=["0000"] * 3),
+        Call(script="greeting?user=alice", callerid=forged, get_data=["2468"]),
+    ])
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
+                and r.name == "mailcall.agi.greeting"]
+    assert len(warnings) == 2, warnings
+    assert "5 wrong PINs for alice" in warnings[0] and "PIN prompt refused" in warnings[1]
+    for line in warnings:
+        assert repr(caller_text(forged)) in line, line
+        assert "FAKE: admin logged in" in line and len(line) < 400
+        assert not any(c in line for c in "\u2028\u202e\x1b\n\r"), repr(line)

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from mailcall.agi.environment_reader import (
-    MAX_ENV_BYTES,
-    EnvironmentBlockError,
-    EnvironmentBlockReader,
-)
+from mailcall.agi.environment_reader import MAX_ENV_BYTES, EnvironmentBlockReader
+from mailcall.core.sansio import RemoteProtocolError
 
 from .support import TRACES, load_trace
 
@@ -59,5 +56,5 @@ def test_a_forged_copy_is_noted_for_the_warning():
 ])
 def test_refuses_past_a_bound_or_a_line_asterisk_does_not_write(data, max_line, max_env_lines,
                                                                  message):
-    with pytest.raises(EnvironmentBlockError, match=message):
+    with pytest.raises(RemoteProtocolError, match=message):
         EnvironmentBlockReader().read(bytearray(data), max_line, max_env_lines)

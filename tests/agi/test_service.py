@@ -65,3 +65,18 @@ def test_recordings_folder_exists_before_the_first_call(tmp_path):
         os.umask(old)
     assert rec.is_dir()
     assert stat.S_IMODE(rec.stat().st_mode) == 0o2770
+
+
+def test_serve_reads_agi_listen_by_the_policy_check_s_one_rule():
+    """One parser for agi_listen (core/policy/section_keys.parse_listen): serve's own took
+    any str.isdigit() port, so "٤٥٧٣" (Arabic-Indic digits) was read as port 4573 and "²"
+    raised int()'s error instead of the HOST:PORT message."""
+    import pytest
+
+    from mailcall.core.policy.section_keys import parse_listen
+
+    assert parse_listen("127.0.0.1:4573") == ("127.0.0.1", 4573)
+    assert parse_listen("127.0.0.1:0") == ("127.0.0.1", 0)  # serve: any free port (tests)
+    for odd in ("127.0.0.1:٤٥٧٣", "127.0.0.1:²", "127.0.0.1:", "4573", "[::1]:70000"):
+        with pytest.raises(ValueError, match="agi_listen"):
+            parse_listen(odd)

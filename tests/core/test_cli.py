@@ -121,3 +121,62 @@ def test_rules_are_listed_in_running_order(capsys):
                                           "known-state", "own-phone", "mobile", "backups",
                                           "voicemail"]
     assert all(r["description"] for r in rules)
+
+
+def test_plans_are_printed_by_their_own_module_not_the_command_line(example):
+    """The formatters live in mailcall.core.plan_text; core/cli.py keeps no copy or alias."""
+    from datetime import datetime
+
+    import mailcall.core.cli as cli
+    from mailcall.core.decisions.mailing import plan_mail
+    from mailcall.core.decisions.plans import CallRequest, MailRequest
+    from mailcall.core.decisions.routing import plan_call
+    from mailcall.core.plan_text import format_call_plan, format_mail_plan
+
+    at = example.local(datetime(2026, 12, 1, 10, 5))
+    call = plan_call(example, CallRequest(callee="201", caller="", at=at, state="busy"))
+    text = format_call_plan(example, call, explain=True)
+    assert "  1. ring bernard: Dial(PJSIP/202,20)  -- backup of alice" in text
+    assert "Why:\n  - 201 is alice (Alice Martin), profile sales" in text
+    mail = plan_mail(example, MailRequest(recipient="emma@stockinox.example",
+                                          sender="client@example.com",
+                                          at=example.local(datetime(2026, 12, 2, 10, 5))))
+    assert "1. auto-reply to client@example.com" in format_mail_plan(mail, explain=False)
+    defined_here = [name for name, obj in vars(cli).items()
+                    if getattr(obj, "__module__", None) == cli.__name__]
+    assert not [name for name in defined_here if name.startswith("format_")], defined_here
+
+
+class _PluginRingsAForgedEndpoint:
+    """A third-party routing rule whose endpoint is not a plain number (a plugin bug)."""
+
+    name = "forged"
+    description = "rings a forged endpoint beside a good one"
+    order = 50
+
+    def apply(self, ctx):
+        from mailcall.core.decisions.plans import Endpoint, Ring
+
+        ctx.add(Ring((Endpoint("extension", "201&Local/666@evil"), Endpoint("extension", "202")),
+                     20, "plugin", "the plugin's ring"))
+        ctx.add(Ring((Endpoint("number", "+33\n1"),), 20, "plugin", "the plugin's second ring"))
+
+
+def test_route_explain_with_an_unsafe_endpoint_prints_a_clear_line(capsys, monkeypatch):
+    """One Dial argument (core/policy/telephony.dial_argument): --explain used to raise
+    UnsafeEndpoint (a ValueError main does not catch) and print a traceback, while the
+    AGI route handler skipped the endpoint and dialled the rest."""
+    from mailcall.core import cli
+    from mailcall.core.decisions.rules import default_rules
+
+    monkeypatch.setattr(cli, "call_rules", lambda pm: [*default_rules(),
+                                                       _PluginRingsAForgedEndpoint()])
+    code, out, err = run(capsys, "route", "--to", "201", "--at", "2026-12-01T10:05",
+                         "--explain")
+    assert code == 0, err
+    assert "  1. ring plugin: Dial(PJSIP/202,20)  -- the plugin's ring" in out
+    assert ("     left out: refusing to dial '201&Local/666@evil': not a plain number"
+            in out)
+    assert "  2. ring plugin: nothing can be dialled, step skipped" in out
+    assert "refusing to dial '+33\\n1'" in out  # shown escaped, on its one line
+    assert "Traceback" not in err

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import importlib
 import inspect
 import tomllib
+import types
 
 import pytest
 
@@ -236,7 +238,8 @@ NAMED_MACHINES = {"agi/protocol.py", "ami/protocol.py", "deposit/mail_protocol.p
 PARSERS = {"imap/protocol.py", "deposit/pipe_protocol.py"}
 """Parsers without I/O that are no byte-fed machine but raise from the family (core/sansio)."""
 OWN_CLASSES = {"deposit/pipe_protocol.py": {"PipeProtocolError", "PipeRemoteError",
-                                            "PipeLocalError"}}
+                                            "PipeLocalError"},
+               "agi/commands.py": {"CommandError"}}
 """The error classes a machine keeps because callers tell them apart by name (core/sansio)."""
 
 
@@ -257,19 +260,66 @@ def _is_machine(tree: ast.AST) -> bool:
     return False
 
 
+SHARED_CODECS = {"deposit/typed_json.py"}
+"""Imported by a machine but no part of it: the typed JSON codec is the spool record's too,
+and pipe_protocol.py turns its InvalidValue into a PipeRemoteError or a PipeLocalError."""
+IO_MODULES = {"asyncio", "socket", "ssl", "selectors", "subprocess", "imaplib", "smtplib"}
+"""A module importing one of these, or with an ``async def``, does I/O: it is no machine,
+and may raise its own errors (a client's AmiError) around the machine it drives."""
+
+
+def _imports(tree: ast.AST, package: str, parts: tuple[str, ...]) -> set[str]:
+    """The dotted names `tree` imports, relative imports resolved from `package`/`parts`."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                here = [package, *parts[:-1]]
+                base = here[: len(here) - node.level + 1]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _does_io(tree: ast.AST, imported: set[str]) -> bool:
+    return (any(name.split(".")[0] in IO_MODULES for name in imported)
+            or any(isinstance(node, ast.AsyncFunctionDef) for node in ast.walk(tree)))
+
+
+@functools.cache
 def machine_modules() -> dict[str, tuple[object, ast.AST]]:
-    """Every sans-I/O machine module of the package, found by what it holds, plus PARSERS."""
-    found = {}
+    """Every sans-I/O machine module of the package, plus PARSERS: each module without I/O
+    that holds a machine (``next_event``, a table) or imports core/sansio, and each module
+    of the same package that one of those imports (the FastAGI environment-block reader is
+    agi/protocol.py's), so a parser split out of a machine is held to the same rule."""
+    modules = {}  # dotted name -> (rel, parts, package, tree, imported)
     for folder, package in _package_dirs().items():
         for path in sorted((REPO / folder).rglob("*.py")):
             rel = path.relative_to(REPO).as_posix()
-            if rel == "core/sansio.py":
-                continue
+            parts = path.relative_to(REPO / folder).with_suffix("").parts
             tree = ast.parse(path.read_text(), rel)
-            if rel in PARSERS or _is_machine(tree):
-                parts = path.relative_to(REPO / folder).with_suffix("").parts
-                found[rel] = (importlib.import_module(".".join((package, *parts))), tree)
-    return found
+            name = ".".join((package, *parts))
+            if parts[-1] == "__init__":
+                name = ".".join((package, *parts[:-1]))
+            modules[name] = (rel, package, tree, _imports(tree, package, parts))
+    machines = {name for name, (rel, _, tree, imported) in modules.items()
+                if rel != "core/sansio.py" and (rel in PARSERS or (
+                    not _does_io(tree, imported)
+                    and (_is_machine(tree) or "mailcall.core.sansio" in imported)))}
+    for name in list(machines):
+        package = modules[name][1]
+        machines.update(other for other in modules[name][3]
+                        if other in modules and modules[other][1] == package
+                        and other != "mailcall.core.sansio"
+                        and modules[other][0] not in SHARED_CODECS
+                        and not _does_io(modules[other][2], modules[other][3]))
+    return {modules[name][0]: (importlib.import_module(name), modules[name][2])
+            for name in sorted(machines)}
 
 
 def _resolve(module: object, node: ast.expr) -> object:
@@ -288,9 +338,11 @@ def _resolve(module: object, node: ast.expr) -> object:
     return value
 
 
-INSIDE = {("deposit/pipe_protocol.py", "_no_constant")}
+INSIDE = {("deposit/pipe_protocol.py", "_no_constant"),
+          ("agi/environment.py", "__setattr__"), ("agi/environment.py", "__delattr__")}
 """Helpers whose error never leaves the machine: json's parse_constant hook raises the
-ValueError json.loads expects, which decode() turns into a PipeRemoteError."""
+ValueError json.loads expects, which decode() turns into a PipeRemoteError; the read-only
+environment record raises the AttributeError Python's data model expects of a setter."""
 
 
 def raised_classes(module: object, tree: ast.AST, rel: str = "") -> list[tuple[type, int]]:
@@ -307,6 +359,25 @@ def raised_classes(module: object, tree: ast.AST, rel: str = "") -> list[tuple[t
 
 def test_the_machines_are_found():
     assert NAMED_MACHINES | PARSERS <= set(machine_modules())
+    # A parser a machine imports from its own package is held to the same rule: the
+    # environment block reader once raised an EnvironmentBlockError(Exception) of its own.
+    assert {"agi/environment_reader.py", "agi/environment_cut.py", "agi/replies.py",
+            "agi/commands.py"} <= set(machine_modules())
+    assert not {"ami/client.py", "sieve/bridge_server.py", "mwi/imap.py"} & set(machine_modules())
+
+
+def test_an_error_class_of_a_parser_s_own_is_flagged():
+    """What the old environment_reader.py held: a class outside the family, raised."""
+    source = ("class EnvironmentBlockError(Exception):\n    pass\n\n\n"
+              "def read():\n    raise EnvironmentBlockError('a line longer than 8 bytes')\n")
+    tree = ast.parse(source)
+    module = types.SimpleNamespace(EnvironmentBlockError=type("EnvironmentBlockError",
+                                                              (Exception,), {}))
+    assert [(error.__name__, line) for error, line in raised_classes(module, tree)] == [
+        ("EnvironmentBlockError", 6)]
+    assert not issubclass(module.EnvironmentBlockError, sansio.ProtocolError)
+    from mailcall.agi import environment_reader
+    assert not hasattr(environment_reader, "EnvironmentBlockError")
 
 
 @pytest.mark.parametrize("rel", sorted(machine_modules()))

@@ -347,8 +347,31 @@ def test_directory_plugins_get_a_table_and_may_return_junk(tmp_path):
     found = [str(p) for p in exc.value.problems]
     assert seen == [{}]
     assert any("organisation: must be a table" in p for p in found), found
-    assert any("a directory plugin returned a user that is missing an id" in p
-               for p in found), found
+    assert any("returned str from mailcall_directory_users, which is not a user table"
+               in p for p in found), found
+
+
+def test_a_directory_plugin_returning_one_table_instead_of_a_list_is_named(tmp_path):
+    """One user table returned bare (not in a list) was iterated key by key: the
+    compiler saw the strings "id", "name", ... as users and never named the plugin."""
+    from mailcall.core.hookspecs import hookimpl
+    from mailcall.core.host.plugin_manager import make_plugin_manager
+
+    class Directory:
+        @hookimpl
+        def mailcall_directory_users(self, organisation):
+            return {"id": "zoe", "name": "Zoé", "extension": "299"}
+
+    pm = make_plugin_manager()  # the built-in plugins, which the example policy needs
+    pm.register(Directory(), name="hr-export")
+    path = tmp_path / "policy.toml"
+    path.write_text(EXAMPLE.read_text())
+    with pytest.raises(PolicyInvalid) as exc:
+        load_policy(path, pm=pm)
+    found = [str(p) for p in exc.value.problems]
+    assert len(found) == 1, found
+    assert "plugin 'hr-export' returned dict from mailcall_directory_users" in found[0]
+    assert "MAILCALL_DISABLE_PLUGINS=hr-export" in found[0]
 
 
 @pytest.mark.parametrize("depth", [50, 400, 2000])

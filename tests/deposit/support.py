@@ -22,50 +22,25 @@ from mailcall.deposit.spool_depositor import SpoolDepositor
 from mailcall.deposit.worker import SpoolWorker, WorkerSettings
 from mailcall.plugins import deposit as plugin
 from tests.support import MEDIA
+from tests.support.policies import small_policy_text
 
 USERS = ("alice@example.test", "bob@example.test")
 FAST = WorkerSettings(retry_base=0.2, retry_max=1.0, poll_interval=0.2, delivery_timeout=20)
 
 
 def policy_text(address: str, *, method: str = "lmtp", formats=("opus",), fax=("pdf",)) -> str:
-    fmt = ", ".join(f'"{f}"' for f in formats)
-    fax_fmt = ", ".join(f'"{f}"' for f in fax)
-    return f"""
-[organisation]
-name = "Test Org"
-domain = "example.test"
-timezone = "Europe/Paris"
-language = "fr"
+    def user(name: str, email: str, extension: str, **more: str) -> dict:
+        return {"name": name, "email": email, "profile": "staff", **more,
+                "extensions": [extension]}
 
-[delivery]
-method = "{method}"
-address = "{address}"
-
-[profiles.staff]
-description = "test staff"
-[profiles.staff.features]
-voicemail = {{ enabled = true, formats = [{fmt}] }}
-fax = {{ enabled = true, formats = [{fax_fmt}] }}
-
-[users.alice]
-name = "Alice Martin"
-email = "alice@example.test"
-profile = "staff"
-extensions = ["201"]
-
-[users.bob]
-name = "Bob Smith"
-email = "bob@example.test"
-profile = "staff"
-language = "en"
-extensions = ["202"]
-
-[users.ghost]
-name = "Ghost User"
-email = "ghost@example.test"
-profile = "staff"
-extensions = ["209"]
-"""
+    return small_policy_text(address, {
+        "profiles": {"staff": {"description": "test staff", "features": {
+            "voicemail": {"enabled": True, "formats": list(formats)},
+            "fax": {"enabled": True, "formats": list(fax)}}}},
+        "users": {"alice": user("Alice Martin", "alice@example.test", "201"),
+                  "bob": user("Bob Smith", "bob@example.test", "202", language="en"),
+                  "ghost": user("Ghost User", "ghost@example.test", "209")},
+    }, method=method)
 
 
 def make_policy(address: str, **kw) -> Policy:

@@ -24,8 +24,8 @@ from tests.phonemenu.support import menu_policy_text
 from tests.support.dovecot import free_port
 from tests.support.sipp import AwaitHangup, Dtmf, Pause, Speak
 
-from .checks import SKIP_GAP_MS, agi_rx, assert_speech_length, audio
-from .test_phone_menu import PIN, menu_live_for
+from .checks import SKIP_GAP_MS, agi_rx, assert_speech_length, audio, played
+from .test_phone_menu import PIN, flags, menu_live_for
 
 DOMAIN = "stockinox.example"
 ORIGINAL_ID = "<devis-7@stockinox.example>"
@@ -61,7 +61,7 @@ def test_a_voice_reply_to_an_email_reaches_the_reply_to_address_threaded(reply_l
     assert not refused, refused
     mark = live.ast.mark()
     steps = [*PIN,
-             Dtmf("2"), Pause(6000),               # the mail: count, envelope, its text
+             Dtmf("2"), Pause(12000),              # the mail: count, envelope, its text
              Dtmf("3"), Pause(800), Dtmf("1"),     # advanced, reply
              Pause(1000), Dtmf("#"), Pause(SKIP_GAP_MS),   # skip the instructions
              Speak(live.media.speech, 300), Dtmf("#"), Pause(5000),  # recorded; "sent"
@@ -72,6 +72,13 @@ def test_a_voice_reply_to_an_email_reaches_the_reply_to_address_threaded(reply_l
     rx = agi_rx(log)
     assert any(line.startswith("RECORD FILE") for line in rx), rx
     assert 'SET VARIABLE MAILCALL_STATUS "MAILBOX_DONE"' in rx
+    # What Alice heard: the reply said sent, never "not sent", all in her language.
+    names = [f for f, _lang in played(log)]
+    assert any("/phrases/reply_sent-en/" in n for n in names), names
+    assert not any("/phrases/not_sent-" in n for n in names), names
+    assert all(lang == "en" for _f, lang in played(log)), played(log)
+    # The original, as her mail client sees it: heard to its end (\\Seen), and answered.
+    assert flags(live, "INBOX") == [{"\\Seen", "\\Answered"}]
 
     [reply] = live.mail("carole", "INBOX")
     assert [a for _n, a in getaddresses([str(reply["To"])])] == [f"carole@{DOMAIN}"]

@@ -290,8 +290,9 @@ class _Dropped(OSError):
 @pytest.mark.parametrize("extra", [NO_MOVE, NO_MOVE_NO_UIDPLUS], ids=["uidplus", "plain"])
 async def test_a_delete_cut_between_copy_and_flag_is_not_copied_twice(dovecot_factory, extra):
     """The connection drops after the COPY to Trash and before \\Deleted (a hang-up, the
-    network): the message is in both folders. A retry, in this session or the next call,
-    finds the copy by Message-ID and size and does not copy it again."""
+    network): the message is in both folders. After a restart (a new store: no memo), with
+    Trash readable (no ACL here), the retry finds the copy by Message-ID and size and does
+    not copy it again."""
     from tests.mailstore.support import start_phone_mail
 
     m = start_phone_mail(dovecot_factory, extra=extra)
@@ -312,7 +313,7 @@ async def test_a_delete_cut_between_copy_and_flag_is_not_copied_twice(dovecot_fa
             await box.move_to_trash(message)
     assert m.message_ids("Trash") == [message.message_id]  # half done: in both
     assert message.message_id in m.message_ids("Voicemail")
-    async with store.session(ALICE) as box:  # the next call: the same message again
+    async with m.store().session(ALICE) as box:  # after a restart: a new store, no memo
         again, _ = await box.voice_messages()
         assert again.message_id == message.message_id
         await box.move_to_trash(again)
@@ -322,19 +323,20 @@ async def test_a_delete_cut_between_copy_and_flag_is_not_copied_twice(dovecot_fa
     assert "\\Deleted" not in m.flags("Trash", message.message_id)
 
 
-async def test_a_retry_in_the_same_session_uses_the_copy_it_made(dovecot_factory):
-    """COPY answered, the \\Deleted refused once: the retry in the same session flags the
-    original without a second COPY (the COPYUID it was told)."""
+async def test_a_retry_after_the_session_failed_uses_the_copy_it_made(dovecot_factory):
+    """COPY answered, the \\Deleted refused once: the session fails (closed, as every
+    MailboxUnavailable closes it), and the retry, on the next session of the same store,
+    flags the original without a second COPY (the store's memo of that copy)."""
     from tests.mailstore.support import start_phone_mail
 
     m = start_phone_mail(dovecot_factory, extra=NO_MOVE)
     await m.deposit(voice("call.r1"))
-    async with m.store().session(ALICE) as box:
-        (message,) = await box.voice_messages()
-        inner = box._box
-        real_uid = inner.conn.uid
-        sent: list[str] = []
-        refused = [True]
+    store = m.store()
+    sent: list[str] = []
+
+    def spy_on(box, refuse: bool):
+        real_uid = box._box.conn.uid
+        refused = [True] if refuse else []
 
         def spy(command, *args):
             sent.append(command)
@@ -342,16 +344,40 @@ async def test_a_retry_in_the_same_session_uses_the_copy_it_made(dovecot_factory
                 refused.pop()
                 return "NO", [b"[SERVERBUG] try again"]
             return real_uid(command, *args)
+        box._box.conn.uid = spy
 
-        inner.conn.uid = spy
+    async with store.session(ALICE) as box:
+        (message,) = await box.voice_messages()
+        spy_on(box, refuse=True)
         with pytest.raises(MailboxUnavailable):
-            inner.move_to_trash(message)  # the blocking layer: the session stays usable
-        assert sent.count("COPY") == 1 and inner._copies
-        inner.move_to_trash(message)
-        assert sent.count("COPY") == 1, sent
-        assert sent[-1] == "EXPUNGE"
+            await box.move_to_trash(message)
+        assert sent.count("COPY") == 1 and len(store.trash_copies) == 1
+        with pytest.raises(MailboxUnavailable, match="closed"):
+            await box.move_to_trash(message)  # the failed session is closed
+    async with store.session(ALICE) as box:
+        (again,) = await box.voice_messages()
+        spy_on(box, refuse=False)
+        await box.move_to_trash(again)
+    assert sent.count("COPY") == 1, sent
+    assert sent[-1] == "EXPUNGE"
+    assert len(store.trash_copies) == 0  # flagged: forgotten
     assert m.message_ids("Trash") == [message.message_id]
     assert m.message_ids("Voicemail") == []
+
+
+def test_the_trash_copies_memo_is_bounded_oldest_first():
+    from mailcall.mailstore.trash_copies import TrashCopies
+
+    memo = TrashCopies(limit=3)
+    for uid in range(1, 5):
+        memo.remember(("alice", "Voicemail", 7, uid), 100 + uid)
+    assert len(memo) == 3
+    assert ("alice", "Voicemail", 7, 1) not in memo  # the oldest dropped
+    assert memo.get(("alice", "Voicemail", 7, 4)) == 104
+    assert ("bob", "Voicemail", 7, 4) not in memo  # per login
+    assert ("alice", "Voicemail", 8, 4) not in memo  # per UIDVALIDITY
+    memo.forget(("alice", "Voicemail", 7, 4))
+    assert len(memo) == 2
 
 
 SPECIAL_TRASH = """

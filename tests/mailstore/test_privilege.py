@@ -7,7 +7,9 @@ The ACL lines are read from the contrib snippet itself, so the two cannot drift.
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
+import logging
 import os
 import shutil
 import tempfile
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from mailcall.mailstore import MailboxUnavailable
 from tests.mailstore.support import ALICE, MASTER, MASTER_PASSWORD, plain, start_phone_mail, voice
 from tests.support import REPO
 
@@ -45,18 +48,26 @@ namespace inbox {{
 """
 
 
-@pytest.fixture
-def guarded(dovecot_factory):
+@contextlib.contextmanager
+def _guarded(dovecot_factory, lines: str):
     # Not under pytest's tmp dir (0700): Dovecot's imap processes (uid 5000) read the file.
     folder = Path(tempfile.mkdtemp(prefix="mailcall-acl-"))
     os.chmod(folder, 0o755)  # noqa: S103
     acl = folder / "mailcall.acl"
-    acl.write_text(acl_lines())
+    acl.write_text(lines)
     os.chmod(acl, 0o644)
     m = start_phone_mail(dovecot_factory, extra=_extra(acl))
-    yield m
-    shutil.rmtree(folder, ignore_errors=True)
-    shutil.rmtree(m.work, ignore_errors=True)
+    try:
+        yield m
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(m.work, ignore_errors=True)
+
+
+@pytest.fixture
+def guarded(dovecot_factory):
+    with _guarded(dovecot_factory, acl_lines()) as m:
+        yield m
 
 
 def _master(m) -> imaplib.IMAP4:
@@ -67,7 +78,7 @@ def _master(m) -> imaplib.IMAP4:
 
 def test_snippet_lists_the_phone_rights():
     lines = acl_lines().splitlines()
-    assert "INBOX user=mailcall-phone lrst" in lines and "Trash user=mailcall-phone lis" in lines
+    assert "INBOX user=mailcall-phone lrwst" in lines and "Trash user=mailcall-phone lis" in lines
     assert not any("mailcall-phone" in line and "e" in line.split()[-1] for line in lines)
 
 
@@ -125,3 +136,73 @@ def test_the_master_user_can_do_nothing_else(guarded):
         assert owner.uid("SEARCH", "ALL")[1] == [b""]
     finally:
         owner.logout()
+
+
+async def test_a_reply_leaves_the_original_answered_under_the_acl(guarded):
+    """The contrib ACL's "w" on INBOX and Voicemail: \\Answered is kept, on both folders."""
+    m = guarded
+    await m.deposit(voice("call.a"))
+    m.deliver(plain("Devis", "Can you call me back?"))
+    async with m.store().session(ALICE) as box:
+        (heard,) = await box.voice_messages()
+        (mail,) = (await box.unread_mail()).messages
+        assert await box.mark_answered(heard) is True
+        assert await box.mark_answered(mail) is True
+    assert "\\Answered" in m.flags("Voicemail", heard.message_id)
+    assert "\\Answered" in m.flags("INBOX", mail.message_id)
+    assert "\\Seen" not in m.flags("INBOX", mail.message_id)  # a reply does not read it
+
+
+async def test_an_acl_without_w_logs_what_to_add_and_the_session_goes_on(dovecot_factory,
+                                                                        caplog):
+    """An older ACL (lrst): Dovecot answers OK and drops the flag. mark_answered says so
+    (False), one warning names the right and the file, and the session stays usable."""
+    old = acl_lines().replace(" lrwst\n", " lrst\n")
+    assert "mailcall-phone lrwst" not in old
+    with _guarded(dovecot_factory, old) as m:
+        m.deliver(plain("Devis", "Can you call me back?"))
+        async with m.store().session(ALICE) as box:
+            (mail,) = (await box.unread_mail()).messages
+            with caplog.at_level(logging.WARNING, logger="mailcall.mailstore"):
+                assert await box.mark_answered(mail) is False
+            await box.mark_seen(mail)  # not closed by the refusal
+        assert m.flags("INBOX", mail.message_id) == {"\\Seen"}
+    [line] = [r.getMessage() for r in caplog.records if "Answered" in r.getMessage()]
+    assert '"w"' in line and "/etc/dovecot/mailcall.acl" in line
+    assert "92-mailcall-phone.conf" in line and "the reply was sent" in line
+
+
+async def test_a_delete_cut_after_the_copy_is_not_copied_twice_under_the_acl(guarded):
+    """Under the contrib ACL (MOVE refused: no "e"; Trash not readable: no "r") the
+    connection is broken after the COPY to Trash was answered and before \\Deleted. The
+    session fails and is closed; the menu's retry, on the next session of the same store,
+    does not COPY again (the store's memo), and Trash holds one copy."""
+    m = guarded
+    await m.deposit(voice("call.cut"))
+    store = m.store()
+    async with store.session(ALICE) as box:
+        (message,) = await box.voice_messages()
+        inner = box._box
+        real_uid = inner.conn.uid
+        copied: list[str] = []
+
+        def cut_after_copy(command, *args):
+            if command == "COPY":
+                copied.append(real_uid(command, *args)[0])
+                return copied[-1], [b"done"]
+            if command == "STORE" and "Deleted" in args[-1]:
+                inner.abort()  # the connection goes down under the STORE
+            return real_uid(command, *args)
+
+        inner.conn.uid = cut_after_copy
+        with pytest.raises(MailboxUnavailable):
+            await box.move_to_trash(message)
+    assert copied == ["OK"]
+    assert m.message_ids("Trash") == [message.message_id]  # half done: in both
+    assert "\\Deleted" not in m.flags("Voicemail", message.message_id)
+    async with store.session(ALICE) as box:  # the menu's next session
+        (again,) = await box.voice_messages()
+        await box.move_to_trash(again)
+        assert await box.voice_messages() == []
+    assert m.message_ids("Trash") == [message.message_id]  # one copy, not two
+    assert "\\Deleted" in m.flags("Voicemail", message.message_id)

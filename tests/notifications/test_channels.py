@@ -26,7 +26,7 @@ from mailcall.notifications import (
     PermanentChannelError,
     TemporaryChannelError,
 )
-from mailcall.notifications.channel import is_temporary
+from mailcall.notifications.channel import is_temporary, temporary_errors_of
 from mailcall.notifications.channels import (
     EmailChannel,
     FileChannel,
@@ -131,7 +131,8 @@ def test_webhook_gives_up_on_client_error_without_leaking_token(tmp_path: Path, 
     assert len(hook.bodies) == 1
     assert "secret" not in str(err.value) and "T0KEN-IN-PATH" not in str(err.value)
     assert f"http://127.0.0.1:{server.server_port}/" in str(err.value)
-    assert not is_temporary(channel, err.value)  # HTTP 4xx: permanent, reported once
+    # HTTP 4xx: permanent, reported once
+    assert not is_temporary(temporary_errors_of(channel), err.value)
 
 
 def test_webhook_server_errors_and_silence_are_temporary(tmp_path: Path, webhook_server):
@@ -142,7 +143,7 @@ def test_webhook_server_errors_and_silence_are_temporary(tmp_path: Path, webhook
     channel = WebhookChannel(runtime, backoff=0.01)
     with pytest.raises(TemporaryChannelError, match="HTTP 500") as err:
         asyncio.run(channel.send(Notify("alice", "webhook", url, "t"), "s", "t"))
-    assert is_temporary(channel, err.value) and "T0KEN" not in str(err.value)
+    assert is_temporary(temporary_errors_of(channel), err.value) and "T0KEN" not in str(err.value)
     # Nobody listening (connection refused): temporary too.
     down = f"http://127.0.0.1:{free_port()}/x"
     with pytest.raises(TemporaryChannelError):
@@ -167,10 +168,10 @@ def test_relay_replies_decide_temporary_or_permanent(tmp_path: Path):
         channel = SmsGatewayChannel(runtime)
         with pytest.raises(TemporaryChannelError, match=r"451 4\.7\.1 greylisted") as first:
             asyncio.run(channel.send(ALICE_SMS, "s", "t"))
-        assert is_temporary(channel, first.value)
+        assert is_temporary(temporary_errors_of(channel), first.value)
         with pytest.raises(PermanentChannelError, match=r"554 5\.7\.1 relaying denied") as second:
             asyncio.run(channel.send(ALICE_SMS, "s", "t"))
-        assert not is_temporary(channel, second.value)
+        assert not is_temporary(temporary_errors_of(channel), second.value)
         receipt = asyncio.run(channel.send(ALICE_SMS, "Nouveau", "De : Bob\nObjet : Devis"))
         assert receipt == (f"relay {relay.address} took +33612345678@sms.stockinox.example: "
                            "250 2.0.0 Ok: queued as T1")
@@ -180,7 +181,7 @@ def test_relay_replies_decide_temporary_or_permanent(tmp_path: Path):
     # The relay gone: connection refused is temporary.
     with pytest.raises(TemporaryChannelError, match="cannot connect") as down:
         asyncio.run(channel.send(ALICE_SMS, "s", "t"))
-    assert is_temporary(channel, down.value)
+    assert is_temporary(temporary_errors_of(channel), down.value)
 
 
 def test_email_channel_goes_to_the_relay(tmp_path: Path):

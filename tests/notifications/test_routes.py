@@ -25,6 +25,7 @@ from mailcall.plugins import channels as channels_plugin
 from mailcall.plugins import deposit as deposit_plugin
 from tests.deposit.support import voice
 from tests.notifications.support import Relay, ScriptedHandler, async_wait_until
+from tests.support.policies import small_policy_text
 
 pytestmark = pytest.mark.dovecot
 
@@ -33,35 +34,18 @@ GATEWAY = "+33612345678@sms.example.test"
 
 
 def policy_text(lmtp: str, relay: str | None) -> str:
-    relay_line = f'relay = "{relay}"\n' if relay is not None else ""
-    return f"""
-[organisation]
-name = "Test Org"
-domain = "example.test"
-timezone = "Europe/Paris"
-language = "fr"
-
-[delivery]
-method = "lmtp"
-address = "{lmtp}"
-
-[channels]
-sms_gateway = "{{number}}@sms.example.test"
-{relay_line}
-[profiles.staff]
-description = "told of voicemail by SMS"
-[profiles.staff.features]
-voicemail = {{ enabled = true, formats = ["wav"] }}
-notify = {{ voicemail = true, media = ["sms"], hours = "always" }}
-
-[users.alice]
-name = "Alice Martin"
-email = "{ALICE}"
-profile = "staff"
-extensions = ["201"]
-mobile = "+33612345678"
-preferred_medium = "sms"
-"""
+    channels = {"sms_gateway": "{number}@sms.example.test"}
+    if relay is not None:
+        channels["relay"] = relay
+    return small_policy_text(lmtp, {
+        "channels": channels,
+        "profiles": {"staff": {"description": "told of voicemail by SMS", "features": {
+            "voicemail": {"enabled": True, "formats": ["wav"]},
+            "notify": {"voicemail": True, "media": ["sms"], "hours": "always"}}}},
+        "users": {"alice": {"name": "Alice Martin", "email": ALICE, "profile": "staff",
+                            "extensions": ["201"], "mobile": "+33612345678",
+                            "preferred_medium": "sms"}},
+    })
 
 
 def test_lmtp_deposit_and_sms_through_the_relay(dovecot_factory, tmp_path: Path, caplog):

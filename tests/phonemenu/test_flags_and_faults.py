@@ -29,7 +29,7 @@ AUDIO = r"STREAM FILE \S*/call-\S*/vm-\d+ "
 MENU_WAIT = r"WAIT FOR DIGIT"
 ONE_MOMENT = r"STREAM FILE one-moment-please "
 HOLD_S = 1.4
-"""Longer than the menu's SLOW_S (1 s: "one moment please"), within the store timeout."""
+"""Longer than SLOW_S (phonemenu/waiting.py, 1 s: "one moment please"), within the timeout."""
 
 
 class Relay:

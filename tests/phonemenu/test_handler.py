@@ -13,9 +13,6 @@ from __future__ import annotations
 import asyncio
 import re
 
-import pytest
-
-from mailcall.core.hookspecs import hookimpl
 from mailcall.deposit.seal import deposit_key
 from mailcall.speech import Speaker
 from tests.agi.harness import serving
@@ -26,24 +23,6 @@ from .support import PIN, cleanup, html_mail, plain_mail, start_mailboxes
 AUDIO = r"STREAM FILE \S*/call-\S*/vm-\d+ "
 """A voicemail's own audio, decoded into the call's folder."""
 MENU_WAIT = r"WAIT FOR DIGIT"
-
-
-class LampSpy:
-    def __init__(self) -> None:
-        self.changes: list[tuple[str, str, str]] = []
-
-    @hookimpl
-    def mailcall_mailbox_changed(self, runtime, user, folder, reason):
-        self.changes.append((user, folder, reason))
-
-
-@pytest.fixture
-def boxes(dovecot_factory):
-    made = start_mailboxes(dovecot_factory)
-    made.lamp = LampSpy()
-    made.runtime.pm.register(made.lamp, name="lamp-spy")
-    yield made
-    cleanup(made)
 
 
 def call(boxes, phone: Phone) -> Phone:

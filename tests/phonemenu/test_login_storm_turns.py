@@ -66,3 +66,74 @@ async def _enter(admission: Admission) -> bool:
 def test_an_admission_needs_a_slot():
     with pytest.raises(ValueError, match="at least one slot"):
         Admission(slots=0)
+
+
+def test_a_waiter_cancelled_as_its_turn_comes_leaks_no_turn():
+    """The caller hangs up just as the turn is handed to them (the holder leaves and the
+    waiter is cancelled in the same loop step): the waiter ends cancelled, and the slot
+    is free for the next login, once (asyncio.wait_for on 3.11 could swallow that
+    cancellation or keep the slot)."""
+    async def go():
+        admission = Admission(slots=1, wait=10)
+        inside = asyncio.Event()
+        leave = asyncio.Event()
+        entered: list[str] = []
+
+        async def holder() -> None:
+            async with admission.turn():
+                inside.set()
+                await leave.wait()
+
+        async def waiter() -> None:
+            async with admission.turn():
+                entered.append("waiter")
+                await asyncio.sleep(10)
+
+        held = asyncio.ensure_future(holder())
+        await inside.wait()
+        queued = asyncio.ensure_future(waiter())
+        await asyncio.sleep(0.01)
+        assert admission.waiting == 1
+        leave.set()
+        await asyncio.sleep(0)  # the holder leaves: the semaphore hands the turn on...
+        queued.cancel()  # ...and the caller is gone in that same step
+        await held
+        outcome = await asyncio.gather(queued, return_exceptions=True)
+        free = admission._free._value
+        again = await asyncio.wait_for(_enter(admission), 1)  # a turn, not a wait
+        return outcome, entered, free, again, admission._free._value, admission.waiting
+
+    outcome, entered, free, again, after, waiting = asyncio.run(go())
+    assert isinstance(outcome[0], asyncio.CancelledError), outcome
+    assert entered == []
+    assert (free, again, after, waiting) == (1, True, 1, 0)
+
+
+def test_a_queued_waiter_cancelled_gives_nothing_back():
+    """A waiter cancelled while queued took no turn and gives none back: the slots stay
+    as many as there are (not one more)."""
+    async def go():
+        admission = Admission(slots=1, wait=10)
+        async with admission.turn() as got:
+            assert got
+            queued = asyncio.ensure_future(_enter(admission))
+            await asyncio.sleep(0.01)
+            queued.cancel()
+            outcome = await asyncio.gather(queued, return_exceptions=True)
+            during = admission._free._value
+        return outcome, during, admission._free._value, admission.waiting
+
+    outcome, during, after, waiting = asyncio.run(go())
+    assert isinstance(outcome[0], asyncio.CancelledError)
+    assert (during, after, waiting) == (0, 1, 0)
+
+
+def test_an_error_inside_a_turn_gives_the_turn_back():
+    async def go():
+        admission = Admission(slots=1, wait=10)
+        with pytest.raises(RuntimeError, match="listing broke"):
+            async with admission.turn():
+                raise RuntimeError("listing broke")
+        return admission._free._value, await asyncio.wait_for(_enter(admission), 1)
+
+    assert asyncio.run(go()) == (1, True)

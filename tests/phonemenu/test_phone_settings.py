@@ -20,9 +20,10 @@ from mailcall.agi import prompts
 from mailcall.core.policy.load import compile_text
 from mailcall.core.policy.model import Absence
 from mailcall.phonemenu import absence_by_phone as ab
+from mailcall.phonemenu import dialog as settings_dialog
 from mailcall.phonemenu import pin_by_phone as pb
 from mailcall.phonemenu import words
-from mailcall.phonemenu.dialog import Typed, clean
+from mailcall.phonemenu.dialog import DIALOG_TRIES, Typed, clean
 
 from .support import menu_policy_text
 
@@ -165,6 +166,31 @@ def test_absence_date_then_backup_then_saved():
     assert d.answered(ab.Input.SAVED) == [] and d.done
 
 
+def test_both_dialogs_step_their_tables_with_the_one_stepper_and_count():
+    """One stepper (phonemenu/dialog.py) and one count of tries: none of their own."""
+    for module in (ab, pb):
+        assert not hasattr(module, "MAX_TRIES")
+        assert module.table_step is settings_dialog.table_step
+    # "three wrong entries in a row": a right date clears the wrong ones before it...
+    d = dialog()
+    d.start()
+    d.typed(typed("3102"))
+    d.typed(typed("3102"))
+    assert d.typed(typed("1212")) == [ab.Ask("absence_backup", ab.BACKUP_DIGITS)]
+    assert d.tries == 0
+    d.typed(typed("999"))
+    assert d.typed(typed("999"))[-1] == ab.Ask("absence_backup", ab.BACKUP_DIGITS)
+    # ...but a first PIN is right only once the second matches: mismatches still count.
+    p = pb.PinDialog()
+    p.start()
+    for n in range(1, DIALOG_TRIES):
+        p.typed(typed("1111"))
+        p.typed(typed("2222"))
+        assert p.tries == n
+    p.typed(typed("1111"))
+    assert p.typed(typed("2222"))[-1] == pb.Tell("nothing_saved") and p.done
+
+
 def test_a_lone_hash_is_no_backup_and_a_group_extension_is_the_group():
     d = dialog()
     d.start()
@@ -268,7 +294,7 @@ def test_any_sequence_stays_in_the_table_and_saves_only_what_was_typed(events, b
                 continue
             out = d.answered(event)
         every_phrase_is_sayable(out)
-        assert d.tries < ab.MAX_TRIES or (d.done and out[-1] == ab.Tell("nothing_saved"))
+        assert d.tries < DIALOG_TRIES or (d.done and out[-1] == ab.Tell("nothing_saved"))
         for o in out:
             if isinstance(o, ab.Save):
                 assert o.last_day >= TODAY and (o.backup is None or o.backup in

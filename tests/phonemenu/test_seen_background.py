@@ -12,25 +12,12 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from .phone import Phone, Press
-from .support import cleanup, start_mailboxes
 from .test_flags_and_faults import AUDIO, Relay, call, flags, pin_then, status
-from .test_handler import LampSpy
 
 ENVELOPE = r"STREAM FILE \S*/call-\S*/[0-9a-f]{12}-0001 "
 """The first sentence of an envelope, spoken into the call's folder."""
 AUDIO_COMMAND = ("STREAM FILE", "SAY NUMBER")
-
-
-@pytest.fixture
-def boxes(dovecot_factory):
-    made = start_mailboxes(dovecot_factory)
-    made.lamp = LampSpy()
-    made.runtime.pm.register(made.lamp, name="lamp-spy")
-    yield made
-    cleanup(made)
 
 
 def after_key(phone: Phone, index: int) -> tuple[float, str]:

@@ -47,3 +47,18 @@ def example_policy(*changes: Mapping[str, Any]) -> dict[str, Any]:
 def example_policy_text(*changes: Mapping[str, Any]) -> str:
     """:func:`example_policy` as policy text, for ``compile_text`` or a policy file."""
     return tomli_w.dumps(example_policy(*changes))
+
+
+SMALL_ORGANISATION = {"name": "Test Org", "domain": "example.test", "timezone": "Europe/Paris",
+                      "language": "fr"}
+"""The organisation of the small policies the deposit and notification harnesses build."""
+
+
+def small_policy_text(address: str, *changes: Mapping[str, Any], method: str = "lmtp") -> str:
+    """A small policy ("Test Org", delivery by `method` to `address`) as policy text, each
+    of `changes` (profiles, users, channels) merged in turn as :func:`example_policy` does."""
+    data: dict[str, Any] = {"organisation": dict(SMALL_ORGANISATION),
+                            "delivery": {"method": method, "address": address}}
+    for change in changes:
+        data = _merged(data, change)
+    return tomli_w.dumps(data)

@@ -16,7 +16,8 @@ from mailcall.core.decisions.mailing import plan_mail
 from mailcall.core.decisions.plans import AutoReply, CallRequest, MailRequest, Notify, Ring
 from mailcall.core.decisions.plans import Voicemail as VoicemailStep
 from mailcall.core.decisions.routing import plan_call
-from mailcall.userstore.overlay import StoreOverlay, refined_policy
+from mailcall.userstore.overlay import StoreOverlay
+from mailcall.userstore.refined_view import refined_policy
 from mailcall.userstore.service import UserStore
 from mailcall.userstore.sqlite_store import SqliteStore
 from tests.userstore.conftest import EXAMPLE, NOW

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from mailcall.sieve.generate import MARKER, USERS_DIR
 from mailcall.sieve.user_scripts import update_user_scripts
-from mailcall.userstore.overlay import refined_policy
 from mailcall.userstore.records import Change, NewAbsence, Stamp
+from mailcall.userstore.refined_view import refined_policy
 from tests.userstore.conftest import NOW
 
 SIEVEC = shutil.which("sievec")

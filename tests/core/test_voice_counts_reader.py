@@ -108,3 +108,46 @@ async def test_a_slow_shared_future_is_left_to_its_other_readers():
     assert not shared.cancelled()
     shared.set_result(VoiceCounts(new=4, old=0))
     assert await read(Answer(lambda: shared)) == VoiceCounts(new=4, old=0)
+
+
+class Raising:
+    """A broken plugin, registered after the lamp: pluggy calls it first."""
+
+    def __init__(self, answer=None) -> None:
+        self.answer = answer
+
+    @hookimpl
+    def mailcall_voice_counts(self, runtime, user):
+        if self.answer is None:
+            raise RuntimeError("broken plugin")
+        return self.answer
+
+
+@pytest.mark.parametrize(("broken", "words"), [
+    (Raising(), "plugin 'broken' failed; the next plugin is asked"),
+    (Raising(answer=7), "plugin 'broken' returned 7, not an awaitable (core/hookspecs.py); "
+                        "the next plugin is asked"),
+])
+async def test_a_broken_plugin_does_not_hide_the_lamps_answer(caplog, broken, words):
+    """One firstresult call stopped at the broken plugin's exception (pluggy ends the
+    chain there), so the lamp behind it was never asked and the count was lost."""
+    async def counts():
+        return VoiceCounts(new=3, old=0)
+    runtime = Runtime(Answer(counts))
+    runtime.pm.register(broken, name="broken")
+    with caplog.at_level(logging.INFO, "mailcall.voice_counts"):
+        got = await read_voice_counts(runtime, "alice", wait=0.2,
+                                      purpose="the test's greeting", instead="it counts alone")
+    assert got == VoiceCounts(new=3, old=0)
+    [(level, message)] = logged(caplog)
+    assert level == logging.ERROR and words in message, message
+    assert message.endswith("Fix that plugin or disable it (MAILCALL_DISABLE_PLUGINS=broken)")
+
+
+async def test_plugins_that_do_not_count_leave_the_answer_to_the_next():
+    async def counts():
+        return VoiceCounts(new=1, old=5)
+    runtime = Runtime(Answer(counts))
+    runtime.pm.register(Answer(lambda: None), name="not-a-lamp")
+    assert await read_voice_counts(runtime, "alice", wait=0.2, purpose="p",
+                                   instead="i") == VoiceCounts(new=1, old=5)
