@@ -35,10 +35,11 @@ from typing import TYPE_CHECKING, Any
 from mailcall.agi import prompts
 from mailcall.core.policy.model import Absence, Policy, User
 from mailcall.core.policy.numbers import find_owner
+from mailcall.userstore import by_phone
 from mailcall.userstore.errors import RefinementRefused, StoreError
 from mailcall.userstore.fields import check_absence_backup
 
-from . import own_store, words
+from . import words
 from .dialog import Ask, NoSpeech, Tell, Typed, ask, table_step, tell, tell_text
 
 if TYPE_CHECKING:
@@ -281,7 +282,7 @@ async def set_absence(call: MenuCall) -> None:
     policy = runtime.policy
     now = runtime.now()
     try:
-        current = await own_store.read(
+        current = await by_phone.read(
             runtime, lambda store: own_absence_ahead(store, user.id, now), None)
     except StoreError as exc:
         log.error("phone menu: %s's absence cannot be read: %s", user.id, exc)
@@ -330,11 +331,11 @@ async def save(call: MenuCall, item: Save) -> tuple[Input, Absence | None]:
 
     def write(store: UserStore) -> Any:
         refined = store.set_absence(policy, user.id, until=back_on, backup=item.backup,
-                                    actor=user.id, origin=own_store.ORIGIN)
+                                    actor=user.id, origin=by_phone.ORIGIN)
         return max(refined.absences, key=lambda a: a.id)
 
     try:
-        stored = await own_store.in_store(runtime, write)
+        stored = await by_phone.in_store(runtime, write)
     except RefinementRefused as exc:
         log.warning("phone menu: %s's absence was refused by the user store: %s", user.id, exc)
         fields = {p.field for p in exc.problems}
@@ -346,7 +347,7 @@ async def save(call: MenuCall, item: Save) -> tuple[Input, Absence | None]:
     except StoreError as exc:
         log.error("phone menu: %s's absence was not saved: %s", user.id, exc)
         return Input.FAILED, None
-    own_store.obeyed_now(runtime)
+    by_phone.obeyed_now(runtime)
     log.info("phone menu: %s set an absence by phone until %s (back on %s), backup %s",
              user.id, item.last_day.isoformat(), back_on.isoformat(), item.backup or "none")
     return Input.SAVED, Absence(user=user.id, start=stored.start, until=stored.until,
@@ -358,10 +359,10 @@ async def end(call: MenuCall, absence_id: int) -> Input:
 
     def write(store: UserStore) -> None:
         store.clear_absences(runtime.policy, user.id, [absence_id], actor=user.id,
-                             origin=own_store.ORIGIN)
+                             origin=by_phone.ORIGIN)
 
     try:
-        await own_store.in_store(runtime, write)
+        await by_phone.in_store(runtime, write)
     except RefinementRefused:
         log.info("phone menu: %s's absence #%d was already removed (web page or CLI)",
                  user.id, absence_id)
@@ -370,7 +371,7 @@ async def end(call: MenuCall, absence_id: int) -> Input:
         log.error("phone menu: %s's absence #%d was not removed: %s", user.id, absence_id,
                   exc)
         return Input.FAILED
-    own_store.obeyed_now(runtime)
+    by_phone.obeyed_now(runtime)
     log.info("phone menu: %s ended their absence #%d by phone", user.id, absence_id)
     return Input.ENDED
 

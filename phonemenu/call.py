@@ -3,7 +3,9 @@
 The loop feeds the menu what happens on the line (a key, a wait that ran
 out, a message's audio starting or ending) and carries out the effects it
 gets back, in order; when one is cut by a key, the rest are dropped and the
-key is fed. Every decision about what a key does is the machine's
+key is fed (a key that cut the wait for a save or a delete comes as
+:class:`.TypedDuringChange`, so the machine knows the confirmation and the
+next message were never heard). Every decision about what a key does is the machine's
 (:mod:`.keymap`'s table); this module only dispatches effects to the parts
 that do them: :mod:`.saying` (prompts, phrases, speech), :mod:`.counts`,
 :mod:`.presenting` (a message's envelope and content), :mod:`.mailbox` (the
@@ -41,6 +43,7 @@ from .machine import (
     Say,
     Setting,
     Timeout,
+    TypedDuringChange,
 )
 from .mailbox import CallMailbox, quiet
 from .paging import Pager
@@ -50,6 +53,8 @@ from .scratch import Scratch
 from .services import Services
 
 MENU_WAIT_MS = 2500
+WAITED_CHANGES = ("save", "trash", "marked")
+"""The acts waited for under "one moment please" (:meth:`.CallMailbox.slow`)."""
 
 
 class MenuCall:
@@ -117,7 +122,10 @@ class MenuCall:
 
     async def carry_out(self, effects: Sequence[Any]) -> Any:
         """Do `effects` in order; the event a key, a message's end or a failed change
-        makes, else None. A key that cut "one moment please" counts as a key."""
+        makes, else None. A key that cut "one moment please" counts as a key; during a
+        save or a delete it is a :class:`.TypedDuringChange`: the rest of the effects (the
+        confirmation, the next message) are dropped, and the machine puts the cursor
+        back on what the caller last heard announced."""
         for effect in effects:
             try:
                 event = await self.effect(effect)
@@ -125,7 +133,10 @@ class MenuCall:
                 self.mailbox.take_key()
                 return Key(pressed.digit)
             if event is None and (typed := self.mailbox.take_key()) is not None:
-                event = Key(typed)
+                if isinstance(effect, Act) and effect.what in WAITED_CHANGES:
+                    event = TypedDuringChange(effect.what, effect.folder, effect.ref, typed)
+                else:
+                    event = Key(typed)
             if event is not None:
                 return event
         return None

@@ -22,7 +22,10 @@ background; :class:`MoreListed` brings it and it is appended. 6 (or 9, or a
 delete) at the very end waits for it (``wait``) and moves on into it. A
 message moved to Trash leaves this call's list at once; if the move (or a
 mark) then fails, the loop feeds :class:`ActFailed` and the
-transition is undone, so nothing is confirmed that did not happen.
+transition is undone, so nothing is confirmed that did not happen. A key typed
+while a page or a change is waited for ("one moment please") acts on what the caller
+last heard announced, never on a message not presented yet (:class:`MoreListed`'s
+``typed``, :class:`TypedDuringChange`).
 """
 
 from __future__ import annotations
@@ -105,12 +108,27 @@ class MoreListed:
 
 
 @dataclass(frozen=True, slots=True)
+class TypedDuringChange:
+    """`digit` cut "one moment please" while the ``save``, ``marked`` or ``trash`` of the
+    last transition was waited for; the change stands, but the confirmation and the next
+    message's Present after it were dropped. The key acts where the caller is — on the
+    message menu of the message they last heard announced — after the confirmation (so
+    they know the change stood), never on the next message, which was not announced.
+    After a delete the cursor is on the gap the message left (``Menu.gone``)."""
+
+    what: str
+    folder: str
+    ref: Any
+    digit: str
+
+
+@dataclass(frozen=True, slots=True)
 class Hangup:
     """The caller is gone: nothing more is done, nothing more is marked."""
 
 
 Event = (Key | Timeout | AudioStarted | PlaybackEnded | Unplayable | ActFailed | MoreListed
-         | Hangup)
+         | TypedDuringChange | Hangup)
 
 
 # ------------------------------------------------------------------ effects
@@ -192,6 +210,9 @@ PHRASES = (
 )
 """Every phrase a Say can name; agi/prompts.py's MENU_PHRASES maps each to what is played."""
 
+_ON_THE_MESSAGE = (Op.REPEAT, Op.DELETE, Op.SAVE, Op.ADVANCED_MENU, Op.FORWARD)
+"""The message menu's keys that act on the message itself (none after it was deleted)."""
+
 _MENU_OF = {State.MAIN: "main_menu", State.MESSAGE: "message_menu",
             State.PLAYING: "message_menu", State.ADVANCED: "advanced_menu",
             State.OPTIONS: "options_menu", State.DONE: "goodbye"}
@@ -217,8 +238,17 @@ class Menu:
     """Folders whose next page was asked for and has not been appended yet."""
     waiting: str | None = None
     """The folder whose next page the cursor waits for, one past the end of its list."""
+    gone: bool = False
+    """The message the caller last heard was deleted and the next one was not presented
+    (:class:`TypedDuringChange`): the cursor is on the gap before ``index``. 6 presents the
+    message at ``index``, 4 the one before the gap; keys on the message itself (5 7 9 3 8)
+    have nothing to act on and get the message menu."""
     timeouts: int = 0
     invalid: int = 0
+    _paging: tuple[set[str], str | None] = field(default_factory=lambda: (set(), None),
+                                                 repr=False)
+    """``asked`` and ``waiting`` before the last transition: a page it asked for after its
+    change is not asked at all when the rest of its effects are dropped."""
     _before: tuple[list[tuple[str, str, int]], tuple[Any, ...]] | None = field(
         default=None, repr=False)
     """The changes the last transition asked for, and the cursor and lists before it,
@@ -261,6 +291,9 @@ class Menu:
             return self._undo(event)
         if isinstance(event, MoreListed):
             return self._more_listed(event)
+        if isinstance(event, TypedDuringChange):
+            return self._typed_during_change(event)
+        self._paging = (set(self.asked), self.waiting)
         before = (self.state, self.folder, self.index, self.audio_started, list(self.voice),
                   list(self.mail), set(self.heard))
         out = self._feed(event)
@@ -311,6 +344,14 @@ class Menu:
         return out + self._do(op, before)
 
     def _do(self, op: Op, before: State) -> list[Effect]:
+        if self.gone:
+            if op in _ON_THE_MESSAGE:  # deleted: nothing to repeat, delete, save, answer
+                self.state = State.MESSAGE
+                return [Say("message_menu")]
+            if op is not Op.HELP:
+                self.gone = False
+            if op is Op.NEXT:  # the message after the deleted one is at its place
+                return self._present()
         if op is Op.GOODBYE:
             return self._goodbye()
         if op is Op.MAIN_MENU:
@@ -432,6 +473,22 @@ class Menu:
             return [Say("no_more"), Say("message_menu")]
         return self._present()
 
+    def _typed_during_change(self, event: TypedDuringChange) -> list[Effect]:
+        """The change stood; what came after it was dropped. The cursor goes back where
+        the caller is — the message just saved, or the gap the deleted one left — the
+        confirmation is said, and the key acts there."""
+        asked = self._before[0] if self._before is not None else ()
+        if (event.what, event.folder, id(event.ref)) not in asked:  # not the last one's
+            return self.feed(Key(event.digit))
+        assert self._before is not None
+        state, self.folder, self.index, self.audio_started = self._before[1][:4]
+        self._before = None
+        self.asked, self.waiting = self._paging  # the dropped FetchMore was never asked
+        self.state = State.MAIN if state is State.MAIN else State.MESSAGE
+        self.gone = event.what == "trash"
+        said = Say("deleted" if self.gone else "saved", cut=False)
+        return [said, *self.feed(Key(event.digit))]
+
     def _back_to_main(self, phrase: str) -> list[Effect]:
         self.state = State.MAIN
         return [Say(phrase, self.folder), Say("main_menu")]
@@ -459,6 +516,7 @@ class Menu:
         self.voice[:] = voice  # the same list objects: the call's presenter holds them
         self.mail[:] = mail
         self.heard = heard
+        self.asked, self.waiting = self._paging  # a FetchMore dropped with the rest
         self.state = State.MAIN if state is State.MAIN else State.MESSAGE
         return [Say(_MENU_OF[self.state])]
 

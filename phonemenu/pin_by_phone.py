@@ -24,9 +24,9 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from mailcall.core.policy.pins import hash_pin
+from mailcall.userstore import by_phone
 from mailcall.userstore.errors import RefinementRefused, StoreError
 
-from . import own_store
 from .dialog import Ask, Tell, Typed, ask, table_step, tell
 
 if TYPE_CHECKING:
@@ -178,19 +178,19 @@ async def save(call: MenuCall, pin: str) -> Input:
 
     def write(store: UserStore) -> None:
         store.set(policy, user.id, {"pin": hash_pin(pin)}, actor=user.id,
-                  origin=own_store.ORIGIN)
+                  origin=by_phone.ORIGIN)
 
     try:
-        await own_store.in_store(call.runtime, write)
+        await by_phone.in_store(call.runtime, write)
     except RefinementRefused as exc:
         log.warning("phone menu: %s's new PIN was refused by the user store: %s", user.id, exc)
         return Input.REFUSED
     except StoreError as exc:
         log.error("phone menu: %s's new PIN was not saved: %s", user.id, exc)
         return Input.FAILED
-    own_store.obeyed_now(call.runtime)
+    by_phone.obeyed_now(call.runtime)
     log.info("phone menu: %s changed their PIN by phone (saved in the user store %s)",
-             user.id, own_store.store_location(call.runtime))
+             user.id, by_phone.store_location(call.runtime))
     return Input.SAVED
 
 

@@ -2,12 +2,13 @@
 
 The caller proves who they are with their PIN (checked against the policy's
 scrypt hash, off the event loop: scrypt is deliberately slow), picks a kind
-(1 unavailable, 2 busy, 3 absence — only kinds their profile grants), and
-records. The new greeting is written under a temporary name and renamed over
-the old one, so a call arriving meanwhile plays either the old or the new
-greeting, never half a file; a recording cut by a hang-up is thrown away, and
-so is one cut by a lost connection or by mailcall stopping (nothing else would
-ever clean the temporary file up).
+(1 unavailable, 2 busy, 3 absence — only kinds their profile grants, a greeting
+they turned off included: recording it turns it on again in the user store, origin
+``phone``, as in the mailbox's options), and records. The new greeting is written
+under a temporary name and renamed over the old one, so a call arriving meanwhile
+plays either the old or the new greeting, never half a file; a recording cut by a
+hang-up is thrown away, and so is one cut by a lost connection or by mailcall
+stopping (nothing else would ever clean the temporary file up).
 
 Wrong PINs are also counted across calls (:mod:`..pin_guard`): after 5 in
 15 minutes for one account, its prompt is refused for 15 minutes, with a
@@ -28,11 +29,12 @@ from typing import Any
 
 from mailcall.core.policy.numbers import find_owner, language_of
 from mailcall.core.policy.pins import check_user_pin_off_loop
+from mailcall.userstore.by_phone import ORIGIN
 from mailcall.userstore.overlay import decision_policy
 
 from .. import prompts
 from ..driver import inline
-from ..greeting_recording import record_greeting
+from ..greeting_recording import may_record, record_greeting, use_again
 from ..pin_guard import PIN_LOCKED, PIN_OK, PinGuard, ask_pin
 from ..safety import dialled
 from ..session import AgiSession
@@ -96,7 +98,7 @@ async def handler(session: AgiSession, runtime: Any, *, guard: PinGuard | None =
         await session.set_status("AUTH_FAILED")
         return "AUTH_FAILED"
     assert user is not None
-    granted = [k for k in KINDS.values() if k in user.features.greetings]
+    granted = [k for k in KINDS.values() if may_record(runtime, user.id, k)]
     kind = None
     for _attempt in range(MAX_TRIES):
         digit = (await session.get_data(prompts.CHOOSE_GREETING, 5000, 1)).digits
@@ -112,6 +114,7 @@ async def handler(session: AgiSession, runtime: Any, *, guard: PinGuard | None =
     saved = await record_greeting(session, runtime.setting("greetings_dir"), user.id, kind)
     if saved:
         log.info("greeting %s of %s replaced", kind, user.id)
+        await use_again(runtime, user.id, kind, origin=ORIGIN)
         if not session.hungup:
             await session.stream_file(prompts.SAVED)
         await session.set_status("GREETING_SAVED", greeting=kind)

@@ -1,4 +1,5 @@
-"""The user store as the phone menu reaches it: one short job per read or write.
+"""The user store as a phone call reaches it (the menu's dialogs, the greeting script):
+one short job per read or write.
 
 The PIN and absence dialogs write the same store as the web page and the CLI
 (docs/user-settings.md), through :class:`~mailcall.userstore.service.UserStore`,
