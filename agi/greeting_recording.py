@@ -81,19 +81,22 @@ async def use_again(runtime: Any, user_id: str, kind: str, *, origin: str) -> No
         return
     policy = runtime.policy
 
-    def write(store: UserStore) -> None:
+    def write(store: UserStore) -> bool:
         stored = store.refinements(user_id).values.get("greetings")
         if stored is None or kind in stored.value:
-            return
+            return False  # on already (changed meanwhile): nothing to write or to tell
         store.set(policy, user_id, {"greetings": [*stored.value, kind]}, actor=user_id,
                   origin=origin)
+        return True
 
     try:
-        await by_phone.in_store(runtime, write)
+        wrote = await by_phone.in_store(runtime, write)
     except (RefinementRefused, StoreError) as exc:
         log.warning("%s recorded their %s greeting by phone, which stays unused: the user "
                     "store (%s) refused to turn it on: %s", user_id, kind,
                     by_phone.store_location(runtime), exc)
+        return
+    if not wrote:
         return
     by_phone.obeyed_now(runtime)
     log.info("%s's %s greeting is used again (set by %s in the user store)",

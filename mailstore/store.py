@@ -182,6 +182,19 @@ def _close_late(future: asyncio.Future) -> None:
         log.warning("mailbox by phone (after the call gave up waiting): %s", exc)
 
 
+def _reason_of(exc: BaseException) -> str:
+    """The MailboxUnavailable reason `_run` gives the same failure when its caller waits."""
+    if isinstance(exc, MailboxUnavailable):
+        return exc.reason
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, imaplib.IMAP4.readonly):
+        return "folder"
+    if isinstance(exc, (OSError, imaplib.IMAP4.abort, ssl.SSLError)):
+        return "unreachable"
+    return "protocol"
+
+
 def _logged(exc: MailboxUnavailable) -> MailboxUnavailable:
     log.warning("mailbox by phone: %s", exc)
     return exc
@@ -213,6 +226,7 @@ class MailboxSession:
                                          f"is closed ({self._closed})")
             s = self._store.settings
             loop = asyncio.get_running_loop()
+            deadline = loop.time() + s.timeout
             future = loop.run_in_executor(self._store._pool, fn, *args)
             self._inflight = future
             try:
@@ -221,9 +235,10 @@ class MailboxSession:
                 # The caller left (a hang-up, a cut fetch) but the thread still speaks on
                 # the connection: the next operation must wait for its answer, or two
                 # threads would interleave commands on one socket. The thread stays bounded
-                # by the same timeout, after which the connection is broken under it.
+                # by the same deadline (from its start), after which the connection is
+                # broken under it.
                 handed_over = True
-                guard = loop.call_later(s.timeout, self._give_up, future)
+                guard = loop.call_later(max(0.0, deadline - loop.time()), self._give_up, future)
                 future.add_done_callback(lambda f: self._handed_back(f, guard))
                 raise
             except TimeoutError:
@@ -253,10 +268,16 @@ class MailboxSession:
                 self._lock.release()
 
     def _handed_back(self, future: asyncio.Future[Any], guard: asyncio.TimerHandle) -> None:
+        """The thread of an operation whose caller left has returned. If it failed on the
+        connection, the session is not trusted any more, exactly as when its caller waited:
+        the next operation is told at once instead of being sent on a dead socket."""
         guard.cancel()
-        if not future.cancelled() and future.exception() is not None:
+        exc = None if future.cancelled() else future.exception()
+        if exc is not None:
             log.info("IMAP operation for %r whose caller had left ended with %s",
-                     self.login, describe(future.exception()))
+                     self.login, describe(exc))
+            if not self._closed and not isinstance(exc, MessageUnreadable):
+                self._fail(_reason_of(exc))
         self._lock.release()
 
     def _give_up(self, future: asyncio.Future[Any]) -> None:

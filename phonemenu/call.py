@@ -31,6 +31,7 @@ from .errors import KeyPressed, NoMailbox, NotPlayable
 from .machine import (
     MAIL,
     VOICE,
+    WAITED_CHANGES,
     Act,
     ActFailed,
     End,
@@ -53,8 +54,6 @@ from .scratch import Scratch
 from .services import Services
 
 MENU_WAIT_MS = 2500
-WAITED_CHANGES = ("save", "trash", "marked")
-"""The acts waited for under "one moment please" (:meth:`.CallMailbox.slow`)."""
 
 
 class MenuCall:

@@ -41,6 +41,9 @@ FOLDERS = (VOICE, MAIL)
 CHANGES = ("seen", "save", "trash", "marked")
 """The acts that change the mailbox (or confirm a change), whose failure comes back as
 :class:`ActFailed`."""
+WAITED_CHANGES = ("save", "trash", "marked")
+"""Those the caller waits for (the outcome is said): a key typed meanwhile comes back as
+:class:`TypedDuringChange` (``seen`` is written in the background)."""
 MAX_TIMEOUTS = 3
 """Menus said again this many times with nothing typed, then goodbye."""
 MAX_INVALID = 10
@@ -348,6 +351,9 @@ class Menu:
             if op in _ON_THE_MESSAGE:  # deleted: nothing to repeat, delete, save, answer
                 self.state = State.MESSAGE
                 return [Say("message_menu")]
+            if op is Op.PREVIOUS and self.index <= 0:  # none before: still at the gap
+                self.state = State.MESSAGE
+                return [Say("no_more"), Say("message_menu")]
             if op is not Op.HELP:
                 self.gone = False
             if op is Op.NEXT:  # the message after the deleted one is at its place

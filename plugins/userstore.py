@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -27,17 +26,9 @@ from mailcall.core.host.runtime import Runtime
 from mailcall.core.policy.load import offers
 from mailcall.userstore import commands
 from mailcall.userstore.overlay import StoreOverlay, attach, detach
-from mailcall.userstore.paths import store_path
+from mailcall.userstore.paths import runtime_store_path
 
 log = logging.getLogger("mailcall.userstore")
-
-
-def runtime_store_path(runtime: Any) -> Path:
-    """The store a running mailcall uses: ``user_store`` override, ``$MAILCALL_USER_STORE``,
-    else ``users/store.sqlite`` beside the greetings folder in use (``--greetings-dir``)."""
-    server = dataclasses.replace(runtime.policy.server,
-                                 greetings_dir=str(runtime.setting("greetings_dir")))
-    return store_path(server, runtime.overrides.get("user_store"))
 
 
 class UserStoreService:

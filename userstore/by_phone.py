@@ -12,7 +12,7 @@ silence before the apology.
 
 The file is the one the router reads: the running user-store service's
 (:func:`~mailcall.userstore.overlay.overlay_of`), else the path a running
-mailcall uses (:func:`mailcall.plugins.userstore.runtime_store_path`). After a
+mailcall uses (:func:`mailcall.userstore.paths.runtime_store_path`). After a
 write the router's index is refreshed at once, so the next decision (the next
 call routed, the next PIN typed) obeys it; the user-store service then tells
 the Sieve scripts and the greetings within its interval.
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mailcall.userstore.overlay import overlay_of
+from mailcall.userstore.paths import runtime_store_path
 from mailcall.userstore.service import UserStore
 
 T = TypeVar("T")
@@ -40,8 +41,6 @@ def store_location(runtime: Any) -> Path:
     overlay = overlay_of(runtime)
     if overlay is not None:
         return Path(overlay.location)
-    from mailcall.plugins.userstore import runtime_store_path
-
     return runtime_store_path(runtime)
 
 

@@ -10,8 +10,10 @@ that keep state elsewhere and for tests.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
+from typing import Any
 
 from mailcall.core.policy.model import ServerSettings
 
@@ -28,3 +30,11 @@ def store_path(server: ServerSettings | None = None, given: str | os.PathLike[st
         return Path(os.environ[ENV])
     greetings = Path((server or ServerSettings()).greetings_dir)
     return greetings.parent / FOLDER / FILE_NAME
+
+
+def runtime_store_path(runtime: Any) -> Path:
+    """The store a running mailcall uses: ``user_store`` override, ``$MAILCALL_USER_STORE``,
+    else ``users/store.sqlite`` beside the greetings folder in use (``--greetings-dir``)."""
+    server = dataclasses.replace(runtime.policy.server,
+                                 greetings_dir=str(runtime.setting("greetings_dir")))
+    return store_path(server, runtime.overrides.get("user_store"))

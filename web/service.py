@@ -15,8 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
-from mailcall.plugins.userstore import runtime_store_path
 from mailcall.userstore.errors import StoreError
+from mailcall.userstore.paths import runtime_store_path
 from mailcall.userstore.service import UserStore
 from mailcall.web.app import WebContext, make_app
 from mailcall.web.config import WebSettings

@@ -259,3 +259,33 @@ async def test_an_operation_whose_caller_left_is_still_bounded(phone_mail):
                 os.kill(pid, signal.SIGCONT)
     assert isinstance(exc, MailboxUnavailable), exc
     assert elapsed < APOLOGY, elapsed
+
+
+async def test_an_abandoned_operation_that_failed_on_the_wire_closes_the_session(phone_mail):
+    """The abandoned STORE's thread ends with the socket's own timeout (the server frozen):
+    nothing more may be written on that connection. The next operation is told the mailbox
+    is gone, its command never sent, and within 2 s of the first operation's start (the
+    bound runs from when the thread began, not from when its caller left)."""
+    phone_mail.deliver(plain("Hello", "Hello Alice"))
+    master = int((phone_mail.dovecot.base_dir / "master.pid").read_text())
+    async with phone_mail.store().session(ALICE) as box:
+        message = (await box.unread_mail()).messages[0]
+        events: list[tuple[str, str]] = []
+        _traced(box, "unread_mail", events)
+        frozen = _imap_processes(master)
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            started = time.perf_counter()
+            mark = asyncio.create_task(box.mark_seen(message))
+            await asyncio.sleep(1.0)  # the caller leaves late, near the bound
+            mark.cancel()
+            await asyncio.gather(mark, return_exceptions=True)
+            _elapsed, exc = await _timed(box.unread_mail())
+            since_start = time.perf_counter() - started
+        finally:
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
+    assert isinstance(exc, MailboxUnavailable), exc
+    assert ("start", "unread_mail") not in events, events
+    assert since_start < APOLOGY, since_start

@@ -214,3 +214,17 @@ def test_machine_a_page_asked_by_a_failed_change_is_asked_again():
     assert menu.asked  # the delete's effects asked for the next page
     menu.feed(ActFailed("trash", VOICE, trash.ref))
     assert not menu.asked and menu.waiting is None
+
+
+def test_machine_4_at_the_gap_of_the_first_message_stays_at_the_gap():
+    """The first message deleted, 4 typed during the wait: nothing is before it, so "no
+    more" — and the cursor stays at the gap: a 7 or a 9 after it acts on nothing, never on
+    the next message, which was not announced."""
+    for then in ("7", "9"):
+        menu = listened_to_first()
+        trash = change_of(menu.feed(Key("7")))
+        out = menu.feed(TypedDuringChange(trash.what, trash.folder, trash.ref, "4"))
+        assert Say("no_more") in out and not presented(out), out
+        out = menu.feed(Key(then))
+        assert not any(isinstance(e, Act) for e in out), (then, out)
+        assert presented(menu.feed(Key("6"))) == ["v1"]
