@@ -48,8 +48,9 @@ def notifying_policy(address: str):
         '[profiles.mobile]\ndescription = "staff, told by SMS"\nextends = "staff"\n'
         '[profiles.mobile.features]\nnotify = { voicemail = true, media = ["sms"] }\n\n'
         '[users.alice]', 1).replace(
-        'profile = "staff"\nextensions = ["201"]',
+        'profile = "staff"\nextensions = [\n    "201",\n]',
         'profile = "mobile"\nextensions = ["201"]\nmobile = "+33612345678"', 1)
+    assert 'profile = "mobile"' in text, "the support policy's layout changed: fix the replace"
     text += '\n[channels]\nsms_gateway = "{number}@sms.example.test"\nrelay = "127.0.0.1:2525"\n'
     return compile_text(text, name="<notify-test>")
 
